@@ -1,0 +1,6 @@
+"""Run results and their reports: JSON/CSV, matplotlib figures, one self-contained HTML page."""
+
+from selfgrow.report.html import write_report
+from selfgrow.report.results import Results
+
+__all__ = ["Results", "write_report"]

@@ -1,0 +1,26 @@
+"""Anti-forgetting strategies as hooks (`Retention`), their registry and `build_retention(name, **options)`.
+
+| name | strategy |
+|---|---|
+| ewc | EWC / online EWC (`online=True`): Fisher-weighted pull towards old weights |
+| lwf | Learning without Forgetting: distil the old net's outputs |
+| feature_kd | distil the old net's penultimate features (L2 or cosine) |
+| replay | fixed-budget episodic memory, reservoir or herding selection |
+| joint | all earlier tasks' data replayed (joint-training upper bound) |
+| freeze | freeze every weight (and old slice of a widened weight) of earlier tasks |
+| slow_lr | old weights keep learning with a small lr factor (L2BG) |
+| bias_correction | weight aligning of the class-IL head after each task |
+"""
+
+from selfgrow.retention.base import Batch, Retention
+from selfgrow.retention.bias import WeightAligning
+from selfgrow.retention.distill import FeatureKD, LwF
+from selfgrow.retention.ewc import EWC
+from selfgrow.retention.old_weights import Freeze, SlowLR
+from selfgrow.retention.registry import RETENTION, build_retention, register_retention
+from selfgrow.retention.replay import Joint, Replay
+
+__all__ = [
+    "Batch", "Retention", "RETENTION", "build_retention", "register_retention",
+    "EWC", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning",
+]

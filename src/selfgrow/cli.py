@@ -1,0 +1,104 @@
+"""The `selfgrow` command: run, list, data download, report.
+
+Every user mistake (a `SelfgrowError`) ends with exit code 2 and one sentence on stderr; `--debug`
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfgrow.errors import SelfgrowError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    parser = _top_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    command, rest = argv[0], argv[1:]
+    handlers = {"run": _cmd_run, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report}
+    if command not in handlers:
+        from selfgrow.errors import unknown_name
+
+        print(f"selfgrow: {unknown_name('command', command, handlers)}", file=sys.stderr)
+        return 2
+    try:
+        return handlers[command](rest)
+    except SelfgrowError as err:
+        if debug:
+            raise
+        print(f"selfgrow {command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"selfgrow {command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfgrow",
+        description="Incremental learning with self-growing networks.",
+        epilog="Commands: run (train a learner over a stream), list (datasets, streams, methods, ...), "
+        "data download NAME, report RUN_DIR. Add --debug to see tracebacks.",
+    )
+    return parser
+
+
+def _cmd_run(argv: list[str]) -> int:
+    from selfgrow.config_cli import parse_run_args
+    from selfgrow.experiment import run
+
+    config, options = parse_run_args(argv)
+    run(config, resume_dir=options.resume, force=options.force)
+    return 0
+
+
+def _cmd_list(argv: list[str]) -> int:
+    from selfgrow.listing import SECTIONS, print_listing
+
+    parser = argparse.ArgumentParser(prog="selfgrow list", description="List what selfgrow knows about.")
+    parser.add_argument("what", nargs="?", default="all", choices=["all", *SECTIONS])
+    parser.add_argument("--data-dir", default=None, help="data root (default: $SELFGROW_DATA, else ~/.cache/selfgrow)")
+    args = parser.parse_args(argv)
+    print_listing(args.what, args.data_dir)
+    return 0
+
+
+def _cmd_data(argv: list[str]) -> int:
+    from selfgrow import data
+
+    parser = argparse.ArgumentParser(prog="selfgrow data", description="Manage datasets in the data root.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    dl = sub.add_parser("download", help="fetch official files, verify checksums, convert to the prepared format")
+    dl.add_argument("name")
+    dl.add_argument("--data-dir", default=None)
+    dl.add_argument("--mirror", default=None, help="base URL serving the official file names (default: official)")
+    args = parser.parse_args(argv)
+    path = data.download(args.name, data_dir=args.data_dir, base_url=args.mirror)
+    print(f"{args.name}: ready in {path}")
+    return 0
+
+
+def _cmd_report(argv: list[str]) -> int:
+    from selfgrow.report import Results, write_report
+
+    parser = argparse.ArgumentParser(prog="selfgrow report", description="Re-draw the report of a run folder.")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "results.json").exists():
+        raise SelfgrowError(f"No results.json in {str(args.run_dir)!r}; give a run folder written by `selfgrow run`.")
+    print(write_report(args.run_dir, Results.load(args.run_dir)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

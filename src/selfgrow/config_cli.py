@@ -1,0 +1,92 @@
+"""`selfgrow run` argument parsing: YAML config plus dotted CLI overrides (jsonargparse), clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import fields
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from selfgrow.config import RunConfig, from_dict
+from selfgrow.errors import SelfgrowError, closest
+
+
+def run_parser() -> ArgumentParser:
+    """The parser of `selfgrow run`: every RunConfig field is a flag (`--trainer.epochs 3`)."""
+    parser = ArgumentParser(
+        prog="selfgrow run",
+        exit_on_error=False,
+        description="Train a learner over a stream, growing it as tasks arrive; writes a run folder.",
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the run configuration")
+    parser.add_argument("--resume", default=None, help="continue the run folder RUN_DIR after its last finished task")
+    parser.add_argument("--force", action="store_true", help="with --resume: accept a config that differs")
+    parser.add_class_arguments(RunConfig, None)
+    return parser
+
+
+def parse_run_args(argv: list[str]) -> tuple[RunConfig, argparse.Namespace]:
+    """Parse argv into a validated RunConfig and the run options (resume, force)."""
+    parser = run_parser()
+    try:
+        namespace = parser.parse_args(argv)
+    except argparse.ArgumentError as err:
+        raise SelfgrowError(_one_sentence(str(err))) from None
+    values: dict[str, Any] = namespace.as_dict()
+    options = argparse.Namespace(resume=values.pop("resume"), force=values.pop("force"))
+    values.pop("config", None)
+    values.pop("__path__", None)
+    return from_dict(values), options
+
+
+def _one_sentence(message: str) -> str:
+    """Turn a jsonargparse error into one sentence, suggesting the closest valid key."""
+    flat = " ".join(message.split())
+    group = re.search(r"Group '([\w.]+)' does not accept option '(\w+)'", flat)
+    if group:
+        section, key = group.groups()
+        accepted = _section_fields(section)
+        hint = closest(key, accepted)
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        return f"Unknown config key '{section}.{key}'; accepted: {', '.join(accepted)}.{suggestion}"
+    unknown = re.search(r"[Uu]nrecognized arguments: (\S+)", flat)
+    if unknown:
+        flag = unknown.group(1)
+        accepted = _all_flags()
+        hint = closest(flag, accepted)
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        return f"Unknown option {flag!r}; see `selfgrow run --help` for the accepted ones.{suggestion}"
+    typed = re.search(r'Parser key "([\w.]+)": (.*)', flat)
+    if typed:
+        key, detail = typed.groups()
+        return f"Bad value for {key!r}: {detail.strip().rstrip('.')}."
+    return flat.rstrip(".") + "."
+
+
+def _section_fields(section: str) -> list[str]:
+    cls: Any = RunConfig
+    for part in section.split("."):
+        cls = {f.name: f.type for f in fields(cls)}.get(part)
+        cls = _DATACLASSES.get(cls if isinstance(cls, str) else getattr(cls, "__name__", ""), None)
+        if cls is None:
+            return []
+    return sorted(f.name for f in fields(cls))
+
+
+def _all_flags() -> list[str]:
+    flags = []
+    for f in fields(RunConfig):
+        sub = _DATACLASSES.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+        flags += [f"--{f.name}.{g.name}" for g in fields(sub)] if sub else [f"--{f.name}"]
+    return flags
+
+
+def _dataclasses() -> dict[str, type]:
+    from selfgrow import config
+
+    return {name: getattr(config, name) for name in ("StreamConfig", "NetConfig", "GrowthConfig", "TrainerConfig")}
+
+
+_DATACLASSES = _dataclasses()

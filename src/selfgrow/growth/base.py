@@ -1,0 +1,113 @@
+"""`GrowthPlan` (a grower's decision for one task, as data) and the `Grower` base class with its registry."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from selfgrow.errors import SelfgrowError, unknown_name
+
+if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
+    from selfgrow.nets.ops import Growth
+    from selfgrow.streams.task import Task
+
+
+@dataclass
+class GrowthPlan:
+    """Operator calls to apply before a task, with the reasons, the candidates weighed and the one chosen.
+
+    `ops` are `{"op": name, "kwargs": {...}}` naming functions of `selfgrow.nets.ops`; an empty list
+    means "keep the architecture". Everything is plain data so the plan can be logged and replayed.
+    """
+
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, Any] = field(default_factory=dict)
+    candidates: list[Any] = field(default_factory=list)
+    chosen: int | None = None
+
+    def apply(self, net: torch.nn.Module) -> tuple[torch.nn.Module, list["Growth"]]:
+        """Run the operators in order; returns the grown net and each operator's `Growth` (input net untouched)."""
+        growths = []
+        for call in self.ops:
+            growth = operator(call.get("op", ""))(net, **call.get("kwargs", {}))
+            growths.append(growth)
+            net = growth.net
+        return net, growths
+
+    def explain(self) -> dict[str, Any]:
+        """JSON-ready description: the operator calls, the reasons, the candidates and the choice."""
+        return {
+            "ops": copy.deepcopy(self.ops),
+            "reasons": copy.deepcopy(self.reasons),
+            "candidates": copy.deepcopy(self.candidates),
+            "chosen": self.chosen,
+        }
+
+
+def operators() -> dict[str, Callable[..., "Growth"]]:
+    """The growth operators of `selfgrow.nets.ops`: its public functions of the form `op(net, ...)`."""
+    from selfgrow.nets import ops
+
+    found = {}
+    for name in ops.__all__:
+        fn = getattr(ops, name)
+        if inspect.isfunction(fn) and next(iter(inspect.signature(fn).parameters), None) == "net":
+            found[name] = fn
+    return found
+
+
+def operator(name: str) -> Callable[..., "Growth"]:
+    """The growth operator called `name`; unknown names raise the usual did-you-mean error."""
+    available = operators()
+    if name not in available:
+        raise unknown_name("growth operator", name, available)
+    return available[name]
+
+
+class Grower:
+    """Decides how the network grows before each task; subclasses implement `plan`."""
+
+    name = "grower"
+
+    def plan(self, learner: Any, task: "Task") -> GrowthPlan:
+        """The growth to apply before training on `task` (the learner gives the net and what was seen)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (and tensors) needed to resume decisions after a restart."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+GROWERS: dict[str, type[Grower]] = {}
+
+
+def register_grower(name: str) -> Callable[[type[Grower]], type[Grower]]:
+    """Class decorator adding a grower to `GROWERS` under `name`."""
+
+    def add(cls: type[Grower]) -> type[Grower]:
+        cls.name = name
+        GROWERS[name] = cls
+        return cls
+
+    return add
+
+
+def build_grower(name: str, **options: Any) -> Grower:
+    """A grower by registry name with its options; unknown names or options raise a clear error."""
+    if name not in GROWERS:
+        raise unknown_name("grower", name, GROWERS)
+    cls = GROWERS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for option in options:
+        if option not in accepted:
+            hint = f"accepted: {', '.join(accepted)}" if accepted else "it takes no options"
+            raise SelfgrowError(f"Unknown option {option!r} for grower {name!r}; {hint}.")
+    return cls(**options)

@@ -1,0 +1,107 @@
+"""Baseline methods as named config fragments (`method: ewc` in a config or `--method ewc`).
+
+A fragment uses the run config's own sections: `mode` ("shared" or "independent": a fresh net per
+task), `net` (`preset` / `options` / `spec`; a `spec` here omits `input_shape` and `head`, which come
+from the stream), `growth` (`name`, `options`), `retention` (a list of `{name, options}`) and
+`trainer` overrides. Sections a fragment leaves out keep the config's values; keys the user sets
+explicitly are meant to win over the fragment.
+
+Budgets and strengths are the common choices for small streams (a 500-sample memory, EWC lambda
+100, LwF T = 2); change them through the config like any option.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from selfgrow.errors import unknown_name
+
+MEMORY = 500  # replay budget in samples shared by the rehearsal baselines
+
+
+@dataclass(frozen=True)
+class Method:
+    """A baseline: a one-line description (for `selfgrow list`) and its config fragment."""
+
+    description: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _fixed(retention: list[dict[str, Any]], **sections: Any) -> dict[str, Any]:
+    """A fragment with a non-growing backbone, shared net and the given retention list."""
+    return {"mode": "shared", "growth": {"name": "fixed", "options": {}}, "retention": retention, **sections}
+
+
+def _replay(selection: str, balance: str) -> dict[str, Any]:
+    return {"name": "replay", "options": {"budget": MEMORY, "selection": selection, "balance": balance}}
+
+
+_LWF = {"name": "lwf", "options": {"alpha": 1.0, "temperature": 2.0}}
+
+METHODS: dict[str, Method] = {
+    "finetune": Method("fine-tune the configured net task after task, no retention (the lower bound)", _fixed([])),
+    "independent": Method(
+        "a fresh net per task, trained on that task alone (task id used as an oracle)",
+        {**_fixed([]), "mode": "independent"},
+    ),
+    "joint": Method(
+        "train on the union of all tasks seen so far (the upper bound; replays every earlier sample)",
+        _fixed([{"name": "joint", "options": {}}]),
+    ),
+    "fixed-small": Method(
+        "fine-tune a fixed small MLP (one hidden layer of 64), no growth, no retention",
+        _fixed([], net={"preset": "mlp-small", "options": {}}),
+    ),
+    "fixed-large": Method(
+        "fine-tune a fixed large MLP (two hidden layers of 1000), no growth, no retention",
+        _fixed([], net={"preset": "mlp-pmnist", "options": {}}),
+    ),
+    "ewc": Method(
+        "elastic weight consolidation (Kirkpatrick et al. 2017), a Fisher penalty per old task",
+        _fixed([{"name": "ewc", "options": {"lam": 100.0}}]),
+    ),
+    "online-ewc": Method(
+        "online EWC (Schwarz et al. 2018), one running Fisher with decay 0.9",
+        _fixed([{"name": "ewc", "options": {"lam": 100.0, "online": True, "gamma": 0.9}}]),
+    ),
+    "lwf": Method("Learning without Forgetting (Li & Hoiem 2016), distillation of old outputs at T=2", _fixed([_LWF])),
+    "er": Method(
+        f"experience replay of a {MEMORY}-sample reservoir memory (Chaudhry et al. 2019)",
+        _fixed([_replay("reservoir", "none")]),
+    ),
+    "icarl": Method(
+        f"iCaRL-like: {MEMORY}-sample herding memory per class + LwF distillation (no nearest-mean classifier)",
+        _fixed([_replay("herding", "class"), _LWF]),
+    ),
+    "icarl-wa": Method(
+        "iCaRL-like rehearsal + distillation with weight aligning of the class-IL head (Zhao et al. 2020)",
+        _fixed([_replay("herding", "class"), _LWF, {"name": "bias_correction", "options": {}}]),
+    ),
+    "pnn": Method(
+        "Progressive Neural Networks (Rusu et al. 2016): a frozen MLP column per task, lateral links (task-IL)",
+        _fixed([], net={"spec": {"kind": "pnn", "hidden": [64, 64]}}),
+    ),
+    "expandable-rep": Method(
+        "expandable representation (simple DER, Yan et al. 2021): a new extractor per task, one head (class-IL)",
+        _fixed([], net={"spec": {"kind": "expandable", "extractor": {"kind": "mlp", "hidden": [64]}}}),
+    ),
+}
+
+
+def method_names() -> list[str]:
+    """The names accepted by `resolve_method`, in the order of `METHODS`."""
+    return list(METHODS)
+
+
+def describe_methods() -> dict[str, str]:
+    """Name -> one-line description (for `selfgrow list`)."""
+    return {name: m.description for name, m in METHODS.items()}
+
+
+def resolve_method(name: str) -> dict[str, Any]:
+    """A fresh copy of the config fragment of method `name` (unknown names raise `SelfgrowError`)."""
+    if name not in METHODS:
+        raise unknown_name("method", name, METHODS)
+    return copy.deepcopy(METHODS[name].config)

@@ -1,0 +1,78 @@
+"""Cost accounting: parameters, FLOPs (FlopCounterMode: 1 multiply-add = 2 FLOPs), bytes.
+
+FLOP counts come from `torch.utils.flop_counter.FlopCounterMode`, which counts matmuls and
+convolutions (and their backward passes) at 2 FLOPs per multiply-accumulate; element-wise ops
+(ReLU, BatchNorm, pooling, additions) are not counted. Counts depend only on the spec (and the
+task, for nets whose path depends on it), so they are cached per (spec, task).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from selfgrow.nets.base import GrowableNet, build
+
+_FLOP_CACHE: dict[tuple[str, str, int | None], int] = {}
+
+
+def count_params(net: GrowableNet, task: int | None = None) -> int:
+    """Number of parameters; with `task`, only those one task's forward pass uses (its head
+    and, for modular nets, its path)."""
+    names = net.task_parameter_names(task)
+    return sum(p.numel() for n, p in net.named_parameters() if n in names)
+
+
+def nbytes(net: GrowableNet) -> int:
+    """Bytes held by the weights and buffers (BatchNorm statistics included)."""
+    return sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
+
+
+def inference_flops(net: GrowableNet, task: int | None = None) -> int:
+    """FLOPs (2 per multiply-add) of one forward pass of one input; `task` picks the head
+    (required for multi-head nets, defaults to the last task)."""
+    return _cached(net, task, "inference", _inference)
+
+
+def training_flops_per_sample(net: GrowableNet, task: int | None = None) -> int:
+    """FLOPs (2 per multiply-add) of forward + backward for one training sample, measured on a
+    backward pass with every parameter trainable (frozen weights would save part of it)."""
+    return _cached(net, task, "training", _training)
+
+
+def _cached(net: GrowableNet, task, what: str, count) -> int:
+    task = default_task(net, task)
+    key = (json.dumps(net.spec, sort_keys=True), what, task)
+    if key not in _FLOP_CACHE:
+        # A fresh copy (the real net's BN statistics stay untouched), built and probed under a
+        # forked RNG so that cache hits and misses leave the global random stream identical.
+        with torch.random.fork_rng(devices=[]):
+            _FLOP_CACHE[key] = int(count(build(net.spec), task))
+    return _FLOP_CACHE[key]
+
+
+def default_task(net: GrowableNet, task: int | None) -> int | None:
+    """The task whose head a FLOP count uses: the given one, else the last head of a multi head."""
+    head = net.spec["head"]
+    if task is None and head["kind"] == "multi":
+        return len(head["classes"]) - 1
+    return task
+
+
+def _inference(net: GrowableNet, task) -> int:
+    net.eval()
+    x = torch.zeros(1, *net.input_shape)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x, task)
+    return counter.get_total_flops()
+
+
+def _training(net: GrowableNet, task) -> int:
+    """Batch of 2 (train-mode BatchNorm needs more than one value per channel), halved."""
+    net.train()
+    x = torch.rand(2, *net.input_shape)
+    with FlopCounterMode(display=False) as counter:
+        net(x, task).sum().backward()
+    return counter.get_total_flops() // 2

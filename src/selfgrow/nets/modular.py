@@ -1,0 +1,177 @@
+"""Modular network of MNTDP (Veniat et al., thesis ch. 5.5): a library of modules per depth,
+one path (a module per depth) and one head per task.
+
+Spec: `{"kind": "modular", "input_shape": [C, H, W], "modules": [template per depth],
+"library": [modules at each depth], "paths": [[module index per depth] per task],
+"head": {"kind": "multi", "classes": [...]}}`. Templates: `{"type": "stem", "width": w,
+"kernel": 3, "stride": 1}` (conv + BN + ReLU), `{"type": "blocks", "width": w, "blocks": n,
+"stride": s}` (BasicBlocks; projection shortcut on the first block when the stride or width
+changes), `{"type": "linear", "width": w}` (Linear + ReLU; the input is flattened first).
+Conv features are globally average-pooled before the head. Defaults: one module per depth,
+every task on path [0, 0, ...].
+
+Modules used by any task except the last are **frozen**: `frozen_parameter_names()` lists
+their parameters (and the older heads) for the trainer, and `train()` keeps them in eval
+mode so their BatchNorm statistics never move (MNTDP does not forget by construction).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.nets.base import GrowableNet, register_net
+from selfgrow.nets.groups import GrowthPoint
+from selfgrow.nets.heads import build_head
+from selfgrow.nets.resnet import BasicBlock, Stage, conv_bn
+
+MODULE_TYPES = ("stem", "blocks", "linear")
+
+
+class Stem(nn.Module):
+    """conv + BN + ReLU (named `conv_bn`)."""
+
+    def __init__(self, c_in: int, width: int, kernel: int, stride: int):
+        super().__init__()
+        self.conv_bn = conv_bn(c_in, width, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv_bn(x))
+
+
+class LinearReLU(nn.Module):
+    """Flatten + Linear + ReLU."""
+
+    def __init__(self, c_in: int, width: int):
+        super().__init__()
+        self.linear = nn.Linear(c_in, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(x.flatten(1)))
+
+
+def _template(t, d: int) -> dict:
+    """Validate the module template of depth d and fill its defaults."""
+    if not isinstance(t, dict) or t.get("type") not in MODULE_TYPES:
+        raise SelfgrowError(f"modular module {d} must be a dict with type in {MODULE_TYPES}; got {t!r}.")
+    defaults = {"stem": {"kernel": 3, "stride": 1}, "blocks": {"blocks": 1, "stride": 1}, "linear": {}}
+    t = {**defaults[t["type"]], **t}
+    for key, value in t.items():
+        if key != "type" and (not isinstance(value, int) or value < 1):
+            raise SelfgrowError(f"modular module {d} {key!r} must be a positive int; got {value!r}.")
+    return t
+
+
+@register_net("modular")
+class ModularNet(GrowableNet):
+    """Library of modules per depth; `forward(x, task)` runs task's path and head."""
+
+    @classmethod
+    def normalize_spec(cls, spec: dict) -> dict:
+        templates = spec.get("modules")
+        if not isinstance(templates, list) or not templates:
+            raise SelfgrowError(f"modular 'modules' must be a non-empty list of templates; got {templates!r}.")
+        spec["modules"] = [_template(t, d) for d, t in enumerate(templates)]
+        types = [t["type"] for t in spec["modules"]]
+        if "linear" in types and any(t != "linear" for t in types[types.index("linear"):]):
+            raise SelfgrowError(f"modular conv modules cannot follow linear ones; got types {types}.")
+        if "stem" in types[1:]:
+            raise SelfgrowError(f"a modular 'stem' module can only be the first; got types {types}.")
+        if spec["head"]["kind"] != "multi":
+            raise SelfgrowError("A modular net needs a 'multi' head (one per task path).")
+        depth, n_tasks = len(templates), len(spec["head"]["classes"])
+        spec.setdefault("library", [1] * depth)
+        spec.setdefault("paths", [[0] * depth for _ in range(n_tasks)])
+        library, paths = spec["library"], spec["paths"]
+        if not isinstance(library, list) or len(library) != depth or not all(
+            isinstance(n, int) and n >= 1 for n in library
+        ):
+            raise SelfgrowError(f"modular 'library' must list {depth} positive module counts; got {library!r}.")
+        if len(paths) != n_tasks:
+            raise SelfgrowError(
+                f"modular net has {n_tasks} heads but {len(paths)} paths; they must match "
+                "(add tasks with ops.add_task_path or ops.branch, not ops.add_head)."
+            )
+        for t, path in enumerate(paths):
+            check_path(path, library, f"path of task {t}")
+        return spec
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        c_in = spec["input_shape"][0]
+        flat = math.prod(spec["input_shape"])
+        depths = []
+        for template, count in zip(spec["modules"], spec["library"]):
+            depths.append(nn.ModuleList(self._module(template, c_in, flat) for _ in range(count)))
+            c_in = flat = template["width"]
+        self.library = nn.ModuleList(depths)
+        self.feature_dim = c_in
+        self.head = build_head(spec["head"], self.feature_dim)
+
+    @staticmethod
+    def _module(t: dict, c_in: int, flat: int) -> nn.Module:
+        if t["type"] == "stem":
+            return Stem(c_in, t["width"], t["kernel"], t["stride"])
+        if t["type"] == "linear":
+            return LinearReLU(flat, t["width"])
+        blocks = [BasicBlock(c_in if b == 0 else t["width"], t["width"], t["width"],
+                             t["stride"] if b == 0 else 1,
+                             b == 0 and (t["stride"] != 1 or c_in != t["width"]), nn.Identity())
+                  for b in range(t["blocks"])]
+        return Stage(blocks)
+
+    def path(self, task: int | None) -> list[int]:
+        """The module index per depth of `task` (an int in 0..tasks-1)."""
+        paths = self.spec["paths"]
+        if task is None or not 0 <= int(task) < len(paths):
+            raise SelfgrowError(f"A modular net needs a task id in 0..{len(paths) - 1}; got {task!r}.")
+        return paths[int(task)]
+
+    def features(self, x: torch.Tensor, task: int | None = None) -> torch.Tensor:
+        h = x
+        for depth, m in zip(self.library, self.path(task)):
+            h = depth[m](h)
+        return h.mean(dim=(2, 3)) if h.dim() == 4 else h
+
+    def frozen_modules(self) -> set[tuple[int, int]]:
+        """(depth, index) of every module used by a task other than the last one."""
+        return {(d, m) for path in self.spec["paths"][:-1] for d, m in enumerate(path)}
+
+    def frozen_parameter_names(self) -> set[str]:
+        """Parameters MNTDP never updates again: frozen modules and the older tasks' heads."""
+        prefixes = [f"library.{d}.{m}." for d, m in self.frozen_modules()]
+        prefixes += [f"head.heads.{t}." for t in range(len(self.spec["paths"]) - 1)]
+        return {n for n, _ in self.named_parameters() if n.startswith(tuple(prefixes))}
+
+    def train(self, mode: bool = True) -> ModularNet:
+        """Train mode for everything except frozen modules, whose BN statistics stay fixed."""
+        super().train(mode)
+        if mode:
+            for d, m in self.frozen_modules():
+                self.library[d][m].eval()
+        return self
+
+    def task_parameter_names(self, task: int | None) -> set[str]:
+        if task is None:
+            return super().task_parameter_names(None)
+        prefixes = tuple(f"library.{d}.{m}." for d, m in enumerate(self.path(task)))
+        prefixes += (f"head.heads.{int(task)}.",)
+        return {n for n, _ in self.named_parameters() if n.startswith(prefixes)}
+
+    def growth_points(self) -> list[GrowthPoint]:
+        return [GrowthPoint("module", f"depth.{d}", n, {"template": t})
+                for d, (t, n) in enumerate(zip(self.spec["modules"], self.spec["library"]))]
+
+
+def check_path(path, library: list[int], what: str) -> list[int]:
+    """Validate a path (one existing module index per depth)."""
+    if not isinstance(path, list) or len(path) != len(library) or not all(
+        isinstance(m, int) and 0 <= m < n for m, n in zip(path, library)
+    ):
+        raise SelfgrowError(
+            f"{what} must list one module index per depth within the library sizes {library}; got {path!r}."
+        )
+    return path

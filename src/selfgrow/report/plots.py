@@ -1,0 +1,85 @@
+"""Matplotlib figures of one run: accuracy matrix, accuracy and cost over tasks, growth timeline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from selfgrow.report.results import Results  # noqa: E402
+
+
+def accuracy_heatmap(results: Results, path: Path) -> Path:
+    """Heatmap of R[i][j] (rows: after training task i; columns: evaluated on task j)."""
+    R = results.matrix()
+    n = len(R)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * n, 1.0 + 0.5 * n))
+    masked = [[v if not math.isnan(v) else float("nan") for v in row] for row in R]
+    im = ax.imshow(masked, vmin=0.0, vmax=1.0, cmap="viridis")
+    for i in range(n):
+        for j in range(n):
+            if not math.isnan(R[i][j]):
+                ax.text(j, i, f"{R[i][j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if R[i][j] < 0.6 else "black")
+    ax.set_xlabel("evaluated on task j")
+    ax.set_ylabel("after training task i")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title("accuracy matrix")
+    return _save(fig, path)
+
+
+def accuracy_and_cost(results: Results, path: Path) -> Path:
+    """Mean accuracy over seen tasks, parameters and inference FLOPs after each task."""
+    steps = list(range(results.n_done))
+    mean_acc = [sum(r) / len(r) for r in results.accuracy]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax1.plot(steps, mean_acc, marker="o", label="mean over seen tasks")
+    for j in steps:
+        ax1.plot(steps[j:], [results.accuracy[i][j] for i in steps[j:]], alpha=0.35, lw=1)
+    ax1.set_ylim(0, 1.02)
+    ax1.set_xlabel("after task")
+    ax1.set_ylabel("test accuracy")
+    ax1.legend(loc="lower left", fontsize=8)
+    ax2.plot(steps, [c.get("params", 0) for c in results.costs], marker="o", color="tab:orange", label="params")
+    ax2.set_xlabel("after task")
+    ax2.set_ylabel("parameters", color="tab:orange")
+    twin = ax2.twinx()
+    twin.plot(steps, [c.get("inference_flops", 0) for c in results.costs], marker="s", color="tab:green")
+    twin.set_ylabel("inference FLOPs / input", color="tab:green")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def growth_timeline(results: Results, path: Path) -> Path:
+    """Parameters after each task, annotated with the growth operators applied before it."""
+    steps = list(range(results.n_done))
+    params = [c.get("params", 0) for c in results.costs]
+    fig, ax = plt.subplots(figsize=(9, 3.0))
+    ax.step(steps, params, where="post", color="tab:purple")
+    ax.scatter(steps, params, color="tab:purple", zorder=3)
+    for i, plan in enumerate(results.growth):
+        ops = [op.get("op", "?") for op in plan.get("ops", [])]
+        if ops:
+            ax.annotate("\n".join(ops[:3]) + ("\n…" if len(ops) > 3 else ""), (i, params[i]),
+                        textcoords="offset points", xytext=(4, 6), fontsize=7)
+    ax.set_xlabel("task")
+    ax.set_ylabel("parameters")
+    ax.set_title("growth timeline")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: "plt.Figure", path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path

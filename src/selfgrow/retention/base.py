@@ -1,0 +1,65 @@
+"""The retention protocol: anti-forgetting strategies as hooks the trainer and learner call.
+
+A strategy may add a loss term (`penalty`), provide replay samples (`replay`), scale or freeze
+the learning rate of parameters (`param_lr_scale`), and update its state around each task.
+Every hook has a neutral default so a strategy only overrides what it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
+    from selfgrow.nets.ops import Growth
+    from selfgrow.streams.task import Task
+
+
+@dataclass
+class Batch:
+    """A training batch. `x` is normalised and augmented when given to `penalty`; replay returns raw [0, 1] images."""
+
+    x: torch.Tensor
+    y: torch.Tensor  # local labels within each sample's task
+    task: torch.Tensor  # task index of each sample
+    y_global: torch.Tensor  # stream-wide class ids
+
+
+class Retention:
+    """Base class of anti-forgetting strategies; subclasses override the hooks they need."""
+
+    name = "retention"
+
+    def before_task(self, learner: Any, task: "Task") -> None:
+        """Called after growth and before training on `task`."""
+
+    def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
+        """An extra loss term for the current batch of new-task data (None adds nothing)."""
+        return None
+
+    def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
+        """Raw samples of earlier tasks to mix into the batch (None when there is no memory)."""
+        return None
+
+    def param_lr_scale(self, net: torch.nn.Module) -> dict[str, float]:
+        """Learning-rate factor per parameter name; 0 freezes, missing names keep factor 1."""
+        return {}
+
+    def after_task(self, learner: Any, task: "Task") -> None:
+        """Called after training on `task` (compute importances, fill memory, correct bias)."""
+
+    def on_growth(self, growth: "Growth") -> None:
+        """Carry per-parameter state over to the grown network (`growth.param_map`)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain data needed to resume; tensors are saved without pickle."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the strategy beyond the network (replay memory, importances, old nets)."""
+        return 0

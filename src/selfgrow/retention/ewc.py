@@ -1,0 +1,94 @@
+"""Elastic weight consolidation: a quadratic pull of important weights towards their values after old tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from selfgrow.retention.base import Batch, Retention
+from selfgrow.retention.fisher import diagonal_fisher
+from selfgrow.retention.registry import register_retention
+from selfgrow.retention.scenario import model_input, net_device, task_targets
+from selfgrow.retention.tensors import flatten_state, remap, tensor_bytes, unflatten_state
+
+Anchor = dict[str, dict[str, torch.Tensor]]  # {"fisher": {param: F}, "star": {param: theta*}}
+
+
+@register_retention("ewc")
+class EWC(Retention):
+    """EWC (Kirkpatrick et al. 2017): penalty lam/2 * sum_i F_i (theta_i - theta*_i)^2 per old task.
+
+    `online=True` is online EWC (Schwarz et al. 2018, "Progress & Compress"): one running Fisher
+    F <- gamma * F + F_t and theta* <- theta after the latest task, so memory does not grow with tasks.
+    The Fisher diagonal is computed after each task on its training data (un-augmented, normalised) from
+    per-sample gradients (`selfgrow.retention.fisher`); by default labels are sampled from the model
+    (true Fisher, as in the paper), `empirical=True` uses the true labels instead. `fisher_samples` caps
+    the number of training samples used (a random subset) to bound the cost. After growth, F and theta*
+    are carried to the grown net through the growth's `param_map`; new weights get importance 0.
+    """
+
+    def __init__(
+        self,
+        lam: float = 100.0,
+        online: bool = False,
+        gamma: float = 1.0,
+        empirical: bool = False,
+        fisher_samples: int | None = None,
+        batch_size: int = 128,
+        seed: int = 0,
+    ) -> None:
+        self.lam, self.online, self.gamma, self.empirical = float(lam), bool(online), float(gamma), bool(empirical)
+        self.fisher_samples, self.batch_size = fisher_samples, int(batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.anchors: list[Anchor] = []
+
+    def after_task(self, learner: Any, task) -> None:
+        """Estimate the Fisher diagonal on the task's training data and store the anchor weights."""
+        net = learner.net
+        device = net_device(net)
+        x, y_local = task.x_train, task.y_train
+        if self.fisher_samples is not None and self.fisher_samples < x.shape[0]:
+            keep = torch.randperm(x.shape[0], generator=self.generator)[: self.fisher_samples]
+            x, y_local = x[keep], y_local[keep]
+        y = task_targets(y_local, task.global_labels(y_local), learner.scenario).to(device)
+        x = model_input(x.to(device), task)
+        fisher = diagonal_fisher(
+            net, x, y, task.index, learner.scenario,
+            empirical=self.empirical, batch_size=self.batch_size, generator=self.generator,
+        )
+        star = {n: p.detach().clone() for n, p in net.named_parameters() if n in fisher}
+        if self.online and self.anchors:
+            old = self.anchors[0]["fisher"]
+            fisher = {n: f + self.gamma * old[n] if n in old else f for n, f in fisher.items()}
+            self.anchors = []
+        self.anchors.append({"fisher": fisher, "star": star})
+
+    def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
+        """lam/2 * sum over anchors and parameters of F * (theta - theta*)^2."""
+        if not self.anchors:
+            return None
+        params = dict(net.named_parameters())
+        total = logits.new_zeros(())
+        for anchor in self.anchors:
+            for name, f in anchor["fisher"].items():
+                total = total + (f * (params[name] - anchor["star"][name]).pow(2)).sum()
+        return 0.5 * self.lam * total
+
+    def on_growth(self, growth) -> None:
+        """Carry F and theta* to the grown net (new weights: importance 0)."""
+        self.anchors = [{k: remap(v, growth) for k, v in a.items()} for a in self.anchors]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = flatten_state({str(i): a for i, a in enumerate(self.anchors)})
+        state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.generator.set_state(state.pop("generator"))
+        nested = unflatten_state(state)
+        self.anchors = [nested[k] for k in sorted(nested, key=int)]
+
+    def memory_bytes(self) -> int:
+        return sum(tensor_bytes(d) for a in self.anchors for d in a.values())

@@ -1,0 +1,123 @@
+"""Freezing or slowing the weights learned on earlier tasks, exact down to slices of widened tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.retention.base import Retention
+from selfgrow.retention.registry import register_retention
+from selfgrow.retention.tensors import remap
+
+
+class _OldWeightsFactor(Retention):
+    """Scales the learning of entries that existed before the current task by `factor`.
+
+    Which entries are old is tracked as a 0/1 mask per parameter: all ones after a task, carried
+    through growth with the growth's `param_map` (entries a growth operator adds are new, mask 0).
+    Entirely old tensors get the factor through `param_lr_scale`; partially old ones (widened) get a
+    gradient hook multiplying the old entries' gradient by the factor. For SGD the hook equals an lr
+    factor; for Adam-like optimisers, which are invariant to gradient scale, a factor in (0, 1) does
+    not slow those entries (a factor of 0 still stops them).
+    """
+
+    def __init__(self, factor: float) -> None:
+        self.factor = float(factor)
+        self.masks: dict[str, torch.Tensor] = {}
+        self._handles: list[Any] = []
+
+    def after_task(self, learner: Any, task) -> None:
+        self._release()
+        self.masks = {n: torch.ones_like(p, dtype=torch.float32) for n, p in learner.net.named_parameters()}
+
+    def on_growth(self, growth) -> None:
+        self.masks = remap(self.masks, growth)
+
+    def before_task(self, learner: Any, task) -> None:
+        self._release()
+        for name, p in learner.net.named_parameters():
+            if self._partially_old(name):
+                keep = (1 - self.masks[name] * (1 - self.factor)).to(p.device)
+                self._handles.append(p.register_hook(lambda g, keep=keep: g * keep))
+
+    def param_lr_scale(self, net: torch.nn.Module) -> dict[str, float]:
+        return {n: self.factor for n in self.masks if self._fully_old(n)}
+
+    def _fully_old(self, name: str) -> bool:
+        return name in self.masks and bool(self.masks[name].all())
+
+    def _partially_old(self, name: str) -> bool:
+        mask = self.masks.get(name)
+        return mask is not None and bool(mask.any()) and not bool(mask.all())
+
+    def _release(self) -> None:
+        """Remove the hooks installed for the previous task."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {f"mask/{n}": m for n, m in self.masks.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.masks = {k[len("mask/"):]: v for k, v in state.items() if k.startswith("mask/")}
+
+    def memory_bytes(self) -> int:
+        return sum(m.numel() * m.element_size() for m in self.masks.values())
+
+
+@register_retention("freeze")
+class Freeze(_OldWeightsFactor):
+    """Freeze every weight (and slice of a widened weight) learned on earlier tasks.
+
+    Entirely old tensors get learning-rate factor 0; old slices of widened tensors get a zero
+    gradient and, so that weight decay or momentum carried across tasks cannot move them either,
+    are copied back to their saved values before every forward pass. Modules whose parameters are
+    all old run in eval mode, so BatchNorm running statistics of frozen layers stay as they were
+    (a widened BatchNorm layer still updates the statistics of its old channels). With growth that
+    only adds heads or columns this gives exactly zero forgetting in task-IL.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(factor=0.0)
+
+    def before_task(self, learner: Any, task) -> None:
+        super().before_task(learner, task)
+        net = learner.net
+        saved = {}
+        for name, p in net.named_parameters():
+            if self._partially_old(name):
+                old = self.masks[name].to(p.device).bool()
+                saved[name] = (old, p.detach()[old].clone())
+        if saved:
+            self._handles.append(net.register_forward_pre_hook(lambda module, args: _restore(module, saved)))
+        for prefix, module in net.named_modules():
+            own = [f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False)]
+            has_buffers = any(True for _ in module.buffers(recurse=False))
+            if own and has_buffers and all(self._fully_old(n) for n in own):
+                self._handles.append(module.register_forward_pre_hook(_eval_mode))
+
+@register_retention("slow_lr")
+class SlowLR(_OldWeightsFactor):
+    """Learn-to-Bind-and-Grow's slow-lr retention: old weights keep learning with a small factor (new: 1)."""
+
+    def __init__(self, factor: float = 0.1) -> None:
+        if not 0 <= factor <= 1:
+            raise SelfgrowError(f"slow_lr factor must be in [0, 1], got {factor!r}.")
+        super().__init__(factor=factor)
+
+
+def _restore(net: torch.nn.Module, saved: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Copy the saved old entries back into `net`'s parameters."""
+    params = dict(net.named_parameters())
+    with torch.no_grad():
+        for name, (old, values) in saved.items():
+            params[name][old] = values
+
+
+def _eval_mode(module: torch.nn.Module, args: Any) -> None:
+    """Forward pre-hook running a frozen module with its stored statistics."""
+    module.training = False
+

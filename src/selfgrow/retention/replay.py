@@ -1,0 +1,172 @@
+"""Episodic memory replay with a fixed sample budget (ER / iCaRL rehearsal), and the joint-training upper bound."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.retention.base import Batch, Retention
+from selfgrow.retention.registry import register_retention
+from selfgrow.retention.scenario import model_input, net_device
+from selfgrow.retention.selection import equal_quotas, group_ranks, herding_order, reservoir_keys
+from selfgrow.retention.tensors import tensor_bytes
+
+SELECTIONS = ("reservoir", "herding")
+BALANCES = ("class", "task", "none")
+DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
+FIELDS = ("x", "y", "task", "y_global", "priority")
+
+
+@register_retention("replay")
+class Replay(Retention):
+    """A memory of at most `budget` raw training samples of earlier tasks, replayed in every batch.
+
+    After each task the memory takes that task's training samples, ranked by `selection`, and keeps
+    the best ranked of each group within an equal share of the budget: `balance="class"` (a class of
+    a task is a group, as iCaRL), `"task"` or `"none"` (one group: with reservoir keys this is exactly
+    a uniform sample of everything seen, what reservoir sampling keeps, as in ER of Chaudhry et al. 2019).
+    `selection="herding"` ranks by iCaRL herding on the net's L2-normalised features (computed after
+    training on the task, inputs normalised, no augmentation); old classes keep their first-ranked
+    samples when shares shrink, as iCaRL's exemplar reduction. Images are stored as uint8 by default
+    (exact for streams built from 8-bit images; rotated streams lose < 1/255) or float32.
+    `replay` returns a uniform random batch (with replacement) of `replay_batch_size` samples, or of
+    the trainer's batch size when unset, as raw [0, 1] images on the CPU.
+    """
+
+    def __init__(
+        self,
+        budget: int | None = 200,
+        selection: str = "reservoir",
+        balance: str = "class",
+        dtype: str = "uint8",
+        replay_batch_size: int | None = None,
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        if budget is not None and int(budget) < 0:
+            raise SelfgrowError(f"Replay budget must be a number of samples >= 0, got {budget!r}.")
+        for value, accepted, what in ((selection, SELECTIONS, "selection"), (balance, BALANCES, "balance"),
+                                      (dtype, tuple(DTYPES), "dtype")):
+            if value not in accepted:
+                raise SelfgrowError(f"Unknown replay {what} {value!r}; accepted: {', '.join(accepted)}.")
+        self.budget = None if budget is None else int(budget)
+        self.selection, self.balance, self.dtype = selection, balance, dtype
+        self.replay_batch_size, self.batch_size = replay_batch_size, int(batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.memory = {
+            "x": torch.empty(0, dtype=DTYPES[dtype]),
+            "y": torch.empty(0, dtype=torch.long),
+            "task": torch.empty(0, dtype=torch.long),
+            "y_global": torch.empty(0, dtype=torch.long),
+            "priority": torch.empty(0),
+        }
+
+    def __len__(self) -> int:
+        return int(self.memory["y"].numel())
+
+    def after_task(self, learner: Any, task) -> None:
+        """Add the task's training samples, then shrink every group to its share of the budget."""
+        y = task.y_train.cpu()
+        new = {
+            "x": self._stored(task.x_train.cpu()),
+            "y": y,
+            "task": torch.full_like(y, task.index),
+            "y_global": task.global_labels(y),
+        }
+        merged = {k: torch.cat([self.memory[k], new[k]]) for k in FIELDS if k != "priority"}
+        groups = self._groups(merged["task"], merged["y"])
+        quotas = None if self.budget is None else equal_quotas(int(groups.max()) + 1, self.budget)
+        new_groups = groups[len(self):]
+        new["priority"] = self._priorities(learner, task, new_groups, quotas)
+        merged["priority"] = torch.cat([self.memory["priority"], new["priority"]])
+        if quotas is not None:
+            keep = group_ranks(groups, merged["priority"]) < quotas[groups]
+            merged = {k: v[keep] for k, v in merged.items()}
+        self.memory = merged
+
+    def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
+        return self._sample(self.replay_batch_size or batch_size, generator)
+
+    def _sample(self, size: int, generator: torch.Generator) -> Batch | None:
+        """`size` memory samples drawn uniformly with replacement."""
+        if len(self) == 0 or size <= 0:
+            return None
+        idx = torch.randint(len(self), (size,), generator=generator, device=generator.device).cpu()
+        x = self.memory["x"][idx]
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        return Batch(x=x, y=self.memory["y"][idx], task=self.memory["task"][idx],
+                     y_global=self.memory["y_global"][idx])
+
+    def _stored(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in the storage dtype."""
+        if self.dtype == "uint8":
+            return (x * 255).round().clamp(0, 255).to(torch.uint8)
+        return x.float().clone()
+
+    def _groups(self, task: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Group index of each sample (in order of arrival) for the budget split."""
+        if self.balance == "none":
+            return torch.zeros_like(y)
+        key = task if self.balance == "task" else task * (int(y.max()) + 1) + y
+        return torch.unique(key, return_inverse=True)[1]
+
+    def _priorities(self, learner: Any, task, groups: torch.Tensor, quotas: torch.Tensor | None) -> torch.Tensor:
+        """Rank keys (lower is kept first) for the task's samples."""
+        if self.selection == "reservoir":
+            return reservoir_keys(groups.numel(), self.generator)
+        features = self._features(learner, task)
+        priority = torch.empty(groups.numel())
+        for c in task.y_train.unique():
+            members = (task.y_train.cpu() == c).nonzero().squeeze(1)
+            limit = members.numel() if quotas is None else int(quotas[groups[members]].max())
+            priority[members] = herding_order(features[members], limit).cpu()
+        return priority
+
+    def _features(self, learner: Any, task) -> torch.Tensor:
+        """Penultimate features of the task's training images (eval mode, normalised, not augmented)."""
+        net = learner.net
+        device = net_device(net)
+        head = task.index if learner.scenario == "task" else None
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            chunks = [
+                net.features(model_input(x.to(device), task), head)
+                for x in task.x_train.split(self.batch_size)
+            ]
+        net.train(was_training)
+        return torch.cat(chunks)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{f"memory/{k}": v for k, v in self.memory.items()}, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memory = {k: state[f"memory/{k}"] for k in FIELDS}
+        self.generator.set_state(state["generator"])
+
+    def memory_bytes(self) -> int:
+        return tensor_bytes(self.memory)
+
+
+@register_retention("joint")
+class Joint(Replay):
+    """Joint training, the upper bound: the union of all seen tasks' training data.
+
+    Implemented as an unbounded float32 memory holding every earlier task's full training set;
+    each batch of the new task is joined by a replay batch whose size is proportional to the old
+    data (batch_size * n_old / n_new), so every step samples uniformly from the union of seen tasks
+    and an epoch over the new task is one pass over all data in expectation.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(budget=None, selection="reservoir", balance="none", dtype="float32", seed=seed)
+        self.new_samples = 1
+
+    def before_task(self, learner: Any, task) -> None:
+        self.new_samples = max(1, int(task.y_train.numel()))
+
+    def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
+        return self._sample(math.ceil(batch_size * len(self) / self.new_samples), generator)

@@ -1,0 +1,470 @@
+"""`Trainer.fit`: train a net on one task with retention hooks, early stopping and optional lr/wd selection.
+
+Data stay in memory: a task's tensors move to the device once, mini-batches are index slices of a
+per-epoch permutation drawn from a generator seeded by (seed, task index), and augmentation and
+normalisation run per batch on the device. Nothing here depends on the global RNG except what
+the network itself draws (e.g. dropout), so a fit is reproducible on CPU from the seed alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from selfgrow.errors import SelfgrowError, unknown_name
+from selfgrow.retention.base import Batch, Retention
+from selfgrow.streams.task import Task
+from selfgrow.train.batches import check_scenario, to_input
+from selfgrow.train.device import DEVICES, resolve_device
+from selfgrow.train.evaluate import accuracy
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "cosine", "step")
+OptimizerState = dict[str, dict[str, torch.Tensor]]  # parameter name -> optimizer state tensors
+
+
+@dataclass
+class FitResult:
+    """What one `fit` did: epochs, validation curves (per epoch, and per batch for LCA), compute spent.
+
+    `val_acc` is the validation accuracy of the weights `fit` leaves in the net (the best epoch's with
+    early stopping, else the last epoch's); `best_val_acc` the highest seen at any epoch end.
+    """
+
+    epochs: int
+    val_acc: float | None
+    best_val_acc: float | None
+    best_epoch: int | None
+    val_curve: list[float]
+    loss_curve: list[float]
+    batch_curve: list[float]
+    train_samples: int
+    train_flops: float
+    wall_time: float
+    lr: float
+    weight_decay: float
+    stopped_early: bool = False
+    grid: list[dict] = field(default_factory=list)
+    optimizer_state: OptimizerState = field(default_factory=dict, repr=False)  # only when carried (reset_optimizer=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the optimizer state is left out)."""
+        out = asdict(self)
+        out.pop("optimizer_state")
+        return out
+
+
+@dataclass
+class _TaskData:
+    """One task's train/val tensors on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @classmethod
+    def on(cls, task: Task, device: torch.device) -> "_TaskData":
+        return cls(task.x_train.to(device), task.y_train.to(device), task.x_val.to(device), task.y_val.to(device))
+
+
+@dataclass
+class Trainer:
+    """Training configuration and loop for one task at a time.
+
+    `schedule`: "cosine" anneals to 0 over the epochs; "step" divides the lr by 10 at 50% and 75% of
+    the epochs. `patience`: stop after that many epochs without a better validation accuracy and
+    restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task selection on the task's own
+    validation split (each stream is seen once, so no stream-level tuning): every combination is
+    trained from the same starting point for `grid_epochs` (None: the full `epochs`, and the best
+    trial's weights are kept as the result); with fewer grid epochs the best setting is trained again
+    in full. `reset_optimizer=False` carries the optimizer's per-parameter state (momentum, Adam
+    moments) from task to task instead of starting fresh. `curve_batches`: validation accuracy is
+    also recorded after each of the first that many batches (the learning-curve area metric, LCA).
+    Adam's `weight_decay` is the L2 form of `torch.optim.Adam`. `amp`: autocast on CUDA only
+    (bfloat16 where supported, else float16 with loss scaling); ignored on other devices.
+    `progress`: tqdm bar over epochs (None: only when stderr is a terminal).
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    patience: int | None = None
+    val_every_epoch: bool = True
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    lr_grid: list[float] | None = None
+    wd_grid: list[float] | None = None
+    grid_epochs: int | None = None
+    reset_optimizer: bool = True
+    curve_batches: int = 10
+    eval_batch_size: int = 512
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("device", str(self.device).split(":", 1)[0], DEVICES)
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise SelfgrowError(f"Trainer {name}={getattr(self, name)!r} is invalid; accepted: an integer >= 1.")
+        if self.patience is not None and self.patience < 1:
+            raise SelfgrowError(f"Trainer patience={self.patience!r} is invalid; accepted: None or an integer >= 1.")
+        if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
+            raise SelfgrowError(f"Trainer grid_epochs={self.grid_epochs!r} is invalid; accepted: None or 1..epochs.")
+        for name in ("lr", "momentum", "weight_decay"):
+            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
+                raise SelfgrowError(f"Trainer {name}={getattr(self, name)!r} is invalid; accepted: a number >= 0 (lr > 0).")
+        for name in ("lr_grid", "wd_grid"):
+            grid = getattr(self, name)
+            if grid is not None and (not grid or min(grid) < 0):
+                raise SelfgrowError(f"Trainer {name}={grid!r} is invalid; accepted: None or a non-empty list of numbers >= 0.")
+
+    def fit(
+        self,
+        net: torch.nn.Module,
+        task: Task,
+        scenario: str,
+        retention: Sequence[Retention] = (),
+        seen_tasks: Sequence[Task] | None = None,
+        optimizer_state: OptimizerState | None = None,
+    ) -> FitResult:
+        """Train `net` in place on `task` and return what it did.
+
+        `seen_tasks` (earlier tasks) restrict class-IL validation predictions to their classes and the
+        task's own (None: every output of the single head, which covers exactly the seen classes when the
+        learner grew it). `optimizer_state` is the previous task's (used when `reset_optimizer` is False).
+        """
+        check_scenario(scenario)
+        started = time.perf_counter()
+        device = resolve_device(self.device)
+        net.to(device)
+        data = _TaskData.on(task, device)
+        seen_ids = None
+        if scenario == "class" and seen_tasks is not None:
+            seen_ids = sorted({c for t in [*seen_tasks, task] for c in t.class_ids})
+        flops_per_sample = self._flops_per_sample(net, task, scenario)
+        settings = [(lr, wd) for lr in (self.lr_grid or [self.lr]) for wd in (self.wd_grid or [self.weight_decay])]
+        context = dict(data=data, task=task, scenario=scenario, retention=list(retention), seen_ids=seen_ids, device=device)
+        state = None if self.reset_optimizer else optimizer_state
+        if len(settings) == 1:
+            run = self._train(net, *settings[0], self.epochs, state, **context)
+        else:
+            run = self._select(net, settings, state, context)
+        run.train_flops = float(run.train_samples) * flops_per_sample
+        run.wall_time = time.perf_counter() - started
+        if optimizer_state and not self.reset_optimizer:
+            run.optimizer_state = {**optimizer_state, **run.optimizer_state}
+        return run
+
+    def _select(
+        self,
+        net: torch.nn.Module,
+        settings: list[tuple[float, float]],
+        optimizer_state: OptimizerState | None,
+        context: dict[str, Any],
+    ) -> FitResult:
+        """Train a copy per (lr, weight decay) from the same start, keep the best on validation.
+
+        With `grid_epochs` short of `epochs` the winner is trained again in full. The samples of
+        every trial count towards the compute spent; each trial runs under a forked global RNG.
+        """
+        data, task, device = context["data"], context["task"], context["device"]
+        if len(data.y_val) == 0:
+            raise SelfgrowError(f"lr_grid/wd_grid need a validation split, but task {task.name!r} has none.")
+        grid, samples, best = [], 0, None
+        for lr, wd in settings:
+            trial = copy.deepcopy(net)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                run = self._train(trial, lr, wd, self.grid_epochs or self.epochs, optimizer_state, **context)
+            samples += run.train_samples
+            grid.append({"lr": lr, "weight_decay": wd, "val_acc": run.val_acc})
+            if best is None or run.val_acc > best[1].val_acc:
+                best = (trial, run)
+        assert best is not None
+        trial, run = best
+        if self.grid_epochs in (None, self.epochs):
+            net.load_state_dict(trial.state_dict())
+        else:
+            run = self._train(net, run.lr, run.weight_decay, self.epochs, optimizer_state, **context)
+            samples += run.train_samples
+        run.grid, run.train_samples = grid, samples
+        return run
+
+    # ---- one training run -------------------------------------------------------------------------
+
+    def _train(
+        self,
+        net: torch.nn.Module,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        optimizer_state: OptimizerState | None,
+        *,
+        data: _TaskData,
+        task: Task,
+        scenario: str,
+        retention: list[Retention],
+        seen_ids: list[int] | None,
+        device: torch.device,
+    ) -> FitResult:
+        """Train for up to `epochs` with one (lr, weight decay); returns curves and the optimizer state."""
+        track_val = len(data.y_val) > 0 and (self.val_every_epoch or self.patience is not None)
+        curve_batches = self.curve_batches if len(data.y_val) > 0 else 0
+
+        def val_acc() -> float:
+            return accuracy(net, _ValView(task, data), scenario, "val", seen_ids, device, self.eval_batch_size)
+
+        base_seed = self.seed * 1_000_003 + task.index
+        order_gen = torch.Generator().manual_seed(base_seed)
+        replay_gen = torch.Generator().manual_seed(base_seed + 1)
+        augment_gen = torch.Generator().manual_seed(base_seed + 2)  # CPU: same crops on every device
+        use_amp = self.amp and device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
+
+        val_curve: list[float] = []
+        loss_curve: list[float] = []
+        batch_curve: list[float] = [val_acc()] if curve_batches else []
+        best_acc, best_epoch, best_state, since_best = float("-inf"), None, None, 0
+        samples, steps, epoch, stopped = 0, 0, 0, False
+        n = len(data.y_train)
+        with _frozen(net, _merged_lr_scales(net, retention)) as groups:
+            optimizer = self._optimizer(groups, lr, weight_decay)
+            if optimizer is not None and optimizer_state:
+                _load_named_state(optimizer, dict(net.named_parameters()), optimizer_state)
+            scheduler = self._scheduler(optimizer, epochs) if optimizer is not None else None
+            bar = tqdm(range(epochs), desc=f"task {task.index}", leave=False, disable=not self._show_progress())
+            for epoch in bar:
+                net.train()
+                order = torch.randperm(n, generator=order_gen).to(device)
+                loss_sum, seen = torch.zeros((), device=device), 0
+                for idx in _batches(order, self.batch_size):
+                    x, y = data.x_train[idx], data.y_train[idx]
+                    batch = Batch(x, y, torch.full_like(y, task.index), task.global_labels(y))
+                    replay = self._replay(retention, len(idx), replay_gen, device)
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss, batch, logits = self._loss(net, batch, replay, task, scenario, augment_gen)
+                        for strategy in retention:
+                            extra = strategy.penalty(net, batch, logits)
+                            if extra is not None:
+                                loss = loss + extra
+                    if optimizer is not None:
+                        optimizer.zero_grad(set_to_none=True)
+                        if scaler is None:
+                            loss.backward()
+                            optimizer.step()
+                        else:
+                            scaler.scale(loss).backward()
+                            scaler.step(optimizer)
+                            scaler.update()
+                    batch_samples = len(idx) + (len(replay.y) if replay is not None else 0)
+                    samples += batch_samples
+                    loss_sum += loss.detach().float() * len(idx)
+                    seen += len(idx)
+                    steps += 1
+                    if steps <= curve_batches:
+                        batch_curve.append(val_acc())
+                if scheduler is not None:
+                    scheduler.step()
+                loss_curve.append(float(loss_sum) / max(seen, 1))
+                if track_val:
+                    acc = val_acc()
+                    val_curve.append(acc)
+                    bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{acc:.3f}")
+                    if acc > best_acc:
+                        best_acc, best_epoch, since_best = acc, epoch, 0
+                        if self.patience is not None:
+                            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    else:
+                        since_best += 1
+                        if self.patience is not None and since_best >= self.patience:
+                            stopped = True
+                            break
+            bar.close()
+            keep_state = optimizer is not None and not self.reset_optimizer
+            final_state = _named_state(optimizer, net) if keep_state else {}
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        final_acc = val_curve[-1] if val_curve else None
+        if best_state is not None:
+            final_acc = best_acc
+        elif len(data.y_val) and not track_val:
+            final_acc = val_acc()
+        return FitResult(
+            epochs=epoch + 1,
+            val_acc=final_acc,
+            best_val_acc=best_acc if best_epoch is not None else None,
+            best_epoch=best_epoch,
+            val_curve=val_curve,
+            loss_curve=loss_curve,
+            batch_curve=batch_curve,
+            train_samples=samples,
+            train_flops=0.0,
+            wall_time=0.0,
+            lr=lr,
+            weight_decay=weight_decay,
+            stopped_early=stopped,
+            optimizer_state=final_state,
+        )
+
+    def _loss(
+        self,
+        net: torch.nn.Module,
+        batch: Batch,
+        replay: Batch | None,
+        task: Task,
+        scenario: str,
+        augment_gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Batch, torch.Tensor]:
+        """Mean cross-entropy over new and replayed samples; also the transformed new batch and its logits.
+
+        Task-IL: each sample is scored by the head of its own task against local labels (a mixed batch is
+        grouped by task id). Class-IL: the single head over all classes seen so far, global labels.
+        Domain-IL: the shared head, global labels. Replayed samples are augmented and normalised like
+        the new ones.
+        """
+        x_all = batch.x if replay is None else torch.cat([batch.x, replay.x])
+        x_all = to_input(x_all, task, augment_gen)
+        new = Batch(x_all[: len(batch.y)], batch.y, batch.task, batch.y_global)
+        if scenario != "task":
+            y_all = batch.y_global if replay is None else torch.cat([batch.y_global, replay.y_global])
+            logits = net(x_all)
+            return F.cross_entropy(logits, y_all), new, logits[: len(batch.y)]
+        logits = net(new.x, task=task.index)
+        loss = F.cross_entropy(logits, new.y, reduction="sum")
+        if replay is not None:
+            x_old = x_all[len(batch.y) :]
+            for t in torch.unique(replay.task).tolist():
+                rows = replay.task == t
+                loss = loss + F.cross_entropy(net(x_old[rows], task=int(t)), replay.y[rows], reduction="sum")
+        return loss / len(x_all), new, logits
+
+    @staticmethod
+    def _replay(retention: list[Retention], batch_size: int, generator: torch.Generator, device: torch.device) -> Batch | None:
+        """All strategies' replay samples for one batch, concatenated and moved to the device (None if none)."""
+        parts = [b for b in (r.replay(batch_size, generator) for r in retention) if b is not None and len(b.y)]
+        if not parts:
+            return None
+        return Batch(*(torch.cat([getattr(b, f) for b in parts]).to(device) for f in ("x", "y", "task", "y_global")))
+
+    def _optimizer(self, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer | None:
+        """SGD or Adam over the parameter groups, each group's lr scaled by its factor (None: nothing to train)."""
+        if not groups:
+            return None
+        param_groups = [{"params": g["params"], "lr": lr * g["scale"]} for g in groups]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(param_groups, lr=lr, momentum=self.momentum, weight_decay=weight_decay)
+        return torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        if self.schedule == "step":
+            milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+        return None
+
+    @staticmethod
+    def _flops_per_sample(net: torch.nn.Module, task: Task, scenario: str) -> float:
+        """Training FLOPs for one sample of this task's head (`selfgrow.nets.cost` caches them per spec)."""
+        from selfgrow.nets.cost import training_flops_per_sample
+
+        return float(training_flops_per_sample(net, task=task.index if scenario == "task" else None))
+
+    def _show_progress(self) -> bool:
+        return sys.stderr.isatty() if self.progress is None else bool(self.progress)
+
+
+class _ValView:
+    """A task whose val split is the device copy already made, so evaluation does not copy it again."""
+
+    def __init__(self, task: Task, data: _TaskData) -> None:
+        self._task, self.x_val, self.y_val = task, data.x_val, data.y_val
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+
+def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise unknown_name(kind, value, choices)
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Index slices of `order`; a trailing batch of one sample joins the previous one (BatchNorm needs 2)."""
+    n = len(order)
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
+        yield order[start:end]
+
+
+def _merged_lr_scales(net: torch.nn.Module, retention: Sequence[Retention]) -> dict[str, float]:
+    """Per-parameter lr factor: the product of every strategy's factor (missing names count as 1)."""
+    scales: dict[str, float] = {}
+    for strategy in retention:
+        for name, factor in strategy.param_lr_scale(net).items():
+            if float(factor) < 0:
+                raise SelfgrowError(f"Learning-rate factor {factor!r} for {name!r} is invalid; accepted: a number >= 0.")
+            scales[name] = scales.get(name, 1.0) * float(factor)
+    return scales
+
+
+@contextlib.contextmanager
+def _frozen(net: torch.nn.Module, scales: dict[str, float]) -> Iterator[list[dict]]:
+    """Parameter groups by lr factor; factor-0 parameters get no gradient and no optimizer entry while inside.
+
+    Leaving them out of the optimizer is what keeps them exactly unchanged: a zero lr alone would still
+    let weight decay and momentum act through some optimizers' update rules.
+    """
+    restore = {name: p.requires_grad for name, p in net.named_parameters()}
+    by_scale: dict[float, list[torch.nn.Parameter]] = {}
+    for name, p in net.named_parameters():
+        scale = scales.get(name, 1.0)
+        if scale == 0.0:
+            p.requires_grad_(False)
+        elif p.requires_grad:
+            by_scale.setdefault(scale, []).append(p)
+    try:
+        yield [{"scale": s, "params": ps} for s, ps in by_scale.items()]
+    finally:
+        for name, p in net.named_parameters():
+            p.requires_grad_(restore[name])
+
+
+def _named_state(optimizer: torch.optim.Optimizer, net: torch.nn.Module) -> OptimizerState:
+    """The optimizer's per-parameter state keyed by parameter name (CPU copies)."""
+    return {
+        name: {k: v.detach().cpu().clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
+        for name, p in net.named_parameters()
+        if p in optimizer.state and optimizer.state[p]
+    }
+
+
+def _load_named_state(optimizer: torch.optim.Optimizer, params: dict[str, torch.nn.Parameter], state: OptimizerState) -> None:
+    """Put name-keyed state back into `optimizer` for the parameters it trains (shape mismatches are skipped)."""
+    trained = {p for g in optimizer.param_groups for p in g["params"]}
+    for name, entries in state.items():
+        p = params.get(name)
+        if p is None or p not in trained:
+            continue
+        if any(v.dim() and v.shape != p.shape for v in entries.values()):
+            continue
+        optimizer.state[p] = {k: (v.to(p.device) if v.dim() else v.clone()) for k, v in entries.items()}
