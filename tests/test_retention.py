@@ -18,6 +18,15 @@ from selfgrow.train import Learner, Trainer
 SHAPE = (1, 2, 4)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids thread hand-off costs that dominate on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- tiny synthetic streams -------------------------------------------------------------------
 
 
@@ -29,7 +38,7 @@ def make_task(index: int, x: torch.Tensor, y: torch.Tensor, class_ids: list[int]
                 x[:half], y[:half], x[:0], y[:0], x[half:], y[half:])
 
 
-def conflicting_stream(scenario: str, n_tasks: int = 3, n: int = 300, seed: int = 0) -> Stream:
+def conflicting_stream(scenario: str, n_tasks: int = 3, n: int = 300, seed: int = 1) -> Stream:
     """Same inputs (uniform in [0,1]^8) each task, labelled by a different random hyperplane: a small
     shared trunk must change its features for each task, so fine-tuning forgets."""
     g = torch.Generator().manual_seed(seed)
@@ -409,7 +418,7 @@ def test_weight_aligning_equalises_mean_norms_and_scales_new_logits():
 
 
 def test_finetune_forgets_on_the_conflicting_stream(task_il_finetune):
-    assert forgetting(task_il_finetune[1]) > 0.05
+    assert forgetting(task_il_finetune[1]) > 0.2
 
 
 def test_freeze_gives_exactly_zero_forgetting_in_task_il():
@@ -420,10 +429,11 @@ def test_freeze_gives_exactly_zero_forgetting_in_task_il():
 
 @pytest.mark.parametrize("name, options", [
     ("ewc", {"lam": 10.0}), ("ewc", {"lam": 10.0, "online": True}), ("lwf", {"alpha": 2.0}), ("slow_lr", {}),
+    ("feature_kd", {}),
 ])
 def test_strategy_forgets_less_than_finetune_in_task_il(task_il_finetune, name, options):
     _, matrix = run(conflicting_stream("task"), [build_retention(name, **options)])
-    assert forgetting(matrix) < forgetting(task_il_finetune[1]) - 0.03
+    assert forgetting(matrix) < 0.5 * forgetting(task_il_finetune[1])
 
 
 def test_replay_and_icarl_beat_finetune_in_class_il():

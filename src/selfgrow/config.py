@@ -49,7 +49,7 @@ class RetentionConfig:
 
 @dataclass
 class TrainerConfig:
-    """Training of each task: optimiser, schedule, early stopping, per-task lr selection."""
+    """Training of each task (the fields of `selfgrow.train.Trainer` less `device` and `seed`, which are run-wide)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -59,10 +59,15 @@ class TrainerConfig:
     weight_decay: float = 0.0
     schedule: str = "none"
     patience: Optional[int] = None
+    val_every_epoch: bool = True
     lr_grid: Optional[list[float]] = None
     wd_grid: Optional[list[float]] = None
+    grid_epochs: Optional[int] = None
+    reset_optimizer: bool = True
+    curve_batches: int = 10
+    eval_batch_size: int = 512
     amp: bool = True
-    progress: bool = True
+    progress: Optional[bool] = None
 
 
 @dataclass

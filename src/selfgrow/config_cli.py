@@ -27,8 +27,11 @@ def run_parser() -> ArgumentParser:
     return parser
 
 
-def parse_run_args(argv: list[str]) -> tuple[RunConfig, argparse.Namespace]:
-    """Parse argv into a validated RunConfig and the run options (resume, force)."""
+def parse_run_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespace]:
+    """Parse argv into a validated RunConfig and the run options (resume, force).
+
+    The config is None when only `--resume` (and `--force`) are given: the run folder's own config is used.
+    """
     parser = run_parser()
     try:
         namespace = parser.parse_args(argv)
@@ -38,7 +41,8 @@ def parse_run_args(argv: list[str]) -> tuple[RunConfig, argparse.Namespace]:
     options = argparse.Namespace(resume=values.pop("resume"), force=values.pop("force"))
     values.pop("config", None)
     values.pop("__path__", None)
-    return from_dict(values), options
+    only_resume = all(a.split("=")[0] in ("--resume", "--force") or a == options.resume for a in argv)
+    return (None if options.resume and only_resume else from_dict(values)), options
 
 
 def _one_sentence(message: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.retention.base import Retention
@@ -72,32 +73,53 @@ class _OldWeightsFactor(Retention):
 class Freeze(_OldWeightsFactor):
     """Freeze every weight (and slice of a widened weight) learned on earlier tasks.
 
-    Entirely old tensors get learning-rate factor 0; old slices of widened tensors get a zero
-    gradient and, so that weight decay or momentum carried across tasks cannot move them either,
-    are copied back to their saved values before every forward pass. Modules whose parameters are
-    all old run in eval mode, so BatchNorm running statistics of frozen layers stay as they were
-    (a widened BatchNorm layer still updates the statistics of its old channels). With growth that
-    only adds heads or columns this gives exactly zero forgetting in task-IL.
+    Entirely old tensors get learning-rate factor 0 (the trainer leaves them out of the optimiser).
+    Old slices of widened tensors get a zero gradient and, so that weight decay or momentum carried
+    across tasks cannot move them either, are copied back to their values at the start of the task
+    after every optimiser step while the task trains (a global `torch.optim` step post-hook) and once
+    more at the end of the task. Modules whose parameters are all old run in eval mode, so BatchNorm
+    statistics of frozen layers stay as they were (a widened BatchNorm layer still updates the
+    statistics of its old channels). With growth that only adds heads, units or columns and no
+    widened BatchNorm, this gives exactly zero forgetting in task-IL. Put `freeze` first in the
+    retention list when a later strategy reads the weights in `after_task` after a trainer lr/wd grid.
     """
 
     def __init__(self) -> None:
         super().__init__(factor=0.0)
+        self._saved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._net: torch.nn.Module | None = None
 
     def before_task(self, learner: Any, task) -> None:
         super().before_task(learner, task)
         net = learner.net
-        saved = {}
+        self._net = net
+        self._saved = {}
         for name, p in net.named_parameters():
             if self._partially_old(name):
                 old = self.masks[name].to(p.device).bool()
-                saved[name] = (old, p.detach()[old].clone())
-        if saved:
-            self._handles.append(net.register_forward_pre_hook(lambda module, args: _restore(module, saved)))
+                self._saved[name] = (old, p.detach()[old].clone())
+        if self._saved:
+            self._handles.append(register_optimizer_step_post_hook(lambda *_: self._restore()))
         for prefix, module in net.named_modules():
             own = [f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False)]
             has_buffers = any(True for _ in module.buffers(recurse=False))
             if own and has_buffers and all(self._fully_old(n) for n in own):
                 self._handles.append(module.register_forward_pre_hook(_eval_mode))
+
+    def after_task(self, learner: Any, task) -> None:
+        self._restore()
+        self._saved, self._net = {}, None
+        super().after_task(learner, task)
+
+    def _restore(self) -> None:
+        """Copy the saved old entries back into the trained net's parameters."""
+        if self._net is None:
+            return
+        params = dict(self._net.named_parameters())
+        with torch.no_grad():
+            for name, (old, values) in self._saved.items():
+                params[name][old] = values
+
 
 @register_retention("slow_lr")
 class SlowLR(_OldWeightsFactor):
@@ -107,14 +129,6 @@ class SlowLR(_OldWeightsFactor):
         if not 0 <= factor <= 1:
             raise SelfgrowError(f"slow_lr factor must be in [0, 1], got {factor!r}.")
         super().__init__(factor=factor)
-
-
-def _restore(net: torch.nn.Module, saved: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Copy the saved old entries back into `net`'s parameters."""
-    params = dict(net.named_parameters())
-    with torch.no_grad():
-        for name, (old, values) in saved.items():
-            params[name][old] = values
 
 
 def _eval_mode(module: torch.nn.Module, args: Any) -> None:

@@ -240,9 +240,8 @@ class Trainer:
         val_curve: list[float] = []
         loss_curve: list[float] = []
         batch_curve: list[float] = [val_acc()] if curve_batches else []
-        best_acc, best_epoch, best_state, since_best = float("-inf"), None, None, 0
-        samples, steps, epoch, stopped = 0, 0, 0, False
-        n = len(data.y_train)
+        best = _Best(self.patience)
+        samples, steps, epoch = 0, 0, 0
         with _frozen(net, _merged_lr_scales(net, retention)) as groups:
             optimizer = self._optimizer(groups, lr, weight_decay)
             if optimizer is not None and optimizer_state:
@@ -251,29 +250,16 @@ class Trainer:
             bar = tqdm(range(epochs), desc=f"task {task.index}", leave=False, disable=not self._show_progress())
             for epoch in bar:
                 net.train()
-                order = torch.randperm(n, generator=order_gen).to(device)
+                order = torch.randperm(len(data.y_train), generator=order_gen).to(device)
                 loss_sum, seen = torch.zeros((), device=device), 0
                 for idx in _batches(order, self.batch_size):
-                    x, y = data.x_train[idx], data.y_train[idx]
-                    batch = Batch(x, y, torch.full_like(y, task.index), task.global_labels(y))
+                    y = data.y_train[idx]
+                    batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), task.global_labels(y))
                     replay = self._replay(retention, len(idx), replay_gen, device)
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                        loss, batch, logits = self._loss(net, batch, replay, task, scenario, augment_gen)
-                        for strategy in retention:
-                            extra = strategy.penalty(net, batch, logits)
-                            if extra is not None:
-                                loss = loss + extra
-                    if optimizer is not None:
-                        optimizer.zero_grad(set_to_none=True)
-                        if scaler is None:
-                            loss.backward()
-                            optimizer.step()
-                        else:
-                            scaler.scale(loss).backward()
-                            scaler.step(optimizer)
-                            scaler.update()
-                    batch_samples = len(idx) + (len(replay.y) if replay is not None else 0)
-                    samples += batch_samples
+                        loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen)
+                    _step(optimizer, scaler, loss)
+                    samples += len(idx) + (len(replay.y) if replay is not None else 0)
                     loss_sum += loss.detach().float() * len(idx)
                     seen += len(idx)
                     steps += 1
@@ -283,33 +269,25 @@ class Trainer:
                     scheduler.step()
                 loss_curve.append(float(loss_sum) / max(seen, 1))
                 if track_val:
-                    acc = val_acc()
-                    val_curve.append(acc)
-                    bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{acc:.3f}")
-                    if acc > best_acc:
-                        best_acc, best_epoch, since_best = acc, epoch, 0
-                        if self.patience is not None:
-                            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                    else:
-                        since_best += 1
-                        if self.patience is not None and since_best >= self.patience:
-                            stopped = True
-                            break
+                    val_curve.append(val_acc())
+                    bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{val_curve[-1]:.3f}")
+                    if best.update(val_curve[-1], epoch, net):
+                        break
             bar.close()
             keep_state = optimizer is not None and not self.reset_optimizer
             final_state = _named_state(optimizer, net) if keep_state else {}
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        final_acc = val_curve[-1] if val_curve else None
-        if best_state is not None:
-            final_acc = best_acc
-        elif len(data.y_val) and not track_val:
-            final_acc = val_acc()
+        if best.state is not None:
+            net.load_state_dict(best.state)
+            final_acc: float | None = best.acc
+        elif track_val:
+            final_acc = val_curve[-1]
+        else:
+            final_acc = val_acc() if len(data.y_val) else None
         return FitResult(
             epochs=epoch + 1,
             val_acc=final_acc,
-            best_val_acc=best_acc if best_epoch is not None else None,
-            best_epoch=best_epoch,
+            best_val_acc=best.acc if best.epoch is not None else None,
+            best_epoch=best.epoch,
             val_curve=val_curve,
             loss_curve=loss_curve,
             batch_curve=batch_curve,
@@ -318,9 +296,27 @@ class Trainer:
             wall_time=0.0,
             lr=lr,
             weight_decay=weight_decay,
-            stopped_early=stopped,
+            stopped_early=best.stopped,
             optimizer_state=final_state,
         )
+
+    def _batch_loss(
+        self,
+        net: torch.nn.Module,
+        batch: Batch,
+        replay: Batch | None,
+        task: Task,
+        scenario: str,
+        retention: list[Retention],
+        augment_gen: torch.Generator,
+    ) -> torch.Tensor:
+        """Classification loss of new and replayed samples plus every strategy's penalty."""
+        loss, new, logits = self._loss(net, batch, replay, task, scenario, augment_gen)
+        for strategy in retention:
+            extra = strategy.penalty(net, new, logits)
+            if extra is not None:
+                loss = loss + extra
+        return loss
 
     def _loss(
         self,
@@ -398,6 +394,39 @@ class _ValView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._task, name)
+
+
+class _Best:
+    """Tracks the best validation accuracy; with a patience, snapshots its weights and says when to stop."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.acc, self.epoch, self.state, self.since, self.stopped = float("-inf"), None, None, 0, False
+
+    def update(self, acc: float, epoch: int, net: torch.nn.Module) -> bool:
+        """Record one epoch's accuracy; True when training should stop early."""
+        if acc > self.acc:
+            self.acc, self.epoch, self.since = acc, epoch, 0
+            if self.patience is not None:
+                self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return False
+        self.since += 1
+        self.stopped = self.patience is not None and self.since >= self.patience
+        return self.stopped
+
+
+def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor) -> None:
+    """One optimizer step on `loss` (with loss scaling for float16 autocast; nothing when all is frozen)."""
+    if optimizer is None:
+        return
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,0 +1,266 @@
+"""The run loop: build the stream and the learner from a config, learn task by task, record, checkpoint, report.
+
+A run folder holds config.yaml, results.json, metrics.csv, growth.jsonl, checkpoints/, report.html
+and plots/. Every file is written atomically after each finished task, so a killed run resumes
+from its last finished task (`resume_dir`) and ends with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from selfgrow import config as config_schema
+from selfgrow.atomic import atomic_write_text
+from selfgrow.config import RunConfig
+from selfgrow.errors import SelfgrowError
+from selfgrow.report import Results, write_report
+from selfgrow.report.table import format_table
+from selfgrow.streams.task import Stream
+
+
+def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: bool = False,
+        quiet: bool = False) -> Results:
+    """Run (or resume) the experiment described by `config`; returns its results.
+
+    With `resume_dir`, the run continues after its last finished task; `config` may be None (use
+    the saved one) or must equal the saved one unless `force`.
+    """
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        config = _resume_config(run_dir, config, force)
+    elif config is None:
+        raise SelfgrowError("No configuration given; pass --config FILE or --resume RUN_DIR.")
+    else:
+        run_dir = Path(config.output) / config.name
+        if (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists():
+            raise SelfgrowError(
+                f"Run folder {str(run_dir)!r} already holds a run; resume it with --resume {run_dir}, "
+                "or choose another --name or --output."
+            )
+    config = apply_method(config)
+    seed_everything(config.seed)
+    stream = build_stream(config)
+    learner = build_learner(config, stream)
+    results = Results(run=_run_info(config, stream))
+    start = 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_schema.to_dict(config), sort_keys=False))
+    if resume_dir is not None:
+        start, results = _restore(run_dir, learner, stream, results)
+    _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario}; run folder {run_dir}")
+    for task in stream.tasks[start:]:
+        started = time.perf_counter()
+        record = learner.learn(task)
+        learned = time.perf_counter()
+        accuracies = learner.evaluate(stream.seen(task.index))
+        done = time.perf_counter()
+        results.record(
+            task=task.summary(),
+            accuracies=accuracies,
+            cost=task_cost(learner, task.index, record),
+            growth={**record["plan"], "applied": record["growth"], "task": task.index},
+            timing={"learn": learned - started, "evaluate": done - learned, "total": done - started},
+            curve=record["fit"].get("batch_curve"),
+        )
+        _save_task(run_dir, task.index, learner, results)
+        _say(quiet, f"task {task.index} ({task.name}): mean accuracy over seen tasks "
+                    f"{sum(accuracies) / len(accuracies):.3f}, params {results.costs[-1]['params']:,}")
+    report = write_report(run_dir, results)
+    _say(quiet, "\n" + summary_table(results) + f"\n\nreport: {report}")
+    return results
+
+
+def apply_method(config: RunConfig) -> RunConfig:
+    """Fill the sections of a method preset into the config where the config still has the schema default."""
+    if not config.method:
+        return config
+    from selfgrow.methods import resolve_method
+
+    fragment = resolve_method(config.method)
+    default = RunConfig()
+    values = config_schema.to_dict(config)
+    for key, value in fragment.items():
+        if key == "trainer":
+            for name, v in value.items():
+                if values["trainer"][name] == getattr(default.trainer, name):
+                    values["trainer"][name] = v
+        elif values[key] == config_schema.to_dict(default)[key]:
+            values[key] = value
+    return config_schema.from_dict(values)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch so the same config gives the same numbers on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_stream(config: RunConfig) -> Stream:
+    """The stream of the config; typed stream fields are passed when the builder takes them."""
+    from selfgrow import streams
+
+    section = config.stream
+    if section.name not in streams.STREAMS:
+        from selfgrow.errors import unknown_name
+
+        raise unknown_name("stream", section.name, streams.STREAMS)
+    accepted = set(streams.STREAMS[section.name].options())
+    defaults = config_schema.StreamConfig()
+    options: dict[str, Any] = {}
+    for field_name, value in config_schema.to_dict(section).items():
+        if field_name in ("name", "options") or value is None:
+            continue
+        if field_name in accepted:
+            options[field_name] = value
+        elif value != getattr(defaults, field_name):
+            raise SelfgrowError(
+                f"Stream {section.name!r} does not take stream.{field_name} (= {value!r}); "
+                f"accepted: {', '.join(sorted(accepted))}."
+            )
+    for key in ("seed", "data_dir"):
+        if key in accepted:
+            options[key] = getattr(config, key)
+    options.update(section.options)
+    return streams.build(section.name, **options)
+
+
+def build_learner(config: RunConfig, stream: Stream) -> Any:
+    """The learner of the config: starting net, grower, retention strategies and trainer."""
+    from selfgrow.growth import build_grower
+    from selfgrow.nets import build, preset
+    from selfgrow.retention import build_retention
+    from selfgrow.train import Learner, Trainer
+
+    if config.mode not in ("shared", "independent"):
+        raise SelfgrowError(f"Unknown mode {config.mode!r}; accepted: shared, independent.")
+    head = {"kind": "multi", "classes": []} if stream.scenario == "task" else {"kind": "single", "classes": 0}
+    head.update(config.net.options.get("head", {}))
+    if config.net.spec is not None:
+        spec = {"input_shape": list(stream[0].input_shape), "head": head, **config.net.spec}
+    else:
+        spec = preset(config.net.preset, stream[0].input_shape, head)
+    spec.update({k: v for k, v in config.net.options.items() if k != "head"})
+    net = build(spec)
+    trainer = Trainer(seed=config.seed, device=config.device, **config_schema.to_dict(config.trainer))
+    return Learner(
+        net,
+        build_grower(config.growth.name, **config.growth.options),
+        [build_retention(r.name, **r.options) for r in config.retention],
+        trainer,
+        scenario=stream.scenario,
+        independent=config.mode == "independent",
+    )
+
+
+def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str, Any]:
+    """Parameters, inference FLOPs of one input of the task, training FLOPs spent, bytes held."""
+    from selfgrow.nets import cost
+
+    nets = learner.nets if learner.independent else [learner.net]
+    net = nets[task_index] if learner.independent else learner.net
+    head_task = 0 if learner.independent else (task_index if learner.scenario == "task" else None)
+    weights = sum(cost.nbytes(n) for n in nets)
+    memory = sum(r.memory_bytes() for r in learner.retention)
+    return {
+        "params": sum(cost.count_params(n) for n in nets),
+        "inference_flops": cost.inference_flops(net, head_task),
+        "train_flops": record["fit"]["train_flops"] + record["plan"].get("reasons", {}).get("search_train_flops", 0),
+        "bytes_weights": weights,
+        "bytes_memory": memory,
+        "bytes_total": weights + memory,
+        "spec": learner.net.spec,
+    }
+
+
+def summary_table(results: Results) -> str:
+    """The end-of-run table: accuracy matrix rows, then the headline metrics."""
+    n = results.n_done
+    rows = [[i, results.tasks[i].get("name", i)] + [results.accuracy[i][j] if j <= i else None for j in range(n)]
+            + [sum(results.accuracy[i]) / (i + 1), results.costs[i]["params"]] for i in range(n)]
+    table = format_table(rows, ["after", "task"] + [f"T{j}" for j in range(n)] + ["mean", "params"])
+    metrics = [[k, v] for k, v in results.summary().items()]
+    return table + "\n\n" + format_table(metrics, ["metric", "value"])
+
+
+def _save_task(run_dir: Path, task_index: int, learner: Any, results: Results) -> None:
+    """Checkpoint first, then the result files: a resume never sees results ahead of its checkpoint."""
+    from selfgrow.train import save_checkpoint
+
+    save_checkpoint(run_dir, task_index, learner, results.to_dict())
+    results.save(run_dir)
+    lines = "".join(json.dumps(g, default=str) + "\n" for g in results.growth)
+    atomic_write_text(run_dir / "growth.jsonl", lines)
+
+
+def _restore(run_dir: Path, learner: Any, stream: Stream, fresh: Results) -> tuple[int, Results]:
+    """Load the newest checkpoint into the learner; returns the next task index and the results so far."""
+    from selfgrow.train import load_latest, restore
+
+    latest = load_latest(run_dir)
+    if latest is None:
+        return 0, fresh
+    index, state = latest
+    saved = Results.from_dict(restore(learner, state, stream.tasks))
+    saved.run = fresh.run
+    return index + 1, saved
+
+
+def _resume_config(run_dir: Path, given: RunConfig | None, force: bool) -> RunConfig:
+    """The saved config of a run folder; a different given config is refused unless `force`."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        raise SelfgrowError(f"{str(run_dir)!r} is not a run folder (no config.yaml); give a folder written by `selfgrow run`.")
+    saved = config_schema.from_dict(yaml.safe_load(path.read_text()))
+    if given is None:
+        return saved
+    given = apply_method(given)
+    differing = _differences(config_schema.to_dict(saved), config_schema.to_dict(given))
+    if differing and not force:
+        raise SelfgrowError(
+            f"The given config differs from the one in {str(run_dir)!r} in {', '.join(differing)}; "
+            "drop those options, or add --force to resume with the new values."
+        )
+    return given
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two plain-data configs differ."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(prefix + key)
+    return out
+
+
+def _run_info(config: RunConfig, stream: Stream) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "method": config.method,
+        "stream": stream.name,
+        "scenario": stream.scenario,
+        "description": stream.description,
+        "seed": config.seed,
+        "tasks": len(stream),
+        "config": config_schema.to_dict(config),
+    }
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stdout, flush=True)
+
+
+__all__ = ["apply_method", "build_learner", "build_stream", "run", "seed_everything", "summary_table", "task_cost"]
