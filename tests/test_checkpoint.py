@@ -146,3 +146,15 @@ def test_only_the_last_two_checkpoints_are_kept(tmp_path):
         save_checkpoint(tmp_path, index, learner, {})
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["task_002", "task_003"]
+
+
+def test_independent_nets_round_trip(tmp_path):
+    tasks = make_tasks(2)
+    trainer = Trainer(epochs=2, batch_size=16, lr=0.1, device="cpu", curve_batches=0)
+    original = Learner(make_net("class"), build_grower("fixed"), [], trainer, "class", independent=True)
+    _run(original, tasks, tmp_path)
+    copy = Learner(make_net("class", seed=3), build_grower("fixed"), [], trainer, "class", independent=True)
+    restore(copy, load_latest(tmp_path)[1], tasks)
+    assert len(copy.nets) == 2 and copy.evaluate(tasks) == original.evaluate(tasks)
+    with pytest.raises(SelfgrowError, match="independent"):
+        restore(Learner(make_net("class"), build_grower("fixed"), [], trainer, "class"), load_latest(tmp_path)[1])

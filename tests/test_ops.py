@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from selfgrow.nets import build, ops
@@ -81,6 +81,7 @@ def draw_growth(data, net, min_units: int = 1) -> ops.Growth:
     """Apply one randomly drawn applicable operator with random arguments (adding at least
     `min_units` units when widening)."""
     op, kwargs = data.draw(st.sampled_from(candidate_ops(net)), label="operator")
+    event(f"{op.__name__} {kwargs.get('mode', '')}")
     kwargs = dict(kwargs)
     n_tasks = len(net.spec["head"]["classes"]) if net.spec["head"]["kind"] == "multi" else 1
     if op is ops.widen:
@@ -95,13 +96,13 @@ def draw_growth(data, net, min_units: int = 1) -> ops.Growth:
         kwargs["depth"] = data.draw(st.integers(0, len(net.spec["library"]) - 1))
     elif op is ops.add_task_path:
         kwargs["path"] = [data.draw(st.integers(0, n - 1)) for n in net.spec["library"]]
-        kwargs["n_classes"] = data.draw(st.integers(1, 3))
+        kwargs["n_classes"] = data.draw(st.integers(2, 3))
     elif op is ops.branch:
         kwargs["source_task"] = data.draw(st.integers(0, n_tasks - 1))
         kwargs["reuse_depth"] = data.draw(st.integers(0, len(net.spec["library"])))
-        kwargs["n_classes"] = data.draw(st.integers(1, 3))
+        kwargs["n_classes"] = data.draw(st.integers(2, 3))
     elif op is ops.add_head:
-        kwargs["n_classes"] = data.draw(st.integers(1, 3))
+        kwargs["n_classes"] = data.draw(st.integers(2, 3))
     elif op is ops.add_classes:
         kwargs["n"] = data.draw(st.integers(1, 3))
     elif op is ops.scale:
@@ -210,3 +211,225 @@ def test_new_weights_get_gradients_and_one_step_on_them_changes_the_output(kind,
             if p.grad is not None:
                 p -= 0.5 * p.grad * masks[name]  # move only the new entries
         assert not torch.equal(grown(x, task), logits)
+
+
+def train_steps(net, optimizer, kind: str, steps: int = 2) -> None:
+    """A few optimizer steps on random data for the net's last task."""
+    net.train()
+    task = old_tasks(net)[-1]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        logits = net(torch.randn(8, *SHAPE[kind]), task)
+        torch.nn.functional.cross_entropy(logits, torch.randint(logits.shape[1], (8,))).backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_optimizer_state_of_old_parameters_survives_growth(kind, optimizer, data):
+    make = {"adam": lambda p: torch.optim.Adam(p, lr=1e-3),
+            "sgd": lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9)}[optimizer]
+    net = draw_net(data, kind)
+    old_opt = make(net.parameters())
+    train_steps(net, old_opt, kind)
+    growth = draw_growth(data, net)
+    new_opt = make(growth.net.parameters())
+    ops.carry_optimizer_state(old_opt, growth, new_opt)
+    new_params = dict(growth.net.named_parameters())
+    carried = 0
+    for name, p in net.named_parameters():
+        if p not in old_opt.state or name not in growth.param_map:
+            continue
+        new_name, index = growth.param_map[name]
+        old_state, new_state = old_opt.state[p], new_opt.state[new_params[new_name]]
+        for key, value in old_state.items():
+            if value.dim() == 0:
+                assert torch.equal(new_state[key], value)  # Adam's step
+            else:
+                assert torch.equal(new_state[key][index], value)
+                outside = torch.ones_like(new_state[key], dtype=torch.bool)
+                outside[index] = False
+                assert not new_state[key][outside].any()
+        carried += 1
+    assert carried > 0 or growth.op["op"] == "drop_unused_modules"
+    train_steps(growth.net, new_opt, kind, steps=1)  # the carried state fits the new shapes
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_remap_tensors_places_old_values_and_zeros_elsewhere(kind, data):
+    net = draw_net(data, kind)
+    importance = {n: torch.rand_like(p) + 1 for n, p in net.named_parameters()}
+    growth = draw_growth(data, net)
+    remapped = ops.remap_tensors(importance, growth)
+    new_params = dict(growth.net.named_parameters())
+    for old_name, (new_name, index) in growth.param_map.items():
+        assert remapped[new_name].shape == new_params[new_name].shape
+        assert torch.equal(remapped[new_name][index], importance[old_name])
+        assert remapped[new_name].sum() == pytest.approx(float(importance[old_name].sum()), rel=1e-5)
+    for name in growth.new_parameter_names():
+        assert not remapped[name].any()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_spec_round_trip_after_any_sequence_of_operators(kind, data):
+    net = draw_net(data, kind)
+    for _ in range(data.draw(st.integers(1, 3), label="operators")):
+        net = draw_growth(data, net).net
+    net.train()
+    net(torch.randn(4, *SHAPE[kind]), old_tasks(net)[-1])  # move BN statistics
+    randomize_(net)
+    twin = build(json.loads(json.dumps(net.spec)))
+    twin.load_state_dict(net.state_dict())
+    x = torch.randn(5, *SHAPE[kind])
+    for training in (False, True):
+        net.train(training)
+        twin.train(training)
+        for task in old_tasks(net):
+            assert torch.equal(twin(x, task), net(x, task))
+
+
+# ---- targeted behaviour of single operators -------------------------------------------------
+
+
+def mlp(hidden=(4, 5), head=None):
+    return build({"kind": "mlp", "input_shape": [1, 3, 3], "hidden": list(hidden),
+                  "head": head or {"kind": "single", "classes": 3}})
+
+
+def test_widen_zero_gives_random_incoming_and_zero_outgoing_weights():
+    net = mlp()
+    grown = ops.widen(net, "hidden.0", 3, mode="zero").net
+    assert torch.equal(grown.layers[0].weight[:4], net.layers[0].weight)
+    assert grown.layers[0].weight[4:].abs().min() > 0
+    assert not grown.layers[1].weight[:, 4:].any()
+    assert grown.spec["hidden"] == [7, 5]
+
+
+def test_widen_split_copies_units_and_divides_outgoing_weights():
+    net = mlp()
+    growth = ops.widen(net, "hidden.1", 2, mode="split", sources=[3, 3], break_symmetry=False)
+    grown = growth.net
+    w_in, w_out = grown.layers[1].weight, grown.head.classifier.weight
+    assert torch.equal(w_in[5], w_in[3]) and torch.equal(w_in[6], w_in[3])
+    old_out = net.head.classifier.weight
+    for k in (3, 5, 6):  # unit 3 and its two copies share its old outgoing weights equally
+        assert torch.allclose(w_out[:, k], old_out[:, 3] / 3)
+    assert torch.equal(w_out[:, :3], old_out[:, :3])
+
+
+def test_split_with_symmetry_breaking_gives_copies_different_gradients():
+    net = mlp()
+    x = torch.rand(8, 1, 3, 3)
+    unit = int(net.features(x).sum(0).argmax())  # an active unit
+    grown = ops.widen(net, "hidden.1", 1, mode="split", sources=[unit]).net
+    w_out = grown.head.classifier.weight
+    assert torch.allclose(w_out[:, unit] + w_out[:, 5], net.head.classifier.weight[:, unit], atol=1e-6)
+    grown(x).square().sum().backward()
+    g = grown.layers[1].weight.grad
+    assert g[unit].abs().sum() > 0
+    assert not torch.allclose(g[unit], g[5])  # unequal shares -> the copies drift apart
+
+
+def test_gated_widen_adds_zero_gates_that_get_gradients_and_fold_exactly():
+    net = mlp()
+    growth = ops.widen(net, "hidden.0", 2, mode="gated")
+    grown = growth.net
+    assert grown.spec["gates"] == {"hidden.0": 2}
+    assert torch.equal(grown.gates[0].eps, torch.zeros(2))
+    assert grown.layers[1].weight[:, 4:].abs().min() > 0  # outgoing random: the gate does the hiding
+    x = torch.rand(8, 1, 3, 3)
+    grown(x).square().sum().backward()
+    assert grown.gates[0].eps.grad.abs().min() > 0
+    assert grown.layers[0].weight.grad[4:].abs().sum() == 0  # scaled by eps = 0, as in Firefly
+    with torch.no_grad():
+        grown.gates[0].eps.copy_(torch.tensor([0.7, -1.3]))
+    again = ops.widen(grown, "hidden.0", 1, mode="gated").net  # a gated group grows its gate
+    assert torch.allclose(again.gates[0].eps, torch.tensor([0.7, -1.3, 0.0]))
+    folded = ops.fold_gates(grown, "hidden.0")
+    assert folded.net.spec["gates"] == {} and "gates.0.eps" not in dict(folded.net.named_parameters())
+    assert torch.allclose(folded.net(x), grown(x), atol=1e-6)
+
+
+def test_operators_refuse_what_they_cannot_do_exactly():
+    from selfgrow.errors import SelfgrowError
+
+    gated = ops.widen(mlp(), "hidden.0", 1, mode="gated").net
+    with pytest.raises(SelfgrowError, match="fold them"):
+        ops.widen(gated, "hidden.0", 1, mode="zero")
+    with pytest.raises(SelfgrowError, match="fold them"):
+        ops.deepen(gated, "hidden.0")
+    cosine = mlp(head={"kind": "single", "classes": 3, "cosine": True})
+    with pytest.raises(SelfgrowError, match="cosine"):
+        ops.widen(cosine, "hidden.1", 1)
+    ops.widen(cosine, "hidden.0", 1)  # earlier layers are fine
+    with pytest.raises(SelfgrowError, match="Unknown width group 'hidden.7'"):
+        ops.widen(mlp(), "hidden.7", 1)
+    with pytest.raises(SelfgrowError, match="add_head needs a 'multi' head"):
+        ops.add_head(mlp(), 2)
+    resnet = build({"kind": "resnet", "input_shape": [1, 6, 6], "head": {"kind": "single", "classes": 2},
+                    "stages": [{"width": 3, "blocks": 1}, {"width": 4, "blocks": 1}]})
+    with pytest.raises(SelfgrowError, match="cannot be ε-gated"):
+        ops.widen(resnet, "stage.0", 1, mode="gated")
+    with pytest.raises(SelfgrowError, match="position must be an int in 1..1"):
+        ops.deepen(resnet, "stage.1", position=0)
+
+
+def test_operators_leave_the_input_net_untouched():
+    net = mlp()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    spec = json.dumps(net.spec)
+    for growth in (ops.widen(net, "hidden.0", 2, mode="split"), ops.deepen(net, "hidden.1"),
+                   ops.add_classes(net, 2), ops.scale(net, 2.0, 1)):
+        assert growth.source is net and growth.net is not net
+    assert json.dumps(net.spec) == spec
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_resnet_deepen_inserts_a_zero_gamma_block_and_renames_the_rest():
+    net = build({"kind": "resnet", "input_shape": [1, 6, 6], "head": {"kind": "single", "classes": 2},
+                 "stages": [{"width": 3, "blocks": 2}]})
+    growth = ops.deepen(net, "stage.0", position=1)
+    grown = growth.net
+    assert grown.spec["stages"][0]["blocks"] == 3
+    assert not grown.stages[0].blocks[1].bn2.weight.any() and not grown.stages[0].blocks[1].bn2.bias.any()
+    assert growth.param_map["stages.0.blocks.1.conv1.weight"][0] == "stages.0.blocks.2.conv1.weight"
+    assert torch.equal(grown.stages[0].blocks[2].conv1.weight, net.stages[0].blocks[1].conv1.weight)
+
+
+def test_scale_composes_maps_and_widens_every_group():
+    net = mlp()
+    growth = ops.scale(net, width_mult=1.5, depth_add=1)
+    assert growth.net.spec["hidden"] == [6, 6, 8, 8]
+    name, index = growth.param_map["layers.1.weight"]
+    assert name == "layers.2.weight"  # shifted by the layer inserted after hidden.0
+    assert torch.equal(dict(growth.net.named_parameters())[name][index], net.layers[1].weight)
+    assert [o["op"] for o in growth.op["ops"]] == ["widen", "widen", "deepen", "deepen"]
+
+
+def test_growth_points_list_widths_and_depths_for_growers():
+    net = build({"kind": "convnet", "input_shape": [1, 8, 8], "head": {"kind": "single", "classes": 2},
+                 "conv": [{"width": 3, "kernel": 3}], "fc": [5]})
+    points = {(p.kind, p.name): p.size for p in net.growth_points()}
+    assert points == {("width", "conv.0"): 3, ("width", "fc.0"): 5, ("depth", "conv.0"): None,
+                      ("depth", "fc.0"): None}
+
+
+def test_mntdp_branch_reuses_the_source_trunk_and_trains_only_new_modules():
+    net = build({"kind": "modular", "input_shape": [1, 6, 6], "head": {"kind": "multi", "classes": [2]},
+                 "modules": [{"type": "stem", "width": 3}, {"type": "blocks", "width": 4, "stride": 2},
+                             {"type": "blocks", "width": 4}]})
+    growth = ops.branch(net, source_task=0, reuse_depth=1, n_classes=3)
+    grown = growth.net
+    assert grown.spec["library"] == [1, 2, 2] and grown.spec["paths"] == [[0, 0, 0], [0, 1, 1]]
+    assert [o["op"] for o in growth.op["ops"]] == ["add_module", "add_module", "add_task_path"]
+    frozen = grown.frozen_parameter_names()
+    trainable = grown.task_parameter_names(1) - frozen
+    assert trainable and all(n.startswith(("library.1.1.", "library.2.1.", "head.heads.1.")) for n in trainable)
+    pruned = ops.drop_unused_modules(ops.add_module(grown, 0).net)
+    assert pruned.net.spec["library"] == [1, 2, 2]

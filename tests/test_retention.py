@@ -445,3 +445,29 @@ def test_replay_and_icarl_beat_finetune_in_class_il():
     assert old(finetune) < 0.05
     assert old(er) > old(finetune) + 0.3
     assert old(icarl) > old(finetune) + 0.3
+
+
+# ---- resume -----------------------------------------------------------------------------------
+
+
+def all_strategies() -> list:
+    return [build_retention("freeze"), build_retention("ewc", empirical=True), build_retention("lwf"),
+            build_retention("feature_kd"), build_retention("replay", budget=20, selection="herding"),
+            build_retention("slow_lr"), build_retention("bias_correction")]
+
+
+def test_checkpointed_strategies_resume_exactly(tmp_path):
+    from selfgrow.train.checkpoint import load_checkpoint, restore, save_checkpoint
+
+    stream = cluster_stream(n_tasks=3, n=60)
+    learner, _ = run(Stream("two", "class", stream.tasks[:2]), all_strategies(), epochs=2)
+    save_checkpoint(tmp_path, 1, learner, {})
+    resumed, _ = run(Stream("none", "class", []), all_strategies(), epochs=2)
+    restore(resumed, load_checkpoint(tmp_path, 1), stream.tasks)
+    for strategy, copy in zip(learner.retention, resumed.retention):
+        assert copy.memory_bytes() == strategy.memory_bytes(), strategy.name
+    learner.learn(stream[2])
+    restore(resumed, load_checkpoint(tmp_path, 1), stream.tasks)  # the RNG state as it was at the save
+    resumed.learn(stream[2])
+    for (name, p), (_, q) in zip(learner.net.named_parameters(), resumed.net.named_parameters()):
+        torch.testing.assert_close(q, p, rtol=0, atol=0, msg=name)

@@ -16,6 +16,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import selfgrow.nets.expandable  # noqa: F401  (registers the net kinds the presets below name)
+import selfgrow.nets.pnn  # noqa: F401
 from selfgrow.errors import unknown_name
 
 MEMORY = 500  # replay budget in samples shared by the rehearsal baselines

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.nets import build
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.registry import register_retention
 
@@ -41,6 +42,7 @@ class _Distillation(Retention):
         self.scenario = learner.scenario
 
     def after_task(self, learner: Any, task) -> None:
+        self.scenario = learner.scenario
         self.teacher = frozen_copy(learner.net)
         self.teacher_tasks = task.index + 1
         self.old_classes = sorted({*self.old_classes, *task.class_ids})
@@ -51,8 +53,8 @@ class _Distillation(Retention):
         tensors = [*self.teacher.parameters(), *self.teacher.buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    # The teacher is rebuilt at the end of each task, so a checkpoint taken between tasks must keep it.
     def state_dict(self) -> dict[str, Any]:
+        """The teacher (spec and weights) and what it was trained on: a checkpoint between tasks needs it."""
         if self.teacher is None:
             return {}
         return {"teacher_spec": self.teacher.spec, "teacher_tasks": self.teacher_tasks,
@@ -62,8 +64,6 @@ class _Distillation(Retention):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        from selfgrow.nets import build
-
         teacher = build(state["teacher_spec"])
         teacher.load_state_dict({k[len("teacher/"):]: v for k, v in state.items() if k.startswith("teacher/")})
         self.teacher = frozen_copy(teacher)

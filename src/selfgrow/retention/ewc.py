@@ -6,11 +6,12 @@ from typing import Any
 
 import torch
 
+from selfgrow.nets.ops import remap_tensors
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.fisher import diagonal_fisher
 from selfgrow.retention.registry import register_retention
 from selfgrow.retention.scenario import model_input, net_device, task_targets
-from selfgrow.retention.tensors import flatten_state, remap, tensor_bytes, unflatten_state
+from selfgrow.retention.tensors import flatten_state, tensor_bytes, unflatten_state
 
 Anchor = dict[str, dict[str, torch.Tensor]]  # {"fisher": {param: F}, "star": {param: theta*}}
 
@@ -77,7 +78,7 @@ class EWC(Retention):
 
     def on_growth(self, growth) -> None:
         """Carry F and theta* to the grown net (new weights: importance 0)."""
-        self.anchors = [{k: remap(v, growth) for k, v in a.items()} for a in self.anchors]
+        self.anchors = [{k: remap_tensors(v, growth) for k, v in a.items()} for a in self.anchors]
 
     def state_dict(self) -> dict[str, Any]:
         state = flatten_state({str(i): a for i, a in enumerate(self.anchors)})

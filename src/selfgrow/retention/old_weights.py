@@ -8,16 +8,16 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.nets.ops import remap_tensors
 from selfgrow.retention.base import Retention
 from selfgrow.retention.registry import register_retention
-from selfgrow.retention.tensors import remap
 
 
 class _OldWeightsFactor(Retention):
     """Scales the learning of entries that existed before the current task by `factor`.
 
-    Which entries are old is tracked as a 0/1 mask per parameter: all ones after a task, carried
-    through growth with the growth's `param_map` (entries a growth operator adds are new, mask 0).
+    Which entries are old is tracked as a boolean mask per parameter: all true after a task, carried
+    through growth with the growth's `param_map` (entries a growth operator adds are new: false).
     Entirely old tensors get the factor through `param_lr_scale`; partially old ones (widened) get a
     gradient hook multiplying the old entries' gradient by the factor. For SGD the hook equals an lr
     factor; for Adam-like optimisers, which are invariant to gradient scale, a factor in (0, 1) does
@@ -31,16 +31,16 @@ class _OldWeightsFactor(Retention):
 
     def after_task(self, learner: Any, task) -> None:
         self._release()
-        self.masks = {n: torch.ones_like(p, dtype=torch.float32) for n, p in learner.net.named_parameters()}
+        self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in learner.net.named_parameters()}
 
     def on_growth(self, growth) -> None:
-        self.masks = remap(self.masks, growth)
+        self.masks = {n: m.bool() for n, m in remap_tensors(self.masks, growth).items()}
 
     def before_task(self, learner: Any, task) -> None:
         self._release()
         for name, p in learner.net.named_parameters():
             if self._partially_old(name):
-                keep = (1 - self.masks[name] * (1 - self.factor)).to(p.device)
+                keep = torch.where(self.masks[name], self.factor, 1.0).to(p.device, p.dtype)
                 self._handles.append(p.register_hook(lambda g, keep=keep: g * keep))
 
     def param_lr_scale(self, net: torch.nn.Module) -> dict[str, float]:
@@ -80,8 +80,10 @@ class Freeze(_OldWeightsFactor):
     more at the end of the task. Modules whose parameters are all old run in eval mode, so BatchNorm
     statistics of frozen layers stay as they were (a widened BatchNorm layer still updates the
     statistics of its old channels). With growth that only adds heads, units or columns and no
-    widened BatchNorm, this gives exactly zero forgetting in task-IL. Put `freeze` first in the
-    retention list when a later strategy reads the weights in `after_task` after a trainer lr/wd grid.
+    widened BatchNorm, this gives exactly zero forgetting in task-IL. Under the trainer's lr/wd
+    grid, trials train deep copies that carry neither the gradient masks nor the restore; the old
+    slices of the chosen weights are restored in `after_task` (list `freeze` first when another
+    strategy reads the weights in its own `after_task`).
     """
 
     def __init__(self) -> None:
@@ -96,7 +98,7 @@ class Freeze(_OldWeightsFactor):
         self._saved = {}
         for name, p in net.named_parameters():
             if self._partially_old(name):
-                old = self.masks[name].to(p.device).bool()
+                old = self.masks[name].to(p.device)
                 self._saved[name] = (old, p.detach()[old].clone())
         if self._saved:
             self._handles.append(register_optimizer_step_post_hook(lambda *_: self._restore()))

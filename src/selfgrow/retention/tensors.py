@@ -1,17 +1,10 @@
-"""Small helpers for the per-parameter tensors strategies keep: remapping after growth, (de)flattening, bytes."""
+"""Small helpers for the tensors strategies keep: (de)flattening nested state, counting bytes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-
-
-def remap(tensors: dict[str, torch.Tensor], growth) -> dict[str, torch.Tensor]:
-    """`tensors` keyed by old parameter names, moved to the grown net's names and shapes (zeros where new)."""
-    from selfgrow.nets.ops import remap_tensors
-
-    return remap_tensors(tensors, growth)
 
 
 def flatten_state(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -47,7 +47,7 @@ _TRANSFER_SAMPLES = {
 }
 
 STREAMS: dict[str, StreamEntry] = {
-    "split": StreamEntry(split, "classes / classes_per_task (MNIST: 5)", "2 (classes_per_task)", "whole dataset, 10% of train as val",
+    "split": StreamEntry(split, "5 on MNIST (n_tasks)", "2 (classes_per_task)", "whole dataset, 10% of train as val",
                          "Disjoint classes per task (Split-MNIST/CIFAR); class-IL by default, or task-IL."),
     "permuted": StreamEntry(permuted, "10 (n_tasks)", "all (10 for MNIST)", "whole dataset per task, 10% of train as val",
                             "Each task permutes the pixels with its own seeded permutation; task-IL by default."),

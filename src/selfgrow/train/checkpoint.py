@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -93,7 +94,7 @@ def load_checkpoint(run_dir: str | Path, task_index: int) -> dict[str, Any]:
                 raise ValueError(f"{name} does not match its sha256")
         tensors = torch.load(io.BytesIO(raw[TENSORS]), weights_only=True, map_location="cpu")
         return _join(json.loads(raw[STATE]), tensors)
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise SelfgrowError(f"Checkpoint {folder} cannot be used: {error}.") from error
 
 

@@ -9,7 +9,9 @@ task) is kept when its size matches.
 
 Independent mode (`independent=True`, the "a new net per task" baseline): every task gets a fresh
 net built from the initial net's spec with one head of its own; it is trained and evaluated on its
-task alone with local labels, i.e. with the task id as an oracle in every scenario.
+task alone with local labels, i.e. with the task id as an oracle in every scenario. (Each such net
+sees its task as task 0, so its batch-order and augmentation seeds are those of task 0; the data
+differ, so the runs are still independent draws.)
 """
 
 from __future__ import annotations
