@@ -88,3 +88,8 @@ def test_optimizer_state_is_kept_between_tasks_when_asked():
     learner.learn(tasks[1])
     assert learner.optimizer_state["layers.0.weight"]["exp_avg"].shape == (18, 16)
     assert learner.optimizer_state["layers.0.weight"]["step"].item() == 2 * steps_after_first
+
+
+def test_independent_mode_refuses_retention():
+    with pytest.raises(SelfgrowError, match="nothing to retain"):
+        Learner(make_net("class"), build_grower("fixed"), [Recorder()], _trainer(), "class", independent=True)

@@ -45,6 +45,11 @@ class Learner:
         independent: bool = False,
     ) -> None:
         self.scenario = check_scenario(scenario)
+        if independent and retention:
+            raise SelfgrowError(
+                "Independent mode trains a fresh net per task, so there is nothing to retain; "
+                f"drop the retention strategies ({', '.join(r.name for r in retention)})."
+            )
         self.grower = grower
         self.retention = list(retention)
         self.trainer = trainer or Trainer()
