@@ -30,6 +30,12 @@ def real_data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny test nets run fastest on one thread; more threads only contend on a loaded machine."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

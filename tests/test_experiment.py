@@ -72,7 +72,7 @@ def test_cli_overrides_and_refuses_to_overwrite(tmp_path, capsys):
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-    config = _write_config(tmp_path, trainer={**TINY["trainer"], "epochs": 40})
+    config = _write_config(tmp_path, trainer={**TINY["trainer"], "epochs": 20})
     reference = _selfgrow("run", "--config", str(config), "--name", "reference")
     killed = _selfgrow("run", "--config", str(config), "--name", "killed")
     run_dir = tmp_path / "runs" / "killed"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import selfgrow.nets.expandable  # noqa: F401  (registers the kind)
-import selfgrow.nets.pnn  # noqa: F401  (registers the kind)
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.nets import build, ops
@@ -15,15 +13,6 @@ from selfgrow.streams.task import Stream, Task
 from selfgrow.train import Learner, Trainer
 
 SHAPE = [1, 2, 4]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off costs that dominate on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def stream(scenario: str, n_tasks: int = 3, n: int = 120) -> Stream:
@@ -93,6 +82,20 @@ def test_parameters_per_task_count_columns_up_to_the_task():
     col1 = col0 + 6 * 5  # its own layers plus one lateral
     assert count_params(net, 0) == col0 + 5 * 2 + 2
     assert count_params(net, 1) == col0 + col1 + 5 * 2 + 2
+
+
+def test_conv_columns_link_by_convolutions_and_keep_old_outputs():
+    net = build({"kind": "pnn", "input_shape": [3, 8, 8], "conv": [{"width": 4, "stride": 2}, {"width": 6}],
+                 "hidden": [10], "head": {"kind": "multi", "classes": [2]}})
+    x = torch.rand(3, 3, 8, 8)
+    before = net(x, 0)
+    grown = ops.add_head(net, 2).net
+    torch.testing.assert_close(grown(x, 0), before, rtol=0, atol=0)
+    laterals = grown.columns[1].laterals
+    assert isinstance(laterals[0][0], torch.nn.Conv2d) and laterals[0][0].weight.shape == (6, 4, 3, 3)
+    assert isinstance(laterals[1][0], torch.nn.Linear) and laterals[1][0].weight.shape == (10, 6 * 4 * 4)
+    with pytest.raises(SelfgrowError, match="pnn conv layer 0"):
+        build({"kind": "pnn", "input_shape": [3, 8, 8], "conv": [{"width": 0}], "head": {"kind": "multi", "classes": []}})
 
 
 def test_pnn_needs_a_task_head_and_a_task_id():

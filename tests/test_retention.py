@@ -18,15 +18,6 @@ from selfgrow.train import Learner, Trainer
 SHAPE = (1, 2, 4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off costs that dominate on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- tiny synthetic streams -------------------------------------------------------------------
 
 
@@ -388,6 +379,27 @@ def test_freeze_keeps_old_slices_of_a_widened_tensor_exactly_even_with_weight_de
         torch.testing.assert_close(grown[n][tuple(slice(0, s) for s in value.shape)], value, rtol=0, atol=0)
     assert not torch.equal(grown["layers.0.weight"][8:], torch.zeros(4, 8))
     torch.testing.assert_close(learner.net(stream[0].x_test, 0), outputs, rtol=0, atol=0)
+
+
+def test_freeze_keeps_a_widened_batchnorm_resnet_exactly_on_old_tasks():
+    g = torch.Generator().manual_seed(0)
+    tasks = []
+    for t in range(2):
+        x, y = torch.rand(48, 3, 8, 8, generator=g), torch.randint(0, 2, (48,), generator=g)
+        tasks.append(Task(t, f"t{t}", [2 * t, 2 * t + 1], ["a", "b"], x[:32], y[:32], x[:0], y[:0], x[32:], y[32:],
+                          mean=(0.5,) * 3, std=(0.25,) * 3))
+    net = build({"kind": "resnet", "input_shape": [3, 8, 8], "head": {"kind": "multi", "classes": []},
+                 "stages": [{"width": 4, "blocks": 1}, {"width": 8, "blocks": 1, "stride": 2}]})
+    learner = Learner(net, build_grower("schedule", width_factor=1.5), [build_retention("freeze")],
+                      Trainer(epochs=2, batch_size=8, lr=0.05, weight_decay=1e-3, optimizer="sgd", device="cpu",
+                              progress=False, curve_batches=0), "task")
+    learner.learn(tasks[0])
+    learner.net.eval()
+    outputs = learner.net(tasks[0].x_test, 0).detach()
+    learner.learn(tasks[1])
+    learner.net.eval()
+    assert learner.net.spec["stages"][0]["width"] == 6
+    torch.testing.assert_close(learner.net(tasks[0].x_test, 0), outputs, rtol=0, atol=0)
 
 
 # ---- bias correction --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class StreamConfig:
 class NetConfig:
     """The starting network: a named preset with options, or a full spec."""
 
-    preset: str = "mlp"
+    preset: str = "mlp-small"
     options: dict[str, Any] = field(default_factory=dict)
     spec: Optional[dict[str, Any]] = None
 

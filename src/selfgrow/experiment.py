@@ -80,7 +80,12 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
 
 
 def apply_method(config: RunConfig) -> RunConfig:
-    """Fill the sections of a method preset into the config where the config still has the schema default."""
+    """Merge a method preset into the config.
+
+    The method's `net` section always applies (PNN, expandable-rep and fixed-small/large are
+    defined by their net); its other sections fill the config only where it still holds the
+    schema default, so explicit settings (e.g. a different EWC strength) win.
+    """
     if not config.method:
         return config
     from selfgrow.methods import resolve_method
@@ -93,7 +98,7 @@ def apply_method(config: RunConfig) -> RunConfig:
             for name, v in value.items():
                 if values["trainer"][name] == getattr(default.trainer, name):
                     values["trainer"][name] = v
-        elif values[key] == config_schema.to_dict(default)[key]:
+        elif key == "net" or values[key] == config_schema.to_dict(default)[key]:
             values[key] = value
     return config_schema.from_dict(values)
 

@@ -7,7 +7,9 @@ from the stream), `growth` (`name`, `options`), `retention` (a list of `{name, o
 explicitly are meant to win over the fragment.
 
 Budgets and strengths are the common choices for small streams (a 500-sample memory, EWC lambda
-100, LwF T = 2); change them through the config like any option.
+100, LwF T = 2); change them through the config like any option. "icarl" differs from Rebuffi et
+al. 2017 in its distillation (LwF's softmax KD at T = 2 instead of sigmoid binary cross-entropy) and
+classifier (the trained head instead of nearest-mean-of-exemplars).
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import selfgrow.nets.expandable  # noqa: F401  (registers the net kinds the presets below name)
-import selfgrow.nets.pnn  # noqa: F401
 from selfgrow.errors import unknown_name
 
 MEMORY = 500  # replay budget in samples shared by the rehearsal baselines
@@ -86,8 +86,9 @@ METHODS: dict[str, Method] = {
         _fixed([], net={"spec": {"kind": "pnn", "hidden": [64, 64]}}),
     ),
     "expandable-rep": Method(
-        "expandable representation (simple DER, Yan et al. 2021): a new extractor per task, one head (class-IL)",
-        _fixed([], net={"spec": {"kind": "expandable", "extractor": {"kind": "mlp", "hidden": [64]}}}),
+        "expandable representation (simple DER, Yan et al. 2021): an extractor per task, one head, herding memory",
+        _fixed([_replay("herding", "class")],
+               net={"spec": {"kind": "expandable", "extractor": {"kind": "mlp", "hidden": [64]}}}),
     ),
 }
 

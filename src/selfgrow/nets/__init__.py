@@ -1,24 +1,31 @@
-"""Growable networks: specs, backbones, heads, growth operators (`selfgrow.nets.ops`), cost."""
+"""Growable networks: specs, backbones, heads, growth operators (`selfgrow.nets.ops`), cost
+(`selfgrow.nets.cost`). Importing this package registers every built-in net kind, so `build`
+can rebuild any spec a checkpoint stores."""
 
-from selfgrow.nets import mlp as _mlp  # noqa: F401  (importing registers the built-in kinds)
-from selfgrow.nets import convnet as _convnet  # noqa: F401
-from selfgrow.nets import modular as _modular  # noqa: F401
-from selfgrow.nets import resnet as _resnet  # noqa: F401
+from selfgrow.nets import expandable, pnn  # noqa: F401  (kinds of the trainer's baselines)
 from selfgrow.nets.base import NET_KINDS, Gate, GrowableNet, build, normalize_spec, register_net
+from selfgrow.nets.convnet import ConvNet
 from selfgrow.nets.groups import DepthPoint, GrowthPoint, Port, WidthGroup
 from selfgrow.nets.heads import CosineLinear, MultiHead, SingleHead, build_head
+from selfgrow.nets.mlp import MLP
+from selfgrow.nets.modular import ModularNet
 from selfgrow.nets.presets import PRESETS, preset
+from selfgrow.nets.resnet import ResNet
 
 __all__ = [
+    "MLP",
     "NET_KINDS",
     "PRESETS",
+    "ConvNet",
     "CosineLinear",
     "DepthPoint",
     "Gate",
     "GrowableNet",
     "GrowthPoint",
+    "ModularNet",
     "MultiHead",
     "Port",
+    "ResNet",
     "SingleHead",
     "WidthGroup",
     "build",

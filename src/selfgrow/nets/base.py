@@ -43,7 +43,7 @@ def normalize_spec(spec: dict) -> dict:
     spec = copy.deepcopy(spec)
     spec["input_shape"] = _input_shape(spec.get("input_shape"))
     spec["head"] = normalize_head(spec.get("head"))
-    spec.setdefault("gates", {})
+    spec["gates"] = _gates(spec.get("gates", {}))
     return cls.normalize_spec(spec)
 
 
@@ -62,11 +62,20 @@ def _input_shape(shape) -> list[int]:
     return list(shape)
 
 
+def _gates(gates) -> dict[str, int]:
+    """Validate the ε-gate counts: width-group name -> number of trailing gated units."""
+    if not isinstance(gates, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in gates.items()
+    ):
+        raise SelfgrowError(f"spec 'gates' must map width-group names to positive ints; got {gates!r}.")
+    return dict(gates)
+
+
 class GrowableNet(nn.Module):
     """Base of every growable net.
 
-    Subclasses set `self.head = build_head(spec["head"], feature_dim)` and implement
-    `features(x, task)` -> (B, D). `forward` applies the head. `spec` is always up to date
+    Subclasses set `self.feature_dim` and `self.head = build_head(spec["head"], feature_dim)`
+    and implement `features(x, task)` -> (B, D). `forward` applies the head. `spec` is always up to date
     (operators build a new net from an edited spec; they never mutate a net in place).
     """
 

@@ -58,7 +58,8 @@ class ConvNet(GrowableNet):
             w = (w + 2 * layer["padding"] - layer["kernel"] + 1) // layer["pool"]
             if h < 1 or w < 1:
                 raise SelfgrowError(
-                    f"Input {spec['input_shape']} is too small for convnet layer {i} {layer}; use a larger input or fewer/smaller layers."
+                    f"Input {spec['input_shape']} is too small for convnet layer {i} {layer}; "
+                    "use a larger input or fewer/smaller layers."
                 )
             sizes.append((h, w))
         return sizes

@@ -22,7 +22,6 @@ eval mode, so they never change; the newest extractor and the whole head learn, 
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import torch
 from torch import nn
@@ -90,9 +89,7 @@ class ExpandableNet(GrowableNet):
 
 def _extractor(spec: dict) -> GrowableNet:
     """A net of another kind used for its `features` only (its empty head removed)."""
-    with warnings.catch_warnings():  # the dropped 0-class head warns that initialising it is a no-op
-        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        net = build(spec)
+    net = build(spec)
     if not hasattr(net, "feature_dim"):
         raise SelfgrowError(f"Net kind {spec['kind']!r} does not declare feature_dim; it cannot be an extractor.")
     net.head = nn.Identity()

@@ -9,6 +9,7 @@ scale initialised to `COSINE_INIT_SCALE`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +53,10 @@ class CosineLinear(nn.Module):
 
 
 def make_classifier(in_features: int, n_classes: int, cosine: bool) -> nn.Module:
-    """A linear or cosine classifier with `n_classes` outputs."""
-    return CosineLinear(in_features, n_classes) if cosine else nn.Linear(in_features, n_classes)
+    """A linear or cosine classifier with `n_classes` outputs (0 before the first class-IL task)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors is a no-op")
+        return CosineLinear(in_features, n_classes) if cosine else nn.Linear(in_features, n_classes)
 
 
 class MultiHead(nn.Module):

@@ -10,7 +10,8 @@
 - resnet-tiny: 2 stages of 1 block at 8 channels (tests, quick experiments).
 - convnet-l2g: the Split-CIFAR-100 ConvNet of Learn-to-Grow / L2BG (3 conv + 2 fc); the
   channel and kernel sizes are those of Table 5.3c (HAT's AlexNet-like net: conv 64/4x4,
-  128/3x3, 256/2x2, each + ReLU + 2x2 max-pool, fc 2048, 2048), as the L2BG text gives none.
+  128/3x3, 256/2x2, each + ReLU + 2x2 max-pool, fc 2048, 2048), as the L2BG text gives none;
+  HAT's dropout is not part of the net.
 - modular-resnet18-reduced / modular-mlp-pmnist: MNTDP modular nets whose modules are the
   blocks of the two tables (one module per block, the head per task).
 """

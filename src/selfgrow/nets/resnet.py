@@ -203,7 +203,9 @@ class ResNet(GrowableNet):
         lowest = 1 if self._projects(s, 0) else 0
         position = stage["blocks"] if position is None else position
         if not isinstance(position, int) or not lowest <= position <= stage["blocks"]:
-            raise SelfgrowError(f"deepen {at!r}: position must be an int in {lowest}..{stage['blocks']}; got {position!r}.")
+            raise SelfgrowError(
+                f"deepen {at!r}: position must be an int in {lowest}..{stage['blocks']}; got {position!r}."
+            )
         hidden = stage["hidden"][:position] + [stage["width"]] + stage["hidden"][position:]
         stages = list(self.spec["stages"])
         stages[s] = {**stage, "blocks": stage["blocks"] + 1, "hidden": hidden}

@@ -10,6 +10,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.retention.base import Retention
 from selfgrow.retention.registry import register_retention
 from selfgrow.retention.scenario import require_scenario
+from selfgrow.streams.task import Task
 
 
 def linear_classifier(net: torch.nn.Module) -> torch.nn.Linear:
@@ -52,10 +53,10 @@ class WeightAligning(Retention):
         self.old_classes: list[int] = []
         self.gammas: list[float] = []
 
-    def before_task(self, learner: Any, task) -> None:
+    def before_task(self, learner: Any, task: Task) -> None:
         require_scenario(self.name, learner.scenario, ("class",))
 
-    def after_task(self, learner: Any, task) -> None:
+    def after_task(self, learner: Any, task: Task) -> None:
         new = [c for c in task.class_ids if c not in self.old_classes]
         if self.old_classes and new:
             self.gammas.append(align_weights(linear_classifier(learner.net), self.old_classes, new))

@@ -12,6 +12,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.nets import build
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.registry import register_retention
+from selfgrow.streams.task import Task
 
 
 def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
@@ -38,10 +39,10 @@ class _Distillation(Retention):
         self.old_classes: list[int] = []
         self.scenario = "class"
 
-    def before_task(self, learner: Any, task) -> None:
+    def before_task(self, learner: Any, task: Task) -> None:
         self.scenario = learner.scenario
 
-    def after_task(self, learner: Any, task) -> None:
+    def after_task(self, learner: Any, task: Task) -> None:
         self.scenario = learner.scenario
         self.teacher = frozen_copy(learner.net)
         self.teacher_tasks = task.index + 1
@@ -75,7 +76,8 @@ class _Distillation(Retention):
 class LwF(_Distillation):
     """Learning without Forgetting (Li & Hoiem 2016): distil the old net's outputs with temperature T.
 
-    The loss is alpha * soft cross-entropy (no T^2 factor, as in the paper). Which outputs are distilled
+    The loss is alpha * soft cross-entropy (no T^2 factor, as in the paper); the paper's warm-up
+    (training the new head alone before joint training) is not done. Which outputs are distilled
     depends on the scenario: task-IL, every old task's head (one forward per old head); class-IL, the
     logits of the classes seen before the current task (by stream-wide id, so a head
     pre-sized for future classes is handled); domain-IL, all logits (the classes are shared).

@@ -6,12 +6,14 @@ from typing import Any
 
 import torch
 
-from selfgrow.nets.ops import remap_tensors
+from selfgrow.errors import SelfgrowError
+from selfgrow.nets.ops import Growth, remap_tensors
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.fisher import diagonal_fisher
 from selfgrow.retention.registry import register_retention
 from selfgrow.retention.scenario import model_input, net_device, task_targets
 from selfgrow.retention.tensors import flatten_state, tensor_bytes, unflatten_state
+from selfgrow.streams.task import Task
 
 Anchor = dict[str, dict[str, torch.Tensor]]  # {"fisher": {param: F}, "star": {param: theta*}}
 
@@ -25,7 +27,8 @@ class EWC(Retention):
     The Fisher diagonal is computed after each task on its training data (un-augmented, normalised) from
     per-sample gradients (`selfgrow.retention.fisher`); by default labels are sampled from the model
     (true Fisher, as in the paper), `empirical=True` uses the true labels instead. `fisher_samples` caps
-    the number of training samples used (a random subset) to bound the cost. After growth, F and theta*
+    the number of training samples used (a random subset) to bound the cost; `batch_size` samples'
+    per-sample gradients are held at once (batch_size x parameters floats). After growth, F and theta*
     are carried to the grown net through the growth's `param_map`; new weights get importance 0.
     """
 
@@ -36,15 +39,17 @@ class EWC(Retention):
         gamma: float = 1.0,
         empirical: bool = False,
         fisher_samples: int | None = None,
-        batch_size: int = 128,
+        batch_size: int = 32,
         seed: int = 0,
     ) -> None:
+        if lam < 0 or not 0 <= gamma <= 1:
+            raise SelfgrowError(f"EWC needs lam >= 0 and gamma in [0, 1]; got lam={lam!r}, gamma={gamma!r}.")
         self.lam, self.online, self.gamma, self.empirical = float(lam), bool(online), float(gamma), bool(empirical)
         self.fisher_samples, self.batch_size = fisher_samples, int(batch_size)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors: list[Anchor] = []
 
-    def after_task(self, learner: Any, task) -> None:
+    def after_task(self, learner: Any, task: Task) -> None:
         """Estimate the Fisher diagonal on the task's training data and store the anchor weights."""
         net = learner.net
         device = net_device(net)
@@ -76,7 +81,7 @@ class EWC(Retention):
                 total = total + (f * (params[name] - anchor["star"][name]).pow(2)).sum()
         return 0.5 * self.lam * total
 
-    def on_growth(self, growth) -> None:
+    def on_growth(self, growth: Growth) -> None:
         """Carry F and theta* to the grown net (new weights: importance 0)."""
         self.anchors = [{k: remap_tensors(v, growth) for k, v in a.items()} for a in self.anchors]
 

@@ -17,7 +17,7 @@ def diagonal_fisher(
     scenario: str,
     *,
     empirical: bool = False,
-    batch_size: int = 128,
+    batch_size: int = 32,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean over samples of the squared per-sample gradient of log p(y|x) for each trainable parameter.

@@ -8,16 +8,20 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.nets.ops import remap_tensors
+from selfgrow.nets.ops import Growth, remap_tensors
 from selfgrow.retention.base import Retention
 from selfgrow.retention.registry import register_retention
+from selfgrow.streams.task import Task
 
 
 class _OldWeightsFactor(Retention):
     """Scales the learning of entries that existed before the current task by `factor`.
 
     Which entries are old is tracked as a boolean mask per parameter: all true after a task, carried
-    through growth with the growth's `param_map` (entries a growth operator adds are new: false).
+    through growth with the growth's `param_map`. Old is decided per output unit (dim 0 of a weight):
+    a unit that existed before the task keeps all its incoming weights old, including those from
+    units added below it by widening, so old units compute exactly what they did; only new units'
+    rows are new.
     Entirely old tensors get the factor through `param_lr_scale`; partially old ones (widened) get a
     gradient hook multiplying the old entries' gradient by the factor. For SGD the hook equals an lr
     factor; for Adam-like optimisers, which are invariant to gradient scale, a factor in (0, 1) does
@@ -29,14 +33,14 @@ class _OldWeightsFactor(Retention):
         self.masks: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
 
-    def after_task(self, learner: Any, task) -> None:
+    def after_task(self, learner: Any, task: Task) -> None:
         self._release()
         self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in learner.net.named_parameters()}
 
-    def on_growth(self, growth) -> None:
-        self.masks = {n: m.bool() for n, m in remap_tensors(self.masks, growth).items()}
+    def on_growth(self, growth: Growth) -> None:
+        self.masks = {n: old_units(m.bool()) for n, m in remap_tensors(self.masks, growth).items()}
 
-    def before_task(self, learner: Any, task) -> None:
+    def before_task(self, learner: Any, task: Task) -> None:
         self._release()
         for name, p in learner.net.named_parameters():
             if self._partially_old(name):
@@ -78,9 +82,10 @@ class Freeze(_OldWeightsFactor):
     across tasks cannot move them either, are copied back to their values at the start of the task
     after every optimiser step while the task trains (a global `torch.optim` step post-hook) and once
     more at the end of the task. Modules whose parameters are all old run in eval mode, so BatchNorm
-    statistics of frozen layers stay as they were (a widened BatchNorm layer still updates the
-    statistics of its old channels). With growth that only adds heads, units or columns and no
-    widened BatchNorm, this gives exactly zero forgetting in task-IL. Under the trainer's lr/wd
+    statistics of frozen layers stay as they were; a widened BatchNorm layer updates its statistics
+    in training, and the old channels' running statistics are restored like the old weights. With
+    growth that adds heads, units, channels or columns this gives exactly zero forgetting in
+    task-IL (deepening inserts new layers on the old path, which is not freezing). Under the trainer's lr/wd
     grid, trials train deep copies that carry neither the gradient masks nor the restore; the old
     slices of the chosen weights are restored in `after_task` (list `freeze` first when another
     strategy reads the weights in its own `after_task`).
@@ -91,15 +96,15 @@ class Freeze(_OldWeightsFactor):
         self._saved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._net: torch.nn.Module | None = None
 
-    def before_task(self, learner: Any, task) -> None:
+    def before_task(self, learner: Any, task: Task) -> None:
         super().before_task(learner, task)
         net = learner.net
         self._net = net
+        tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}
         self._saved = {}
-        for name, p in net.named_parameters():
-            if self._partially_old(name):
-                old = self.masks[name].to(p.device)
-                self._saved[name] = (old, p.detach()[old].clone())
+        for name, mask in self._old_entries(net).items():
+            old = mask.to(tensors[name].device)
+            self._saved[name] = (old, tensors[name].detach()[old].clone())
         if self._saved:
             self._handles.append(register_optimizer_step_post_hook(lambda *_: self._restore()))
         for prefix, module in net.named_modules():
@@ -108,7 +113,23 @@ class Freeze(_OldWeightsFactor):
             if own and has_buffers and all(self._fully_old(n) for n in own):
                 self._handles.append(module.register_forward_pre_hook(_eval_mode))
 
-    def after_task(self, learner: Any, task) -> None:
+    def _old_entries(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Masks of the old entries of widened parameters and of the per-channel buffers beside them.
+
+        A buffer (e.g. BatchNorm running mean / variance) shares the mask of a widened parameter of
+        the same module and shape, as widening appends channels after the old ones.
+        """
+        masks = {n: self.masks[n] for n, _ in net.named_parameters() if self._partially_old(n)}
+        for prefix, module in net.named_modules():
+            qualified = lambda n: f"{prefix}.{n}" if prefix else n  # noqa: E731
+            widened = [masks[qualified(n)] for n, _ in module.named_parameters(recurse=False) if qualified(n) in masks]
+            for name, buffer in module.named_buffers(recurse=False):
+                mask = next((m for m in widened if m.shape == buffer.shape), None)
+                if mask is not None:
+                    masks[qualified(name)] = mask
+        return masks
+
+    def after_task(self, learner: Any, task: Task) -> None:
         self._restore()
         self._saved, self._net = {}, None
         super().after_task(learner, task)
@@ -117,10 +138,10 @@ class Freeze(_OldWeightsFactor):
         """Copy the saved old entries back into the trained net's parameters."""
         if self._net is None:
             return
-        params = dict(self._net.named_parameters())
+        tensors = {**dict(self._net.named_parameters()), **dict(self._net.named_buffers())}
         with torch.no_grad():
             for name, (old, values) in self._saved.items():
-                params[name][old] = values
+                tensors[name][old] = values
 
 
 @register_retention("slow_lr")
@@ -137,3 +158,10 @@ def _eval_mode(module: torch.nn.Module, args: Any) -> None:
     """Forward pre-hook running a frozen module with its stored statistics."""
     module.training = False
 
+
+def old_units(mask: torch.Tensor) -> torch.Tensor:
+    """Extend a mask of old entries to whole output units: every row (dim 0) holding an old entry."""
+    if mask.dim() < 2:
+        return mask
+    rows = mask.flatten(1).any(1)
+    return rows.view(-1, *[1] * (mask.dim() - 1)).expand_as(mask).clone()

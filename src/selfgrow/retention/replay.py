@@ -13,6 +13,7 @@ from selfgrow.retention.registry import register_retention
 from selfgrow.retention.scenario import model_input, net_device
 from selfgrow.retention.selection import equal_quotas, group_ranks, herding_order, reservoir_keys
 from selfgrow.retention.tensors import tensor_bytes
+from selfgrow.streams.task import Task
 
 SELECTIONS = ("reservoir", "herding")
 BALANCES = ("class", "task", "none")
@@ -33,7 +34,8 @@ class Replay(Retention):
     samples when shares shrink, as iCaRL's exemplar reduction. Images are stored as uint8 by default
     (exact for streams built from 8-bit images; rotated streams lose < 1/255) or float32.
     `replay` returns a uniform random batch (with replacement) of `replay_batch_size` samples, or of
-    the trainer's batch size when unset, as raw [0, 1] images on the CPU.
+    the trainer's batch size when unset, as raw [0, 1] images on the CPU. `budget=None` keeps every
+    sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
     """
 
     def __init__(
@@ -67,7 +69,7 @@ class Replay(Retention):
     def __len__(self) -> int:
         return int(self.memory["y"].numel())
 
-    def after_task(self, learner: Any, task) -> None:
+    def after_task(self, learner: Any, task: Task) -> None:
         """Add the task's training samples, then shrink every group to its share of the budget."""
         y = task.y_train.cpu()
         new = {
@@ -113,7 +115,7 @@ class Replay(Retention):
         key = task if self.balance == "task" else task * (int(y.max()) + 1) + y
         return torch.unique(key, return_inverse=True)[1]
 
-    def _priorities(self, learner: Any, task, groups: torch.Tensor, quotas: torch.Tensor | None) -> torch.Tensor:
+    def _priorities(self, learner: Any, task: Task, groups: torch.Tensor, quotas: torch.Tensor | None) -> torch.Tensor:
         """Rank keys (lower is kept first) for the task's samples."""
         if self.selection == "reservoir":
             return reservoir_keys(groups.numel(), self.generator)
@@ -125,7 +127,7 @@ class Replay(Retention):
             priority[members] = herding_order(features[members], limit).cpu()
         return priority
 
-    def _features(self, learner: Any, task) -> torch.Tensor:
+    def _features(self, learner: Any, task: Task) -> torch.Tensor:
         """Penultimate features of the task's training images (eval mode, normalised, not augmented)."""
         net = learner.net
         device = net_device(net)
@@ -165,7 +167,7 @@ class Joint(Replay):
         super().__init__(budget=None, selection="reservoir", balance="none", dtype="float32", seed=seed)
         self.new_samples = 1
 
-    def before_task(self, learner: Any, task) -> None:
+    def before_task(self, learner: Any, task: Task) -> None:
         self.new_samples = max(1, int(task.y_train.numel()))
 
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:

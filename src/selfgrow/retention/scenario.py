@@ -6,6 +6,7 @@ import torch
 
 from selfgrow.data.transforms import normalize
 from selfgrow.errors import SelfgrowError
+from selfgrow.streams.task import Task
 
 
 def task_outputs(net: torch.nn.Module, x: torch.Tensor, task_index: int, scenario: str) -> torch.Tensor:
@@ -18,7 +19,7 @@ def task_targets(y_local: torch.Tensor, y_global: torch.Tensor, scenario: str) -
     return y_local if scenario == "task" else y_global
 
 
-def model_input(x: torch.Tensor, task) -> torch.Tensor:
+def model_input(x: torch.Tensor, task: Task) -> torch.Tensor:
     """Raw [0, 1] images of `task` normalised as the trainer does, without augmentation."""
     return normalize(x, task.mean, task.std) if task.mean else x
 

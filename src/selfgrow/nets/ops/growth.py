@@ -24,19 +24,35 @@ class Growth:
 
     `param_map[old_name] = (new_name, index)`: `new_param[index]` holds the old values (before
     any function-preserving rescaling the operator applied, e.g. Net2Net splitting).
-    Old parameters missing from the map were removed. `op` records the call for logs;
-    `source` is the (untouched) input net, used to find old parameters by name.
+    `partial_map[old_name] = (new_name, dim, rows)` is for parameters that lost entries (units
+    pruned by `fold_gates(keep=...)`): `old.index_select(dim, rows)` sits in the leading slice
+    of `new_param`. Old parameters in neither map were removed. `op` records the call for
+    logs; `source` is the (untouched) input net, used to find old parameters by name.
     """
 
     net: GrowableNet
     param_map: dict[str, tuple[str, Index]]
     op: dict = field(default_factory=dict)
     source: GrowableNet | None = field(default=None, repr=False)
+    partial_map: dict[str, tuple[str, int, torch.Tensor]] = field(default_factory=dict)
 
     def new_parameter_names(self) -> set[str]:
         """Parameters of the grown net that did not exist before (partly new ones excluded)."""
         mapped = {new for new, _ in self.param_map.values()}
+        mapped |= {new for new, _, _ in self.partial_map.values()}
         return {n for n, _ in self.net.named_parameters()} - mapped
+
+    def carried(self, old_name: str, tensor: torch.Tensor) -> tuple[str, Index, torch.Tensor] | None:
+        """Where per-parameter state `tensor` of old parameter `old_name` goes in the grown net:
+        (new name, index, values to write there), or None when the parameter was removed."""
+        if old_name in self.param_map:
+            new_name, index = self.param_map[old_name]
+            return new_name, index, tensor
+        if old_name in self.partial_map:
+            new_name, dim, rows = self.partial_map[old_name]
+            kept = tensor.index_select(dim, rows.to(tensor.device))
+            return new_name, leading_index(kept.shape), kept
+        return None
 
 
 def leading_index(shape: torch.Size) -> Index:
@@ -81,22 +97,31 @@ def transplant(
     return new, copied
 
 
-def growth_from(old: GrowableNet, new: GrowableNet, copied: dict, op: dict) -> Growth:
-    """A `Growth` whose map keeps the parameters (not buffers) of the copied entries."""
+def growth_from(old: GrowableNet, new: GrowableNet, copied: dict, op: dict, partial: dict | None = None) -> Growth:
+    """A `Growth` whose maps keep the parameters (not buffers) of the copied entries."""
     params = {n for n, _ in old.named_parameters()}
-    return Growth(new, {k: v for k, v in copied.items() if k in params}, op, old)
+    partial = {k: v for k, v in (partial or {}).items() if k in params}
+    return Growth(new, {k: v for k, v in copied.items() if k in params}, op, old, partial)
 
 
 def compose(first: Growth, second: Growth) -> Growth:
-    """One `Growth` equivalent to applying `first` then `second` (maps chained)."""
-    param_map = {}
+    """One `Growth` equivalent to applying `first` then `second` (maps chained; operators
+    always place old values at the start of each dim, which is what chaining relies on)."""
+    param_map, partial_map = {}, {}
+    shapes = {n: p.shape for n, p in first.source.named_parameters()} if first.source else {}
     for old, (mid, index) in first.param_map.items():
         if mid in second.param_map:
             new, outer = second.param_map[mid]
             param_map[old] = (new, tuple(slice(o.start + i.start, o.start + i.stop)
                                          for o, i in zip(outer, index)))
+        elif mid in second.partial_map:
+            new, dim, rows = second.partial_map[mid]
+            partial_map[old] = (new, dim, rows[rows < shapes[old][dim]])
+    for old, (mid, dim, rows) in first.partial_map.items():
+        if mid in second.param_map:
+            partial_map[old] = (second.param_map[mid][0], dim, rows)
     ops = first.op.get("ops", [first.op]) + second.op.get("ops", [second.op])
-    return Growth(second.net, param_map, {"op": "sequence", "ops": ops}, first.source)
+    return Growth(second.net, param_map, {"op": "sequence", "ops": ops}, first.source, partial_map)
 
 
 def set_path(spec: dict, path: tuple, value) -> dict:

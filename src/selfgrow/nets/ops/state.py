@@ -17,11 +17,12 @@ def remap_tensors(tensors: dict[str, torch.Tensor], growth: Growth) -> dict[str,
     new_params = dict(growth.net.named_parameters())
     out = {}
     for name, tensor in tensors.items():
-        if name not in growth.param_map:
+        placement = growth.carried(name, tensor)
+        if placement is None:
             continue
-        new_name, index = growth.param_map[name]
+        new_name, index, values = placement
         target = torch.zeros_like(new_params[new_name], dtype=tensor.dtype, device=tensor.device)
-        target[index] = tensor
+        target[index] = values
         out[new_name] = target
     for name in growth.new_parameter_names():
         out.setdefault(name, torch.zeros_like(new_params[name]))
@@ -46,21 +47,21 @@ def carry_optimizer_state(
     optimised = {id(p) for group in new_optimizer.param_groups for p in group["params"]}
     for param, state in old_optimizer.state.items():
         name = old_names.get(id(param))
-        if name is None or name not in growth.param_map:
+        if name is None or growth.carried(name, param) is None:
             continue
-        new_name, index = growth.param_map[name]
-        target = new_params[new_name]
+        target = new_params[growth.carried(name, param)[0]]
         if id(target) not in optimised:
             continue
         new_optimizer.state[target] = {
-            key: _placed(value, param, target, index) for key, value in state.items()
+            key: _placed(growth, name, value, param, target) for key, value in state.items()
         }
 
 
-def _placed(value, param: torch.Tensor, target: torch.Tensor, index) -> object:
+def _placed(growth: Growth, name: str, value, param: torch.Tensor, target: torch.Tensor) -> object:
     """One optimizer state entry moved to the grown parameter."""
     if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
+        _, index, values = growth.carried(name, value)
         placed = torch.zeros(target.shape, dtype=value.dtype, device=value.device)
-        placed[index] = value
+        placed[index] = values
         return placed
     return value.clone() if isinstance(value, torch.Tensor) else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -65,7 +66,8 @@ def widen(
     incoming weights (and BN entries) of old unit `sources[j]` (random when None), and the
     outgoing weights are divided among the copies (see `split_shares`). mode "gated" (Firefly
     brand-new neurons): random incoming and outgoing weights, contribution multiplied by an
-    ε-gate parameter initialised to 0.
+    ε-gate parameter initialised to 0. New weights come from the global RNG; `generator`
+    drives only the split choices.
     """
     group = width_group(net, layer)
     if not isinstance(by, int) or by < 1:
@@ -75,11 +77,13 @@ def widen(
     if mode == "gated" and not group.gateable:
         raise SelfgrowError(f"Width group {layer!r} cannot be ε-gated; use mode 'zero' or 'split'.")
     if group.gated and mode != "gated":
-        raise SelfgrowError(f"Width group {layer!r} has ε-gated units; fold them (ops.fold_gates) before widening in mode {mode!r}.")
+        raise SelfgrowError(
+            f"Width group {layer!r} has ε-gated units; fold them (ops.fold_gates) before widening in mode {mode!r}."
+        )
     if group.feeds_head and net.spec["head"]["cosine"]:
         raise SelfgrowError(
             f"Width group {layer!r} feeds a cosine head, which normalises features and weights: "
-            "new features can be neither exact and trainable at once; widen earlier layers instead."
+            "new features cannot be both exactly silent and trainable; widen earlier layers instead."
         )
     spec = set_path(net.spec, group.spec_path, group.width + by)
     if mode == "gated":
@@ -102,6 +106,8 @@ def widen(
                 view[old_width:] = view[src]
                 view.mul_(shares.to(view).view(-1, *[1] * (view.dim() - 1)))
     op = {"op": "widen", "layer": layer, "by": by, "mode": mode}
+    if mode == "split":
+        op.update(sources=src.tolist(), break_symmetry=break_symmetry)
     return growth_from(net, new, copied, op)
 
 
@@ -123,21 +129,51 @@ def widen_to(net: GrowableNet, layer: str, width: int, **options) -> Growth:
     return widen(net, layer, width - current, **options)
 
 
-def fold_gates(net: GrowableNet, layer: str) -> Growth:
-    """Remove the ε-gate of `layer`, multiplying the gated units' outgoing weights by ε (exact).
+def fold_gates(net: GrowableNet, layer: str, keep: Sequence[int] | None = None) -> Growth:
+    """Remove the ε-gate of `layer`, multiplying the gated units' outgoing weights by ε.
 
-    Firefly keeps the selected new neurons this way; units whose ε is 0 then have zero
-    outgoing weights and behave like units added in mode "zero".
+    Exact when every gated unit is kept (`keep=None`). With `keep` (indices among the gated
+    units, 0-based) the other gated units are removed, as Firefly keeps only its top-scored new
+    neurons: the function then loses exactly their contribution, i.e. none if their ε is 0.
+    Tensors that lose entries are listed in `Growth.partial_map`.
     """
     group = width_group(net, layer)
     if not group.gated:
         raise SelfgrowError(f"Width group {layer!r} has no ε-gates to fold.")
-    eps = net.state_dict()[group.gate_param]
-    spec = {**net.spec, "gates": {k: v for k, v in net.spec["gates"].items() if k != layer}}
-    new, copied = transplant(net, spec, rename=lambda n: None if n == group.gate_param else n)
-    state = new.state_dict()
+    old_width = group.width - group.gated
+    kept = _kept_units(group.gated, keep)
+    rows = torch.cat([torch.arange(old_width), old_width + kept])
+    pruning = kept.numel() < group.gated
+    ports = {p.name: p for p in group.producers + group.consumers}
+    spec = set_path(net.spec, group.spec_path, rows.numel())
+    spec["gates"] = {k: v for k, v in net.spec["gates"].items() if k != layer}
+    new, copied = transplant(
+        net, spec, rename=lambda n: None if n == group.gate_param or (pruning and n in ports) else n
+    )
+    old_state, state = net.state_dict(), new.state_dict()
+    scale = torch.cat([torch.ones(old_width), old_state[group.gate_param].detach().cpu()[kept]])
+    partial = {}
     with torch.no_grad():
+        if pruning:
+            for port in ports.values():
+                channels(state, port).copy_(channels(old_state, port)[rows.to(state[port.name].device)])
+                flat = (rows[:, None] * port.inner + torch.arange(port.inner)).flatten()
+                partial[port.name] = (port.name, port.dim, flat)
         for port in group.consumers:
-            view = channels(state, port)[group.width - group.gated:]
-            view.mul_(eps.to(view).view(-1, *[1] * (view.dim() - 1)))
-    return growth_from(net, new, copied, {"op": "fold_gates", "layer": layer})
+            view = channels(state, port)
+            view.mul_(scale.to(view).view(-1, *[1] * (view.dim() - 1)))
+    op = {"op": "fold_gates", "layer": layer, "keep": None if keep is None else kept.tolist()}
+    return growth_from(net, new, copied, op, partial)
+
+
+def _kept_units(n_gated: int, keep: Sequence[int] | None) -> torch.Tensor:
+    """Sorted unique indices of the gated units to keep (all when None)."""
+    if keep is None:
+        return torch.arange(n_gated)
+    try:
+        kept = sorted({operator.index(k) for k in keep})
+    except TypeError:
+        kept = [-1]
+    if not all(0 <= k < n_gated for k in kept):
+        raise SelfgrowError(f"fold_gates keep must list gated-unit indices in 0..{n_gated - 1}; got {list(keep)!r}.")
+    return torch.tensor(kept, dtype=torch.long)
