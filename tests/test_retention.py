@@ -85,7 +85,7 @@ def test_registry_lists_every_strategy_and_rejects_bad_names_and_options():
     assert set(RETENTION) == {"ewc", "lwf", "feature_kd", "replay", "joint", "freeze", "slow_lr", "bias_correction"}
     with pytest.raises(SelfgrowError, match="Did you mean 'replay'"):
         build_retention("replya")
-    with pytest.raises(SelfgrowError, match="Unknown option 'lambda' for retention 'ewc'.*lam"):
+    with pytest.raises(SelfgrowError, match="Unknown option 'lambda' for retention strategy 'ewc'.*lam"):
         build_retention("ewc", **{"lambda": 3})
     with pytest.raises(SelfgrowError, match="selection 'random'"):
         build_retention("replay", selection="random")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from selfgrow.errors import SelfgrowError, unknown_name
+from selfgrow.errors import unknown_name
+from selfgrow.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
     from selfgrow.nets.ops import Growth
@@ -86,28 +87,6 @@ class Grower:
         """Restore what `state_dict` returned."""
 
 
-GROWERS: dict[str, type[Grower]] = {}
-
-
-def register_grower(name: str) -> Callable[[type[Grower]], type[Grower]]:
-    """Class decorator adding a grower to `GROWERS` under `name`."""
-
-    def add(cls: type[Grower]) -> type[Grower]:
-        cls.name = name
-        GROWERS[name] = cls
-        return cls
-
-    return add
-
-
-def build_grower(name: str, **options: Any) -> Grower:
-    """A grower by registry name with its options; unknown names or options raise a clear error."""
-    if name not in GROWERS:
-        raise unknown_name("grower", name, GROWERS)
-    cls = GROWERS[name]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for option in options:
-        if option not in accepted:
-            hint = f"accepted: {', '.join(accepted)}" if accepted else "it takes no options"
-            raise SelfgrowError(f"Unknown option {option!r} for grower {name!r}; {hint}.")
-    return cls(**options)
+GROWERS = Registry("grower")
+register_grower = GROWERS.register
+build_grower = GROWERS.build

@@ -10,27 +10,17 @@ work on these declarations only, so a new kind gets widen/deepen/head operators 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from selfgrow.errors import SelfgrowError, unknown_name
+from selfgrow.registry import Registry
 from selfgrow.nets.groups import Deepening, DepthPoint, GrowthPoint, Port, WidthGroup
 from selfgrow.nets.heads import normalize_head
 
-NET_KINDS: dict[str, type[GrowableNet]] = {}
-
-
-def register_net(kind: str) -> Callable[[type[GrowableNet]], type[GrowableNet]]:
-    """Class decorator adding a `GrowableNet` subclass to the registry under `kind`."""
-
-    def decorate(cls: type[GrowableNet]) -> type[GrowableNet]:
-        cls.kind = kind
-        NET_KINDS[kind] = cls
-        return cls
-
-    return decorate
+NET_KINDS = Registry("net kind", attribute="kind")
+register_net = NET_KINDS.register
 
 
 def normalize_spec(spec: dict) -> dict:
@@ -131,6 +121,11 @@ class GrowableNet(nn.Module):
             return names
         other_heads = self.head.parameter_names_of_other_tasks(task, prefix="head.")
         return names - other_heads
+
+    def frozen_parameter_names(self) -> set[str]:
+        """Parameters this kind never updates again (old modules / columns / extractors);
+        empty for plain nets. Trainers and freezing retention give them learning rate 0."""
+        return set()
 
     def head_consumers(self) -> list[Port]:
         """The head weights that read the features (consumers of the last width group)."""

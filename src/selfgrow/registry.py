@@ -1,0 +1,45 @@
+"""`Registry`: names -> classes, filled by a class decorator, building instances with checked options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from selfgrow.errors import SelfgrowError, unknown_name
+
+
+class Registry(dict):
+    """A dict of registered classes; `kind` names them in errors, `attribute` receives the name on the class."""
+
+    def __init__(self, kind: str, attribute: str = "name") -> None:
+        super().__init__()
+        self.kind = kind
+        self.attribute = attribute
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator adding the class under `name` (and setting `cls.<attribute>` to it)."""
+
+        def add(cls: type) -> type:
+            setattr(cls, self.attribute, name)
+            self[name] = cls
+            return cls
+
+        return add
+
+    def get_class(self, name: str) -> type:
+        """The class registered as `name`; an unknown name raises the suggest-the-closest error."""
+        if name not in self:
+            raise unknown_name(self.kind, name, self)
+        return self[name]
+
+    def build(self, name: str, **options: Any) -> Any:
+        """An instance of `name` configured by `options`; unknown options are refused in one sentence."""
+        cls = self.get_class(name)
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        for key in options:
+            if key not in accepted:
+                raise SelfgrowError(
+                    f"Unknown option {key!r} for {self.kind} {name!r}; accepted: {', '.join(accepted) or 'none'}."
+                )
+        return cls(**options)
