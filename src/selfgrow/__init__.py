@@ -1,3 +1,30 @@
-"""selfgrow: incremental learning with self-growing neural networks chosen by AutoML search."""
+"""selfgrow: incremental learning with self-growing neural networks chosen by AutoML search.
+
+The public API in one place; the subpackages (`data`, `streams`, `nets`, `growth`, `retention`,
+`train`, `report`, `metrics`) hold the details.
+"""
+
+from selfgrow import data, metrics, nets, streams
+from selfgrow.config import RunConfig
+from selfgrow.data import DatasetArrays, data_root, download, load
+from selfgrow.errors import SelfgrowError
+from selfgrow.experiment import run
+from selfgrow.growth import GROWERS, Grower, GrowthPlan, build_grower, register_grower
+from selfgrow.methods import METHODS, resolve_method
+from selfgrow.nets import GrowableNet, build, preset, register_net
+from selfgrow.nets.ops import Growth
+from selfgrow.report import Results, write_report
+from selfgrow.retention import RETENTION, Batch, Retention, build_retention, register_retention
+from selfgrow.streams import STREAMS, Stream, Task
+from selfgrow.train import Learner, Trainer, load_latest, resolve_device, save_checkpoint
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GROWERS", "METHODS", "RETENTION", "STREAMS",
+    "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "Results",
+    "Retention", "RunConfig", "SelfgrowError", "Stream", "Task", "Trainer",
+    "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_latest",
+    "metrics", "nets", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
+    "resolve_method", "run", "save_checkpoint", "streams", "write_report",
+]

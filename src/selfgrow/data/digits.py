@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits as sklearn_digits
 
 from selfgrow.data.arrays import DatasetArrays
 from selfgrow.data.images import as_nchw_tensor, labels_tensor
@@ -19,6 +18,8 @@ def load_digits() -> DatasetArrays:
     The digits have no official test set, so the split is drawn once with seed 0 and is the
     same on every machine.
     """
+    from sklearn.datasets import load_digits as sklearn_digits  # here: scikit-learn adds ~1 s to every CLI start
+
     bunch = sklearn_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     classes = [str(c) for c in range(10)]
