@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from selfgrow import config as config_schema
 from selfgrow.atomic import atomic_write_text
@@ -57,7 +58,9 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     if resume_dir is not None:
         start, results = _restore(run_dir, learner, stream, results)
     _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario}; run folder {run_dir}")
-    for task in stream.tasks[start:]:
+    tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
+                 disable=quiet or not sys.stderr.isatty(), leave=False)
+    for task in tasks:
         started = time.perf_counter()
         record = learner.learn(task)
         learned = time.perf_counter()
@@ -264,8 +267,9 @@ def _run_info(config: RunConfig, stream: Stream) -> dict[str, Any]:
 
 
 def _say(quiet: bool, message: str) -> None:
+    """A line for the person watching; written through tqdm so it does not break a progress bar."""
     if not quiet:
-        print(message, file=sys.stdout, flush=True)
+        tqdm.write(message, file=sys.stdout)
 
 
 __all__ = ["apply_method", "build_learner", "build_stream", "run", "seed_everything", "summary_table", "task_cost"]
