@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"selfgrow {command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"selfgrow {command}: interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(f"selfgrow {command}: {interrupt or 'interrupted.'}", file=sys.stderr)
         return 130
 
 

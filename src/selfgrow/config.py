@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
+
+from selfgrow.errors import SelfgrowError, closest
 
 
 @dataclass
@@ -93,10 +97,19 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
     return asdict(config)
 
 
+def field_type(key: str) -> Any:
+    """The annotation of a dotted config key (`trainer.epochs` -> int); None when there is no such field."""
+    kind: Any = RunConfig
+    for part in key.split("."):
+        hints = typing.get_type_hints(kind) if isinstance(kind, type) and hasattr(kind, "__dataclass_fields__") else {}
+        if part not in hints:
+            return None
+        kind = hints[part]
+    return kind
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig from its plain-data form, rejecting unknown keys with a suggestion."""
-    from selfgrow.errors import SelfgrowError, closest
-
     def build(cls: type, values: dict[str, Any], where: str) -> Any:
         if not isinstance(values, dict):
             raise SelfgrowError(f"Config section {where or 'root'!r} must be a mapping, got {values!r}.")
@@ -111,15 +124,82 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
                 )
             nested = _NESTED.get((cls, key))
             if nested is list:
+                if not isinstance(value, list | None):
+                    raise SelfgrowError(f"Config key {where + key!r} = {value!r} must be a list of strategies, "
+                                        "e.g. [replay, {name: ewc, options: {lam: 100}}].")
                 kwargs[key] = [build(RetentionConfig, _retention_item(v), f"{where}{key}[{i}].")
                                for i, v in enumerate(value or [])]
             elif nested is not None:
                 kwargs[key] = build(nested, value or {}, f"{where}{key}.")
             else:
-                kwargs[key] = value
+                kwargs[key] = _checked(f"{where}{key}", value, typing.get_type_hints(cls)[key])
         return cls(**kwargs)
 
     return build(RunConfig, data, "")
+
+
+# Cheap range checks on sizes, made while reading the config so a mistake stops before any data is
+# loaded; the stream builders and the Trainer check again for callers of the library.
+_AT_LEAST = {
+    "stream.n_tasks": 1, "stream.classes_per_task": 1, "stream.max_train_per_class": 1,
+    "stream.max_val_per_class": 1, "stream.max_test_per_class": 1, "trainer.epochs": 1,
+    "trainer.batch_size": 1, "trainer.eval_batch_size": 1, "trainer.patience": 1, "trainer.grid_epochs": 1,
+    "trainer.curve_batches": 0, "trainer.momentum": 0, "trainer.weight_decay": 0,
+}
+_ABOVE = {"trainer.lr": 0}
+_FRACTIONS = ("stream.val_fraction",)  # in [0, 1): 0 means no validation split
+
+
+def _checked(key: str, value: Any, kind: Any) -> Any:
+    """`value` when it has the field's type and lies in its range; else SelfgrowError naming key, value and rule."""
+    accepted = describe_type(kind)
+    if not _has_type(value, kind):
+        raise SelfgrowError(f"Config key {key!r} = {value!r} has the wrong type; accepted: {accepted}.")
+    if value is None or isinstance(value, (bool, str, list, dict)):
+        return value
+    number = describe_type(int if isinstance(value, int) and int in typing.get_args(kind) + (kind,) else float)
+    if key in _AT_LEAST and value < _AT_LEAST[key]:
+        rule = f"{number} >= {_AT_LEAST[key]}"
+    elif key in _ABOVE and value <= _ABOVE[key]:
+        rule = f"{number} > {_ABOVE[key]}"
+    elif key in _FRACTIONS and not 0 <= value < 1:
+        rule = f"{number} in [0, 1)"
+    else:
+        return value
+    raise SelfgrowError(f"Config key {key!r} = {value!r} is out of range; accepted: {rule}.")
+
+
+def _has_type(value: Any, kind: Any) -> bool:
+    """Whether `value` fits the annotation `kind` (int for float is fine; bool is not a number; floats finite)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return True
+    if origin is typing.Union:
+        return any(_has_type(value, a) for a in args)
+    if kind is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def describe_type(kind: Any) -> str:
+    """Words for an annotation, as the error messages use them."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Union:
+        return " or ".join(describe_type(a) for a in args)
+    if origin is list:
+        return f"a list of {describe_type(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a mapping"
+    words = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", type(None): "null"}
+    return words.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def _retention_item(value: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from selfgrow.config import RunConfig, from_dict
+from selfgrow.config import RunConfig, describe_type, field_type, from_dict
 from selfgrow.errors import SelfgrowError, closest
 
 
@@ -65,6 +65,10 @@ def _one_sentence(message: str) -> str:
     typed = re.search(r'Parser key "([\w.]+)": (.*)', flat)
     if typed:
         key, detail = typed.groups()
+        kind = field_type(key)
+        if " value: " in detail and kind is not None:
+            given = detail.rsplit(" value: ", 1)[1].strip()
+            return f"Bad value for {key!r}: {given!r}; accepted: {describe_type(kind)}."
         return f"Bad value for {key!r}: {detail.strip().rstrip('.')}."
     return flat.rstrip(".") + "."
 

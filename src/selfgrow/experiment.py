@@ -60,14 +60,34 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario}; run folder {run_dir}")
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
+    try:
+        _learn_all(tasks, learner, stream, results, run_dir, quiet)
+    except KeyboardInterrupt:
+        from selfgrow.train.checkpoint import checkpoint_indices
+
+        saved = checkpoint_indices(run_dir)
+        kept = f"tasks 0..{saved[-1]} are saved in {run_dir}" if saved else f"no task had finished in {run_dir}"
+        raise RunInterrupted(f"Interrupted; {kept}. Continue with: selfgrow run --resume {run_dir}") from None
+    report = write_report(run_dir, results)
+    _say(quiet, "\n" + summary_table(results) + f"\n\nreport: {report}")
+    return results
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what is saved and how to resume."""
+
+
+def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_dir: Path, quiet: bool) -> None:
+    """Learn, evaluate, record and checkpoint each remaining task."""
     for task in tasks:
         started = time.perf_counter()
         record = learner.learn(task)
         learned = time.perf_counter()
         accuracies = learner.evaluate(stream.seen(task.index))
         done = time.perf_counter()
+        fit = record["fit"]
         results.record(
-            task=task.summary(),
+            task={**task.summary(), "skipped_steps": fit["skipped_steps"], "lr_drops": fit["lr_drops"]},
             accuracies=accuracies,
             cost=task_cost(learner, task.index, record),
             growth={**record["plan"], "applied": record["growth"], "task": task.index},
@@ -75,11 +95,11 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
             curve=record["fit"].get("batch_curve"),
         )
         _save_task(run_dir, task.index, learner, results)
+        if fit["skipped_steps"]:
+            _say(quiet, f"task {task.index}: {fit['skipped_steps']} steps had a NaN/inf loss and were skipped; "
+                        f"learning rate halved {fit['lr_drops']} times")
         _say(quiet, f"task {task.index} ({task.name}): mean accuracy over seen tasks "
                     f"{sum(accuracies) / len(accuracies):.3f}, params {results.costs[-1]['params']:,}")
-    report = write_report(run_dir, results)
-    _say(quiet, "\n" + summary_table(results) + f"\n\nreport: {report}")
-    return results
 
 
 def apply_method(config: RunConfig) -> RunConfig:
@@ -204,10 +224,17 @@ def _save_task(run_dir: Path, task_index: int, learner: Any, results: Results) -
     """Checkpoint first, then the result files: a resume never sees results ahead of its checkpoint."""
     from selfgrow.train import save_checkpoint
 
-    save_checkpoint(run_dir, task_index, learner, results.to_dict())
-    results.save(run_dir)
-    lines = "".join(json.dumps(g, default=str) + "\n" for g in results.growth)
-    atomic_write_text(run_dir / "growth.jsonl", lines)
+    try:
+        save_checkpoint(run_dir, task_index, learner, results.to_dict())
+        results.save(run_dir)
+        lines = "".join(json.dumps(g, default=str) + "\n" for g in results.growth)
+        atomic_write_text(run_dir / "growth.jsonl", lines)
+    except OSError as err:
+        kept = f"the files of task {task_index - 1} are intact" if task_index else "no task was saved"
+        raise SelfgrowError(
+            f"Could not write task {task_index} to {run_dir} ({err.strerror or err}); {kept}. "
+            f"Free space (or fix permissions) and continue with: selfgrow run --resume {run_dir}"
+        ) from err
 
 
 def _restore(run_dir: Path, learner: Any, stream: Stream, fresh: Results) -> tuple[int, Results]:
@@ -272,4 +299,4 @@ def _say(quiet: bool, message: str) -> None:
         tqdm.write(message, file=sys.stdout)
 
 
-__all__ = ["apply_method", "build_learner", "build_stream", "run", "seed_everything", "summary_table", "task_cost"]
+__all__ = ["RunInterrupted", "apply_method", "build_learner", "build_stream", "run", "seed_everything", "summary_table", "task_cost"]

@@ -42,4 +42,12 @@ class Registry(dict):
                 raise SelfgrowError(
                     f"Unknown option {key!r} for {self.kind} {name!r}; accepted: {', '.join(accepted) or 'none'}."
                 )
-        return cls(**options)
+        try:
+            return cls(**options)
+        except SelfgrowError:
+            raise
+        except (TypeError, ValueError) as err:  # e.g. int("x") on an option given as text in the config
+            raise SelfgrowError(
+                f"Options {options!r} of {self.kind} {name!r} are not accepted ({err}); "
+                f"check each value's type (see `selfgrow list`)."
+            ) from err

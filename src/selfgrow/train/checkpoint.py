@@ -64,10 +64,14 @@ def save_checkpoint(run_dir: str | Path, task_index: int, learner: Any, results:
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for name, data in files.items():
-        _write_synced(tmp / name, data)
-    _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
-    _fsync_dir(tmp)
+    try:
+        for name, data in files.items():
+            _write_synced(tmp / name, data)
+        _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves the older checkpoints alone
+        raise
     if final.exists():
         stale = final.parent / f".{final.name}.old-{os.getpid()}"
         os.replace(final, stale)

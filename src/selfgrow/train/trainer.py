@@ -30,6 +30,7 @@ from selfgrow.train.evaluate import accuracy
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
 OptimizerState = dict[str, dict[str, torch.Tensor]]  # parameter name -> optimizer state tensors
+BAD_STEPS_BEFORE_LR_DROP = 3  # consecutive non-finite losses after which the learning rate is halved
 
 
 @dataclass
@@ -53,6 +54,8 @@ class FitResult:
     lr: float
     weight_decay: float
     stopped_early: bool = False
+    skipped_steps: int = 0  # steps whose loss was NaN or infinite: no update was made
+    lr_drops: int = 0  # times the learning rate was halved after BAD_STEPS_BEFORE_LR_DROP bad steps in a row
     grid: list[dict] = field(default_factory=list)
     optimizer_state: OptimizerState = field(default_factory=dict, repr=False)  # only when carried (reset_optimizer=False)
 
@@ -242,6 +245,7 @@ class Trainer:
         batch_curve: list[float] = [val_acc()] if curve_batches else []
         best = _Best(self.patience)
         samples, steps, epoch = 0, 0, 0
+        guard = _NonFiniteGuard()
         with _frozen(net, _merged_lr_scales(net, retention)) as groups:
             optimizer = self._optimizer(groups, lr, weight_decay)
             if optimizer is not None and optimizer_state:
@@ -258,16 +262,17 @@ class Trainer:
                     replay = self._replay(retention, len(idx), replay_gen, device)
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                         loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen)
-                    _step(optimizer, scaler, loss)
                     samples += len(idx) + (len(replay.y) if replay is not None else 0)
-                    loss_sum += loss.detach().float() * len(idx)
-                    seen += len(idx)
+                    if guard.finite(loss, optimizer):
+                        _step(optimizer, scaler, loss)
+                        loss_sum += loss.detach().float() * len(idx)
+                        seen += len(idx)
                     steps += 1
                     if steps <= curve_batches:
                         batch_curve.append(val_acc())
                 if scheduler is not None:
                     scheduler.step()
-                loss_curve.append(float(loss_sum) / max(seen, 1))
+                loss_curve.append(float(loss_sum) / seen if seen else float("nan"))
                 if track_val:
                     val_curve.append(val_acc())
                     bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{val_curve[-1]:.3f}")
@@ -297,6 +302,8 @@ class Trainer:
             lr=lr,
             weight_decay=weight_decay,
             stopped_early=best.stopped,
+            skipped_steps=guard.skipped,
+            lr_drops=guard.lr_drops,
             optimizer_state=final_state,
         )
 
@@ -413,6 +420,32 @@ class _Best:
         self.since += 1
         self.stopped = self.patience is not None and self.since >= self.patience
         return self.stopped
+
+
+class _NonFiniteGuard:
+    """Skips the update of a step whose loss is NaN or infinite; halves the lr after a run of them.
+
+    A non-finite loss would write NaN into the weights and the optimizer state, ruining every later
+    task; skipping keeps the last finite weights. Repeated bad steps usually mean the lr is too high
+    for the current (e.g. just grown) net, hence the halving. Checking costs one device sync per step.
+    """
+
+    def __init__(self) -> None:
+        self.skipped, self.lr_drops, self._in_a_row = 0, 0, 0
+
+    def finite(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> bool:
+        """True when the step may update the weights; otherwise the skip is counted (and the lr maybe halved)."""
+        if bool(torch.isfinite(loss.detach())):
+            self._in_a_row = 0
+            return True
+        self.skipped += 1
+        self._in_a_row += 1
+        if self._in_a_row >= BAD_STEPS_BEFORE_LR_DROP and optimizer is not None:
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+            self.lr_drops += 1
+            self._in_a_row = 0
+        return False
 
 
 def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor) -> None:

@@ -1,0 +1,95 @@
+"""Candidate training for growth searches: a grown copy of the learner's net, trained briefly, scored on every seen task.
+
+A candidate is the learner's current net grown by a list of operator calls, so it inherits every
+weight and a few epochs suffice. It trains on the new task with deep copies of the learner's
+retention strategies (carried through the growth with `on_growth`, then `before_task` on a view
+of the learner whose net is the candidate), so forgetting is part of its score: the accuracy on
+the validation split of the new task and of every task seen before. The strategies' after-task
+steps (Fisher, memory update, weight aligning) are not run for candidates: they cost compute
+and act on every candidate alike. Training runs in the learner's trainer configuration except:
+no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping, no progress bar, and
+optimizer state carried from rung to rung, each rung's batch order drawn from a seed of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth.base import GrowthPlan
+
+
+class LearnerView:
+    """The learner as the retention hooks see it, with a candidate net in place of its own."""
+
+    def __init__(self, learner: Any, net: torch.nn.Module) -> None:
+        self._learner = learner
+        self.net = net
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._learner, name)
+
+
+class CandidateTraining:
+    """One candidate: grown copy, retention copies, training in rungs (`train_to`), compute spent (`spent_flops`)."""
+
+    def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]]) -> None:
+        from selfgrow.train import remap_optimizer_state
+
+        if learner.independent:
+            raise SelfgrowError("Growth search needs one shared net; set mode: shared (independent mode trains a fresh net per task).")
+        self.learner = learner
+        self.task = task
+        net, growths = GrowthPlan(ops=ops).apply(learner.net)
+        self.net = net if growths else copy.deepcopy(learner.net)
+        self.retention = copy.deepcopy(learner.retention)
+        self.optimizer_state = copy.deepcopy(learner.optimizer_state)
+        for growth in growths:
+            self.optimizer_state = remap_optimizer_state(self.optimizer_state, growth)
+            for strategy in self.retention:
+                strategy.on_growth(growth)
+        view = LearnerView(learner, self.net)
+        for strategy in self.retention:
+            strategy.before_task(view, task)
+        self.trainer = dataclasses.replace(
+            learner.trainer, lr_grid=None, wd_grid=None, grid_epochs=None, patience=None, progress=False,
+            curve_batches=0, reset_optimizer=False,
+        )
+        self.epochs_done = 0
+        self.spent_flops = 0.0
+
+    def train_to(self, epochs: int) -> dict[str, Any]:
+        """Train on to `epochs` epochs in total, then score: mean and per-task validation accuracy."""
+        if epochs > self.epochs_done:
+            trainer = dataclasses.replace(self.trainer, epochs=epochs - self.epochs_done,
+                                          seed=self.trainer.seed + 7919 * self.epochs_done)
+            fit = trainer.fit(self.net, self.task, self.learner.scenario, self.retention,
+                              optimizer_state=self.optimizer_state)
+            self.optimizer_state = fit.optimizer_state
+            self.spent_flops += fit.train_flops
+            self.epochs_done = epochs
+        return self.score()
+
+    def score(self) -> dict[str, Any]:
+        """Validation accuracy of every seen task and the new one (their mean is the search objective)."""
+        from selfgrow.nets.cost import inference_flops
+        from selfgrow.train import accuracy
+
+        scenario = self.learner.scenario
+        per_task = {}
+        for task in [*self.learner.seen, self.task]:
+            acc = accuracy(self.net, task, scenario, "val", batch_size=self.trainer.eval_batch_size)
+            if math.isnan(acc):
+                raise SelfgrowError(
+                    f"Task {task.name!r} has no validation data to score growth candidates on; "
+                    "set stream.val_fraction above 0."
+                )
+            per_task[str(task.index)] = acc
+            head = task.index if scenario == "task" else None
+            self.spent_flops += float(inference_flops(self.net, head)) * len(task.y_val)
+        return {"accuracy": sum(per_task.values()) / len(per_task), "val_accuracy": per_task}

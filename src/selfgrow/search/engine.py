@@ -1,0 +1,211 @@
+"""The multi-objective search loop: Optuna ask-and-tell, successive halving, warm start, Pareto front.
+
+A search maximises validation accuracy and minimises a cost (inference FLOPs or parameters) over
+a space of Optuna distributions. The caller supplies two functions: `propose(params)` says what a
+point is without training it (its identity key, cost, budget check, plain-data description), and
+`evaluate(params)` returns an `Evaluation` that trains the candidate further on request.
+
+Early stopping (successive halving, Jamieson & Talwalkar 2016): Optuna's pruners do not support
+multi-objective studies, so trials are asked in batches of `batch_size` and each batch is raced
+over the rungs of `epochs` (cumulative epoch counts, e.g. [1, 3]): after every rung but the last
+only the best ceil(n / eta) distinct candidates on the accuracy objective (ties: lower cost)
+train on; the others are told PRUNED (their partial accuracy kept as user attributes). Survivors
+are told COMPLETE with their final (accuracy, cost), so every complete trial had the same
+training. Candidates over the budget are told PRUNED untrained. Trials that repeat a candidate
+already evaluated (same key) reuse its result at no cost.
+
+Warm start: `enqueue` lists earlier tasks' chosen parameters; they become the study's first
+trials (`study.enqueue_trial`), which the sampler then learns from like any other trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.search.pareto import pareto_front, select
+from selfgrow.search.samplers import make_sampler
+from selfgrow.search.storage import make_storage
+
+
+class Evaluation(Protocol):
+    """A candidate being trained: `train_to(epochs)` trains to that many epochs in total and scores it."""
+
+    spent_flops: float
+
+    def train_to(self, epochs: int) -> dict[str, Any]:
+        """Train on to `epochs` epochs in total; returns at least {"accuracy": float} (plain data)."""
+        ...
+
+
+@dataclass
+class Proposal:
+    """What a point of the space is, known before training: identity, cost objective, budget verdict."""
+
+    key: str
+    cost: float
+    info: dict[str, Any] = field(default_factory=dict)
+    over_budget: str | None = None
+
+
+@dataclass
+class SearchSettings:
+    """How a search runs (see the module docstring for halving and warm start)."""
+
+    n_trials: int = 8
+    sampler: str = "tpe"
+    storage: str | None = None
+    epochs: list[int] = field(default_factory=lambda: [2])
+    eta: int = 2
+    batch_size: int = 4
+    n_startup_trials: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, int):
+            self.epochs = [self.epochs]
+        epochs = list(self.epochs)
+        if not epochs or any(not isinstance(e, int) or e < 1 for e in epochs) or epochs != sorted(set(epochs)):
+            raise SelfgrowError(f"search epochs={self.epochs!r} is invalid; accepted: an integer >= 1 or an increasing list of them.")
+        for name, low in (("n_trials", 0), ("eta", 2), ("batch_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise SelfgrowError(f"search {name}={value!r} is invalid; accepted: an integer >= {low}.")
+        self.epochs = epochs
+
+
+@dataclass
+class SearchOutcome:
+    """The candidates of one search (plain-data records, in trial order) and the study itself."""
+
+    records: list[dict[str, Any]]
+    study: Any
+    spent_flops: float
+
+    def finished(self) -> list[dict[str, Any]]:
+        """The complete candidates (within the budget and trained through every rung)."""
+        return [r for r in self.records if r["status"] == "complete"]
+
+    def front(self) -> list[int]:
+        """Trial numbers of the Pareto front of the finished candidates (cheapest first)."""
+        done = self.finished()
+        return [done[i]["trial"] for i in pareto_front([(r["accuracy"], r["cost"]) for r in done])]
+
+    def choose(self, rule: str, tolerance: float = 0.0) -> dict[str, Any]:
+        """The finished candidate the rule picks (see `selfgrow.search.pareto`)."""
+        done = self.finished()
+        return done[select([(r["accuracy"], r["cost"]) for r in done], rule, tolerance)]
+
+
+def run_search(
+    settings: SearchSettings,
+    study_name: str,
+    space: dict[str, Any],
+    propose: Callable[[dict[str, Any]], Proposal],
+    evaluate: Callable[[dict[str, Any]], Evaluation],
+    enqueue: Sequence[dict[str, Any]] = (),
+) -> SearchOutcome:
+    """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _fresh_study(settings, study_name)
+    for params in enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
+    records: list[dict[str, Any]] = []
+    known: dict[str, dict[str, Any]] = {}
+    spent = 0.0
+    asked = 0
+    while asked < settings.n_trials:
+        size = min(settings.batch_size, settings.n_trials - asked)
+        batch: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+        for _ in range(size):
+            trial = study.ask(space)
+            asked += 1
+            proposal = propose(dict(trial.params))
+            record = {"trial": trial.number, "params": dict(trial.params), **proposal.info,
+                      "cost": proposal.cost, "status": None}
+            records.append(record)
+            if proposal.over_budget is not None:
+                record.update(status="over_budget", reason=proposal.over_budget, spent_flops=0.0)
+                _tell(study, trial, record)
+            elif proposal.key in known:
+                _copy_result(record, known[proposal.key])
+                _tell(study, trial, record)
+            else:
+                batch.setdefault(proposal.key, []).append((trial, record))
+        spent += _race(settings, batch, evaluate)
+        for key, group in batch.items():
+            known[key] = group[0][1]
+            for trial, record in group:
+                if record is not group[0][1]:
+                    _copy_result(record, group[0][1])
+                _tell(study, trial, record)
+    return SearchOutcome(records, study, spent)
+
+
+def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, Any]]]],
+          evaluate: Callable[[dict[str, Any]], Evaluation]) -> float:
+    """Successive halving over the distinct candidates of one batch; fills their records, returns FLOPs spent."""
+    alive = list(batch)
+    evaluations = {key: evaluate(dict(batch[key][0][1]["params"])) for key in alive}
+    for rung, epochs in enumerate(settings.epochs):
+        for key in alive:
+            record = batch[key][0][1]
+            record.update(evaluations[key].train_to(epochs), rung=rung, epochs=epochs)
+        last = rung == len(settings.epochs) - 1
+        ranked = sorted(alive, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
+        keep = ranked if last else ranked[: math.ceil(len(ranked) / settings.eta)]
+        for key in alive:
+            record = batch[key][0][1]
+            if key not in keep:
+                record["status"] = "pruned"
+                record["reason"] = f"successive halving after rung {rung} ({epochs} epochs)"
+            elif last:
+                record["status"] = "complete"
+        alive = keep
+    spent = 0.0
+    for key, evaluation in evaluations.items():
+        batch[key][0][1]["spent_flops"] = float(evaluation.spent_flops)
+        spent += float(evaluation.spent_flops)
+    return spent
+
+
+def _copy_result(record: dict[str, Any], source: dict[str, Any]) -> None:
+    """Give a repeated candidate the result of its first evaluation (no compute spent again)."""
+    skip = {"trial", "params", "spent_flops"}
+    record.update({k: v for k, v in source.items() if k not in skip}, same_as=source["trial"], spent_flops=0.0)
+
+
+def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
+    """Report a finished record to Optuna: COMPLETE with (accuracy, cost), else PRUNED with its partial score."""
+    from optuna.trial import TrialState
+
+    for key in ("accuracy", "epochs", "reason"):
+        if key in record:
+            trial.set_user_attr(key, record[key])
+    if record["status"] == "complete":
+        study.tell(trial, [record["accuracy"], record["cost"]])
+    else:
+        study.tell(trial, state=TrialState.PRUNED)
+
+
+def _fresh_study(settings: SearchSettings, study_name: str) -> Any:
+    """A new study named `study_name` in the storage; a stale one of that name (a killed run) is replaced."""
+    import optuna
+
+    storage = make_storage(settings.storage)
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage)
+    except KeyError:
+        pass
+    return optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        directions=["maximize", "minimize"],
+        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.batch_size),
+    )
+
