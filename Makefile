@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/selfgrow run --config src/selfgrow/configs/demo.yaml
 
 test: $(STAMP)

@@ -18,6 +18,7 @@ def run_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="selfgrow run",
         exit_on_error=False,
+        allow_abbrev=False,  # a misspelt prefix must be reported, not silently expanded
         description="Train a learner over a stream, growing it as tasks arrive; writes a run folder.",
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the run configuration")
@@ -62,6 +63,10 @@ def _one_sentence(message: str) -> str:
         hint = closest(flag, accepted)
         suggestion = f" Did you mean {hint!r}?" if hint else ""
         return f"Unknown option {flag!r}; see `selfgrow run --help` for the accepted ones.{suggestion}"
+    missing = re.search(r"argument (--[\w.]+): expected one argument", flat)
+    if missing:
+        flag = missing.group(1)
+        return f"Option {flag} needs a value; accepted: {flag} VALUE, or {flag}=VALUE for values starting with '-'."
     typed = re.search(r'Parser key "([\w.]+)": (.*)', flat)
     if typed:
         key, detail = typed.groups()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from selfgrow.data.arrays import DatasetArrays
-from selfgrow.data.images import as_nchw_tensor, labels_tensor
+from selfgrow.data.images import as_nchw_tensor, labels_tensor, require_every_class
 from selfgrow.data.split import split_dataset
 from selfgrow.errors import SelfgrowError
 
@@ -50,6 +50,7 @@ def load_npz(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 0)
             f"{str(file)!r} has label {int(all_labels.max())} but names {len(classes)} classes; "
             f"labels must lie in [0, {len(classes) - 1}]."
         )
+    require_every_class(y, classes, repr(str(file)))
     if has_test:
         return DatasetArrays("npz", x, y, x_test, y_test, classes)
     return split_dataset("npz", x, y, classes, test_fraction, seed)

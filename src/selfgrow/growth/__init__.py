@@ -1,15 +1,21 @@
 """Growers: decide before each task how the network grows, returning a `GrowthPlan` (operator calls + reasons)."""
 
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, build_grower, operator, operators, register_grower
+from selfgrow.growth.compound import CompoundGrower
 from selfgrow.growth.fixed import FixedGrower
 from selfgrow.growth.schedule import ScheduleGrower
+from selfgrow.growth.searched import SearchedGrower
+from selfgrow.growth.searching import SearchGrower
 
 __all__ = [
     "GROWERS",
+    "CompoundGrower",
     "FixedGrower",
     "Grower",
     "GrowthPlan",
     "ScheduleGrower",
+    "SearchGrower",
+    "SearchedGrower",
     "build_grower",
     "operator",
     "operators",

@@ -21,6 +21,9 @@ def write_report(run_dir: Path, results: Results) -> Path:
         "Accuracy and cost over tasks": plots.accuracy_and_cost(results, run_dir / "plots" / "accuracy_cost.png"),
         "Growth timeline": plots.growth_timeline(results, run_dir / "plots" / "growth_timeline.png"),
     }
+    pareto = plots.pareto_fronts(results, run_dir / "plots" / "pareto_fronts.png")
+    if pareto is not None:
+        figures["Growth search: candidates and Pareto front per task"] = pareto
     page = _page(results, figures)
     path = run_dir / "report.html"
     atomic_write_text(path, page)

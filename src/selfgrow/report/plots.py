@@ -1,4 +1,4 @@
-"""Matplotlib figures of one run: accuracy matrix, accuracy and cost over tasks, growth timeline."""
+"""Matplotlib figures of one run: accuracy matrix, accuracy and cost over tasks, growth timeline, Pareto fronts."""
 
 from __future__ import annotations
 
@@ -74,6 +74,45 @@ def growth_timeline(results: Results, path: Path) -> Path:
     ax.set_xticks(steps)
     ax.set_ylabel("parameters")
     ax.set_title("growth timeline")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pareto_fronts(results: Results, path: Path) -> Path | None:
+    """One panel per searched task: every candidate's (cost, validation accuracy), the Pareto front, the choice.
+
+    Candidates come from the plans' `candidates` (growth searches); None when no plan has any.
+    Pruned and over-budget candidates are drawn hollow at their last measured accuracy (none
+    for untrained over-budget points, drawn at the bottom).
+    """
+    searched = [(i, plan) for i, plan in enumerate(results.growth)
+                if any("cost" in c for c in plan.get("candidates", []))]
+    if not searched:
+        return None
+    cols = min(4, len(searched))
+    rows = math.ceil(len(searched) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows), squeeze=False)
+    for ax, (task, plan) in zip(axes.flat, searched):
+        candidates = [c for c in plan["candidates"] if "cost" in c]
+        by_trial = {c["trial"]: c for c in candidates}
+        done = [c for c in candidates if c.get("status") == "complete"]
+        other = [c for c in candidates if c.get("status") != "complete"]
+        ax.scatter([c["cost"] for c in done], [c["accuracy"] for c in done], s=18, color="tab:blue", label="complete")
+        ax.scatter([c["cost"] for c in other], [c.get("accuracy", 0.0) for c in other], s=18,
+                   facecolors="none", edgecolors="tab:gray", label="pruned / over budget")
+        front = [by_trial[t] for t in plan.get("reasons", {}).get("pareto_front", []) if t in by_trial]
+        ax.plot([c["cost"] for c in front], [c["accuracy"] for c in front], color="tab:orange", lw=1.2, label="Pareto front")
+        chosen = plan.get("chosen")
+        if chosen is not None and chosen < len(plan["candidates"]):
+            pick = plan["candidates"][chosen]
+            ax.scatter([pick["cost"]], [pick["accuracy"]], marker="*", s=140, color="tab:red", zorder=4, label="chosen")
+        flops = all(c["cost"] == c.get("flops") for c in candidates)
+        ax.set_xlabel("inference FLOPs" if flops else "parameters")
+        ax.set_ylabel("val accuracy (seen tasks)")
+        ax.set_title(f"task {task}", fontsize=9)
+    for ax in list(axes.flat)[len(searched):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
 

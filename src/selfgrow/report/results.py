@@ -65,7 +65,6 @@ class Results:
             "average_incremental_accuracy": metrics.average_incremental_accuracy(R),
             "forgetting": metrics.forgetting(R) if self.n_done > 1 else 0.0,
             "max_forgetting": metrics.max_forgetting(R) if self.n_done > 1 else 0.0,
-            "backward_transfer": metrics.backward_transfer(R) if self.n_done > 1 else 0.0,
             "params": last.get("params"),
             "inference_flops": last.get("inference_flops"),
             "train_flops_total": sum(c.get("train_flops", 0) for c in self.costs),

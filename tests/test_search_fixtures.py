@@ -1,0 +1,52 @@
+"""Helpers shared by the growth-search tests (no tests here): learning tiny streams, a tiny digits run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from test_trainer_fixtures import make_net, make_tasks
+
+from selfgrow.config import from_dict
+from selfgrow.experiment import run
+from selfgrow.growth import build_grower
+from selfgrow.retention import build_retention
+from selfgrow.train import Learner, Trainer
+
+QUICK = {"n_trials": 3, "epochs": 1, "batch_size": 3}
+
+
+def learner_for(grower: str, options: dict | None = None, hidden: list[int] | None = None) -> Learner:
+    """A class-IL learner on the 1x4x4 fixture tasks with replay + LwF and a seeded MLP."""
+    trainer = Trainer(epochs=2, batch_size=16, optimizer="adam", lr=0.01, device="cpu", curve_batches=0, progress=False)
+    retention = [build_retention("replay", budget=12), build_retention("lwf")]
+    return Learner(make_net("class", hidden=hidden or [8]), build_grower(grower, **(options or {})), retention, trainer, "class")
+
+
+def learn(grower: str, options: dict | None = None, n_tasks: int = 3, hidden: list[int] | None = None) -> tuple[Learner, list[dict]]:
+    """Learn `n_tasks` fixture tasks from the same seed; returns the learner and its task records."""
+    torch.manual_seed(0)
+    learner = learner_for(grower, options, hidden)
+    return learner, [learner.learn(task) for task in make_tasks(n_tasks)]
+
+
+def same_net(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Same spec and bit-identical weights and buffers."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return a.spec == b.spec and sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def digits_run(tmp_path: Path, grower: str, options: dict) -> tuple[Path, list[dict]]:
+    """A 2-task class-IL run on scikit-learn digits through `experiment.run`; returns its folder and growth.jsonl."""
+    config = from_dict({
+        "name": grower, "seed": 0, "output": str(tmp_path),
+        "stream": {"name": "split", "dataset": "digits", "scenario": "class", "n_tasks": 2},
+        "net": {"preset": "mlp-tiny"},
+        "growth": {"name": grower, "options": options},
+        "retention": [{"name": "replay", "options": {"budget": 40}}],
+        "trainer": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
+    })
+    run(config, quiet=True)
+    run_dir = tmp_path / grower
+    return run_dir, [json.loads(line) for line in (run_dir / "growth.jsonl").read_text().splitlines()]
