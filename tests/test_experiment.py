@@ -150,3 +150,10 @@ def test_list_all_sections(capsys):
         assert section in out
     for name in ("s_minus", "icarl", "schedule", "ewc", "resnet18-reduced"):
         assert name in out
+
+
+def test_data_dir_flag_accepts_both_spellings():
+    from selfgrow.config_cli import parse_run_args
+
+    assert parse_run_args(["--data-dir", "/a"])[0].data_dir == "/a"
+    assert parse_run_args(["--data_dir=/b"])[0].data_dir == "/b"

@@ -91,11 +91,10 @@ def test_resume_keeps_the_warm_start_state(tmp_path):
     restore(resumed, load_latest(tmp_path)[1], tasks)
     assert resumed.grower.state_dict() == learner.grower.state_dict()
     assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
-    plan = learner.grower.plan(learner, tasks[2])
-    again = resumed.grower.plan(resumed, tasks[2])
-    previous = learner.grower.history[-2]
-    assert plan.reasons["warm_start"] == again.reasons["warm_start"] == [{"phi": previous["chosen"]["phi"]}]
-    assert plan.candidates[0]["params"] == again.candidates[0]["params"] == previous["chosen"]
+    previous = learner.grower.history[-1]["chosen"]
+    plan = learner.learn(tasks[2])["plan"]
+    assert plan["reasons"]["warm_start"] == [previous] and plan["candidates"][0]["params"] == previous
+    assert resumed.learn(tasks[2])["plan"] == plan  # the same search, candidate for candidate
 
 
 def test_bad_options_are_refused():

@@ -34,6 +34,7 @@ def parse_run_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespac
     The config is None when only `--resume` (and `--force`) are given: the run folder's own config is used.
     """
     parser = run_parser()
+    argv = [_undash(arg) for arg in argv]
     try:
         namespace = parser.parse_args(argv)
     except argparse.ArgumentError as err:
@@ -44,6 +45,15 @@ def parse_run_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespac
     values.pop("__path__", None)
     only_resume = all(a.split("=")[0] in ("--resume", "--force") or a == options.resume for a in argv)
     return (None if options.resume and only_resume else from_dict(values)), options
+
+
+_DASHED = {"--data-dir": "--data_dir"}  # the spelling ARCHITECTURE.md and `selfgrow list` use
+
+
+def _undash(arg: str) -> str:
+    """`--data-dir[=X]` -> `--data_dir[=X]`; other arguments unchanged."""
+    flag, sep, value = arg.partition("=")
+    return _DASHED.get(flag, flag) + sep + value
 
 
 def _one_sentence(message: str) -> str:
