@@ -92,8 +92,10 @@ def test_resume_keeps_the_warm_start_state(tmp_path):
     assert resumed.grower.state_dict() == learner.grower.state_dict()
     assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
     previous = learner.grower.history[-1]["chosen"]
+    rng = torch.get_rng_state()  # restore() set the global RNG to the saved one; both continue from it
     plan = learner.learn(tasks[2])["plan"]
     assert plan["reasons"]["warm_start"] == [previous] and plan["candidates"][0]["params"] == previous
+    torch.set_rng_state(rng)
     assert resumed.learn(tasks[2])["plan"] == plan  # the same search, candidate for candidate
 
 

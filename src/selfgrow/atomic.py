@@ -24,6 +24,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_leftovers(folder: Path) -> None:
+    """Delete the temporary files that killed `atomic_write_bytes` calls left under `folder`.
+
+    Only safe while no other process writes there (e.g. at the start of a run, in its own folder).
+    """
+    for leftover in Path(folder).rglob(".*.tmp"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Text variant of `atomic_write_bytes` (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))

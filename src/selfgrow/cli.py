@@ -1,4 +1,4 @@
-"""The `selfgrow` command: run, list, data download, report.
+"""The `selfgrow` command: run, bench, list, data download, report.
 
 Every user mistake (a `SelfgrowError`) ends with exit code 2 and one sentence on stderr; `--debug`
 shows the traceback instead.
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"run": _cmd_run, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report}
+    handlers = {"run": _cmd_run, "bench": _cmd_bench, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report}
     if command not in handlers:
         from selfgrow.errors import unknown_name
 
@@ -47,7 +47,8 @@ def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfgrow",
         description="Incremental learning with self-growing networks.",
-        epilog="Commands: run (train a learner over a stream), list (datasets, streams, methods, ...), "
+        epilog="Commands: run (train a learner over a stream), bench (compare methods side by side), "
+        "list (datasets, streams, methods, ...), "
         "data download NAME, report RUN_DIR. Add --debug to see tracebacks.",
     )
     return parser
@@ -59,6 +60,19 @@ def _cmd_run(argv: list[str]) -> int:
 
     config, options = parse_run_args(argv)
     run(config, resume_dir=options.resume, force=options.force)
+    return 0
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    from selfgrow.bench import load_bench, run_bench
+
+    parser = argparse.ArgumentParser(prog="selfgrow bench", description="Compare methods on one stream, same seeds.")
+    parser.add_argument("--config", required=True, help="bench YAML: base, methods, seeds, workers, ...")
+    parser.add_argument("--output", default=None, help="folder of the runs and the comparison")
+    parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: the file's, else 1)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these method labels")
+    args = parser.parse_args(argv)
+    run_bench(load_bench(args.config, args.output, args.workers), args.only)
     return 0
 
 

@@ -20,7 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from selfgrow import config as config_schema
-from selfgrow.atomic import atomic_write_text
+from selfgrow.atomic import atomic_write_text, remove_leftovers
 from selfgrow.config import RunConfig
 from selfgrow.errors import SelfgrowError
 from selfgrow.report import Results, write_report
@@ -54,9 +54,11 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     results = Results(run=_run_info(config, stream))
     start = 0
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(run_dir)  # of writes a kill interrupted
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_schema.to_dict(config), sort_keys=False))
     if resume_dir is not None:
         start, results = _restore(run_dir, learner, stream, results)
+        _write_results(run_dir, results)  # a kill between checkpoint and result files left these behind
     _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario}; run folder {run_dir}")
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
@@ -66,7 +68,7 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
         from selfgrow.train.checkpoint import checkpoint_indices
 
         saved = checkpoint_indices(run_dir)
-        kept = f"tasks 0..{saved[-1]} are saved in {run_dir}" if saved else f"no task had finished in {run_dir}"
+        kept = f"the checkpoint after task {saved[-1]} is in {run_dir}" if saved else f"no task had finished in {run_dir}"
         raise RunInterrupted(f"Interrupted; {kept}. Continue with: selfgrow run --resume {run_dir}") from None
     report = write_report(run_dir, results)
     _say(quiet, "\n" + summary_table(results) + f"\n\nreport: {report}")
@@ -226,15 +228,20 @@ def _save_task(run_dir: Path, task_index: int, learner: Any, results: Results) -
 
     try:
         save_checkpoint(run_dir, task_index, learner, results.to_dict())
-        results.save(run_dir)
-        lines = "".join(json.dumps(g, default=str) + "\n" for g in results.growth)
-        atomic_write_text(run_dir / "growth.jsonl", lines)
+        _write_results(run_dir, results)
     except OSError as err:
         kept = f"the files of task {task_index - 1} are intact" if task_index else "no task was saved"
         raise SelfgrowError(
             f"Could not write task {task_index} to {run_dir} ({err.strerror or err}); {kept}. "
             f"Free space (or fix permissions) and continue with: selfgrow run --resume {run_dir}"
         ) from err
+
+
+def _write_results(run_dir: Path, results: Results) -> None:
+    """results.json, metrics.csv and growth.jsonl, each atomically."""
+    results.save(run_dir)
+    lines = "".join(json.dumps(g, default=str) + "\n" for g in results.growth)
+    atomic_write_text(run_dir / "growth.jsonl", lines)
 
 
 def _restore(run_dir: Path, learner: Any, stream: Stream, fresh: Results) -> tuple[int, Results]:
@@ -259,7 +266,8 @@ def _resume_config(run_dir: Path, given: RunConfig | None, force: bool) -> RunCo
     if given is None:
         return saved
     given = apply_method(given)
-    differing = _differences(config_schema.to_dict(saved), config_schema.to_dict(given))
+    # `output` only says where the folder was made; the folder resumed is the one given (it may have moved).
+    differing = [f for f in _differences(config_schema.to_dict(saved), config_schema.to_dict(given)) if f != "output"]
     if differing and not force:
         raise SelfgrowError(
             f"The given config differs from the one in {str(run_dir)!r} in {', '.join(differing)}; "

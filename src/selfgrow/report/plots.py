@@ -31,7 +31,7 @@ def accuracy_heatmap(results: Results, path: Path) -> Path:
     ax.set_yticks(range(n))
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title("accuracy matrix")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_and_cost(results: Results, path: Path) -> Path:
@@ -55,7 +55,7 @@ def accuracy_and_cost(results: Results, path: Path) -> Path:
     twin.plot(steps, [c.get("inference_flops", 0) for c in results.costs], marker="s", ls="--", color="tab:green")
     twin.set_ylabel("inference FLOPs / input", color="tab:green")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def growth_timeline(results: Results, path: Path) -> Path:
@@ -75,7 +75,7 @@ def growth_timeline(results: Results, path: Path) -> Path:
     ax.set_ylabel("parameters")
     ax.set_title("growth timeline")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pareto_fronts(results: Results, path: Path) -> Path | None:
@@ -114,10 +114,11 @@ def pareto_fronts(results: Results, path: Path) -> Path | None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: "plt.Figure", path: Path) -> Path:
+def save_figure(fig: "plt.Figure", path: Path) -> Path:
+    """Save and close a figure atomically (temporary name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")

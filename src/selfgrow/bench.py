@@ -1,0 +1,222 @@
+"""`selfgrow bench`: several methods on the same stream with the same seeds, compared side by side.
+
+A bench file is YAML with `base` (a run config), `methods` (label -> overrides merged into the
+base; `method: NAME` picks a baseline preset), optional `seeds` (default: the base seed), `name`,
+`output` (default `bench_runs/<name>`), `workers` (parallel processes, default 1) and
+`transfer_reference` (the label of an independent learner: the CTrL transfer T(S) of every method
+is its last-task accuracy minus that learner's). Each (method, seed) runs in
+`<output>/<label>/seed<k>/`, a normal run folder: a finished one is read back, a killed one resumed,
+so an interrupted bench re-run only computes what is missing. The comparison (mean ± std over
+seeds) is printed as a table and written as `comparison.json`, `comparison.csv` and plots.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from selfgrow import metrics
+from selfgrow.atomic import atomic_write_text
+from selfgrow.config import from_dict
+from selfgrow.errors import SelfgrowError, closest
+from selfgrow.experiment import apply_method, run
+from selfgrow.report import Results
+from selfgrow.report.table import format_table
+
+BENCH_KEYS = ("name", "base", "methods", "seeds", "output", "workers", "transfer_reference")
+
+# (column, key of Results.summary() or a bench-computed value)
+COLUMNS = [
+    ("avg acc", "average_accuracy"),
+    ("avg inc acc", "average_incremental_accuracy"),
+    ("forgetting (eq 5.2)", "forgetting"),
+    ("max forgetting", "max_forgetting"),
+    ("transfer T(S)", "transfer"),
+    ("params", "params"),
+    ("inference FLOPs", "inference_flops"),
+    ("train FLOPs", "train_flops_total"),
+    ("memory MB", "memory_mb"),
+    ("seconds", "wall_seconds"),
+]
+
+
+@dataclass
+class Bench:
+    """A parsed bench file."""
+
+    name: str
+    base: dict[str, Any]
+    methods: dict[str, dict[str, Any]]
+    seeds: list[int]
+    output: Path
+    workers: int = 1
+    transfer_reference: str | None = None
+
+    def jobs(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """(label, seed, plain run config) for every run of the bench."""
+        out = []
+        for label, overrides in self.methods.items():
+            for seed in self.seeds:
+                config = merge(self.base, overrides or {})
+                config.update(name=f"seed{seed}", seed=seed, output=str(self.output / label))
+                out.append((label, seed, config))
+        return out
+
+
+def load_bench(path: str | Path, output: str | Path | None = None, workers: int | None = None) -> Bench:
+    """Read and check a bench file; `output` and `workers` override the file's values."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfgrowError(f"Bench file {str(path)!r} does not exist; give a YAML file with `base` and `methods`.")
+    spec = yaml.safe_load(path.read_text()) or {}
+    for key in spec:
+        if key not in BENCH_KEYS:
+            hint = closest(key, BENCH_KEYS)
+            raise SelfgrowError(f"Unknown bench key {key!r} in {path}; accepted: {', '.join(BENCH_KEYS)}."
+                                + (f" Did you mean {hint!r}?" if hint else ""))
+    if not spec.get("methods"):
+        raise SelfgrowError(f"Bench file {path} lists no `methods`; give at least one label: overrides.")
+    name = spec.get("name", path.stem)
+    base = spec.get("base", {})
+    seeds = [int(s) for s in spec.get("seeds", [base.get("seed", 0)])]
+    reference = spec.get("transfer_reference")
+    if reference is not None and reference not in spec["methods"]:
+        raise SelfgrowError(f"transfer_reference {reference!r} is not one of the methods: {', '.join(spec['methods'])}.")
+    bench = Bench(name, base, spec["methods"], seeds, Path(output or spec.get("output") or Path("bench_runs") / name),
+                  int(workers or spec.get("workers", 1)), reference)
+    for _, _, config in bench.jobs():
+        apply_method(from_dict(config))  # every run's config is valid before any work starts
+    return bench
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: override values win, nested mappings merge."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def run_job(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run (or resume, or read back) one run of the bench; returns its results as plain data."""
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir = Path(config["output"]) / config["name"]
+    if (run_dir / "results.json").exists():
+        done = Results.load(run_dir)
+        if done.n_done == done.run.get("tasks"):
+            return done.to_dict()
+        return run(None, resume_dir=run_dir, quiet=True).to_dict()
+    if (run_dir / "checkpoints").exists():
+        return run(None, resume_dir=run_dir, quiet=True).to_dict()
+    return run(from_dict(config), quiet=True).to_dict()
+
+
+def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Run every job (in `bench.workers` processes), then write and return the comparison."""
+    jobs = [j for j in bench.jobs() if not only or j[0] in only]
+    results: dict[tuple[str, int], Results] = {}
+    started = time.perf_counter()
+    if bench.workers <= 1:
+        for label, seed, config in jobs:
+            results[label, seed] = Results.from_dict(run_job(config))
+            _say(quiet, f"{label} seed {seed}: done ({time.perf_counter() - started:.0f} s since start)")
+    else:
+        threads = max(1, torch.get_num_threads() // bench.workers)
+        with ProcessPoolExecutor(bench.workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_job, config, threads): (label, seed) for label, seed, config in jobs}
+            for future, (label, seed) in futures.items():
+                results[label, seed] = Results.from_dict(future.result())
+                _say(quiet, f"{label} seed {seed}: done ({time.perf_counter() - started:.0f} s since start)")
+    comparison = compare(bench, results)
+    write_comparison(bench.output, comparison, results)
+    _say(quiet, "\n" + comparison["header"] + "\n\n" + comparison_table(comparison))
+    return comparison
+
+
+def compare(bench: Bench, results: dict[tuple[str, int], Results]) -> dict[str, Any]:
+    """Mean and std over seeds of each method's headline metrics (transfer against the reference)."""
+    rows = []
+    for label in bench.methods:
+        runs = [results[label, s] for s in bench.seeds if (label, s) in results]
+        if not runs:
+            continue
+        per_seed = []
+        for seed in bench.seeds:
+            if (label, seed) not in results:
+                continue
+            res = results[label, seed]
+            summary = res.summary()
+            reference = results.get((bench.transfer_reference, seed)) if bench.transfer_reference else None
+            if reference is not None and reference.n_done == res.n_done:
+                summary["transfer"] = metrics.ctrl_transfer(res.matrix(), reference.matrix()[-1][-1])
+            per_seed.append(summary)
+        stats = {}
+        for _, key in COLUMNS:
+            values = [s[key] for s in per_seed if s.get(key) is not None and not _nan(s[key])]
+            if values:
+                stats[key] = {"mean": statistics.fmean(values),
+                              "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+        curves = [[sum(r) / len(r) for r in res.accuracy] for res in runs]
+        rows.append({"method": label, "seeds": len(runs), "stats": stats,
+                     "mean_seen_accuracy": [statistics.fmean(c) for c in zip(*curves)]})
+    header = (f"bench {bench.name} | seeds {bench.seeds} | {time.strftime('%Y-%m-%d')} | "
+              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              f"{bench.workers} worker(s) | torch {torch.__version__}")
+    return {"header": header, "columns": [c for c, _ in COLUMNS], "keys": [k for _, k in COLUMNS], "rows": rows}
+
+
+def comparison_table(comparison: dict[str, Any]) -> str:
+    """The comparison as an aligned text table (mean ± std when several seeds ran)."""
+    keys = comparison["keys"]
+    present = [i for i, k in enumerate(keys) if any(k in r["stats"] for r in comparison["rows"])]
+    rows = [[r["method"]] + [_cell(r["stats"].get(keys[i])) for i in present] for r in comparison["rows"]]
+    return format_table(rows, ["method"] + [comparison["columns"][i] for i in present])
+
+
+def write_comparison(output: Path, comparison: dict[str, Any], results: dict[tuple[str, int], Results]) -> None:
+    """comparison.json, comparison.csv and the plots, written atomically into `output`."""
+    from selfgrow.report.bench_plots import bench_figures
+
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output / "comparison.json", json.dumps(comparison, indent=1))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["method", "seeds"] + [f"{k}_{s}" for k in comparison["keys"] for s in ("mean", "std")])
+    for r in comparison["rows"]:
+        writer.writerow([r["method"], r["seeds"]] + [r["stats"].get(k, {}).get(s, "") for k in comparison["keys"]
+                                                     for s in ("mean", "std")])
+    atomic_write_text(output / "comparison.csv", buf.getvalue())
+    bench_figures(comparison, output / "plots")
+
+
+def _cell(stat: dict[str, float] | None) -> object:
+    if stat is None:
+        return None
+    mean, std = stat["mean"], stat["std"]
+    if stat["n"] == 1:
+        return mean
+    return f"{mean:.4f} ± {std:.4f}" if abs(mean) < 1000 else f"{mean:,.0f} ± {std:,.0f}"
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, flush=True)

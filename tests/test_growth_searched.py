@@ -1,0 +1,93 @@
+"""`searched` grower: operator-space choices, zero growth = fixed, parameter budget, end to end with the knee rule."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_search_fixtures import QUICK, digits_run, learn, same_net
+from test_trainer_fixtures import make_net
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth import GrowthPlan, build_grower
+from selfgrow.nets import build, cost, ops, preset
+
+
+@pytest.mark.parametrize("options", [{"width_factors": [1.0], "max_deepen": 0}, {**QUICK, "tolerance": 1.0}],
+                         ids=["nothing-to-grow", "search-picks-no-growth"])
+def test_zero_growth_gives_exactly_the_fixed_net(options):
+    fixed, _ = learn("fixed")
+    grown, records = learn("searched", options)
+    assert same_net(grown.net, fixed.net)
+    assert all(r["plan"]["ops"] == [] for r in records)
+
+
+def test_the_space_names_every_growth_point_and_points_become_function_preserving_operators():
+    net = build(preset("resnet-tiny", (3, 8, 8), {"kind": "single", "classes": 3}))
+    grower = build_grower("searched", width_factors=[2.0], max_deepen=2, layers=["stage.0", "stage.1.block.0"], mode="split")
+    space = grower.space(SimpleNamespace(net=net), None)
+    assert sorted(space) == ["deepen:stage.0", "deepen:stage.1", "widen:stage.0", "widen:stage.1.block.0"]
+    assert space["widen:stage.0"].choices == (1.0, 2.0) and (space["deepen:stage.1"].low, space["deepen:stage.1"].high) == (0, 2)
+    assert grower.no_growth(space) == {"deepen:stage.0": 0, "deepen:stage.1": 0, "widen:stage.0": 1.0, "widen:stage.1.block.0": 1.0}
+    params = {"widen:stage.0": 2.0, "widen:stage.1.block.0": 2.0, "deepen:stage.0": 1, "deepen:stage.1": 2}
+    calls = grower.ops_for(net, params)
+    assert calls == [
+        {"op": "widen", "kwargs": {"layer": "stage.0", "by": 8, "mode": "split"}},
+        {"op": "widen", "kwargs": {"layer": "stage.1.block.0", "by": 8, "mode": "split"}},
+        {"op": "deepen", "kwargs": {"at": "stage.1"}}, {"op": "deepen", "kwargs": {"at": "stage.1"}},
+        {"op": "deepen", "kwargs": {"at": "stage.0"}},
+    ]
+    grown = GrowthPlan(ops=calls).apply(net)[0]
+    assert [(s["width"], s["blocks"], s["hidden"]) for s in grown.spec["stages"]] == [(16, 2, [8, 16]), (8, 3, [16, 8, 8])]
+    x = torch.rand(4, 3, 8, 8)
+    net.eval(), grown.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_deepening_several_layers_of_an_mlp_keeps_the_names_valid():
+    net = ops.add_classes(make_net("class", hidden=[4, 6]), 2).net
+    grower = build_grower("searched", width_factors=[1.5], max_deepen=2)
+    params = {"widen:hidden.0": 1.5, "widen:hidden.1": 1.0, "deepen:hidden.0": 2, "deepen:hidden.1": 1}
+    grown = GrowthPlan(ops=grower.ops_for(net, params)).apply(net)[0]
+    assert grown.spec["hidden"] == [6, 6, 6, 6, 6]
+    x = torch.rand(5, 1, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_parameter_budget_is_never_exceeded_by_the_chosen_point():
+    net = ops.add_classes(make_net("class", hidden=[8]), 2).net
+    budget = int(1.6 * cost.count_params(net))
+    options = {**QUICK, "n_trials": 5, "width_factors": [1.0, 1.5, 3.0], "objective": "params", "max_params": budget}
+    learner, records = learn("searched", options)
+    for record in records:
+        candidates, chosen = record["plan"]["candidates"], record["plan"]["chosen"]
+        assert candidates[chosen]["n_params"] <= budget and candidates[chosen]["cost"] == candidates[chosen]["n_params"]
+        assert all(c["n_params"] <= budget for c in candidates if c["status"] != "over_budget")
+    assert any(c["status"] == "over_budget" for r in records for c in r["plan"]["candidates"])
+    assert cost.count_params(learner.net) <= budget
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(SelfgrowError, match="width_factors=\\[0.5\\].*>= 1"):
+        build_grower("searched", width_factors=[0.5])
+    with pytest.raises(SelfgrowError, match="max_deepen=-1"):
+        build_grower("searched", max_deepen=-1)
+    with pytest.raises(SelfgrowError, match="rule='pareto'.*accuracy, knee"):
+        build_grower("searched", rule="pareto")
+    with pytest.raises(SelfgrowError, match="search sampler 'cmaes'.*nsga2"):
+        build_grower("searched", sampler="cmaes")
+
+
+def test_searched_runs_end_to_end_with_the_knee_rule(tmp_path):
+    options = {"n_trials": 4, "epochs": 1, "sampler": "nsga2", "rule": "knee", "width_factors": [1.0, 2.0]}
+    run_dir, growth = digits_run(tmp_path, "searched", options)
+    for plan in growth:
+        assert len(plan["candidates"]) == 4 and plan["reasons"]["rule"] == "knee of the Pareto front"
+        chosen = plan["candidates"][plan["chosen"]]
+        assert chosen["status"] == "complete" and chosen["trial"] == plan["reasons"]["chosen_trial"]
+        assert set(plan["reasons"]["pareto_front"]) <= {c["trial"] for c in plan["candidates"]}
+        assert all(c["params"] for c in plan["candidates"])
+    assert (run_dir / "plots" / "pareto_fronts.png").is_file()
