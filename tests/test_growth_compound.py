@@ -37,6 +37,11 @@ def test_growth_follows_the_compound_formula():
     assert grower.ops_for(net, {"phi": 1.0}) == [{"op": "widen", "kwargs": {"layer": "hidden.0", "by": 5, "mode": "zero"}}, deepen]
     assert grower.ops_for(net, {"phi": 2.0}) == [{"op": "widen", "kwargs": {"layer": "hidden.0", "by": 11, "mode": "zero"}}, deepen]
     assert grower.ops_for(net, {"phi": 0.0}) == []
+    grown = GrowthPlan(ops=grower.ops_for(net, {"phi": 1.0})).apply(net)[0]  # hidden [21, 21], Phi = 1
+    grower.phi_total = 1.0
+    grower.space(SimpleNamespace(net=grown), None)  # the inserted layer copies hidden.0, so shares its base 16
+    assert grower.ops_for(grown, {"phi": 1.0}) == [  # Phi = 2: both layers ceil(16 * 1.6667) = 27, ceil(1.44) = 2 layers
+        {"op": "widen", "kwargs": {"layer": f"hidden.{i}", "by": 6, "mode": "zero"}} for i in (0, 1)]
 
     resnet = build(preset("resnet-tiny", (3, 8, 8), {"kind": "single", "classes": 3}))
     grower = build_grower("compound", alpha=1.2, mode="split")
@@ -121,6 +126,7 @@ def test_compound_runs_end_to_end_and_explains_its_choices(tmp_path):
         assert plan["reasons"]["pareto_front"] and plan["reasons"]["search_train_flops"] > 0
         assert results["costs"][task]["train_flops"] > plan["reasons"]["search_train_flops"]
     assert growth[1]["reasons"]["warm_start"]
+    assert all(1 <= plan["reasons"]["batches_to_chosen"] <= plan["reasons"]["trials_to_chosen"] <= 3 for plan in growth)
     assert (run_dir / "plots" / "pareto_fronts.png").is_file()
     assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
     assert math.isfinite(results["costs"][-1]["params"])

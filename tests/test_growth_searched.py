@@ -91,3 +91,21 @@ def test_searched_runs_end_to_end_with_the_knee_rule(tmp_path):
         assert set(plan["reasons"]["pareto_front"]) <= {c["trial"] for c in plan["candidates"]}
         assert all(c["params"] for c in plan["candidates"])
     assert (run_dir / "plots" / "pareto_fronts.png").is_file()
+
+
+def test_candidates_can_train_on_a_stratified_fraction_of_the_task():
+    from test_search_fixtures import learner_for
+    from test_trainer_fixtures import make_tasks
+
+    from selfgrow.growth.candidates import CandidateTraining
+
+    learner = learner_for("fixed")
+    task = make_tasks(1)[0]
+    learner.net = ops.add_classes(learner.net, 2).net
+    candidate = CandidateTraining(learner, task, [], data_fraction=0.5)
+    counts = torch.bincount(candidate.train_task.y_train).tolist()
+    full = torch.bincount(task.y_train).tolist()
+    assert counts == [round(n * 0.5) for n in full]  # per class, as stratified_split rounds
+    assert candidate.train_task.x_val is task.x_val  # scored on the full validation split
+    with pytest.raises(SelfgrowError, match="data_fraction=0"):
+        build_grower("searched", data_fraction=0)

@@ -65,7 +65,7 @@ def _search(settings, enqueue=(), budget=None, name="s", high=7):
 
 
 def test_successive_halving_trains_only_the_best_half_on_and_records_every_candidate():
-    settings = SearchSettings(n_trials=4, epochs=[1, 3], eta=2, batch_size=4, sampler="tpe", seed=0)
+    settings = SearchSettings(n_trials=4, epochs=[1, 3], eta=2, halving_batch=4, sampler="tpe", seed=0)
     enqueue = [{"x": 1}, {"x": 5}, {"x": 3}, {"x": 6}]
     outcome, log = _search(settings, enqueue)
     assert [r["params"]["x"] for r in outcome.records] == [1, 5, 3, 6]
@@ -81,16 +81,17 @@ def test_successive_halving_trains_only_the_best_half_on_and_records_every_candi
 
 
 def test_over_budget_points_are_never_trained():
-    settings = SearchSettings(n_trials=3, epochs=[2], batch_size=2, seed=0)
+    settings = SearchSettings(n_trials=3, epochs=[2], halving_batch=2, seed=0)
     outcome, log = _search(settings, [{"x": 7}, {"x": 2}, {"x": 4}], budget=4)
     assert [r["status"] for r in outcome.records] == ["over_budget", "complete", "complete"]
+    assert [r["batch"] for r in outcome.records] == [0, 0, 1]
     assert "cost 7 > 4" in outcome.records[0]["reason"] and outcome.records[0]["spent_flops"] == 0.0
     assert sorted(q for q, _ in log) == [2 / 7, 4 / 7]
     assert outcome.choose("accuracy")["params"] == {"x": 4}
 
 
 def test_repeated_points_reuse_the_first_result_at_no_cost():
-    settings = SearchSettings(n_trials=6, epochs=[1], batch_size=2, sampler="nsga2", seed=0)
+    settings = SearchSettings(n_trials=6, epochs=[1], halving_batch=2, sampler="nsga2", seed=0)
     outcome, log = _search(settings, high=1)
     assert len(log) == len({r["params"]["x"] for r in outcome.records}) <= 2
     first: dict[int, dict] = {}
@@ -104,14 +105,14 @@ def test_repeated_points_reuse_the_first_result_at_no_cost():
 
 
 def test_warm_start_points_are_the_first_trials():
-    settings = SearchSettings(n_trials=3, epochs=[1], batch_size=1, seed=1)
+    settings = SearchSettings(n_trials=3, epochs=[1], halving_batch=1, seed=1)
     outcome, _ = _search(settings, [{"x": 6}, {"x": 0}])
     assert [t.params for t in outcome.study.trials[:2]] == [{"x": 6}, {"x": 0}]
 
 
 def test_journal_storage_keeps_the_study_in_a_file_and_a_rerun_replaces_it(tmp_path):
     path = tmp_path / "studies" / "journal.log"
-    settings = SearchSettings(n_trials=2, epochs=[1], batch_size=2, storage=f"journal:{path}", seed=0)
+    settings = SearchSettings(n_trials=2, epochs=[1], halving_batch=2, storage=f"journal:{path}", seed=0)
     _search(settings, [{"x": 1}, {"x": 2}], name="task0")
     assert path.is_file()
     loaded = optuna.load_study(study_name="task0", storage=make_storage(f"journal:{path}"))
@@ -123,7 +124,7 @@ def test_journal_storage_keeps_the_study_in_a_file_and_a_rerun_replaces_it(tmp_p
 
 @pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp"])
 def test_every_sampler_runs_a_two_objective_search(sampler):
-    settings = SearchSettings(n_trials=3, epochs=[1], batch_size=1, sampler=sampler, n_startup_trials=1, seed=0)
+    settings = SearchSettings(n_trials=3, epochs=[1], halving_batch=1, sampler=sampler, n_startup_trials=1, seed=0)
     outcome, _ = _search(settings)
     assert len(outcome.finished()) == 3 and all(len(t.values) == 2 for t in outcome.study.trials)
 

@@ -14,7 +14,7 @@ from selfgrow.growth import build_grower
 from selfgrow.retention import build_retention
 from selfgrow.train import Learner, Trainer
 
-QUICK = {"n_trials": 3, "epochs": 1, "batch_size": 3}
+QUICK = {"n_trials": 3, "epochs": 1, "halving_batch": 3}
 
 
 def learner_for(grower: str, options: dict | None = None, hidden: list[int] | None = None) -> Learner:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from selfgrow.errors import SelfgrowError, closest
@@ -109,7 +109,9 @@ def field_type(key: str) -> Any:
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
-    """Rebuild a RunConfig from its plain-data form, rejecting unknown keys with a suggestion."""
+    """Rebuild a RunConfig from its plain-data form, checked: unknown keys (with a suggestion), missing
+    required keys, wrong types and out-of-range sizes each raise SelfgrowError naming key, value and rule."""
+
     def build(cls: type, values: dict[str, Any], where: str) -> Any:
         if not isinstance(values, dict):
             raise SelfgrowError(f"Config section {where or 'root'!r} must be a mapping, got {values!r}.")
@@ -133,6 +135,11 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
                 kwargs[key] = build(nested, value or {}, f"{where}{key}.")
             else:
                 kwargs[key] = _checked(f"{where}{key}", value, typing.get_type_hints(cls)[key])
+        missing = [f.name for f in fields(cls) if f.name not in kwargs and f.default is MISSING
+                   and f.default_factory is MISSING]
+        if missing:
+            raise SelfgrowError(f"Config section {where.rstrip('.') or 'root'!r} lacks the key {missing[0]!r}; "
+                                f"accepted keys: {', '.join(sorted(names))}.")
         return cls(**kwargs)
 
     return build(RunConfig, data, "")
@@ -157,7 +164,7 @@ def _checked(key: str, value: Any, kind: Any) -> Any:
         raise SelfgrowError(f"Config key {key!r} = {value!r} has the wrong type; accepted: {accepted}.")
     if value is None or isinstance(value, (bool, str, list, dict)):
         return value
-    number = describe_type(int if isinstance(value, int) and int in typing.get_args(kind) + (kind,) else float)
+    number = describe_type(int if kind is int or int in typing.get_args(kind) else float)
     if key in _AT_LEAST and value < _AT_LEAST[key]:
         rule = f"{number} >= {_AT_LEAST[key]}"
     elif key in _ABOVE and value <= _ABOVE[key]:

@@ -94,7 +94,7 @@ def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_d
             cost=task_cost(learner, task.index, record),
             growth={**record["plan"], "applied": record["growth"], "task": task.index},
             timing={"learn": learned - started, "evaluate": done - learned, "total": done - started},
-            curve=record["fit"].get("batch_curve"),
+            curve=fit.get("batch_curve"),
         )
         _save_task(run_dir, task.index, learner, results)
         if fit["skipped_steps"]:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from selfgrow.atomic import atomic_write_bytes, atomic_write_text
 from selfgrow.data.arrays import DatasetArrays
 from selfgrow.data.files import cache_root
-from selfgrow.data.images import as_nchw_tensor, labels_tensor, require_every_class
+from selfgrow.data.images import as_nchw_tensor, labels_tensor
 from selfgrow.errors import SelfgrowError
 
 SPLITS = ("train", "test")
@@ -48,7 +48,6 @@ def read_prepared(folder: Path, name: str) -> DatasetArrays:
     classes = read_classes(folder / CLASSES_FILE)
     x_train, y_train = read_split(folder / "train.npz", len(classes))
     x_test, y_test = read_split(folder / "test.npz", len(classes))
-    require_every_class(y_train, classes, str(folder / "train.npz"))
     return DatasetArrays(name, x_train, y_train, x_test, y_test, classes)
 
 

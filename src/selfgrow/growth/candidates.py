@@ -9,6 +9,9 @@ steps (Fisher, memory update, weight aligning) are not run for candidates: they 
 and act on every candidate alike. Training runs in the learner's trainer configuration except:
 no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping, no progress bar, and
 optimizer state carried from rung to rung, each rung's batch order drawn from a seed of its own.
+With `data_fraction` < 1 candidates train on a stratified subset of the task's training data
+(the same subset for every candidate of a task: a cheaper proxy, as in proxy-data NAS); they are
+always scored on the full validation splits.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ class LearnerView:
 class CandidateTraining:
     """One candidate: grown copy, retention copies, training in rungs (`train_to`), compute spent (`spent_flops`)."""
 
-    def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]]) -> None:
+    def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]], data_fraction: float = 1.0) -> None:
         from selfgrow.train import remap_optimizer_state
 
         if learner.independent:
             raise SelfgrowError("Growth search needs one shared net; set mode: shared (independent mode trains a fresh net per task).")
         self.learner = learner
         self.task = task
+        self.train_task = _subset(task, data_fraction, learner.trainer.seed) if data_fraction < 1 else task
         net, growths = GrowthPlan(ops=ops).apply(learner.net)
         self.net = net if growths else copy.deepcopy(learner.net)
         self.retention = copy.deepcopy(learner.retention)
@@ -68,7 +72,7 @@ class CandidateTraining:
         if epochs > self.epochs_done:
             trainer = dataclasses.replace(self.trainer, epochs=epochs - self.epochs_done,
                                           seed=self.trainer.seed + 7919 * self.epochs_done)
-            fit = trainer.fit(self.net, self.task, self.learner.scenario, self.retention,
+            fit = trainer.fit(self.net, self.train_task, self.learner.scenario, self.retention,
                               optimizer_state=self.optimizer_state)
             self.optimizer_state = fit.optimizer_state
             self.spent_flops += fit.train_flops
@@ -93,3 +97,13 @@ class CandidateTraining:
             head = task.index if scenario == "task" else None
             self.spent_flops += float(inference_flops(self.net, head)) * len(task.y_val)
         return {"accuracy": sum(per_task.values()) / len(per_task), "val_accuracy": per_task}
+
+
+def _subset(task: Any, fraction: float, seed: int) -> Any:
+    """The task with a stratified `fraction` of its training samples (seeded by the trainer seed and task index)."""
+    from selfgrow.data import stratified_split
+
+    keep = stratified_split(task.y_train, fraction, seed * 1_000_003 + task.index)[1]
+    if len(keep) == 0:
+        raise SelfgrowError(f"data_fraction {fraction:g} leaves no training sample of task {task.name!r}; raise it.")
+    return dataclasses.replace(task, x_train=task.x_train[keep], y_train=task.y_train[keep])

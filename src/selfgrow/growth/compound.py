@@ -10,8 +10,8 @@ and the base sizes of the first net. Before each task the search chooses φ ∈ 
 max_phi} (0: no growth); the net then grows to width ceil(w₀·β^(Φ+φ)) in every width group and
 depth ceil(d₀·α^(Φ+φ)): blocks per stage for ResNets (as EfficientNet scales each stage's
 repeats), the number of layers for layer-list nets (MLP, ConvNet), whose new layers go next to
-the head (the last depth point). Width groups created by deepening get the base width
-w / β^Φ of their width when first seen. Growth is function-preserving (`widen` in `mode`, then
+the head (the last depth point). A width group created by deepening takes the base width of the
+group it copies (else w / β^Φ of its width when first seen). Growth is function-preserving (`widen` in `mode`, then
 identity `deepen`), so the candidates inherit every weight.
 
 `fit_coefficients`: on the first task the search also chooses α from `alpha_grid` (β = sqrt(2/α)),
@@ -49,7 +49,7 @@ class CompoundGrower(SearchGrower):
         storage: str | None = None,
         study_name: str = "selfgrow",
         eta: int = 2,
-        batch_size: int = 4,
+        halving_batch: int = 4,
         n_startup_trials: int = 4,
         objective: str = "flops",
         max_flops: float | None = None,
@@ -58,10 +58,11 @@ class CompoundGrower(SearchGrower):
         tolerance: float = 0.0,
         warm_start: int = 2,
         mode: str = "zero",
+        data_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, batch_size, n_startup_trials, objective,
-                         max_flops, max_params, rule, tolerance, warm_start, mode, seed)
+        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, halving_batch, n_startup_trials, objective,
+                         max_flops, max_params, rule, tolerance, warm_start, mode, data_fraction, seed)
         if not isinstance(max_phi, (int, float)) or max_phi < 0:
             raise SelfgrowError(f"compound max_phi={max_phi!r} is invalid; accepted: a number >= 0 (0: never grow).")
         if not isinstance(phi_step, (int, float)) or phi_step <= 0:
@@ -88,7 +89,7 @@ class CompoundGrower(SearchGrower):
         from optuna.distributions import CategoricalDistribution, FloatDistribution
 
         self._register(learner.net)
-        steps = int(math.floor(self.max_phi / self.phi_step + EPS))
+        steps = math.floor(self.max_phi / self.phi_step + EPS)
         if steps == 0:
             return {}
         space: dict[str, Any] = {"phi": FloatDistribution(0.0, steps * self.phi_step, step=self.phi_step)}
@@ -127,9 +128,15 @@ class CompoundGrower(SearchGrower):
         return self.fit_coefficients and not self.history
 
     def _register(self, net: Any) -> None:
-        """Record the base size of every width group and depth unit not seen yet (scaled back by Φ)."""
+        """Record the base size of every width group and depth unit not seen yet.
+
+        A new width group (made by deepening) whose width is a known group's current width copies
+        that group's base, so copies keep growing alike; any other gets its width scaled back by β^Φ.
+        """
+        scale = self.beta**self.phi_total
+        copies = {math.ceil(base * scale - EPS): base for base in self.base_width.values()}
         for name, width in widenable_groups(net).items():
-            self.base_width.setdefault(name, width / self.beta**self.phi_total)
+            self.base_width.setdefault(name, copies.get(width, width / scale))
         for unit, (_, depth) in depth_units(net).items():
             self.base_depth.setdefault(unit, depth / self.alpha**self.phi_total)
 

@@ -40,7 +40,7 @@ class SearchedGrower(SearchGrower):
         storage: str | None = None,
         study_name: str = "selfgrow",
         eta: int = 2,
-        batch_size: int = 4,
+        halving_batch: int = 4,
         n_startup_trials: int = 4,
         objective: str = "flops",
         max_flops: float | None = None,
@@ -49,10 +49,11 @@ class SearchedGrower(SearchGrower):
         tolerance: float = 0.0,
         warm_start: int = 2,
         mode: str = "zero",
+        data_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, batch_size, n_startup_trials, objective,
-                         max_flops, max_params, rule, tolerance, warm_start, mode, seed)
+        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, halving_batch, n_startup_trials, objective,
+                         max_flops, max_params, rule, tolerance, warm_start, mode, data_fraction, seed)
         factors = [1.0, 1.5, 2.0] if width_factors is None else list(width_factors)
         if not factors or any(not isinstance(f, (int, float)) or f < 1 for f in factors):
             raise SelfgrowError(f"searched width_factors={width_factors!r} is invalid; accepted: a non-empty list of numbers >= 1.")

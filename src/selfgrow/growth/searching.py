@@ -8,11 +8,18 @@ validation accuracy, FLOPs, parameters, status complete / pruned / over_budget),
 front, the rule and the choice. The compute of the search (candidate training and scoring) is
 `reasons["search_train_flops"]`, which the run adds to the task's training FLOPs.
 
+Candidates train for the rungs of `epochs` (successive halving with `eta` over batches of
+`halving_batch` trials), on a `data_fraction` of the task's training data.
+
 Objectives: maximise the mean validation accuracy over the seen tasks and the new one; minimise
 `objective` ("flops": inference FLOPs of one input, or "params"). Budget: `max_flops` and
 `max_params` bound the grown net; points over them are never trained nor chosen. When the
 current net already exceeds the budget it cannot shrink, so the plan keeps it and says so.
 The point "no growth" is always enqueued, so the current net is always a candidate.
+`reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
+`batches_to_chosen` (1 + the number of the first trial, and of its halving batch, that evaluated
+the chosen candidate: how fast the search found it, the measures by which warm start is judged;
+trials of one batch are trained together, so the batch count is the one that reflects compute).
 
 Warm start (meta-learning across tasks): the chosen and the most accurate parameters of the last
 `warm_start` tasks are enqueued first in the new study (0 turns it off); they live in the
@@ -34,7 +41,7 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining
-from selfgrow.search import RULES, Proposal, SearchSettings, run_search
+from selfgrow.search import RULES, Proposal, SearchOutcome, SearchSettings, run_search
 
 OBJECTIVES = ("flops", "params")
 WIDEN_MODES = ("zero", "split")
@@ -51,7 +58,7 @@ class SearchGrower(Grower):
         storage: str | None = None,
         study_name: str = "selfgrow",
         eta: int = 2,
-        batch_size: int = 4,
+        halving_batch: int = 4,
         n_startup_trials: int = 4,
         objective: str = "flops",
         max_flops: float | None = None,
@@ -60,12 +67,13 @@ class SearchGrower(Grower):
         tolerance: float = 0.0,
         warm_start: int = 2,
         mode: str = "zero",
+        data_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
         from selfgrow.search import make_sampler
 
         self.settings = SearchSettings(n_trials=n_trials, sampler=sampler, storage=storage, epochs=epochs, eta=eta,
-                                       batch_size=batch_size, n_startup_trials=n_startup_trials, seed=seed)
+                                       halving_batch=halving_batch, n_startup_trials=n_startup_trials, seed=seed)
         make_sampler(sampler, seed, n_startup_trials)  # checks the sampler's name and options now
         _check_choice("objective", objective, OBJECTIVES)
         _check_choice("rule", rule, RULES)
@@ -77,6 +85,9 @@ class SearchGrower(Grower):
             raise SelfgrowError(f"{self.name} tolerance={tolerance!r} is invalid; accepted: a number >= 0.")
         if not isinstance(warm_start, int) or warm_start < 0:
             raise SelfgrowError(f"{self.name} warm_start={warm_start!r} is invalid; accepted: an integer >= 0 (0: off).")
+        if not isinstance(data_fraction, (int, float)) or not 0 < data_fraction <= 1:
+            raise SelfgrowError(f"{self.name} data_fraction={data_fraction!r} is invalid; accepted: a number in (0, 1].")
+        self.data_fraction = float(data_fraction)
         self.study_name = study_name
         self.objective = objective
         self.max_flops = max_flops
@@ -127,32 +138,38 @@ class SearchGrower(Grower):
         if not space or self.settings.n_trials == 0:
             reasons["decision"] = "no growth: zero growth budget (empty search space or n_trials 0), no search"
             return GrowthPlan(reasons=reasons)
-        enqueue = self._warm_start_points(space)
-        reasons["warm_start"] = list(enqueue)
-        enqueue.append(self.no_growth(space))
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed * 1_000_003 + task.index)
-            outcome = run_search(
-                self.settings,
-                f"{self.study_name}-{self.name}-task{task.index}",
-                space,
-                lambda params: self._propose(net, head, params),
-                lambda params: CandidateTraining(learner, task, self.ops_for(net, params)),
-                enqueue,
-            )
+        reasons["warm_start"] = self._warm_start_points(space)
+        outcome = self._search(learner, task, head, space, [*reasons["warm_start"], self.no_growth(space)])
         records = outcome.records
         reasons["search_train_flops"] = outcome.spent_flops
         reasons["pareto_front"] = outcome.front()
         choice = outcome.choose(self.rule, self.tolerance)
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
-        reasons["trials_to_chosen"] = choice.get("same_as", choice["trial"]) + 1
+        first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
+        reasons["trials_to_chosen"] = first["trial"] + 1
+        reasons["batches_to_chosen"] = first["batch"] + 1
         reasons["decision"] = f"trial {choice['trial']}: {choice['params']} ({_describe(choice)})"
         ops = self.ops_for(net, choice["params"])
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice))
+
+    def _search(self, learner: Any, task: Any, head: int | None, space: dict[str, Any],
+                enqueue: list[dict[str, Any]]) -> SearchOutcome:
+        """The task's study, run under a torch RNG forked and seeded from (seed, task index)."""
+        net = learner.net
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed * 1_000_003 + task.index)
+            return run_search(
+                self.settings,
+                f"{self.study_name}-{self.name}-task{task.index}",
+                space,
+                lambda params: self._propose(net, head, params),
+                lambda params: CandidateTraining(learner, task, self.ops_for(net, params), self.data_fraction),
+                enqueue,
+            )
 
     def _propose(self, net: Any, head: int | None, params: dict[str, Any]) -> Proposal:
         """Grow the net to `params` (untrained) to know its cost; the operator calls are its identity."""

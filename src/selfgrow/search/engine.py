@@ -6,13 +6,15 @@ point is without training it (its identity key, cost, budget check, plain-data d
 `evaluate(params)` returns an `Evaluation` that trains the candidate further on request.
 
 Early stopping (successive halving, Jamieson & Talwalkar 2016): Optuna's pruners do not support
-multi-objective studies, so trials are asked in batches of `batch_size` and each batch is raced
+multi-objective studies, so trials are asked in batches of `halving_batch` and each batch is raced
 over the rungs of `epochs` (cumulative epoch counts, e.g. [1, 3]): after every rung but the last
 only the best ceil(n / eta) distinct candidates on the accuracy objective (ties: lower cost)
 train on; the others are told PRUNED (their partial accuracy kept as user attributes). Survivors
 are told COMPLETE with their final (accuracy, cost), so every complete trial had the same
 training. Candidates over the budget are told PRUNED untrained. Trials that repeat a candidate
 already evaluated (same key) reuse its result at no cost.
+
+Optuna's per-trial log lines are turned down to warnings: the records hold every trial.
 
 Warm start: `enqueue` lists earlier tasks' chosen parameters; they become the study's first
 trials (`study.enqueue_trial`), which the sampler then learns from like any other trial.
@@ -60,7 +62,7 @@ class SearchSettings:
     storage: str | None = None
     epochs: list[int] = field(default_factory=lambda: [2])
     eta: int = 2
-    batch_size: int = 4
+    halving_batch: int = 4
     n_startup_trials: int = 4
     seed: int = 0
 
@@ -70,7 +72,7 @@ class SearchSettings:
         epochs = list(self.epochs)
         if not epochs or any(not isinstance(e, int) or e < 1 for e in epochs) or epochs != sorted(set(epochs)):
             raise SelfgrowError(f"search epochs={self.epochs!r} is invalid; accepted: an integer >= 1 or an increasing list of them.")
-        for name, low in (("n_trials", 0), ("eta", 2), ("batch_size", 1)):
+        for name, low in (("n_trials", 0), ("eta", 2), ("halving_batch", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise SelfgrowError(f"search {name}={value!r} is invalid; accepted: an integer >= {low}.")
@@ -120,15 +122,15 @@ def run_search(
     spent = 0.0
     asked = 0
     while asked < settings.n_trials:
-        size = min(settings.batch_size, settings.n_trials - asked)
+        size = min(settings.halving_batch, settings.n_trials - asked)
         batch: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for _ in range(size):
             trial = study.ask(space)
-            asked += 1
             proposal = propose(dict(trial.params))
-            record = {"trial": trial.number, "params": dict(trial.params), **proposal.info,
-                      "cost": proposal.cost, "status": None}
+            record = {"trial": trial.number, "batch": asked // settings.halving_batch, "params": dict(trial.params),
+                      **proposal.info, "cost": proposal.cost, "status": None}
             records.append(record)
+            asked += 1
             if proposal.over_budget is not None:
                 record.update(status="over_budget", reason=proposal.over_budget, spent_flops=0.0)
                 _tell(study, trial, record)
@@ -149,34 +151,35 @@ def run_search(
 
 def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, Any]]]],
           evaluate: Callable[[dict[str, Any]], Evaluation]) -> float:
-    """Successive halving over the distinct candidates of one batch; fills their records, returns FLOPs spent."""
-    alive = list(batch)
-    evaluations = {key: evaluate(dict(batch[key][0][1]["params"])) for key in alive}
+    """Successive halving over the distinct candidates of one batch; fills their records, returns FLOPs spent.
+
+    A candidate leaves the race (and memory) as soon as it is pruned.
+    """
+    evaluations = {key: evaluate(dict(group[0][1]["params"])) for key, group in batch.items()}
+    spent = 0.0
     for rung, epochs in enumerate(settings.epochs):
-        for key in alive:
-            record = batch[key][0][1]
-            record.update(evaluations[key].train_to(epochs), rung=rung, epochs=epochs)
+        for key, evaluation in evaluations.items():
+            batch[key][0][1].update(evaluation.train_to(epochs), rung=rung, epochs=epochs)
         last = rung == len(settings.epochs) - 1
-        ranked = sorted(alive, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
-        keep = ranked if last else ranked[: math.ceil(len(ranked) / settings.eta)]
-        for key in alive:
+        ranked = sorted(evaluations, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
+        leaving = [] if last else ranked[math.ceil(len(ranked) / settings.eta):]
+        for key in ranked:
             record = batch[key][0][1]
-            if key not in keep:
-                record["status"] = "pruned"
-                record["reason"] = f"successive halving after rung {rung} ({epochs} epochs)"
+            if key in leaving:
+                record.update(status="pruned", reason=f"successive halving after rung {rung} ({epochs} epochs)")
             elif last:
                 record["status"] = "complete"
-        alive = keep
-    spent = 0.0
-    for key, evaluation in evaluations.items():
-        batch[key][0][1]["spent_flops"] = float(evaluation.spent_flops)
-        spent += float(evaluation.spent_flops)
+            if key in leaving or last:
+                record["spent_flops"] = float(evaluations[key].spent_flops)
+                spent += record["spent_flops"]
+        for key in leaving:
+            del evaluations[key]
     return spent
 
 
 def _copy_result(record: dict[str, Any], source: dict[str, Any]) -> None:
     """Give a repeated candidate the result of its first evaluation (no compute spent again)."""
-    skip = {"trial", "params", "spent_flops"}
+    skip = {"trial", "batch", "params", "spent_flops"}
     record.update({k: v for k, v in source.items() if k not in skip}, same_as=source["trial"], spent_flops=0.0)
 
 
@@ -206,6 +209,6 @@ def _fresh_study(settings: SearchSettings, study_name: str) -> Any:
         study_name=study_name,
         storage=storage,
         directions=["maximize", "minimize"],
-        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.batch_size),
+        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.halving_batch),
     )
 

@@ -48,6 +48,13 @@ class Carved:
 
         d = self.data
         x_train, y_train = part(d.x_train, d.y_train, self.train)
+        empty = torch.nonzero(torch.bincount(y_train, minlength=len(classes)) == 0).flatten().tolist()
+        if empty:
+            raise SelfgrowError(
+                f"Task {name!r} has no training samples of class {[d.classes[classes[k]] for k in empty]} in dataset "
+                f"{d.name!r}; every class of a task needs training samples (check the dataset's files, or leave "
+                "the class out with class_order)."
+            )
         x_val, y_val = part(d.x_train, d.y_train, self.val)
         x_test, y_test = part(d.x_test, d.y_test, self.test)
         return Task(
