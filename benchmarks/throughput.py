@@ -27,7 +27,7 @@ from selfgrow.train.batches import to_input
 
 # backbone preset -> (input shape, number of training images, augmentation as CIFAR streams use it)
 BACKBONES = {
-    "mlp-small": ((1, 28, 28), 8192, {}),
+    "mlp-small": ((1, 28, 28), 32768, {}),
     "mlp-pmnist": ((1, 28, 28), 4096, {}),
     "convnet-l2g": ((3, 32, 32), 1024, {"crop_padding": 4, "hflip": True}),
     "resnet-narrow16": ((3, 32, 32), 1024, {"crop_padding": 4, "hflip": True}),

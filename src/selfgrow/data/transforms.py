@@ -5,6 +5,8 @@ All work on whole (B, C, H, W) batches on any device, without per-sample Python 
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 
 import torch
@@ -74,7 +76,10 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
         raise SelfgrowError(
             f"normalize got {len(mean)} means and {len(std)} stds for {x.shape[1]} channels; give one per channel."
         )
-    shape = (1, -1, 1, 1)
-    mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)
-    std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
-    return (x - mean_t) / std_t
+    return (x - _channel_tensor(tuple(mean), x.dtype, x.device)) / _channel_tensor(tuple(std), x.dtype, x.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _channel_tensor(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Per-channel statistics as a (1, C, 1, 1) tensor, built once per (values, dtype, device): this runs every batch."""
+    return torch.as_tensor(values, dtype=dtype, device=device).view(1, -1, 1, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -72,12 +73,15 @@ class _TaskData:
 
     x_train: torch.Tensor
     y_train: torch.Tensor
+    y_global_train: torch.Tensor  # stream-wide ids of y_train, mapped once rather than per batch
     x_val: torch.Tensor
     y_val: torch.Tensor
 
     @classmethod
     def on(cls, task: Task, device: torch.device) -> "_TaskData":
-        return cls(task.x_train.to(device), task.y_train.to(device), task.x_val.to(device), task.y_val.to(device))
+        y_train = task.y_train.to(device)
+        return cls(task.x_train.to(device), y_train, task.global_labels(y_train), task.x_val.to(device),
+                   task.y_val.to(device))
 
 
 @dataclass
@@ -255,24 +259,25 @@ class Trainer:
             for epoch in bar:
                 net.train()
                 order = torch.randperm(len(data.y_train), generator=order_gen).to(device)
-                loss_sum, seen = torch.zeros((), device=device), 0
+                loss_sum, seen = 0.0, 0
                 for idx in _batches(order, self.batch_size):
                     y = data.y_train[idx]
-                    batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), task.global_labels(y))
+                    batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), data.y_global_train[idx])
                     replay = self._replay(retention, len(idx), replay_gen, device)
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    with torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext():
                         loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen)
                     samples += len(idx) + (len(replay.y) if replay is not None else 0)
-                    if guard.finite(loss, optimizer):
+                    value = float(loss.detach())  # the step's one device sync: NaN check and loss curve
+                    if guard.finite(value, optimizer):
                         _step(optimizer, scaler, loss)
-                        loss_sum += loss.detach().float() * len(idx)
+                        loss_sum += value * len(idx)
                         seen += len(idx)
                     steps += 1
                     if steps <= curve_batches:
                         batch_curve.append(val_acc())
                 if scheduler is not None:
                     scheduler.step()
-                loss_curve.append(float(loss_sum) / seen if seen else float("nan"))
+                loss_curve.append(loss_sum / seen if seen else float("nan"))
                 if track_val:
                     val_curve.append(val_acc())
                     bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{val_curve[-1]:.3f}")
@@ -433,9 +438,9 @@ class _NonFiniteGuard:
     def __init__(self) -> None:
         self.skipped, self.lr_drops, self._in_a_row = 0, 0, 0
 
-    def finite(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> bool:
+    def finite(self, loss: float, optimizer: torch.optim.Optimizer | None) -> bool:
         """True when the step may update the weights; otherwise the skip is counted (and the lr maybe halved)."""
-        if bool(torch.isfinite(loss.detach())):
+        if math.isfinite(loss):
             self._in_a_row = 0
             return True
         self.skipped += 1
