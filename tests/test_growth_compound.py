@@ -69,11 +69,9 @@ def test_a_flops_budget_is_never_exceeded_by_the_chosen_point():
     assert cost.inference_flops(learner.net) <= budget
 
 
-def test_a_net_already_over_the_budget_keeps_its_size_and_says_so():
-    with pytest.warns(UserWarning, match="already exceeds the budget"):
-        _, records = learn("compound", {**QUICK, "max_flops": 10}, n_tasks=1)
-    reasons = records[0]["plan"]["reasons"]
-    assert records[0]["plan"]["ops"] == [] and "max_flops 10" in reasons["decision"]
+def test_a_budget_below_the_current_net_stops_with_one_sentence():
+    with pytest.raises(SelfgrowError, match=r"budget is smaller than the current net .*max_flops >= [\d,]+"):
+        learn("compound", {**QUICK, "max_flops": 10}, n_tasks=1)
 
 
 def test_coefficients_are_fitted_on_the_first_task():

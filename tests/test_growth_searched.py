@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_search_fixtures import QUICK, digits_run, learn, same_net
-from test_trainer_fixtures import make_net
+from test_search_fixtures import QUICK, digits_run, learn, learner_for, same_net
+from test_trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower
 from selfgrow.nets import build, cost, ops, preset
+from selfgrow.retention.base import Retention
 
 
 @pytest.mark.parametrize("options", [{"width_factors": [1.0], "max_deepen": 0}, {**QUICK, "tolerance": 1.0}],
@@ -109,3 +110,23 @@ def test_candidates_can_train_on_a_stratified_fraction_of_the_task():
     assert candidate.train_task.x_val is task.x_val  # scored on the full validation split
     with pytest.raises(SelfgrowError, match="data_fraction=0"):
         build_grower("searched", data_fraction=0)
+
+
+class _PoisonWide(Retention):
+    """A NaN penalty whenever the net is wider than it started: every grown candidate diverges."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def penalty(self, net, batch, logits):
+        return logits.sum() * float("nan") if net.spec["hidden"][0] > self.width else None
+
+
+def test_diverging_candidates_fail_and_are_never_chosen():
+    learner = learner_for("searched", {**QUICK, "width_factors": [1.0, 2.0], "max_deepen": 0})
+    learner.retention = [_PoisonWide(width=8)]
+    record = learner.learn(make_tasks(1)[0])
+    candidates = record["plan"]["candidates"]
+    grown = [c for c in candidates if c["ops"]]
+    assert grown and all(c["status"] == "failed" and "diverged" in c["reason"] for c in grown)
+    assert candidates[record["plan"]["chosen"]]["ops"] == [] and learner.net.spec["hidden"] == [8]

@@ -53,7 +53,15 @@ class _Fake:
         return {"accuracy": self.quality * epochs / 3}
 
 
-def _search(settings, enqueue=(), budget=None, name="s", high=7):
+class _Diverging(_Fake):
+    """A candidate whose training blows up (non-finite losses) at its first rung."""
+
+    def train_to(self, epochs: int) -> dict:
+        super().train_to(epochs)
+        return {"accuracy": 0.0, "diverged": True}
+
+
+def _search(settings, enqueue=(), budget=None, name="s", high=7, diverging=()):
     log: list = []
     space = {"x": IntDistribution(0, high)}
 
@@ -61,7 +69,20 @@ def _search(settings, enqueue=(), budget=None, name="s", high=7):
         over = f"cost {params['x']} > {budget}" if budget is not None and params["x"] > budget else None
         return Proposal(key=str(params["x"]), cost=float(params["x"]), info={"x": params["x"]}, over_budget=over)
 
-    return run_search(settings, name, space, propose, lambda p: _Fake(p["x"] / 7, log), enqueue), log
+    def evaluate(params):
+        return (_Diverging if params["x"] in diverging else _Fake)(params["x"] / 7, log)
+
+    return run_search(settings, name, space, propose, evaluate, enqueue), log
+
+
+def test_a_diverging_candidate_fails_and_is_never_chosen():
+    settings = SearchSettings(n_trials=3, epochs=[1, 2], eta=2, halving_batch=3, seed=0)
+    outcome, log = _search(settings, [{"x": 7}, {"x": 2}, {"x": 4}], diverging={7})
+    status = {r["params"]["x"]: r["status"] for r in outcome.records}
+    assert status == {7: "failed", 2: "pruned", 4: "complete"}
+    assert (1.0, 2) not in log  # the failed candidate left the race after its first rung
+    assert outcome.choose("accuracy")["params"] == {"x": 4}
+    assert [t.state for t in outcome.study.trials][0] == optuna.trial.TrialState.FAIL
 
 
 def test_successive_halving_trains_only_the_best_half_on_and_records_every_candidate():

@@ -77,6 +77,8 @@ class CandidateTraining:
             self.optimizer_state = fit.optimizer_state
             self.spent_flops += fit.train_flops
             self.epochs_done = epochs
+            if fit.skipped_steps or not all(torch.isfinite(p).all() for p in self.net.parameters()):
+                return {"accuracy": 0.0, "diverged": True, "skipped_steps": fit.skipped_steps}
         return self.score()
 
     def score(self) -> dict[str, Any]:

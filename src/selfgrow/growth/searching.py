@@ -13,8 +13,10 @@ Candidates train for the rungs of `epochs` (successive halving with `eta` over b
 
 Objectives: maximise the mean validation accuracy over the seen tasks and the new one; minimise
 `objective` ("flops": inference FLOPs of one input, or "params"). Budget: `max_flops` and
-`max_params` bound the grown net; points over them are never trained nor chosen. When the
-current net already exceeds the budget it cannot shrink, so the plan keeps it and says so.
+`max_params` bound the grown net; points over them are never trained nor chosen. A budget the
+current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
+one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
+trials, never chosen.
 The point "no growth" is always enqueued, so the current net is always a candidate.
 `reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
 `batches_to_chosen` (1 + the number of the first trial, and of its halving batch, that evaluated
@@ -33,7 +35,6 @@ no growth) runs no search at all, so the run equals the `fixed` grower's.
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any
 
 import torch
@@ -131,9 +132,12 @@ class SearchGrower(Grower):
         }
         exceeded = self._over_budget(reasons["current"])
         if exceeded:
-            reasons["decision"] = f"no growth: the current net already exceeds the budget ({exceeded}) and cannot shrink"
-            warnings.warn(f"{self.name} grower, task {task.index}: {reasons['decision']}.", stacklevel=2)
-            return GrowthPlan(reasons=reasons)
+            current = reasons["current"]
+            raise SelfgrowError(
+                f"The {self.name} grower's budget is smaller than the current net before task {task.index} "
+                f"({exceeded}); growth cannot shrink a net, so give max_flops >= {current['flops']:,} and "
+                f"max_params >= {current['n_params']:,}, or no budget."
+            )
         space = self.space(learner, task)
         if not space or self.settings.n_trials == 0:
             reasons["decision"] = "no growth: zero growth budget (empty search space or n_trials 0), no search"

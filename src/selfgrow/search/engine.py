@@ -39,7 +39,8 @@ class Evaluation(Protocol):
     spent_flops: float
 
     def train_to(self, epochs: int) -> dict[str, Any]:
-        """Train on to `epochs` epochs in total; returns at least {"accuracy": float} (plain data)."""
+        """Train on to `epochs` epochs in total; returns at least {"accuracy": float} (plain data), and
+        {"diverged": True} when training met non-finite losses or weights (the candidate then fails)."""
         ...
 
 
@@ -158,8 +159,14 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
     evaluations = {key: evaluate(dict(group[0][1]["params"])) for key, group in batch.items()}
     spent = 0.0
     for rung, epochs in enumerate(settings.epochs):
-        for key, evaluation in evaluations.items():
-            batch[key][0][1].update(evaluation.train_to(epochs), rung=rung, epochs=epochs)
+        for key, evaluation in list(evaluations.items()):
+            record = batch[key][0][1]
+            record.update(evaluation.train_to(epochs), rung=rung, epochs=epochs)
+            if record.get("diverged"):  # a failed candidate: out of the race, never chosen
+                record.update(status="failed", reason=f"diverged during training (rung {rung}, {epochs} epochs)",
+                              spent_flops=float(evaluation.spent_flops))
+                spent += record["spent_flops"]
+                del evaluations[key]
         last = rung == len(settings.epochs) - 1
         ranked = sorted(evaluations, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
         leaving = [] if last else ranked[math.ceil(len(ranked) / settings.eta):]
@@ -184,7 +191,7 @@ def _copy_result(record: dict[str, Any], source: dict[str, Any]) -> None:
 
 
 def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
-    """Report a finished record to Optuna: COMPLETE with (accuracy, cost), else PRUNED with its partial score."""
+    """Report a finished record to Optuna: COMPLETE with (accuracy, cost), FAIL when it diverged, else PRUNED."""
     from optuna.trial import TrialState
 
     for key in ("accuracy", "epochs", "reason"):
@@ -192,6 +199,8 @@ def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
             trial.set_user_attr(key, record[key])
     if record["status"] == "complete":
         study.tell(trial, [record["accuracy"], record["cost"]])
+    elif record["status"] == "failed":
+        study.tell(trial, state=TrialState.FAIL)
     else:
         study.tell(trial, state=TrialState.PRUNED)
 
