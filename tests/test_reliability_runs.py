@@ -300,3 +300,33 @@ def test_a_failed_atomic_write_keeps_the_old_file(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [
         "results.json"
     ]
+
+
+def test_an_unwritable_output_folder_is_one_sentence(tmp_path, capsys):
+    from selfgrow.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    args = ["run", "--stream.dataset", "digits", "--stream.n_tasks", "1", "--trainer.epochs", "1",
+            "--output", str(blocker)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Cannot write the run folder" in err and "writable --output" in err and len(err.splitlines()) == 1
+
+
+def test_a_report_that_cannot_be_written_keeps_the_run_and_says_how_to_redraw(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from selfgrow import experiment
+    from selfgrow.cli import main
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(experiment, "write_report", full)
+    args = ["run", "--stream.dataset", "digits", "--stream.n_tasks", "1", "--stream.classes_per_task", "2",
+            "--trainer.epochs", "1", "--output", str(tmp_path), "--name", "r"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and f"selfgrow report {tmp_path / 'r'}" in err
+    assert (tmp_path / "r" / "results.json").is_file()

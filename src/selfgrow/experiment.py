@@ -53,9 +53,13 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     learner = build_learner(config, stream)
     results = Results(run=_run_info(config, stream))
     start = 0
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(run_dir)  # of writes a kill interrupted
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_schema.to_dict(config), sort_keys=False))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(run_dir)  # of writes a kill interrupted
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_schema.to_dict(config), sort_keys=False))
+    except OSError as err:
+        raise SelfgrowError(f"Cannot write the run folder {str(run_dir)!r} ({err.strerror or err}); "
+                            "choose a writable --output, or free space.") from err
     if resume_dir is not None:
         start, results = _restore(run_dir, learner, stream, results)
         _write_results(run_dir, results)  # a kill between checkpoint and result files left these behind
@@ -70,7 +74,11 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
         saved = checkpoint_indices(run_dir)
         kept = f"the checkpoint after task {saved[-1]} is in {run_dir}" if saved else f"no task had finished in {run_dir}"
         raise RunInterrupted(f"Interrupted; {kept}. Continue with: selfgrow run --resume {run_dir}") from None
-    report = write_report(run_dir, results)
+    try:
+        report = write_report(run_dir, results)
+    except OSError as err:
+        raise SelfgrowError(f"Every task is saved in {run_dir}, but the report could not be written "
+                            f"({err.strerror or err}); free space and run: selfgrow report {run_dir}") from err
     _say(quiet, "\n" + summary_table(results) + f"\n\nreport: {report}")
     return results
 
