@@ -66,9 +66,9 @@ def _first_line(doc: str | None) -> str:
 
 
 def _options(cls: type) -> list[str]:
-    import inspect
+    from selfgrow.registry import accepted_options
 
-    return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    return accepted_options(cls)
 
 
 _TABLES = {

@@ -36,7 +36,7 @@ class Registry(dict):
     def build(self, name: str, **options: Any) -> Any:
         """An instance of `name` configured by `options`; unknown options are refused in one sentence."""
         cls = self.get_class(name)
-        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        accepted = accepted_options(cls)
         for key in options:
             if key not in accepted:
                 raise SelfgrowError(
@@ -51,3 +51,18 @@ class Registry(dict):
                 f"Options {options!r} of {self.kind} {name!r} are not accepted ({err}); "
                 f"check each value's type (see `selfgrow list`)."
             ) from err
+
+
+def accepted_options(cls: type) -> list[str]:
+    """The keyword options of `cls.__init__`, following `**options` into the base classes' `__init__`."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                  and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names

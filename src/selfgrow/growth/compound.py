@@ -33,7 +33,10 @@ EPS = 1e-9
 
 @register_grower("compound")
 class CompoundGrower(SearchGrower):
-    """EfficientNet compound scaling (depth α^φ, width β^φ, α·β² ≈ 2), φ per task by multi-objective search."""
+    """EfficientNet compound scaling (depth α^φ, width β^φ, α·β² ≈ 2), φ per task by multi-objective search.
+
+    `search_options` are those of `SearchGrower` (n_trials defaults to 6 here).
+    """
 
     def __init__(
         self,
@@ -43,26 +46,9 @@ class CompoundGrower(SearchGrower):
         beta: float | None = None,
         fit_coefficients: bool = False,
         alpha_grid: list[float] | None = None,
-        n_trials: int = 6,
-        epochs: int | list[int] = 2,
-        sampler: str = "tpe",
-        storage: str | None = None,
-        study_name: str = "selfgrow",
-        eta: int = 2,
-        halving_batch: int = 4,
-        n_startup_trials: int = 4,
-        objective: str = "flops",
-        max_flops: float | None = None,
-        max_params: int | None = None,
-        rule: str = "accuracy",
-        tolerance: float = 0.0,
-        warm_start: int = 2,
-        mode: str = "zero",
-        data_fraction: float = 1.0,
-        seed: int = 0,
+        **search_options: Any,
     ) -> None:
-        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, halving_batch, n_startup_trials, objective,
-                         max_flops, max_params, rule, tolerance, warm_start, mode, data_fraction, seed)
+        super().__init__(**{"n_trials": 6, **search_options})
         if not isinstance(max_phi, (int, float)) or max_phi < 0:
             raise SelfgrowError(f"compound max_phi={max_phi!r} is invalid; accepted: a number >= 0 (0: never grow).")
         if not isinstance(phi_step, (int, float)) or phi_step <= 0:

@@ -26,7 +26,10 @@ DEEPEN = "deepen:"
 
 @register_grower("searched")
 class SearchedGrower(SearchGrower):
-    """Searches which width groups to widen and which depth points to deepen, and by how much, per task."""
+    """Searches which width groups to widen and which depth points to deepen, and by how much, per task.
+
+    `search_options` are those of `SearchGrower` (n_trials defaults to 8 here).
+    """
 
     def __init__(
         self,
@@ -34,26 +37,9 @@ class SearchedGrower(SearchGrower):
         max_deepen: int = 1,
         layers: list[str] | None = None,
         depth_points: list[str] | None = None,
-        n_trials: int = 8,
-        epochs: int | list[int] = 2,
-        sampler: str = "tpe",
-        storage: str | None = None,
-        study_name: str = "selfgrow",
-        eta: int = 2,
-        halving_batch: int = 4,
-        n_startup_trials: int = 4,
-        objective: str = "flops",
-        max_flops: float | None = None,
-        max_params: int | None = None,
-        rule: str = "accuracy",
-        tolerance: float = 0.0,
-        warm_start: int = 2,
-        mode: str = "zero",
-        data_fraction: float = 1.0,
-        seed: int = 0,
+        **search_options: Any,
     ) -> None:
-        super().__init__(n_trials, epochs, sampler, storage, study_name, eta, halving_batch, n_startup_trials, objective,
-                         max_flops, max_params, rule, tolerance, warm_start, mode, data_fraction, seed)
+        super().__init__(**{"n_trials": 8, **search_options})
         factors = [1.0, 1.5, 2.0] if width_factors is None else list(width_factors)
         if not factors or any(not isinstance(f, (int, float)) or f < 1 for f in factors):
             raise SelfgrowError(f"searched width_factors={width_factors!r} is invalid; accepted: a non-empty list of numbers >= 1.")
