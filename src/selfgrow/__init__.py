@@ -5,6 +5,7 @@ The public API in one place; the subpackages (`data`, `streams`, `nets`, `growth
 """
 
 from selfgrow import data, metrics, nets, streams
+from selfgrow.bench import load_bench, run_bench
 from selfgrow.config import RunConfig
 from selfgrow.data import DatasetArrays, data_root, download, load
 from selfgrow.errors import SelfgrowError
@@ -24,7 +25,7 @@ __all__ = [
     "GROWERS", "METHODS", "RETENTION", "STREAMS",
     "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "Results",
     "Retention", "RunConfig", "SelfgrowError", "Stream", "Task", "Trainer",
-    "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_latest",
+    "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
     "metrics", "nets", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
-    "resolve_method", "run", "save_checkpoint", "streams", "write_report",
+    "resolve_method", "run", "run_bench", "save_checkpoint", "streams", "write_report",
 ]
