@@ -330,3 +330,19 @@ def test_a_report_that_cannot_be_written_keeps_the_run_and_says_how_to_redraw(tm
     err = capsys.readouterr().err.strip()
     assert "No space left on device" in err and f"selfgrow report {tmp_path / 'r'}" in err
     assert (tmp_path / "r" / "results.json").is_file()
+
+
+def test_ctrl_c_is_deferred_to_the_next_batch_and_a_second_one_stops_at_once():
+    import os
+
+    from selfgrow.train.interrupt import check, deferred_interrupts
+
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C only asks for a stop ...
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt):
+            check()  # ... which the next batch boundary turns into KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a second one stops at once
+            time.sleep(0.1)
+    check()  # outside the block nothing is pending

@@ -24,6 +24,7 @@ from selfgrow.atomic import atomic_write_text, remove_leftovers
 from selfgrow.config import RunConfig
 from selfgrow.errors import SelfgrowError
 from selfgrow.report import Results, write_report
+from selfgrow.train.interrupt import check as check_interrupt, deferred_interrupts
 from selfgrow.report.table import format_table
 from selfgrow.streams.task import Stream
 
@@ -67,7 +68,8 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
     try:
-        _learn_all(tasks, learner, stream, results, run_dir, quiet)
+        with deferred_interrupts():
+            _learn_all(tasks, learner, stream, results, run_dir, quiet)
     except KeyboardInterrupt:
         from selfgrow.train.checkpoint import checkpoint_indices
 
@@ -90,6 +92,7 @@ class RunInterrupted(KeyboardInterrupt):
 def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_dir: Path, quiet: bool) -> None:
     """Learn, evaluate, record and checkpoint each remaining task."""
     for task in tasks:
+        check_interrupt()  # a Ctrl-C during the last save stops here, with that task kept
         started = time.perf_counter()
         record = learner.learn(task)
         learned = time.perf_counter()

@@ -27,6 +27,7 @@ from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario, to_input
 from selfgrow.train.device import DEVICES, resolve_device
 from selfgrow.train.evaluate import accuracy
+from selfgrow.train.interrupt import check as check_interrupt
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
@@ -261,6 +262,7 @@ class Trainer:
                 order = torch.randperm(len(data.y_train), generator=order_gen).to(device)
                 loss_sum, seen = 0.0, 0
                 for idx in _batches(order, self.batch_size):
+                    check_interrupt()
                     y = data.y_train[idx]
                     batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), data.y_global_train[idx])
                     replay = self._replay(retention, len(idx), replay_gen, device)
