@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from test_trainer_fixtures import make_net, make_tasks
+from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower

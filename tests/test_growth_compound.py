@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_search_fixtures import QUICK, digits_run, learn, learner_for, same_net
-from test_trainer_fixtures import make_net, make_tasks
+from search_fixtures import QUICK, digits_run, learn, learner_for, same_net
+from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower

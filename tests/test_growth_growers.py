@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_trainer_fixtures import make_net, make_tasks
+from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GROWERS, Grower, GrowthPlan, build_grower, register_grower

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_search_fixtures import QUICK, digits_run, learn, learner_for, same_net
-from test_trainer_fixtures import make_net, make_tasks
+from search_fixtures import QUICK, digits_run, learn, learner_for, same_net
+from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower
@@ -95,8 +95,8 @@ def test_searched_runs_end_to_end_with_the_knee_rule(tmp_path):
 
 
 def test_candidates_can_train_on_a_stratified_fraction_of_the_task():
-    from test_search_fixtures import learner_for
-    from test_trainer_fixtures import make_tasks
+    from search_fixtures import learner_for
+    from trainer_fixtures import make_tasks
 
     from selfgrow.growth.candidates import CandidateTraining
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_trainer_fixtures import Recorder, make_net, make_tasks
+from trainer_fixtures import Recorder, make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from test_trainer_fixtures import make_net, make_task
+from trainer_fixtures import make_net, make_task
 
 from selfgrow.nets import ops
 from selfgrow.retention.base import Retention

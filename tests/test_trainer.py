@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer_fixtures import FixedReplay, Recorder, make_net, make_task, make_tasks
+from trainer_fixtures import FixedReplay, Recorder, make_net, make_task, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.nets import build, ops

@@ -32,7 +32,7 @@ import yaml
 from selfgrow import metrics
 from selfgrow.atomic import atomic_write_text
 from selfgrow.config import from_dict
-from selfgrow.errors import SelfgrowError, closest
+from selfgrow.errors import SelfgrowError, did_you_mean
 from selfgrow.experiment import apply_method, run
 from selfgrow.report import Results
 from selfgrow.report.table import format_table
@@ -85,9 +85,8 @@ def load_bench(path: str | Path, output: str | Path | None = None, workers: int 
     spec = yaml.safe_load(path.read_text()) or {}
     for key in spec:
         if key not in BENCH_KEYS:
-            hint = closest(key, BENCH_KEYS)
             raise SelfgrowError(f"Unknown bench key {key!r} in {path}; accepted: {', '.join(BENCH_KEYS)}."
-                                + (f" Did you mean {hint!r}?" if hint else ""))
+                                + did_you_mean(key, BENCH_KEYS))
     if not spec.get("methods"):
         raise SelfgrowError(f"Bench file {path} lists no `methods`; give at least one label: overrides.")
     name = spec.get("name", path.stem)

@@ -7,7 +7,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from selfgrow.errors import SelfgrowError, closest
+from selfgrow.errors import SelfgrowError, did_you_mean
 
 
 @dataclass
@@ -119,10 +119,8 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
         kwargs = {}
         for key, value in values.items():
             if key not in names:
-                hint = closest(key, names)
-                suggestion = f" Did you mean {hint!r}?" if hint else ""
                 raise SelfgrowError(
-                    f"Unknown config key {where + key!r}; accepted: {', '.join(sorted(names))}.{suggestion}"
+                    f"Unknown config key {where + key!r}; accepted: {', '.join(sorted(names))}.{did_you_mean(key, names)}"
                 )
             nested = _NESTED.get((cls, key))
             if nested is list:

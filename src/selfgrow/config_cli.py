@@ -10,7 +10,7 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from selfgrow.config import RunConfig, describe_type, field_type, from_dict
-from selfgrow.errors import SelfgrowError, closest
+from selfgrow.errors import SelfgrowError, did_you_mean
 
 
 def run_parser() -> ArgumentParser:
@@ -63,16 +63,11 @@ def _one_sentence(message: str) -> str:
     if group:
         section, key = group.groups()
         accepted = _section_fields(section)
-        hint = closest(key, accepted)
-        suggestion = f" Did you mean {hint!r}?" if hint else ""
-        return f"Unknown config key '{section}.{key}'; accepted: {', '.join(accepted)}.{suggestion}"
+        return f"Unknown config key '{section}.{key}'; accepted: {', '.join(accepted)}.{did_you_mean(key, accepted)}"
     unknown = re.search(r"[Uu]nrecognized arguments: (\S+)", flat)
     if unknown:
         flag = unknown.group(1)
-        accepted = _all_flags()
-        hint = closest(flag, accepted)
-        suggestion = f" Did you mean {hint!r}?" if hint else ""
-        return f"Unknown option {flag!r}; see `selfgrow run --help` for the accepted ones.{suggestion}"
+        return f"Unknown option {flag!r}; see `selfgrow run --help` for the accepted ones.{did_you_mean(flag, _all_flags())}"
     missing = re.search(r"argument (--[\w.]+): expected one argument", flat)
     if missing:
         flag = missing.group(1)

@@ -19,9 +19,13 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """" Did you mean 'x'?" for the closest valid name, or "" when none is close (ends an error sentence)."""
+    hint = closest(name, choices)
+    return f" Did you mean {hint!r}?" if hint else ""
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> SelfgrowError:
     """The error for an unknown registry name, with the closest valid name suggested."""
     choices = sorted(choices)
-    hint = closest(name, choices)
-    suggestion = f" Did you mean {hint!r}?" if hint else ""
-    return SelfgrowError(f"Unknown {kind} {name!r}; accepted: {', '.join(choices)}.{suggestion}")
+    return SelfgrowError(f"Unknown {kind} {name!r}; accepted: {', '.join(choices)}.{did_you_mean(name, choices)}")

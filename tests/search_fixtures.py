@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from test_trainer_fixtures import make_net, make_tasks
+from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.config import from_dict
 from selfgrow.experiment import run
