@@ -210,3 +210,21 @@ def test_schedules_set_the_lr_per_epoch(schedule, factors):
         if scheduler is not None:
             scheduler.step()
     assert lrs == pytest.approx([0.1 * f for f in factors])
+
+
+def test_parameters_the_net_declares_frozen_never_move():
+    """MNTDP: a new task's path may reuse an old module; training the new task leaves that module as it was."""
+    net = build({"kind": "modular", "input_shape": [1, 4, 4], "modules": [{"type": "linear", "width": 8},
+                                                                          {"type": "linear", "width": 8}],
+                 "head": {"kind": "multi", "classes": []}})
+    net = ops.add_task_path(net, [0, 0], 2).net  # task 0 on modules (0, 0) and (1, 0)
+    net = ops.branch(net, source_task=0, reuse_depth=1, n_classes=2).net  # task 1 reuses module (0, 0)
+    frozen = net.frozen_parameter_names()
+    assert any(name.startswith("library.0.0.") for name in frozen)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    task = make_task(1, [2, 3])
+    Trainer(epochs=2, batch_size=8, optimizer="adam", lr=0.05, weight_decay=0.1, device="cpu", curve_batches=0).fit(
+        net, task, "task")
+    after = dict(net.named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in frozen)
+    assert any(not torch.equal(before[n], after[n]) for n in after if n not in frozen)  # the new path learned

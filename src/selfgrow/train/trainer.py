@@ -486,8 +486,10 @@ def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 
 
 def _merged_lr_scales(net: torch.nn.Module, retention: Sequence[Retention]) -> dict[str, float]:
-    """Per-parameter lr factor: the product of every strategy's factor (missing names count as 1)."""
-    scales: dict[str, float] = {}
+    """Per-parameter lr factor: 0 for what the net itself declares frozen (e.g. MNTDP's old modules),
+    times the product of every strategy's factor (missing names count as 1)."""
+    frozen = net.frozen_parameter_names() if hasattr(net, "frozen_parameter_names") else set()
+    scales: dict[str, float] = {name: 0.0 for name in frozen}
     for strategy in retention:
         for name, factor in strategy.param_lr_scale(net).items():
             if float(factor) < 0:
