@@ -157,3 +157,14 @@ def test_data_dir_flag_accepts_both_spellings():
 
     assert parse_run_args(["--data-dir", "/a"])[0].data_dir == "/a"
     assert parse_run_args(["--data_dir=/b"])[0].data_dir == "/b"
+
+
+def test_report_redraws_a_run_folder_and_refuses_a_folder_without_results(tmp_path, capsys):
+    config = _write_config(tmp_path, stream={**TINY["stream"], "n_tasks": 2}, trainer={**TINY["trainer"], "epochs": 1})
+    assert main(["run", "--config", str(config)]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 3
+    assert main(["report", str(tmp_path)]) == 2
+    assert "No results.json" in capsys.readouterr().err
