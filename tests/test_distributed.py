@@ -223,3 +223,29 @@ def _kill_a_worker_during_a_trial(coordinator: subprocess.Popen, storage: str, s
     finally:
         for pid in pids.values():
             os.kill(pid, signal.SIGCONT)
+
+
+def test_a_torchrun_group_of_two_ranks_serves_the_search_as_one_data_parallel_worker(tmp_path, reference):
+    """torchrun starts one worker of 2 ranks for a coordinator waiting for external workers (--workers 0): rank
+    0 takes every trial and both ranks train each candidate on half of every batch (test_data_parallel.py checks
+    that split); the run equals the single-process one up to the float noise of summing half batches."""
+    storage, study = f"journal:{tmp_path / 'journal.log'}", "dp-run"
+    coordinator = _selfgrow("run", "--config", str(_config_file(tmp_path)), "--name", "dp", "--storage", storage,
+                            "--workers", "0", "--distributed.study", study)
+    group = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                              "-m", "selfgrow.cli", "worker", "--storage", storage, "--study", study, "--name", "dp"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    _finish(coordinator)
+    out = _finish(group)
+    trials = sum(len(plan["candidates"]) for plan in _results(reference)[1])
+    assert out.count(f"selfgrow worker: trained {trials} trials") == 2  # rank 0 took every trial, rank 1 raced them too
+    (results, growth), (ref_results, ref_growth) = _results(tmp_path / "runs" / "dp"), _results(reference)
+    assert _files(tmp_path / "runs" / "dp") == _files(reference)
+    for plan, ref_plan in zip(growth, ref_growth, strict=True):
+        assert plan["chosen"] == ref_plan["chosen"]
+        assert {c["worker"] for c in plan["candidates"]} == {"dp"}
+        for candidate, ref_candidate in zip(plan["candidates"], ref_plan["candidates"], strict=True):
+            assert candidate["params"] == ref_candidate["params"]
+            assert candidate["accuracy"] == pytest.approx(ref_candidate["accuracy"], abs=0.03)
+    for row, ref_row in zip(results["accuracy"], ref_results["accuracy"], strict=True):
+        assert row == pytest.approx(ref_row, abs=0.03)

@@ -33,7 +33,7 @@ from selfgrow.search.artifacts import (
     unpack,
     upload,
 )
-from selfgrow.search.distributed import RETRIED_ATTR, collect
+from selfgrow.search.distributed import RETRIED_ATTR, collect, settings_for
 from selfgrow.search.engine import RECORD_ATTR
 from selfgrow.search.liveness import HEARTBEAT_ATTR, Heartbeat, fail_stale_trials
 from selfgrow.search.storage import make_storage, redact
@@ -139,6 +139,58 @@ def test_every_told_trial_carries_its_record_and_key():
     for trial, record in zip(outcome.study.trials, outcome.records, strict=True):
         assert json.loads(trial.user_attrs[RECORD_ATTR]) == record and trial.user_attrs[KEY_ATTR] == str(trial.params["x"])
     assert outcome.records[2]["same_as"] == outcome.records[2]["params"]["x"]  # the third point repeats one of two
+
+
+class _MemoryBucket:
+    """Stands in for Optuna's Boto3ArtifactStore: the same three calls, objects kept in a dict per bucket."""
+
+    buckets: dict[str, dict[str, bytes]] = {}
+
+    def __init__(self, bucket_name: str) -> None:
+        self.objects = self.buckets.setdefault(bucket_name, {})
+
+    def open_reader(self, artifact_id: str) -> io.BytesIO:
+        return io.BytesIO(self.objects[artifact_id])
+
+    def write(self, artifact_id: str, content_body: io.BufferedIOBase) -> None:
+        self.objects[artifact_id] = content_body.read()
+
+    def remove(self, artifact_id: str) -> None:
+        del self.objects[artifact_id]
+
+
+def test_an_s3_bucket_holds_the_artifacts_through_optunas_store(monkeypatch, tmp_path):
+    import optuna.artifacts
+
+    monkeypatch.setattr(optuna.artifacts, "Boto3ArtifactStore", _MemoryBucket)
+    store = make_artifact_store("s3://selfgrow-runs")
+    storage = optuna.storages.InMemoryStorage()
+    ref = upload(store, storage, optuna.create_study(storage=storage), "state.pt", pack({"w": torch.ones(2)}))
+    assert list(_MemoryBucket.buckets["selfgrow-runs"]) == [ref["artifact"]]
+    assert torch.equal(unpack(download(make_artifact_store("s3://selfgrow-runs/"), ref))["w"], torch.ones(2))
+    config, _ = parse_run_args(["--storage", "journal:/x/j.log", "--workers", "1", "--artifacts", "s3://selfgrow-runs"])
+    assert settings_for(config, tmp_path / "run").artifacts == "s3://selfgrow-runs"  # a URL, not a path
+
+
+@pytest.mark.parametrize("location, message", [
+    ("s3://bucket/prefix", "a whole bucket"),
+    ("ftp://host/dir", "accepted: a directory, s3://BUCKET or gs://BUCKET"),
+    ("gs://", "accepted: a directory"),
+])
+def test_unsupported_artifact_locations_are_refused_with_what_is_accepted(location, message):
+    with pytest.raises(SelfgrowError, match=message):
+        make_artifact_store(location)
+
+
+def test_an_object_store_without_its_client_package_says_what_to_install(monkeypatch):
+    import optuna.artifacts
+
+    def missing(bucket_name: str) -> None:
+        raise ImportError("boto3 is not installed")
+
+    monkeypatch.setattr(optuna.artifacts, "Boto3ArtifactStore", missing)
+    with pytest.raises(SelfgrowError, match="need the boto3 package"):
+        make_artifact_store("s3://bucket")
 
 
 def test_artifacts_round_trip_and_refuse_changed_or_unsafe_bytes(tmp_path):

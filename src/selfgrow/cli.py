@@ -75,7 +75,7 @@ def _cmd_worker(argv: list[str]) -> int:
     )
     parser.add_argument("--storage", required=True, help="the run's storage: journal:PATH or a database URL")
     parser.add_argument("--study", required=True, help="the run study's name (the coordinator prints it)")
-    parser.add_argument("--artifacts", default=None, help="artifact directory (default: the one the run recorded)")
+    parser.add_argument("--artifacts", default=None, help="artifact directory, s3://BUCKET or gs://BUCKET (default: the one the run recorded)")
     parser.add_argument("--name", default=None, help="worker name in the records (default: HOST-PID)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--idle-timeout", type=float, default=None,

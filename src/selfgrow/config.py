@@ -81,7 +81,7 @@ class DistributedConfig:
     `storage`: journal:PATH or a database URL shared by the workers (None with `workers` > 0: a
     journal file beside the run folder); `workers`: local worker processes to start (0: wait for
     workers started elsewhere); `artifacts`: directory every worker reaches (default beside the
-    run folder); `study`: name of the run study workers are pointed at (default: the run name and
+    run folder), or an object store's bucket, s3://BUCKET or gs://BUCKET; `study`: name of the run study workers are pointed at (default: the run name and
     a digest of the config); `heartbeat`: seconds between a worker's beats (a trial is retried
     after two silent intervals); `max_retry`: how often a dead worker's trial is tried again.
     """

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,7 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GrowthPlan
+from selfgrow.train.parallel import DataParallel
 
 
 class LearnerView:
@@ -127,7 +129,11 @@ class CandidateTraining:
             per_task[str(task.index)] = acc
             head = task.index if scenario == "task" else None
             self.spent_flops += float(inference_flops(self.net, head)) * len(task.y_val)
-        return {"accuracy": sum(per_task.values()) / len(per_task), "val_accuracy": per_task}
+        result = {"accuracy": sum(per_task.values()) / len(per_task), "val_accuracy": per_task}
+        parallel = DataParallel.current()
+        if parallel is not None:  # data-parallel ranks race on the leader's numbers, so they prune alike
+            result = json.loads(parallel.from_leader(json.dumps(result).encode() if parallel.rank == 0 else None))
+        return result
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The candidate's trained weights and buffers as CPU copies (a winner handed to the learner)."""

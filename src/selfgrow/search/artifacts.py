@@ -3,8 +3,8 @@
 A blob is plain data with tensors, packed as the checkpoints are (tensors pulled out of a JSON
 document and saved with `torch.save`, read back with `torch.load(weights_only=True)`: loading
 never runs pickled code). The store is any Optuna `ArtifactStore`; `make_artifact_store` gives a
-directory on a shared file system (`FileSystemArtifactStore`), and an object store
-(`optuna.artifacts.Boto3ArtifactStore`, `GCSArtifactStore`) can stand in for it. The study holds
+directory on a shared file system (`FileSystemArtifactStore`) or a bucket of an object store
+(s3://BUCKET: `Boto3ArtifactStore`, gs://BUCKET: `GCSArtifactStore`). The study holds
 each blob's reference, `{"artifact": id, "sha256": hex, "bytes": n}`, and a download whose bytes
 do not hash to it is refused, so a corrupt or swapped file is never loaded.
 """
@@ -23,28 +23,49 @@ from typing import Any
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.train.checkpoint import _join, _split
+from selfgrow.train.checkpoint import join_tensors, split_tensors
 
 FORMAT = 1
 
 
-def make_artifact_store(location: str | Path) -> Any:
-    """A `FileSystemArtifactStore` in the directory `location` (created when missing)."""
-    from optuna.artifacts import FileSystemArtifactStore
+OBJECT_STORES = {"s3": ("Boto3ArtifactStore", "boto3"), "gs": ("GCSArtifactStore", "google-cloud-storage")}
 
+
+def is_object_store(location: str | Path) -> bool:
+    """Whether `location` names a bucket (s3://BUCKET or gs://BUCKET) rather than a directory."""
+    return str(location).partition("://")[0] in OBJECT_STORES and "://" in str(location)
+
+
+def make_artifact_store(location: str | Path) -> Any:
+    """The artifact store at `location`: a directory (`FileSystemArtifactStore`, created when missing), or a
+    bucket: s3://BUCKET (`Boto3ArtifactStore`: boto3's credentials and endpoint, e.g. AWS_ENDPOINT_URL for
+    MinIO) or gs://BUCKET (`GCSArtifactStore`: Google's default credentials)."""
+    import optuna.artifacts
+
+    scheme, sep, bucket = str(location).partition("://")
+    if sep:
+        if scheme not in OBJECT_STORES or not bucket.strip("/") or "/" in bucket.strip("/"):
+            raise SelfgrowError(f"Artifact location {str(location)!r} is not supported; accepted: a directory, "
+                                "s3://BUCKET or gs://BUCKET (a whole bucket: Optuna's stores take no prefix).")
+        store, package = OBJECT_STORES[scheme]
+        try:
+            return getattr(optuna.artifacts, store)(bucket.strip("/"))
+        except ImportError as err:
+            raise SelfgrowError(f"Artifacts in {location} need the {package} package; pip install {package} on "
+                                "the coordinator's and every worker's machine.") from err
     path = Path(location).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SelfgrowError(f"Cannot use {str(path)!r} as the artifact directory ({err.strerror or err}); "
                             "give a writable directory every worker can reach.") from err
-    return FileSystemArtifactStore(path)
+    return optuna.artifacts.FileSystemArtifactStore(path)
 
 
 def pack(state: dict[str, Any]) -> bytes:
     """`state` (plain data and tensors) as bytes: the JSON part and the flat tensors in one `torch.save`."""
     tensors: dict[str, torch.Tensor] = {}
-    plain = _split(state, tensors)
+    plain = split_tensors(state, tensors)
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "state": json.dumps(plain), "tensors": tensors}, buffer)
     return buffer.getvalue()
@@ -56,7 +77,7 @@ def unpack(data: bytes) -> dict[str, Any]:
         blob = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         if blob.get("format") != FORMAT:
             raise ValueError(f"format {blob.get('format')!r} is not {FORMAT}")
-        return _join(json.loads(blob["state"]), blob["tensors"])
+        return join_tensors(json.loads(blob["state"]), blob["tensors"])
     except (ValueError, KeyError, RuntimeError, EOFError, AttributeError, pickle.UnpicklingError) as err:
         raise SelfgrowError(f"An artifact of the search cannot be read ({err}).") from err
 

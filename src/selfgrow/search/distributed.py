@@ -56,6 +56,7 @@ from tqdm import tqdm
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.artifacts import (
     download,
+    is_object_store,
     make_artifact_store,
     pack,
     unpack,
@@ -88,7 +89,7 @@ class DistributedSettings:
     """Where a distributed run's studies and artifacts live and who trains (resolved from the run config)."""
 
     storage: str
-    artifacts: Path
+    artifacts: Path | str  # a directory, or an object store's s3:// or gs:// URL
     study: str
     workers: int
     heartbeat: int
@@ -111,7 +112,11 @@ def settings_for(config: Any, run_dir: Path) -> DistributedSettings | None:
     storage = section.storage or f"{JOURNAL_PREFIX}{work_dir / 'journal.log'}"
     make_storage(storage)  # checks the value now
     study = section.study or f"{config.name}-{job_digest(job_config(config))[:8]}"
-    artifacts = Path(section.artifacts).expanduser().absolute() if section.artifacts else work_dir / "artifacts"
+    artifacts: Path | str = work_dir / "artifacts"
+    if section.artifacts and is_object_store(section.artifacts):
+        artifacts = section.artifacts
+    elif section.artifacts:
+        artifacts = Path(section.artifacts).expanduser().absolute()
     return DistributedSettings(storage, artifacts, study, section.workers, section.heartbeat, section.max_retry,
                                work_dir)
 

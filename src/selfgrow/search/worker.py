@@ -21,6 +21,14 @@ resume it), its parent process is gone (local workers), or no work came for `idl
 An error while training (a bug, data missing on this machine) is told as a FAIL trial whose
 record has status "error" and the message; the coordinator stops the run with it, and a resumed
 coordinator queues those trials again. A killed worker's trials stop beating and are retried.
+
+Data-parallel candidates: started by `torchrun --nproc_per_node K -m selfgrow.cli worker ...`, the
+K processes form one worker. Rank 0 (the leader) does all of the above; it sends each job and each
+claimed batch (trial numbers, parameters, the known results) to the other ranks, which race the same
+batch with the same candidates, each training on its share of every batch
+(`selfgrow.train.parallel`); the leader's scores decide the halving on every rank. Only the leader
+talks to the storage. An error in any rank ends the group (torchrun stops every rank); its trials
+stop beating and are retried by other workers.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from selfgrow.search.engine import KEY_ATTR, RECORD_ATTR, race_batch
 from selfgrow.search.liveness import Heartbeat, beat, fail_stale_trials
 from selfgrow.search.samplers import make_sampler
 from selfgrow.search.storage import make_storage
+from selfgrow.train.parallel import DataParallel, join_torchrun_group
 
 WORKER_ATTR = "selfgrow:worker"
 
@@ -82,7 +91,9 @@ class Worker:
     """Serves the task studies of one run study (see the module docstring)."""
 
     def __init__(self, storage: str, study: str, artifacts: str | None = None, name: str | None = None,
-                 idle_timeout: float | None = None, parent: int | None = None, quiet: bool = False) -> None:
+                 idle_timeout: float | None = None, parent: int | None = None, quiet: bool = False,
+                 group: DataParallel | None = None) -> None:
+        self.group = group  # the torchrun ranks this worker leads (None: it trains alone)
         self.url = storage
         self.study_name = study
         self.artifacts = artifacts
@@ -106,18 +117,47 @@ class Worker:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         idle_since = time.monotonic()
-        if not self._connect(idle_since):
-            return self.trained
-        while not self._should_stop():
-            current = self.run_study.user_attrs.get(CURRENT_ATTR)
-            if current and self._serve_task(current):
-                idle_since = time.monotonic()
-                continue
-            if self.idle_timeout is not None and time.monotonic() - idle_since > self.idle_timeout:
-                self._say(f"no work for {self.idle_timeout:g} s; stopping")
-                break
-            time.sleep(POLL_SECONDS)
+        try:
+            if not self._connect(idle_since):
+                return self.trained
+            while not self._should_stop():
+                current = self.run_study.user_attrs.get(CURRENT_ATTR)
+                if current and self._serve_task(current):
+                    idle_since = time.monotonic()
+                    continue
+                if self.idle_timeout is not None and time.monotonic() - idle_since > self.idle_timeout:
+                    self._say(f"no work for {self.idle_timeout:g} s; stopping")
+                    break
+                time.sleep(POLL_SECONDS)
+        finally:
+            self._to_group({"op": "stop"})
         return self.trained
+
+    def follow(self) -> int:
+        """A torchrun rank other than 0: race the leader's batches on this rank's share of the data until told
+        to stop; returns the trials raced."""
+        assert self.group is not None
+        while True:
+            message = json.loads(self.group.from_leader(None))
+            if message["op"] == "stop":
+                return self.trained
+            if message["op"] == "job":
+                self.job = None
+                self.job = self._problem(None, unpack(self.group.from_leader(None)))
+                continue
+            assert self.job is not None
+            trials = [_MirroredTrial(number, params) for number, params in message["trials"]]
+            with torch.random.fork_rng(devices=[]):
+                race_batch(self.job.settings, _MIRRORED_STUDY, trials, trials[0].number, self.job.propose,
+                           self.job.evaluate, message["known"])
+            self.trained += len(trials)
+
+    def _to_group(self, message: dict[str, Any], blob: bytes | None = None) -> None:
+        """Send a control message (and a blob after it) to the other ranks of this worker's torchrun group."""
+        if self.group is not None:
+            self.group.from_leader(json.dumps(message).encode())
+            if blob is not None:
+                self.group.from_leader(blob)
 
     # ---- the run study ----------------------------------------------------------------------------
 
@@ -184,10 +224,12 @@ class Worker:
 
         numbers = [t.number for t in trials]
         started = time.perf_counter()
+        known = known_results(job.study.get_trials(deepcopy=False))
+        self._to_group({"op": "race", "trials": [[t.number, dict(t.params)] for t in trials], "known": known})
         with Heartbeat(self.storage, [t._trial_id for t in trials], self.heartbeat), torch.random.fork_rng(devices=[]):
             try:
                 records, _ = race_batch(job.settings, job.study, trials, trials[0].number, job.propose,
-                                        job.evaluate, known_results(job.study.get_trials(deepcopy=False)), self._keep)
+                                        job.evaluate, known, self._keep)
             except Exception as err:  # noqa: BLE001 - any failure is told to the coordinator, which stops the run
                 traceback.print_exc()
                 reason = str(err) if isinstance(err, SelfgrowError) else f"{type(err).__name__}: {err}"
@@ -197,6 +239,8 @@ class Worker:
                     with contextlib.suppress(UpdateFinishedTrialError):  # told before the error came
                         trial.set_user_attr(RECORD_ATTR, json.dumps(record))
                         job.study.tell(trial, state=TrialState.FAIL)
+                if self.group is not None:
+                    raise  # the other ranks may wait in a collective: torchrun ends the group
                 return
         self.trained += len(trials)
         told = ", ".join(f"{r['trial']} {r['status']}" + (f" {r['accuracy']:.3f}" if "accuracy" in r else "")
@@ -213,22 +257,30 @@ class Worker:
         import optuna
 
         study = optuna.load_study(study_name=study_name, storage=self.storage)
-        job = unpack(download(self.store, study.user_attrs[JOB_ATTR]))
+        blob = download(self.store, study.user_attrs[JOB_ATTR])
+        self._to_group({"op": "job"}, blob)
+        job = self._problem(study, unpack(blob))
+        self._say(f"task {job.task_index}: serving study {study_name!r}")
+        return job
+
+    def _problem(self, study: Any, job: dict[str, Any]) -> Job:
+        """The search problem of a downloaded job; `study` (None on a follower rank) gets this worker's sampler."""
         with torch.random.fork_rng(devices=[]):  # building nets draws weights: leave the process's stream alone
             learner, task = self._learner(job)
         grower = learner.grower
         space = grower.space(learner, task)
         propose, evaluate = grower.problem(learner, task)
         settings = grower.settings
-        seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4], "little")
-        study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.halving_batch)
+        if study is not None:
+            seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],
+                                  "little")
+            study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.halving_batch)
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:
             proposal = propose(params)
             return dataclasses.replace(proposal, info={**proposal.info, "worker": name})
 
-        self._say(f"task {task.index}: serving study {study_name!r}")
         return Job(study, task.index, settings, space, tagged, evaluate)
 
     def _learner(self, job: dict[str, Any]) -> tuple[Any, Any]:
@@ -317,9 +369,37 @@ def known_results(trials: list[Any]) -> dict[str, dict[str, Any]]:
     return known
 
 
+class _MirroredTrial:
+    """A trial as a follower rank races it: number and parameters from the leader; records stay with the leader."""
+
+    def __init__(self, number: int, params: dict[str, Any]) -> None:
+        self.number = number
+        self.params = params
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Records are the leader's to store."""
+
+
+class _MirroredStudy:
+    """The study as a follower rank sees it: the leader tells the results."""
+
+    def tell(self, *args: Any, **kwargs: Any) -> None:
+        """Results are the leader's to tell."""
+
+
+_MIRRORED_STUDY = _MirroredStudy()
+
+
 def serve(storage: str, study: str, artifacts: str | None = None, name: str | None = None, threads: int | None = None,
           idle_timeout: float | None = None, parent: int | None = None, quiet: bool = False) -> int:
-    """Run a worker (see the module docstring) with `threads` torch threads; returns the number of trials it trained."""
+    """Run a worker (see the module docstring) with `threads` torch threads; returns the number of trials it trained.
+
+    Under `torchrun` (WORLD_SIZE > 1) rank 0 is the worker and the other ranks follow it (data-parallel).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
-    return Worker(storage, study, artifacts, name, idle_timeout, parent, quiet).serve()
+    group = join_torchrun_group()
+    if group is not None and group.rank > 0:
+        return Worker(storage, study, artifacts, f"{name or socket.gethostname()}-rank{group.rank}", quiet=True,
+                      group=group).follow()
+    return Worker(storage, study, artifacts, name, idle_timeout, parent, quiet, group).serve()

@@ -50,7 +50,7 @@ def save_checkpoint(run_dir: str | Path, task_index: int, learner: Any, results:
         "results": results,
     }
     tensors: dict[str, torch.Tensor] = {}
-    plain = _split(state, tensors)
+    plain = split_tensors(state, tensors)
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     files = {TENSORS: buffer.getvalue(), STATE: json.dumps(plain).encode()}
@@ -97,7 +97,7 @@ def load_checkpoint(run_dir: str | Path, task_index: int) -> dict[str, Any]:
             if hashlib.sha256(raw[name]).hexdigest() != manifest["sha256"][name]:
                 raise ValueError(f"{name} does not match its sha256")
         tensors = torch.load(io.BytesIO(raw[TENSORS]), weights_only=True, map_location="cpu")
-        return _join(json.loads(raw[STATE]), tensors)
+        return join_tensors(json.loads(raw[STATE]), tensors)
     except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise SelfgrowError(f"Checkpoint {folder} cannot be used: {error}.") from error
 
@@ -166,20 +166,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ---- plain data <-> JSON + flat tensors ---------------------------------------------------------
 
 
-def _split(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def split_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """JSON-ready copy of `obj` with each tensor moved into `tensors` and replaced by a reference."""
     if isinstance(obj, torch.Tensor):
         key = f"t{len(tensors)}"
         tensors[key] = obj.detach().cpu().clone()
         return {"__tensor__": key}
     if isinstance(obj, np.ndarray):
-        return {"__ndarray__": _split(torch.from_numpy(np.ascontiguousarray(obj)), tensors)["__tensor__"]}
+        return {"__ndarray__": split_tensors(torch.from_numpy(np.ascontiguousarray(obj)), tensors)["__tensor__"]}
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
-            return {k: _split(v, tensors) for k, v in obj.items()}
-        return {"__items__": [[_split(k, tensors), _split(v, tensors)] for k, v in obj.items()]}
+            return {k: split_tensors(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[split_tensors(k, tensors), split_tensors(v, tensors)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return [_split(v, tensors) for v in obj]
+        return [split_tensors(v, tensors) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -187,18 +187,18 @@ def _split(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     raise SelfgrowError(f"Cannot checkpoint a value of type {type(obj).__name__}; state must be plain data and tensors.")
 
 
-def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of `_split` (tuples come back as lists)."""
+def join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of `split_tensors` (tuples come back as lists)."""
     if isinstance(obj, dict):
         if set(obj) == {"__tensor__"}:
             return tensors[obj["__tensor__"]]
         if set(obj) == {"__ndarray__"}:
             return tensors[obj["__ndarray__"]].numpy()
         if set(obj) == {"__items__"}:
-            return {_hashable(_join(k, tensors)): _join(v, tensors) for k, v in obj["__items__"]}
-        return {k: _join(v, tensors) for k, v in obj.items()}
+            return {_hashable(join_tensors(k, tensors)): join_tensors(v, tensors) for k, v in obj["__items__"]}
+        return {k: join_tensors(v, tensors) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_join(v, tensors) for v in obj]
+        return [join_tensors(v, tensors) for v in obj]
     return obj
 
 

@@ -28,6 +28,7 @@ from selfgrow.train.batches import check_scenario, to_input
 from selfgrow.train.device import DEVICES, resolve_device
 from selfgrow.train.evaluate import accuracy
 from selfgrow.train.interrupt import check as check_interrupt
+from selfgrow.train.parallel import DataParallel
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
@@ -233,8 +234,11 @@ class Trainer:
         """Train for up to `epochs` with one (lr, weight decay); returns curves and the optimizer state."""
         track_val = len(data.y_val) > 0 and (self.val_every_epoch or self.patience is not None)
         curve_batches = self.curve_batches if len(data.y_val) > 0 else 0
+        parallel = DataParallel.current()  # under torchrun: this rank's share of every batch
 
         def val_acc() -> float:
+            if parallel is not None:
+                parallel.average_buffers(net)
             return accuracy(net, _ValView(task, data), scenario, "val", seen_ids, device, self.eval_batch_size)
 
         base_seed = self.seed * 1_000_003 + task.index
@@ -267,11 +271,14 @@ class Trainer:
                     batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), data.y_global_train[idx])
                     replay = self._replay(retention, len(idx), replay_gen, device)
                     with torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext():
-                        loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen)
+                        loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen,
+                                                parallel)
                     samples += len(idx) + (len(replay.y) if replay is not None else 0)
                     value = float(loss.detach())  # the step's one device sync: NaN check and loss curve
+                    if parallel is not None:
+                        value = parallel.mean(value, device)  # every rank skips or steps alike
                     if guard.finite(value, optimizer):
-                        _step(optimizer, scaler, loss)
+                        _step(optimizer, scaler, loss, parallel)
                         loss_sum += value * len(idx)
                         seen += len(idx)
                     steps += 1
@@ -286,6 +293,8 @@ class Trainer:
                     if best.update(val_curve[-1], epoch, net):
                         break
             bar.close()
+            if parallel is not None:
+                parallel.average_buffers(net)
             keep_state = optimizer is not None and not self.reset_optimizer
             final_state = _named_state(optimizer, net) if keep_state else {}
         if best.state is not None:
@@ -323,13 +332,15 @@ class Trainer:
         scenario: str,
         retention: list[Retention],
         augment_gen: torch.Generator,
+        parallel: DataParallel | None = None,
     ) -> torch.Tensor:
         """Classification loss of new and replayed samples plus every strategy's penalty."""
-        loss, new, logits = self._loss(net, batch, replay, task, scenario, augment_gen)
+        loss, new, logits = self._loss(net, batch, replay, task, scenario, augment_gen, parallel)
+        scale = 1.0 if parallel is None else parallel.penalty_scale(len(new.y), len(batch.y))
         for strategy in retention:
             extra = strategy.penalty(net, new, logits)
             if extra is not None:
-                loss = loss + extra
+                loss = loss + (extra if parallel is None else extra * scale)
         return loss
 
     def _loss(
@@ -340,29 +351,44 @@ class Trainer:
         task: Task,
         scenario: str,
         augment_gen: torch.Generator,
+        parallel: DataParallel | None = None,
     ) -> tuple[torch.Tensor, Batch, torch.Tensor]:
         """Mean cross-entropy over new and replayed samples; also the transformed new batch and its logits.
 
         Task-IL: each sample is scored by the head of its own task against local labels (a mixed batch is
         grouped by task id). Class-IL: the single head over all classes seen so far, global labels.
         Domain-IL: the shared head, global labels. Replayed samples are augmented and normalised like
-        the new ones.
+        the new ones. Under `parallel` this rank keeps its share of the new and of the replayed rows
+        (`DataParallel.share`), scaled so that the group's averaged gradient is the whole batch's.
         """
         x_all = batch.x if replay is None else torch.cat([batch.x, replay.x])
         x_all = to_input(x_all, task, augment_gen)
-        new = Batch(x_all[: len(batch.y)], batch.y, batch.task, batch.y_global)
+        n_all, n_new = len(x_all), len(batch.y)
+        new = Batch(x_all[:n_new], batch.y, batch.task, batch.y_global)
+        old = None if replay is None else Batch(x_all[n_new:], replay.y, replay.task, replay.y_global)
+        w_new = w_old = 1.0
+        if parallel is not None:
+            new, w_new = parallel.share(new)
+            if old is not None:
+                old, w_old = parallel.share(old)
+        world = parallel.world if parallel is not None else 1
         if scenario != "task":
-            y_all = batch.y_global if replay is None else torch.cat([batch.y_global, replay.y_global])
-            logits = net(x_all)
-            return F.cross_entropy(logits, y_all), new, logits[: len(batch.y)]
+            x = new.x if old is None else torch.cat([new.x, old.x])
+            y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
+            logits = net(x)
+            if parallel is None:
+                return F.cross_entropy(logits, y), new, logits[: len(new.y)]
+            weights = torch.full_like(y, w_new, dtype=logits.dtype)
+            weights[len(new.y):] = w_old
+            ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
+            return ce * world / n_all, new, logits[: len(new.y)]
         logits = net(new.x, task=task.index)
-        loss = F.cross_entropy(logits, new.y, reduction="sum")
-        if replay is not None:
-            x_old = x_all[len(batch.y) :]
-            for t in torch.unique(replay.task).tolist():
-                rows = replay.task == t
-                loss = loss + F.cross_entropy(net(x_old[rows], task=int(t)), replay.y[rows], reduction="sum")
-        return loss / len(x_all), new, logits
+        ce = F.cross_entropy(logits, new.y, reduction="sum") * w_new
+        if old is not None:
+            for t in torch.unique(old.task).tolist():
+                rows = old.task == t
+                ce = ce + F.cross_entropy(net(old.x[rows], task=int(t)), old.y[rows], reduction="sum") * w_old
+        return ce * world / n_all, new, logits
 
     @staticmethod
     def _replay(retention: list[Retention], batch_size: int, generator: torch.Generator, device: torch.device) -> Batch | None:
@@ -455,16 +481,23 @@ class _NonFiniteGuard:
         return False
 
 
-def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor) -> None:
-    """One optimizer step on `loss` (with loss scaling for float16 autocast; nothing when all is frozen)."""
+def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor,
+          parallel: DataParallel | None = None) -> None:
+    """One optimizer step on `loss` (with loss scaling for float16 autocast; nothing when all is frozen);
+    under `parallel` the gradients are the group's mean."""
     if optimizer is None:
         return
     optimizer.zero_grad(set_to_none=True)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     if scaler is None:
         loss.backward()
+        if parallel is not None:
+            parallel.average_gradients(params)
         optimizer.step()
     else:
         scaler.scale(loss).backward()
+        if parallel is not None:
+            parallel.average_gradients(params)
         scaler.step(optimizer)
         scaler.update()
 
