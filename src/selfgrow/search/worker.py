@@ -117,9 +117,7 @@ class Worker:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         idle_since = time.monotonic()
-        try:
-            if not self._connect(idle_since):
-                return self.trained
+        if self._connect(idle_since):
             while not self._should_stop():
                 current = self.run_study.user_attrs.get(CURRENT_ATTR)
                 if current and self._serve_task(current):
@@ -129,8 +127,9 @@ class Worker:
                     self._say(f"no work for {self.idle_timeout:g} s; stopping")
                     break
                 time.sleep(POLL_SECONDS)
-        finally:
-            self._to_group({"op": "stop"})
+        # Only a normal end tells the other ranks: after an error they may wait in a collective, and the
+        # leader's exit is what makes torchrun end the group.
+        self._to_group({"op": "stop"})
         return self.trained
 
     def follow(self) -> int:
