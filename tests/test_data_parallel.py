@@ -4,6 +4,7 @@ whole batch; a torchrun group serves a distributed growth search as one worker."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,6 @@ def test_ranks_share_the_rows_of_a_batch_and_weight_a_small_batch_kept_whole():
 
 @pytest.mark.parametrize("scenario", ["class", "task"])
 def test_two_ranks_train_like_one_process_on_the_whole_batch(tmp_path, scenario):
-    import os
-
     env = {**os.environ, **ENV_THREADS}
     alone, group = tmp_path / "alone", tmp_path / "group"
     alone.mkdir(), group.mkdir()

@@ -373,11 +373,11 @@ class Trainer:
                 old, w_old = parallel.share(old)
         world = parallel.world if parallel is not None else 1
         if scenario != "task":
-            x = new.x if old is None else torch.cat([new.x, old.x])
             y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
-            logits = net(x)
             if parallel is None:
-                return F.cross_entropy(logits, y), new, logits[: len(new.y)]
+                logits = net(x_all)
+                return F.cross_entropy(logits, y), new, logits[:n_new]
+            logits = net(new.x if old is None else torch.cat([new.x, old.x]))
             weights = torch.full_like(y, w_new, dtype=logits.dtype)
             weights[len(new.y):] = w_old
             ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
