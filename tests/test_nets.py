@@ -38,6 +38,21 @@ def test_modular_thesis_preset_has_the_seven_modules_of_table_5_3b():
     assert counts == [1856, 147968, 152192, 152192, 78208, 73984, 650]
 
 
+@pytest.mark.parametrize("plain", ["resnet-ctrl", "resnet-narrow16"])
+def test_modular_presets_are_their_plain_nets_cut_into_modules(plain):
+    """Given the plain net's weights in order, the modular preset computes the same function."""
+    head = {"kind": "multi", "classes": [5]}
+    torch.manual_seed(0)
+    net = build(preset(plain, [3, 32, 32], head))
+    modular = build(preset(f"modular-{plain}", [3, 32, 32], head))
+    shapes = lambda n: [tuple(t.shape) for t in n.state_dict().values()]  # noqa: E731
+    assert shapes(modular) == shapes(net)
+    modular.load_state_dict(dict(zip(modular.state_dict(), net.state_dict().values())))
+    net.eval(), modular.eval()
+    x = torch.rand(4, 3, 32, 32)
+    torch.testing.assert_close(modular(x, 0), net(x, 0))
+
+
 def test_convnet_l2g_matches_table_5_3c():
     net = build(preset("convnet-l2g", [3, 32, 32], {"kind": "multi", "classes": [5]}))
     per_layer = [module_params(net, p) for p in ("convs.0", "convs.1", "convs.2", "fcs.0", "fcs.1", "head.")]

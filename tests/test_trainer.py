@@ -178,6 +178,8 @@ def test_bad_settings_raise_clear_errors():
         Trainer(optimizer="adamw")
     with pytest.raises(SelfgrowError, match="patience"):
         Trainer(patience=0)
+    with pytest.raises(SelfgrowError, match="min_epoch_steps=0 is invalid"):
+        Trainer(min_epoch_steps=0)
     with pytest.raises(SelfgrowError, match="device"):
         resolve_device("tpu")
     assert resolve_device("cpu") == torch.device("cpu")
@@ -185,6 +187,27 @@ def test_bad_settings_raise_clear_errors():
     net = build({"kind": "mlp", "input_shape": [1, 4, 4], "hidden": [4], "head": {"kind": "single", "classes": 2}})
     with pytest.raises(SelfgrowError, match="scenario"):
         Trainer(device="cpu").fit(net, task, "classes")
+
+
+def test_min_epoch_steps_repeats_a_small_training_set_in_every_epoch(monkeypatch):
+    """36 samples, batches of 8: one pass is 5 batches; 12 batches need 3 shuffled passes per epoch."""
+    task = make_task(0, [0, 1, 2], per_class=24)
+    assert len(task.y_train) == 36
+    seen = []
+    original = Trainer._batch_loss
+
+    def counting(self, net, batch, *args, **kwargs):
+        seen.append(len(batch.y))
+        return original(self, net, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_batch_loss", counting)
+    plain = Trainer(epochs=2, batch_size=8, device="cpu", curve_batches=0)
+    assert plain.fit(_with_head(make_net("class"), task, "class"), task, "class").train_samples == 2 * 36
+    assert len(seen) == 2 * 5
+    seen.clear()
+    repeated = Trainer(epochs=2, batch_size=8, device="cpu", curve_batches=0, min_epoch_steps=12)
+    assert repeated.fit(_with_head(make_net("class"), task, "class"), task, "class").train_samples == 2 * 3 * 36
+    assert len(seen) == 2 * 14 and sum(seen) == 2 * 3 * 36  # 108 samples: 13 batches of 8 and one of 4
 
 
 def test_short_grid_retrains_the_winner_in_full():

@@ -72,6 +72,7 @@ class TrainerConfig:
     eval_batch_size: int = 512
     amp: bool = True
     progress: Optional[bool] = None
+    min_epoch_steps: Optional[int] = None
 
 
 @dataclass
@@ -170,6 +171,7 @@ _AT_LEAST = {
     "stream.n_tasks": 1, "stream.classes_per_task": 1, "stream.max_train_per_class": 1,
     "stream.max_val_per_class": 1, "stream.max_test_per_class": 1, "trainer.epochs": 1,
     "trainer.batch_size": 1, "trainer.eval_batch_size": 1, "trainer.patience": 1, "trainer.grid_epochs": 1,
+    "trainer.min_epoch_steps": 1,
     "trainer.curve_batches": 0, "trainer.momentum": 0, "trainer.weight_decay": 0,
     "distributed.workers": 0, "distributed.heartbeat": 1, "distributed.max_retry": 0,
 }

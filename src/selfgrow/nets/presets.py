@@ -7,6 +7,8 @@
   block after the first stage (the table's 1856 / 147968 / 152192 / 152192 / 78208 + 73984
   parameters per module).
 - resnet-narrow8 / resnet-narrow16: the same layout at 8 / 16 channels (to grow from).
+- modular-resnet-narrow16: resnet-narrow16 as MNTDP modules (the stem, then one module per stage),
+  for MNTDP on the streams the plain net is benched on (CTrL S_long).
 - resnet-tiny: 2 stages of 1 block at 8 channels (tests, quick experiments).
 - convnet-l2g: the Split-CIFAR-100 ConvNet of Learn-to-Grow / L2BG (3 conv + 2 fc); the
   channel and kernel sizes are those of Table 5.3c (HAT's AlexNet-like net: conv 64/4x4,
@@ -34,6 +36,12 @@ def _resnet(width: int, blocks: int = 2, strides=(1, 2, 2, 2)) -> dict:
     }
 
 
+def _modular_resnet(width: int, blocks: int = 2, strides=(1, 2, 2, 2)) -> dict:
+    """`_resnet` cut into MNTDP modules: the stem, then one module per stage."""
+    stages = ({"type": "blocks", "width": width, "blocks": blocks, "stride": s} for s in strides)
+    return {"kind": "modular", "modules": [{"type": "stem", "width": width}, *stages]}
+
+
 _CTRL_STAGES = [
     {"width": 16, "blocks": 1, "stride": 1},
     {"width": 32, "blocks": 1, "stride": 2},
@@ -56,6 +64,7 @@ PRESETS: dict[str, dict] = {
     "resnet18-reduced": _resnet(64),
     "resnet-narrow8": _resnet(8),
     "resnet-narrow16": _resnet(16),
+    "modular-resnet-narrow16": _modular_resnet(16),
     "resnet-tiny": _resnet(8, blocks=1, strides=(1, 2)),
     "convnet-l2g": {
         "kind": "convnet",

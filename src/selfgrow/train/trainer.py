@@ -101,7 +101,10 @@ class Trainer:
     also recorded after each of the first that many batches (the learning-curve area metric, LCA).
     Adam's `weight_decay` is the L2 form of `torch.optim.Adam`. `amp`: autocast on CUDA only
     (bfloat16 where supported, else float16 with loss scaling); ignored on other devices.
-    `progress`: tqdm bar over epochs (None: only when stderr is a terminal).
+    `progress`: tqdm bar over epochs (None: only when stderr is a terminal). `min_epoch_steps`: an
+    epoch passes over the training set as often as it takes (a fresh shuffle each time) to make at
+    least that many batches, so that a task of a few dozen images is trained for some hundred steps
+    as under the thesis' iteration-based early stopping (None: one pass per epoch).
     """
 
     epochs: int = 5
@@ -123,6 +126,7 @@ class Trainer:
     curve_batches: int = 10
     eval_batch_size: int = 512
     progress: bool | None = None
+    min_epoch_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -133,6 +137,8 @@ class Trainer:
                 raise SelfgrowError(f"Trainer {name}={getattr(self, name)!r} is invalid; accepted: an integer >= 1.")
         if self.patience is not None and self.patience < 1:
             raise SelfgrowError(f"Trainer patience={self.patience!r} is invalid; accepted: None or an integer >= 1.")
+        if self.min_epoch_steps is not None and self.min_epoch_steps < 1:
+            raise SelfgrowError(f"Trainer min_epoch_steps={self.min_epoch_steps!r} is invalid; accepted: None or an integer >= 1.")
         if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
             raise SelfgrowError(f"Trainer grid_epochs={self.grid_epochs!r} is invalid; accepted: None or 1..epochs.")
         for name in ("lr", "momentum", "weight_decay"):
@@ -263,7 +269,7 @@ class Trainer:
             bar = tqdm(range(epochs), desc=f"task {task.index}", leave=False, disable=not self._show_progress())
             for epoch in bar:
                 net.train()
-                order = torch.randperm(len(data.y_train), generator=order_gen).to(device)
+                order = _epoch_order(len(data.y_train), self.batch_size, self.min_epoch_steps, order_gen).to(device)
                 loss_sum, seen = 0.0, 0
                 for idx in _batches(order, self.batch_size):
                     check_interrupt()
@@ -505,6 +511,12 @@ def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise unknown_name(kind, value, choices)
+
+
+def _epoch_order(n: int, batch_size: int, min_steps: int | None, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's sample order: shuffled passes over the `n` samples, enough for `min_steps` batches."""
+    passes = max(1, math.ceil((min_steps or 0) * batch_size / n)) if n else 1
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
