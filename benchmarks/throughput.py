@@ -36,7 +36,8 @@ def backbones() -> dict[str, tuple[tuple[int, int, int], dict]]:
     """Every preset with its input: MLPs on 1x28x28 (MNIST), conv nets on 3x32x32 with the CIFAR augmentation."""
     out = {}
     for name, spec in PRESETS.items():
-        flat = spec["kind"] == "mlp" or all(m["type"] == "linear" for m in spec.get("modules", [{"type": "conv"}]))
+        modules = spec.get("modules", [])
+        flat = spec["kind"] == "mlp" or (modules and all(m["type"] == "linear" for m in modules))
         out[name] = ((1, 28, 28), {}) if flat else ((3, 32, 32), CIFAR_AUGMENT)
     return out
 
