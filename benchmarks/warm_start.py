@@ -21,7 +21,7 @@ CONFIG = Path(__file__).with_name("warm_start.yaml")
 
 def main() -> None:
     bench = load_bench(CONFIG)
-    comparison = run_bench(bench, quiet=True)
+    comparison = run_bench(bench, quiet=True, resume=True)  # runs what is missing, reads finished runs back
     rows = []
     for label in bench.methods:
         trials, batches = [], []

@@ -58,7 +58,7 @@ def test_rerun_reads_finished_runs_back_instead_of_recomputing(tmp_path):
     first = run_bench(load_bench(path), quiet=True)
     results = tmp_path / "out" / "finetune" / "seed0" / "results.json"
     stamp = results.stat().st_mtime_ns
-    second = run_bench(load_bench(path), quiet=True)
+    second = run_bench(load_bench(path), quiet=True, resume=True)  # reuse needs resume (RELIABILITY.md)
     assert results.stat().st_mtime_ns == stamp
     assert first["rows"] == second["rows"]
 
@@ -68,7 +68,7 @@ def test_a_changed_method_refuses_the_old_run_folder(tmp_path, capsys):
     path = write(tmp_path, seeds=[0])
     run_bench(load_bench(path), quiet=True)
     changed = {**BENCH["methods"], "finetune": {"method": "finetune", "trainer": {"epochs": 3}}}
-    assert main(["bench", "--config", str(write(tmp_path, seeds=[0], methods=changed))]) == 2
+    assert main(["bench", "--config", str(write(tmp_path, seeds=[0], methods=changed)), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "holds a run of another configuration" in err and "trainer.epochs" in err
 

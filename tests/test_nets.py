@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tolerance import assert_same_function, leaking
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.nets import NET_KINDS, GrowableNet, build, preset, register_net
@@ -82,7 +83,10 @@ def test_multi_head_routes_by_task_and_needs_one():
     net = build({"kind": "mlp", "input_shape": [1, 4, 4], "hidden": [6], "head": MULTI})
     x = torch.rand(3, 1, 4, 4)
     f = net.features(x)
-    assert torch.equal(net(x, 1), net.head.heads[1](f))
+    routed = net(x, 1)
+    assert_same_function(routed, net.head.heads[1](f))
+    with leaking(net.head.heads[1].bias), pytest.raises(AssertionError):  # head 1 moved by LEAK
+        assert_same_function(routed, net.head.heads[1](f))
     assert net(x, 0).shape == (3, 2) and net(x, 1).shape == (3, 3)
     with pytest.raises(SelfgrowError, match="task id"):
         net(x)

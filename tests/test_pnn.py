@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tolerance import assert_same_function, leaking
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
@@ -49,7 +50,9 @@ def test_add_head_adds_a_column_and_keeps_old_task_outputs():
     growth = ops.add_head(net, 3)
     grown = growth.net
     assert grown.n_columns == 2 and grown(x, 1).shape == (9, 3)
-    torch.testing.assert_close(grown(x, 0), before, rtol=0, atol=0)
+    assert_same_function(grown(x, 0), before)
+    with leaking(grown.head.heads[0].bias), pytest.raises(AssertionError):  # old outputs moved by LEAK
+        assert_same_function(grown(x, 0), before)
     assert growth.new_parameter_names() == {
         "columns.1.layers.0.weight", "columns.1.layers.0.bias", "columns.1.layers.1.weight",
         "columns.1.layers.1.bias", "columns.1.laterals.0.0.weight", "head.heads.1.weight", "head.heads.1.bias",
@@ -90,7 +93,9 @@ def test_conv_columns_link_by_convolutions_and_keep_old_outputs():
     x = torch.rand(3, 3, 8, 8)
     before = net(x, 0)
     grown = ops.add_head(net, 2).net
-    torch.testing.assert_close(grown(x, 0), before, rtol=0, atol=0)
+    assert_same_function(grown(x, 0), before)
+    with leaking(grown.head.heads[0].bias), pytest.raises(AssertionError):
+        assert_same_function(grown(x, 0), before)
     laterals = grown.columns[1].laterals
     assert isinstance(laterals[0][0], torch.nn.Conv2d) and laterals[0][0].weight.shape == (6, 4, 3, 3)
     assert isinstance(laterals[1][0], torch.nn.Linear) and laterals[1][0].weight.shape == (10, 6 * 4 * 4)
@@ -113,7 +118,9 @@ def test_pnn_learner_has_exactly_zero_forgetting_without_retention():
     accuracy = learner.evaluate([s[0]])
     learner.learn(s[1])
     learner.learn(s[2])
-    torch.testing.assert_close(learner.net(s[0].x_test, 0), outputs, rtol=0, atol=0)
+    assert_same_function(learner.net(s[0].x_test, 0), outputs)
+    with leaking(learner.net.head.heads[0].bias), pytest.raises(AssertionError):
+        assert_same_function(learner.net(s[0].x_test, 0), outputs)
     assert learner.evaluate([s[0]]) == accuracy
     assert learner.net.n_columns == 3
 
@@ -136,7 +143,9 @@ def test_an_extractor_is_added_when_a_later_task_brings_classes_and_old_logits_a
     grown = ops.add_classes(net, 3).net
     assert len(grown.extractors) == 2 and grown.spec["extractor_classes"] == [0, 2]
     assert grown(x).shape == (7, 5) and grown.features(x).shape == (7, 10)
-    torch.testing.assert_close(grown(x)[:, :2], before, rtol=0, atol=0)
+    assert_same_function(grown(x)[:, :2], before)  # recomputed through the wider classifier
+    with leaking(grown.head.classifier.bias), pytest.raises(AssertionError):
+        assert_same_function(grown(x)[:, :2], before)
     again = ops.add_classes(grown, 2).net
     assert len(again.extractors) == 3 and again.spec["extractor_classes"] == [0, 2, 5]
 
@@ -164,7 +173,10 @@ def test_conv_extractors_work_on_images():
     x = torch.rand(2, 3, 8, 8)
     grown.eval()
     net.eval()
-    torch.testing.assert_close(grown(x)[:, :2], net(x), rtol=0, atol=0)
+    before = net(x)
+    assert_same_function(grown(x)[:, :2], before)
+    with leaking(grown.head.classifier.bias), pytest.raises(AssertionError):
+        assert_same_function(grown(x)[:, :2], before)
 
 
 def test_old_extractors_never_change_while_later_tasks_train():

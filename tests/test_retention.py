@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tolerance import assert_same_function, leaking
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
@@ -407,7 +408,9 @@ def test_freeze_keeps_old_slices_of_a_widened_tensor_exactly_even_with_weight_de
     for n, value in old.items():
         torch.testing.assert_close(grown[n][tuple(slice(0, s) for s in value.shape)], value, rtol=0, atol=0)
     assert not torch.equal(grown["layers.0.weight"][8:], torch.zeros(4, 8))
-    torch.testing.assert_close(learner.net(stream[0].x_test, 0), outputs, rtol=0, atol=0)
+    assert_same_function(learner.net(stream[0].x_test, 0), outputs)  # recomputed through the wider matrices
+    with leaking(learner.net.head.heads[0].bias), pytest.raises(AssertionError):  # old outputs moved by LEAK
+        assert_same_function(learner.net(stream[0].x_test, 0), outputs)
 
 
 def test_a_discarded_freeze_copy_leaves_no_global_optimizer_hook():
@@ -456,7 +459,9 @@ def test_freeze_keeps_a_widened_batchnorm_resnet_exactly_on_old_tasks():
     learner.learn(tasks[1])
     learner.net.eval()
     assert learner.net.spec["stages"][0]["width"] == 6
-    torch.testing.assert_close(learner.net(tasks[0].x_test, 0), outputs, rtol=0, atol=0)
+    assert_same_function(learner.net(tasks[0].x_test, 0), outputs)
+    with leaking(learner.net.head.heads[0].bias), pytest.raises(AssertionError):
+        assert_same_function(learner.net(tasks[0].x_test, 0), outputs)
 
 
 # ---- bias correction --------------------------------------------------------------------------

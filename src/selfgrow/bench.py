@@ -5,9 +5,12 @@ base; `method: NAME` picks a baseline preset), optional `seeds` (default: the ba
 `output` (default `bench_runs/<name>`), `workers` (parallel processes, default 1) and
 `transfer_reference` (the label of an independent learner: the CTrL transfer T(S) of every method
 is its last-task accuracy minus that learner's). Each (method, seed) runs in
-`<output>/<label>/seed<k>/`, a normal run folder: a finished one is read back, a killed one resumed,
-so an interrupted bench re-run only computes what is missing. The comparison (mean ± std over
-seeds) is printed as a table and written as `comparison.json`, `comparison.csv` and plots.
+`<output>/<label>/seed<k>/`, a normal run folder. An output folder that already holds runs of the
+bench is used again only with `resume` (`selfgrow bench --resume`): then a finished run is read back
+(its row says so, with the date of its results) and a killed one resumed, so an interrupted bench
+re-run only computes what is missing; without it the bench stops before any work. The comparison
+(mean ± std over seeds) is printed as a table and written as `comparison.json`, `comparison.csv`
+and plots. `data_dir` (`--data-dir`) is the data root of every run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import platform
 import statistics
 import time
+from datetime import datetime
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -52,6 +56,7 @@ COLUMNS = [
     ("memory MB", "memory_mb"),
     ("seconds", "wall_seconds"),
 ]
+COUNT_KEYS = ("params", "inference_flops", "train_flops_total")  # shown as whole numbers with separators
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Bench:
     output: Path
     workers: int = 1
     transfer_reference: str | None = None
+    data_dir: str | None = None
 
     def jobs(self) -> list[tuple[str, int, dict[str, Any]]]:
         """(label, seed, plain run config) for every run of the bench."""
@@ -73,12 +79,15 @@ class Bench:
             for seed in self.seeds:
                 config = merge(self.base, overrides or {})
                 config.update(name=f"seed{seed}", seed=seed, output=str(self.output / label))
+                if self.data_dir is not None:
+                    config["data_dir"] = self.data_dir
                 out.append((label, seed, config))
         return out
 
 
-def load_bench(path: str | Path, output: str | Path | None = None, workers: int | None = None) -> Bench:
-    """Read and check a bench file; `output` and `workers` override the file's values."""
+def load_bench(path: str | Path, output: str | Path | None = None, workers: int | None = None,
+               data_dir: str | Path | None = None) -> Bench:
+    """Read and check a bench file; `output`, `workers` and `data_dir` (the data root) override the file's values."""
     path = Path(path)
     if not path.is_file():
         raise SelfgrowError(f"Bench file {str(path)!r} does not exist; give a YAML file with `base` and `methods`.")
@@ -96,7 +105,7 @@ def load_bench(path: str | Path, output: str | Path | None = None, workers: int 
     if reference is not None and reference not in spec["methods"]:
         raise SelfgrowError(f"transfer_reference {reference!r} is not one of the methods: {', '.join(spec['methods'])}.")
     bench = Bench(name, base, spec["methods"], seeds, Path(output or spec.get("output") or Path("bench_runs") / name),
-                  int(workers or spec.get("workers", 1)), reference)
+                  int(workers or spec.get("workers", 1)), reference, None if data_dir is None else str(data_dir))
     for _, _, config in bench.jobs():
         apply_method(from_dict(config))  # every run's config is valid before any work starts
     return bench
@@ -110,11 +119,19 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_job(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
-    """Run (or resume, or read back) one run of the bench; returns its results as plain data."""
-    if threads:
-        torch.set_num_threads(threads)
-    run_dir = Path(config["output"]) / config["name"]
+def _run_dir(config: dict[str, Any]) -> Path:
+    return Path(config["output"]) / config["name"]
+
+
+def _used(run_dir: Path) -> bool:
+    """Whether a run folder holds (part of) a run."""
+    return any((run_dir / name).exists() for name in ("config.yaml", "results.json", "checkpoints"))
+
+
+def finished_results(config: dict[str, Any]) -> Results | None:
+    """The results of the job's run folder when it holds a finished run of this very configuration; None when
+    it holds nothing or an unfinished run; a run of another configuration is refused."""
+    run_dir = _run_dir(config)
     if (run_dir / "config.yaml").exists():
         differing = saved_config_differences(run_dir, from_dict(config))
         if differing:
@@ -125,29 +142,71 @@ def run_job(config: dict[str, Any], threads: int | None = None) -> dict[str, Any
     if (run_dir / "results.json").exists():
         done = Results.load(run_dir)
         if done.n_done == done.run.get("tasks"):
-            return done.to_dict()
-        return run(None, resume_dir=run_dir, quiet=True).to_dict()
-    if (run_dir / "checkpoints").exists():
-        return run(None, resume_dir=run_dir, quiet=True).to_dict()
+            return done
+    return None
+
+
+def run_job(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run (or resume, or read back) one run of the bench; returns its results as plain data."""
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir = _run_dir(config)
+    done = finished_results(config)
+    if done is not None:
+        return done.to_dict()
+    if _used(run_dir):
+        return run(from_dict(config), resume_dir=run_dir, quiet=True).to_dict()
     return run(from_dict(config), quiet=True).to_dict()
 
 
-def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Run every job (in `bench.workers` processes), then write and return the comparison."""
+def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Run every job (in `bench.workers` processes), then write and return the comparison.
+
+    `only`: the method labels to run (each must be one of the bench's). `resume`: use an output folder that
+    already holds runs of the bench (finished ones are read back, killed ones resumed); without it such a
+    folder stops the bench before any work.
+    """
+    for label in only or []:
+        if label not in bench.methods:
+            raise SelfgrowError(f"Unknown method label {label!r} in --only; accepted: the labels of bench "
+                                f"{bench.name!r}: {', '.join(bench.methods)}.{did_you_mean(label, bench.methods)}")
     jobs = [j for j in bench.jobs() if not only or j[0] in only]
+    used = [_run_dir(config) for _, _, config in jobs if _used(_run_dir(config))]
+    if used and not resume:
+        raise SelfgrowError(
+            f"The bench output {str(bench.output)!r} already holds {len(used)} run(s) of this bench (e.g. "
+            f"{str(used[0].relative_to(bench.output))!r}); reuse them with --resume, or give another --output "
+            "(or delete that folder) to run them afresh."
+        )
     results: dict[tuple[str, int], Results] = {}
+    pending = []
+    for label, seed, config in jobs:  # finished runs are read back (and said so) before any work starts
+        done = finished_results(config) if resume else None
+        if done is None:
+            pending.append((label, seed, config))
+            continue
+        results[label, seed] = done
+        stamp = datetime.fromtimestamp((_run_dir(config) / "results.json").stat().st_mtime)
+        _say(quiet, f"{label} seed {seed}: reused the finished run in {_run_dir(config)} (results of "
+                    f"{stamp:%Y-%m-%d %H:%M}, {done.summary().get('wall_seconds', 0.0):.0f} s then); nothing trained now")
+    resumed = {(label, seed) for label, seed, config in pending if _used(_run_dir(config))}  # killed runs
     started = time.perf_counter()
+
+    def finished(label: str, seed: int, config: dict[str, Any]) -> str:
+        again = "resumed and " if (label, seed) in resumed else ""
+        return f"{label} seed {seed}: {again}done ({time.perf_counter() - started:.0f} s since start)"
+
     if bench.workers <= 1:
-        for label, seed, config in jobs:
+        for label, seed, config in pending:
             results[label, seed] = Results.from_dict(run_job(config))
-            _say(quiet, f"{label} seed {seed}: done ({time.perf_counter() - started:.0f} s since start)")
+            _say(quiet, finished(label, seed, config))
     else:
         threads = max(1, torch.get_num_threads() // bench.workers)
         with ProcessPoolExecutor(bench.workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_job, config, threads): (label, seed) for label, seed, config in jobs}
-            for future, (label, seed) in futures.items():
+            futures = {pool.submit(run_job, config, threads): (label, seed, config) for label, seed, config in pending}
+            for future, (label, seed, config) in futures.items():
                 results[label, seed] = Results.from_dict(future.result())
-                _say(quiet, f"{label} seed {seed}: done ({time.perf_counter() - started:.0f} s since start)")
+                _say(quiet, finished(label, seed, config))
     comparison = compare(bench, results)
     write_comparison(bench.output, comparison, results)
     _say(quiet, "\n" + comparison["header"] + "\n\n" + comparison_table(comparison))
@@ -190,7 +249,8 @@ def comparison_table(comparison: dict[str, Any]) -> str:
     """The comparison as an aligned text table (mean ± std when several seeds ran)."""
     keys = comparison["keys"]
     present = [i for i, k in enumerate(keys) if any(k in r["stats"] for r in comparison["rows"])]
-    rows = [[r["method"]] + [_cell(r["stats"].get(keys[i])) for i in present] for r in comparison["rows"]]
+    rows = [[r["method"]] + [_cell(r["stats"].get(keys[i]), keys[i] in COUNT_KEYS) for i in present]
+            for r in comparison["rows"]]
     return format_table(rows, ["method"] + [comparison["columns"][i] for i in present])
 
 
@@ -210,13 +270,15 @@ def write_comparison(output: Path, comparison: dict[str, Any], results: dict[tup
     bench_figures(comparison, output / "plots")
 
 
-def _cell(stat: dict[str, float] | None) -> object:
+def _cell(stat: dict[str, float] | None, count: bool = False) -> object:
+    """A table cell: the mean (± std over several seeds); counts (params, FLOPs) as whole numbers with separators."""
     if stat is None:
         return None
     mean, std = stat["mean"], stat["std"]
+    whole = count or abs(mean) >= 1000
     if stat["n"] == 1:
-        return mean
-    return f"{mean:.4f} ± {std:.4f}" if abs(mean) < 1000 else f"{mean:,.0f} ± {std:,.0f}"
+        return round(mean) if count else mean
+    return f"{mean:,.0f} ± {std:,.0f}" if whole else f"{mean:.4f} ± {std:.4f}"
 
 
 def _nan(value: Any) -> bool:

@@ -44,15 +44,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+COMMANDS = {
+    "run": "train a learner over a stream, growing it as tasks arrive; writes a run folder",
+    "worker": "train the growth candidates of distributed runs (a shared journal file or database)",
+    "bench": "compare methods on one stream with the same seeds, side by side",
+    "list": "datasets (and whether they are prepared), streams, methods, growers, retention, nets",
+    "data": "data download NAME: fetch a dataset, verify its checksums, prepare it",
+    "report": "report RUN_DIR: redraw the plots and report.html of a run folder",
+}
+
+
 def _top_parser() -> argparse.ArgumentParser:
+    """The parser whose help `selfgrow --help` prints (each command parses its own arguments)."""
     parser = argparse.ArgumentParser(
         prog="selfgrow",
+        usage="selfgrow [-h] COMMAND [ARGS] [--debug]",
         description="Incremental learning with self-growing networks.",
-        epilog="Commands: run (train a learner over a stream), worker (train growth candidates of distributed "
-        "runs), bench (compare methods side by side), "
-        "list (datasets, streams, methods, ...), "
-        "data download NAME, report RUN_DIR. Add --debug to see tracebacks.",
+        epilog="`selfgrow COMMAND --help` shows a command's options. Add --debug to see tracebacks instead of "
+        "one-line errors.",
     )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, summary in COMMANDS.items():
+        commands.add_parser(name, help=summary)
     return parser
 
 
@@ -97,8 +110,13 @@ def _cmd_bench(argv: list[str]) -> int:
     parser.add_argument("--output", default=None, help="folder of the runs and the comparison")
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: the file's, else 1)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these method labels")
+    parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
+                        help="data root of every run (default: $SELFGROW_DATA, else ~/.cache/selfgrow)")
+    parser.add_argument("--resume", action="store_true",
+                        help="use an output folder that holds runs of this bench: read finished runs back, resume "
+                        "killed ones (without it such a folder is refused)")
     args = parser.parse_args(argv)
-    run_bench(load_bench(args.config, args.output, args.workers), args.only)
+    run_bench(load_bench(args.config, args.output, args.workers, args.data_dir), args.only, resume=args.resume)
     return 0
 
 

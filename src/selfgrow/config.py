@@ -12,11 +12,18 @@ from selfgrow.errors import SelfgrowError, did_you_mean
 
 @dataclass
 class StreamConfig:
-    """Which stream to build and at what size; `options` holds builder-specific extras."""
+    """Which stream to build and at what size; `options` holds builder-specific extras.
+
+    `scenario` null (the default) means the stream's own default scenario (split: class, permuted:
+    task, rotated: domain, CTrL: task, YAML: the file's, else task); set task, class or domain to override.
+    `max_train_per_class` caps the training samples per class; when it is set and
+    `max_val_per_class` is not, validation is capped at round(max_train_per_class * val_fraction /
+    (1 - val_fraction)) per class, so that train:val is what `val_fraction` says.
+    """
 
     name: str = "split"
     dataset: str = "digits"
-    scenario: str = "class"
+    scenario: Optional[str] = None
     n_tasks: Optional[int] = 5
     classes_per_task: Optional[int] = None
     val_fraction: float = 0.1

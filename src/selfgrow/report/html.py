@@ -96,6 +96,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, int) and abs(value) >= 10_000:
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "" if value is None else str(value)

@@ -2,8 +2,9 @@
 
 In memory suits one process; a journal file (Optuna's `JournalFileBackend`) is shared by several
 processes of one machine (or of machines mounting one file system that supports its lock); a
-database URL (e.g. `postgresql+psycopg2://user:password@host/db`, driver from the optional extra
-`selfgrow[distributed]`) is shared by workers on many machines.
+database URL (e.g. `postgresql://user:password@host/db`, driver psycopg2 from the optional extra
+`selfgrow[distributed]`; the plain form is rewritten to `postgresql+psycopg2://` when psycopg 3 is
+missing) is shared by workers on many machines.
 
 Heartbeats (for distributed searches): with `heartbeat` seconds, a database storage records each
 running trial's heartbeat itself (Optuna's `RDBStorage(heartbeat_interval=...)`); a trial whose
@@ -26,10 +27,10 @@ IN_MEMORY = (None, "memory")
 
 def make_storage(storage: str | None, heartbeat: int | None = None, max_retry: int = 3) -> Any:
     """An Optuna storage for `storage`: None or "memory" -> in memory; "journal:PATH" -> a journal
-    file (safe for several processes on one file system); a URL such as
-    "postgresql+psycopg2://user@host/db" or "sqlite:///file.db" -> Optuna's RDB storage, with
-    heartbeats every `heartbeat` seconds and stale trials retried up to `max_retry` times when
-    `heartbeat` is given."""
+    file (safe for several processes on one file system); a URL such as "postgresql://user@host/db"
+    (the installed driver is used, see `database_url`) or "sqlite:///file.db" -> Optuna's RDB storage,
+    with heartbeats every `heartbeat` seconds and stale trials retried up to `max_retry` times when
+    `heartbeat` is given. A storage that cannot be opened raises SelfgrowError (one sentence)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -40,13 +41,30 @@ def make_storage(storage: str | None, heartbeat: int | None = None, max_retry: i
         raise SelfgrowError(f"search storage {storage!r} is invalid; accepted: memory, journal:PATH or a database URL.")
     if storage.startswith(JOURNAL_PREFIX):
         path = journal_path(storage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as err:
+            detail = f"{err.filename} is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror or err
+            raise SelfgrowError(f"Cannot open the journal file {str(path)!r} ({detail}); accepted: "
+                                "journal:PATH with PATH in a folder this process can create and write.") from err
     if "://" not in storage:
         raise SelfgrowError(f"search storage {storage!r} is invalid; accepted: memory, journal:PATH or a database URL.")
-    if heartbeat is None:
-        return storage
-    return _database(storage, heartbeat, max_retry)
+    return _database(database_url(storage), heartbeat, max_retry)
+
+
+def database_url(url: str) -> str:
+    """`url` with a driver SQLAlchemy can load: the plain `postgresql://` (and `postgres://`) form that
+    PostgreSQL users type maps, in SQLAlchemy 2, to psycopg 3; where that is missing and psycopg2 (the
+    `selfgrow[distributed]` driver) is installed, the URL names psycopg2 instead. Other URLs are unchanged."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2{sep}{rest}"
+    return f"postgresql{sep}{rest}"
 
 
 def is_shared(storage: str | None) -> bool:
@@ -62,23 +80,48 @@ def journal_path(storage: str) -> Path:
     return path
 
 
-def _database(url: str, heartbeat: int, max_retry: int) -> Any:
-    """Optuna's RDB storage at `url` with heartbeats, stale trials retried; a missing driver is named."""
+def _database(url: str, heartbeat: int | None, max_retry: int) -> Any:
+    """Optuna's RDB storage at `url` (with heartbeats when `heartbeat` is given, stale trials retried); a
+    storage that cannot be opened (missing driver, bad URL, unreachable server, refused login) is one sentence."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        beats = {} if heartbeat is None else {
+            "heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat,
+            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
         try:
-            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-        except ModuleNotFoundError as err:
-            raise SelfgrowError(f"The database driver {err.name!r} for {redact(url)} is not installed; "
-                                "install it with: pip install 'selfgrow[distributed]'.") from err
+            return RDBStorage(url, **beats)
+        except ImportError as err:  # Optuna re-raises SQLAlchemy's ModuleNotFoundError as a bare ImportError
+            missing = _missing_module(err)
+            raise SelfgrowError(
+                f"The database driver {missing!r} that {redact(url)} needs is not installed; accepted: a URL whose "
+                "driver is installed (postgresql://... with psycopg2 from pip install 'selfgrow[distributed]', or "
+                "sqlite:///FILE) or journal:PATH, or install that driver."
+            ) from err
         except Exception as err:  # sqlalchemy's connection errors: one sentence, not a traceback
-            detail = " ".join(str(err).split())[:200]
-            raise SelfgrowError(f"Cannot open the study database {redact(url)} ({detail}); check the URL and that the "
-                                "server accepts connections.") from err
+            detail = _first_line(err)
+            raise SelfgrowError(f"Cannot open the study database {redact(url)} ({detail}); accepted: the URL of a "
+                                "server that accepts this user's connections, dialect+driver://user:password@host:port/db.") from err
+
+
+def _missing_module(err: ImportError) -> str:
+    """The name of the module whose import failed, looking through Optuna's re-raise."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ImportError) and cause.name:
+            return cause.name
+        cause = cause.__cause__ or cause.__context__
+    return "?"
+
+
+def _first_line(err: BaseException) -> str:
+    """The gist of a database error: its first line, without SQLAlchemy's background link, at most 200 characters."""
+    orig = getattr(err, "orig", None) or err
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text.rstrip(".")[:200]
 
 
 def redact(storage: str) -> str:

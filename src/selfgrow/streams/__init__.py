@@ -5,7 +5,9 @@ Common options (where they apply): `dataset` (a name for `selfgrow.data.load`, o
 permutations, sampled tasks), `scenario` (task | class | domain), `val_fraction` (default 0.1,
 carved out of the training set, stratified and seeded), and the per-class limits
 `max_train_per_class`, `max_val_per_class`, `max_test_per_class` that run any stream at a
-reduced, stated size. Multi-dataset streams (CTrL, yaml) take `datasets`, a mapping from names
+reduced, stated size. With `max_train_per_class` and no `max_val_per_class`, validation is capped
+at round(max_train_per_class * val_fraction / (1 - val_fraction)) per class (where its size comes
+from `val_fraction`), so train:val stays what `val_fraction` says. Multi-dataset streams (CTrL, yaml) take `datasets`, a mapping from names
 to ready `DatasetArrays`, instead of `dataset`.
 """
 

@@ -21,7 +21,7 @@ from selfgrow.streams.common import (
     normalisation,
 )
 from selfgrow.streams.images import permute_pixels, pixel_permutation, rotate, to_float
-from selfgrow.streams.sampling import cap_per_class, check_cap
+from selfgrow.streams.sampling import cap_per_class, check_cap, val_cap
 from selfgrow.streams.sources import Sources, seed_for
 from selfgrow.streams.task import SCENARIOS, Stream, Task
 
@@ -85,6 +85,9 @@ def carve(
 ) -> Carved:
     """Carve a seeded, stratified validation set out of the training set, then apply the per-class caps.
 
+    With `max_train_per_class` set and `max_val_per_class` not, validation is capped at
+    round(max_train_per_class * val_fraction / (1 - val_fraction)) per class (`sampling.val_cap`),
+    so a reduced run keeps the train:val ratio that `val_fraction` states.
     Normalisation statistics are those of the dataset's whole training set (so a stream run at a
     reduced size normalises as the full one does).
     """
@@ -97,7 +100,7 @@ def carve(
     return Carved(
         data=data,
         train=cap_per_class(train, data.y_train, max_train_per_class, generator),
-        val=cap_per_class(val, data.y_train, max_val_per_class, generator),
+        val=cap_per_class(val, data.y_train, val_cap(max_train_per_class, max_val_per_class, val_fraction), generator),
         test=cap_per_class(torch.arange(len(data.y_test)), data.y_test, max_test_per_class, generator),
         mean=mean,
         std=std,
@@ -130,8 +133,11 @@ def partition(order: list[int], n_tasks: int | None, classes_per_task: int | Non
     return [order[t * classes_per_task : (t + 1) * classes_per_task] for t in range(n_tasks)]
 
 
-def _caps_text(max_train: int | None, max_val: int | None, max_test: int | None) -> str:
-    caps = [f"{part} <= {cap}/class" for part, cap in [("train", max_train), ("val", max_val), ("test", max_test)] if cap]
+def _caps_text(max_train: int | None, max_val: int | None, max_test: int | None, val_fraction: float = 0.1) -> str:
+    capped_val = val_cap(max_train, max_val, val_fraction)
+    derived = f" [max_train_per_class x {val_fraction:g} / {1 - val_fraction:g}]" if max_val is None else ""
+    caps = [f"{part} <= {cap}/class{derived if part == 'val' else ''}"
+            for part, cap in [("train", max_train), ("val", capped_val), ("test", max_test)] if cap]
     return f" Reduced size: {', '.join(caps)}." if caps else ""
 
 
@@ -180,7 +186,7 @@ def split(
         description=(
             f"Split {data.name}: {len(groups)} tasks of {len(groups[0])} classes in {order_text} order, "
             f"{scenario}-incremental; validation = {val_fraction:g} of each class's training samples."
-            + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class)
+            + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class, val_fraction)
         ),
     )
 
@@ -236,7 +242,7 @@ def permuted(
     transforms = [(f"permutation {t}", _permuter(p)) for t, p in enumerate(permutations)]
     description = (
         f"Permuted {data.name}: {n_tasks} tasks, each all {data.num_classes} classes under a seeded pixel "
-        f"permutation, {scenario}-incremental." + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class)
+        f"permutation, {scenario}-incremental." + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class, val_fraction)
     )
     return _same_classes_stream("permuted", data, carved, scenario, transforms, description)
 
@@ -279,7 +285,7 @@ def rotated(
     transforms = [(f"rotated {a:g} deg", _rotator(float(a))) for a in angles]
     description = (
         f"Rotated {data.name}: {len(angles)} tasks rotated by {', '.join(f'{a:g}' for a in angles)} degrees, "
-        f"{scenario}-incremental." + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class)
+        f"{scenario}-incremental." + _caps_text(max_train_per_class, max_val_per_class, max_test_per_class, val_fraction)
     )
     return _same_classes_stream("rotated", data, carved, scenario, transforms, description)
 

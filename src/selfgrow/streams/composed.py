@@ -6,7 +6,9 @@ Each task is a dict:
     classes:          class names or indices, in local-label order (default: all classes)
     train_per_class:  training samples per class (default: what is left after validation)
     val_per_class:    validation samples per class, taken from the training set
-                      (default: round(val_fraction * samples of the class))
+                      (default: round(val_fraction * samples of the class), at most
+                      round(max_train_per_class * val_fraction / (1 - val_fraction)) when the
+                      stream caps training and not validation)
     test_per_class:   test samples per class (default: all of the class's test samples)
     rotation:         rotate the images by this many degrees
     background:       paint grey images white on this colour (a rainbow colour name or [r, g, b])
@@ -33,7 +35,7 @@ from selfgrow.data.arrays import DatasetArrays
 from selfgrow.errors import SelfgrowError
 from selfgrow.streams.common import check_fraction, check_scenario, class_indices, default_augment, in_classes, local_labels, normalisation
 from selfgrow.streams.images import colour, fit_shape, on_background, permute_pixels, pixel_permutation, rotate, to_float
-from selfgrow.streams.sampling import ClassPool, cap_per_class, check_cap, derangement
+from selfgrow.streams.sampling import ClassPool, cap_per_class, check_cap, derangement, val_cap
 from selfgrow.streams.sources import Sources, seed_for
 from selfgrow.streams.task import SCENARIOS, Stream, Task
 
@@ -92,10 +94,13 @@ class Composer:
         for c in classes:
             size = pool.size(c)
             n_val = spec.get("val_per_class")
-            n_val = round(self.val_fraction * size) if n_val is None else n_val
+            val_limit = max_val
+            if n_val is None:  # validation from val_fraction: capped in proportion with a training cap
+                n_val = round(self.val_fraction * size)
+                val_limit = val_cap(max_train, max_val, self.val_fraction)
             n_train = spec.get("train_per_class")
             n_train = max(size - n_val, 0) if n_train is None else n_train
-            chunk_train, chunk_val = pool.draw(c, [_min(n_train, max_train), _min(n_val, max_val)])
+            chunk_train, chunk_val = pool.draw(c, [_min(n_train, max_train), _min(n_val, val_limit)])
             train.append(chunk_train)
             val.append(chunk_val)
         return torch.cat(train), torch.cat(val)

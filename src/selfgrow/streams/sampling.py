@@ -25,6 +25,15 @@ def cap_per_class(idx: torch.Tensor, y: torch.Tensor, cap: int | None, generator
     return idx[class_ranks(y[idx], generator) < cap]
 
 
+def val_cap(max_train_per_class: int | None, max_val_per_class: int | None, val_fraction: float) -> int | None:
+    """The validation samples kept per class: `max_val_per_class` when given; else, when training is
+    capped, round(max_train_per_class * val_fraction / (1 - val_fraction)), so that train:val stays what
+    `val_fraction` says instead of a reduced training set beside the full-size validation set; else no cap."""
+    if max_val_per_class is not None or max_train_per_class is None:
+        return max_val_per_class
+    return round(max_train_per_class * val_fraction / (1 - val_fraction))
+
+
 def check_cap(name: str, value: int | None) -> None:
     """Reject a per-class limit that is not a positive integer (None means no limit)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -115,6 +115,9 @@ class BindGrowGrower(SearchGrower):
         rsa_samples: int = 200,
         **search_options: Any,
     ) -> None:
+        n_trials = search_options.get("n_trials", 6)
+        if delta is None and isinstance(n_trials, int) and not isinstance(n_trials, bool) and n_trials < 1:
+            raise SelfgrowError(f"bindgrow n_trials={n_trials} leaves δ unchosen; accepted: an integer >= 1.")
         super().__init__(**{"n_trials": 6, "sampler": "nsga2", "objective": "params", **search_options})
         low, high = _delta_range(delta_range)
         if not _is_number(delta_step) or not 0 < delta_step <= 1:
@@ -126,8 +129,6 @@ class BindGrowGrower(SearchGrower):
             )
         if delta is not None and (not _is_number(delta) or not 0 <= delta <= 1):
             raise SelfgrowError(f"bindgrow delta={delta!r} is invalid; accepted: null (searched) or a number in [0, 1].")
-        if delta is None and self.settings.n_trials < 1:
-            raise SelfgrowError("bindgrow n_trials=0 leaves δ unchosen; accepted: n_trials >= 1, or a fixed delta.")
         if not isinstance(search_binding, bool):
             raise SelfgrowError(f"bindgrow search_binding={search_binding!r} is invalid; accepted: true or false.")
         if layers is not None and (not isinstance(layers, list) or not layers or len(set(layers)) != len(layers)
