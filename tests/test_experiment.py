@@ -168,3 +168,13 @@ def test_report_redraws_a_run_folder_and_refuses_a_folder_without_results(tmp_pa
     assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 3
     assert main(["report", str(tmp_path)]) == 2
     assert "No results.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, expected", [({}, 3), ({"seed": 7}, 7)], ids=["run-seed", "own-seed"])
+def test_a_grower_that_draws_random_numbers_takes_the_run_seed_unless_it_sets_its_own(options, expected):
+    from selfgrow.config import from_dict
+    from selfgrow.experiment import grower_options
+
+    config = from_dict({**TINY, "growth": {"name": "searched", "options": options}})
+    assert grower_options(config)["seed"] == expected
+    assert "seed" not in grower_options(from_dict(TINY))  # schedule draws nothing: no seed option

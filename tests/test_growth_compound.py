@@ -13,12 +13,13 @@ from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower
-from selfgrow.nets import build, cost, ops, preset
+from selfgrow.growth.compound import FLOPS_TOLERANCE
+from selfgrow.nets import PRESETS, build, cost, ops, preset
 from selfgrow.train import load_latest, restore, save_checkpoint
 
 
-@pytest.mark.parametrize("options", [{"max_phi": 0}, {"n_trials": 0}, {**QUICK, "tolerance": 1.0}],
-                         ids=["max_phi-0", "n_trials-0", "search-picks-no-growth"])
+@pytest.mark.parametrize("options", [{"max_phi": 0}, {**QUICK, "tolerance": 1.0}],
+                         ids=["max_phi-0", "search-picks-no-growth"])  # n_trials 0 is refused (RELIABILITY.md)
 def test_zero_growth_gives_exactly_the_fixed_net(options):
     fixed, _ = learn("fixed")
     grown, records = learn("compound", options)
@@ -28,45 +29,119 @@ def test_zero_growth_gives_exactly_the_fixed_net(options):
     assert all((r["plan"]["reasons"]["search_train_flops"] > 0) == searched for r in records)
 
 
-def test_growth_follows_the_compound_formula():
-    grower = build_grower("compound", alpha=1.2)  # beta = sqrt(2 / 1.2) = 1.2910
-    net = ops.add_classes(make_net("class", hidden=[16]), 2).net
+# Small inputs keep every preset quick; the convnet needs 19x19 for its three conv + pool layers.
+SHAPES = {"mlp": (1, 8, 8), "resnet": (3, 8, 8), "convnet": (3, 19, 19)}
+HEAD = {"kind": "single", "classes": 10}
+
+
+def grown(grower, net, phi):
+    """`net` grown by `grower` at `phi` (the grower sees `net` first, as its search would)."""
     grower.space(SimpleNamespace(net=net), None)
-    deepen = {"op": "deepen", "kwargs": {"at": "hidden.0"}}
-    # phi 1: width ceil(16 * 1.2910) = 21, depth ceil(1 * 1.2) = 2 layers; phi 2: ceil(26.67) = 27, ceil(1.44) = 2
-    assert grower.ops_for(net, {"phi": 1.0}) == [{"op": "widen", "kwargs": {"layer": "hidden.0", "by": 5, "mode": "zero"}}, deepen]
-    assert grower.ops_for(net, {"phi": 2.0}) == [{"op": "widen", "kwargs": {"layer": "hidden.0", "by": 11, "mode": "zero"}}, deepen]
-    assert grower.ops_for(net, {"phi": 0.0}) == []
-    grown = GrowthPlan(ops=grower.ops_for(net, {"phi": 1.0})).apply(net)[0]  # hidden [21, 21], Phi = 1
-    grower.phi_total = 1.0
-    grower.space(SimpleNamespace(net=grown), None)  # the inserted layer copies hidden.0, so shares its base 16
-    assert grower.ops_for(grown, {"phi": 1.0}) == [  # Phi = 2: both layers ceil(16 * 1.6667) = 27, ceil(1.44) = 2 layers
-        {"op": "widen", "kwargs": {"layer": f"hidden.{i}", "by": 6, "mode": "zero"}} for i in (0, 1)]
+    return GrowthPlan(ops=grower.ops_for(net, {"phi": phi})).apply(net)[0]
 
-    resnet = build(preset("resnet-tiny", (3, 8, 8), {"kind": "single", "classes": 3}))
-    grower = build_grower("compound", alpha=1.2, mode="split")
-    grower.space(SimpleNamespace(net=resnet), None)
-    plan = GrowthPlan(ops=grower.ops_for(resnet, {"phi": 2.0}))
-    grown = plan.apply(resnet)[0]  # every width 8 -> ceil(8 * 1.6667) = 14; 1 -> ceil(1.44) = 2 blocks per stage
-    assert [s["width"] for s in grown.spec["stages"]] == [14, 14] and [s["blocks"] for s in grown.spec["stages"]] == [2, 2]
-    assert [s["hidden"] for s in grown.spec["stages"]] == [[14, 14], [14, 14]]
-    x = torch.rand(4, 3, 8, 8)
-    resnet.eval(), grown.eval()
+
+def assert_same_function(old, new, shape):
+    x = torch.rand(4, *shape)
+    old.eval(), new.eval()
     with torch.no_grad():
-        torch.testing.assert_close(grown(x), resnet(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(new(x), old(x))
 
 
-def test_a_flops_budget_is_never_exceeded_by_the_chosen_point():
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_measured_flops_follow_two_to_the_phi_on_every_preset(name):
+    torch.manual_seed(0)
+    kind = PRESETS[name]["kind"]
+    if kind not in SHAPES:  # modular nets (MNTDP's), one head per task path
+        net = build(preset(name, (3, 8, 8), {"kind": "multi", "classes": [10]}))
+        with pytest.raises(SelfgrowError, match=f"compound scales mlp, convnet and resnet nets; this net is '{kind}'"):
+            build_grower("compound").space(SimpleNamespace(net=net), None)
+        return
+    net = build(preset(name, SHAPES[kind], HEAD))
+    base = cost.inference_flops(net)
+    for phi in (1.0, 2.0):
+        big = grown(build_grower("compound"), net, phi)
+        assert cost.inference_flops(big) == pytest.approx(base * 2**phi, rel=FLOPS_TOLERANCE)
+        assert_same_function(net, big, SHAPES[kind])
+
+
+def test_accumulated_phi_compounds_on_the_first_nets_flops():
+    for name, shape in (("mlp-tiny", (1, 8, 8)), ("resnet-tiny", (3, 8, 8))):
+        net = build(preset(name, shape, HEAD))
+        base, grower = cost.inference_flops(net), build_grower("compound")
+        reasons = {}
+        once = grown(grower, net, 1.0)
+        grower.chosen(net, {"params": {"phi": 1.0}}, None, reasons)  # task 0 picks phi 1
+        assert reasons["compound"]["flops"] == cost.inference_flops(once) and reasons["compound"]["target_flops"] == 2 * base
+        twice = grown(grower, once, 1.0)  # task 1 picks phi 1: Phi' = 2, the target is 4x the first net's
+        grower.chosen(once, {"params": {"phi": 1.0}}, None, reasons)
+        assert grower.phi_total == 2.0 and grower.base_flops == base
+        assert cost.inference_flops(twice) == pytest.approx(4 * base, rel=FLOPS_TOLERANCE)
+        assert reasons["compound"]["flops_ratio"] == pytest.approx(cost.inference_flops(twice) / base)
+        assert reasons["compound"]["target_ratio"] == 4.0
+        assert_same_function(net, twice, shape)
+
+
+def test_depth_rounds_to_nearest_and_one_multiplier_scales_every_width():
+    resnet = build(preset("resnet18-reduced", (3, 8, 8), HEAD))  # 4 stages x 2 blocks at 64
+    grower = build_grower("compound", alpha=1.2)
+    assert [s["blocks"] for s in grown(grower, resnet, 1.0).spec["stages"]] == [2] * 4  # round(2 x 1.2) = 2
+    deep = grown(grower, resnet, 2.0)  # round(2 x 1.44) = 3
+    assert [s["blocks"] for s in deep.spec["stages"]] == [3] * 4
+    assert len({s["width"] for s in deep.spec["stages"]} | {h for s in deep.spec["stages"] for h in s["hidden"]}) == 1
+    tiny = build(preset("resnet-tiny", (3, 8, 8), HEAD))  # one block per stage: ceil(1.2) would double it
+    assert [s["blocks"] for s in grown(build_grower("compound"), tiny, 2.0).spec["stages"]] == [1, 1]
+    mlp = build(preset("mlp-tiny", (1, 8, 8), HEAD))
+    deeper = build_grower("compound", alpha=1.8)  # round(1.8) = 2 layers: widen first, the copy takes the new width
+    hidden = grown(deeper, mlp, 1.0).spec["hidden"]
+    assert len(hidden) == 2 and hidden[0] == hidden[1] > 16
+    assert [op["op"] for op in deeper.ops_for(mlp, {"phi": 1.0})] == ["widen", "deepen"]
+
+
+def test_a_phi_whose_target_the_net_already_meets_grows_nothing():
+    net = build(preset("mlp-tiny", (1, 8, 8), HEAD))
+    grower = build_grower("compound")
+    grower.load_state_dict({"base_flops": cost.inference_flops(net) / 4})  # as if the net were 4x its base already
+    grower.space(SimpleNamespace(net=net), None)
+    assert grower.ops_for(net, {"phi": 1.0}) == []  # target 2x base < the net's FLOPs
+    assert grower.ops_for(net, {"phi": 2.0}) == []  # target 4x base = the net's FLOPs
+    assert grower.ops_for(net, {"phi": 3.0})  # target 8x base
+    assert grower.ops_for(net, {"phi": 0.0}) == []
+
+
+def test_base_flops_and_scale_survive_a_resume():
+    net = build(preset("resnet-tiny", (3, 8, 8), HEAD))
+    grower = build_grower("compound")
+    once = grown(grower, net, 1.0)
+    grower.chosen(net, {"params": {"phi": 1.0}}, None, {})
+    state = json.loads(json.dumps(grower.state_dict()))
+    assert state["base_flops"] == cost.inference_flops(net)
+    resumed = build_grower("compound")
+    resumed.load_state_dict(state)
+    resumed.space(SimpleNamespace(net=once), None)
+    assert resumed.ops_for(once, {"phi": 1.0}) == grower.ops_for(once, {"phi": 1.0})
+    assert resumed.state_dict() == grower.state_dict()
+
+
+def test_a_flops_budget_caps_the_target_and_is_never_exceeded():
     net = ops.add_classes(make_net("class", hidden=[8]), 2).net
     budget = 1.5 * cost.inference_flops(net)
-    learner, records = learn("compound", {**QUICK, "n_trials": 4, "max_phi": 3, "max_flops": budget})
-    for record in records:
-        candidates, chosen = record["plan"]["candidates"], record["plan"]["chosen"]
-        assert candidates[chosen]["flops"] <= budget and candidates[chosen]["status"] == "complete"
-        assert all(c["flops"] <= budget for c in candidates if c["status"] != "over_budget")
-        assert all("accuracy" not in c for c in candidates if c["status"] == "over_budget")
-    assert any(c["status"] == "over_budget" for r in records for c in r["plan"]["candidates"])
+    learner, records = learn("compound", {**QUICK, "n_trials": 4, "max_phi": 3, "max_flops": budget}, n_tasks=1)
+    candidates, chosen = records[0]["plan"]["candidates"], records[0]["plan"]["chosen"]
+    assert candidates[chosen]["flops"] <= budget and candidates[chosen]["status"] == "complete"
+    growing = [c for c in candidates if c["params"]["phi"] > 0]
+    assert growing and all(cost.inference_flops(net) < c["flops"] <= budget for c in growing)  # 2^phi capped to the budget
+    assert all(c["status"] != "over_budget" for c in candidates)
     assert cost.inference_flops(learner.net) <= budget
+
+
+def test_points_over_a_params_budget_are_never_trained():
+    net = ops.add_classes(make_net("class", hidden=[8]), 2).net
+    budget = cost.count_params(net) + 10  # phi >= 1 grows more than 10 parameters
+    learner, records = learn("compound", {**QUICK, "n_trials": 4, "max_phi": 2, "max_params": budget}, n_tasks=1)
+    candidates = records[0]["plan"]["candidates"]
+    over = [c for c in candidates if c["status"] == "over_budget"]
+    assert over and all(c["params"]["phi"] > 0 and "accuracy" not in c for c in over)
+    assert cost.count_params(learner.net) <= budget
 
 
 def test_a_budget_below_the_current_net_stops_with_one_sentence():
@@ -94,10 +169,11 @@ def test_resume_keeps_the_warm_start_state(tmp_path):
     restore(resumed, load_latest(tmp_path)[1], tasks)
     assert resumed.grower.state_dict() == learner.grower.state_dict()
     assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
-    previous = learner.grower.history[-1]["chosen"]
+    previous = learner.grower.history[-1]  # the last task's chosen point, then its most accurate one if another
+    expected = [previous["chosen"]] + ([previous["best"]] if previous["best"] != previous["chosen"] else [])
     rng = torch.get_rng_state()  # restore() set the global RNG to the saved one; both continue from it
     plan = learner.learn(tasks[2])["plan"]
-    assert plan["reasons"]["warm_start"] == [previous] and plan["candidates"][0]["params"] == previous
+    assert plan["reasons"]["warm_start"] == expected and plan["candidates"][0]["params"] == previous["chosen"]
     torch.set_rng_state(rng)
     assert resumed.learn(tasks[2])["plan"] == plan  # the same search, candidate for candidate
 
@@ -127,4 +203,8 @@ def test_compound_runs_end_to_end_and_explains_its_choices(tmp_path):
     assert all(1 <= plan["reasons"]["batches_to_chosen"] <= plan["reasons"]["trials_to_chosen"] <= 3 for plan in growth)
     assert (run_dir / "plots" / "pareto_fronts.png").is_file()
     assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
+    for plan in growth:  # the reasons hold the FLOP target and the measured ratio to the first net
+        scaled = plan["reasons"]["compound"]
+        assert scaled["flops_ratio"] == pytest.approx(scaled["flops"] / scaled["base_flops"])
+        assert scaled["phi"] == 0 or scaled["flops"] <= scaled["target_flops"] * (1 + FLOPS_TOLERANCE)
     assert math.isfinite(results["costs"][-1]["params"])

@@ -76,7 +76,7 @@ def test_plan_applies_named_operators_and_explains_itself():
     assert grown.spec["hidden"] == [7, 7] and net.spec["hidden"] == [4]
     assert [g.op["op"] for g in growths] == ["widen", "deepen"]
     assert json.loads(json.dumps(plan.explain())) == {"ops": plan.ops, "reasons": {"why": "test"},
-                                                      "candidates": [{"score": 1.0}], "chosen": 0}
+                                                      "candidates": [{"score": 1.0}], "chosen": 0, "retention": {}}
     with pytest.raises(SelfgrowError, match="growth operator 'widn'.*Did you mean 'widen'"):
         GrowthPlan(ops=[{"op": "widn", "kwargs": {}}]).apply(net)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -76,8 +77,12 @@ def test_bad_options_are_refused():
         build_grower("searched", width_factors=[0.5])
     with pytest.raises(SelfgrowError, match="max_deepen=-1"):
         build_grower("searched", max_deepen=-1)
-    with pytest.raises(SelfgrowError, match="rule='pareto'.*accuracy, knee"):
+    with pytest.raises(SelfgrowError, match="rule='pareto'.*parsimony, accuracy, mnas, knee"):
         build_grower("searched", rule="pareto")
+    with pytest.raises(SelfgrowError, match="z=-0.5.*>= 0"):
+        build_grower("searched", z=-0.5)
+    with pytest.raises(SelfgrowError, match="val_memory_per_class=0.*integer >= 1"):
+        build_grower("searched", val_memory_per_class=0)
     with pytest.raises(SelfgrowError, match="search sampler 'cmaes'.*nsga2"):
         build_grower("searched", sampler="cmaes")
 
@@ -130,3 +135,65 @@ def test_diverging_candidates_fail_and_are_never_chosen():
     grown = [c for c in candidates if c["ops"]]
     assert grown and all(c["status"] == "failed" and "diverged" in c["reason"] for c in grown)
     assert candidates[record["plan"]["chosen"]]["ops"] == [] and learner.net.spec["hidden"] == [8]
+
+
+def test_candidates_carry_their_named_objectives_and_old_tasks_are_scored_on_the_validation_memory():
+    learner, records = learn("searched", {**QUICK, "val_memory_per_class": 3})
+    tasks = make_tasks(3)
+    for record in records[1:]:
+        for candidate in record["plan"]["candidates"]:
+            if candidate["status"] not in ("complete", "pruned"):
+                continue
+            new = str(record["task"])
+            sizes = candidate["val_sizes"]
+            assert sizes[new] == len(tasks[record["task"]].y_val)  # the new task: its whole split
+            assert all(n == 3 * 2 for k, n in sizes.items() if k != new)  # earlier tasks: 3 per class, 2 classes
+            assert candidate["plasticity"] == candidate["val_accuracy"][new]
+            assert -1.0 <= candidate["stability"] <= 1.0 and candidate["se"] > 0
+            assert candidate["accuracy"] == pytest.approx(sum(candidate["val_accuracy"].values()) / len(sizes))
+    assert all("stability" in text for text in [" ".join(records[1]["plan"]["reasons"]["objectives"])])
+    # the memory is counted: 3 per class of each of the 3 seen tasks' 2 classes, 1x4x4 float images + labels
+    sample = tasks[0].x_val[0].numel() * tasks[0].x_val.element_size() + tasks[0].y_val.element_size()
+    assert learner.grower.memory_bytes(learner) == 3 * 6 * sample
+
+
+def test_the_default_rule_is_parsimony_and_picks_the_cheapest_candidate_not_distinguishable_from_the_best():
+    learner, records = learn("searched", {**QUICK, "width_factors": [1.0, 2.0, 4.0]})
+    for record in records:
+        plan = record["plan"]
+        assert plan["reasons"]["rule"].endswith("(parsimony)")
+        done = [c for c in plan["candidates"] if c["status"] == "complete"]
+        best = max(done, key=lambda c: c["accuracy"])
+        near = [c for c in done if c["accuracy"] >= best["accuracy"] - (c["se"] ** 2 + best["se"] ** 2) ** 0.5 - 1e-12]
+        assert plan["candidates"][plan["chosen"]]["cost"] == min(c["cost"] for c in near)
+
+
+def test_retention_strengths_are_searched_with_the_growth_applied_to_the_learner_and_kept_on_resume():
+    options = {**QUICK, "n_trials": 4, "halving_batch": 4, "width_factors": [1.0, 2.0], "max_deepen": 0,
+               "retention_space": {"lwf.alpha": [0.0, 4.0]}}
+    learner, records = learn("searched", options)
+    lwf = next(s for s in learner.retention if s.name == "lwf")
+    for record in records:
+        plan = record["plan"]
+        params = [c["params"] for c in plan["candidates"]]
+        assert all(p["retention:lwf.alpha"] in (0.0, 1.0, 4.0) for p in params)  # 1.0: the present value joins
+        chosen = plan["candidates"][plan["chosen"]]["params"]["retention:lwf.alpha"]
+        assert plan["retention"] == {"lwf.alpha": chosen}
+    assert lwf.alpha == records[-1]["plan"]["retention"]["lwf.alpha"]
+    assert learner.retention_settings == {"lwf.alpha": lwf.alpha}
+    # the same growth with two strengths is two candidates, each with its own result
+    keys = {(json.dumps(c["ops"]), c["params"]["retention:lwf.alpha"]) for c in records[0]["plan"]["candidates"]}
+    assert len(keys) == len({c["trial"] for c in records[0]["plan"]["candidates"] if "same_as" not in c})
+    # a learner restored from the state gets the chosen strength although its config says 1.0
+    fresh = learner_for("searched", options)
+    fresh.load_state_dict(learner.state_dict(), make_tasks(3))
+    assert next(s for s in fresh.retention if s.name == "lwf").alpha == lwf.alpha
+
+
+def test_retention_settings_that_name_nothing_are_refused_in_one_sentence():
+    with pytest.raises(SelfgrowError, match="retention_space=.*mapping"):
+        build_grower("searched", retention_space={"lwf.alpha": []})
+    with pytest.raises(SelfgrowError, match="'ewc.lam' names no single strategy.*replay, lwf"):
+        learn("searched", {**QUICK, "retention_space": {"ewc.lam": [10.0]}})
+    with pytest.raises(SelfgrowError, match="'lwf.teacher' is not a numeric attribute of lwf.*alpha"):
+        learn("searched", {**QUICK, "retention_space": {"lwf.teacher": [1.0]}})

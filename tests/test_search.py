@@ -9,7 +9,17 @@ import pytest
 from optuna.distributions import IntDistribution
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.search import Proposal, SearchSettings, knee_point, make_storage, pareto_front, run_search, select
+from selfgrow.search import (
+    Proposal,
+    SearchSettings,
+    candidate_objectives,
+    knee_point,
+    make_storage,
+    pareto_front,
+    proportion_variance,
+    run_search,
+    select,
+)
 
 # (accuracy, cost): 1 is dominated by 2 (as accurate, cheaper); 4 by 3 (more accurate, as cheap)
 POINTS = [(0.50, 10.0), (0.70, 30.0), (0.70, 20.0), (0.90, 40.0), (0.80, 40.0), (0.92, 80.0)]
@@ -25,7 +35,7 @@ def test_accuracy_rule_picks_the_most_accurate_and_tolerance_the_cheapest_near_i
     assert select(POINTS, tolerance=0.05) == 3  # 0.90 >= 0.92 - 0.05 and costs 40 < 80
     assert select(POINTS, tolerance=0.25) == 2  # 0.70 >= 0.67; 0.50 is not
     assert select([(0.9, 5.0), (0.9, 3.0)]) == 1  # ties go to the cheaper point
-    with pytest.raises(SelfgrowError, match="rule 'best'.*accuracy, knee"):
+    with pytest.raises(SelfgrowError, match="rule 'best'.*parsimony, accuracy, mnas, knee"):
         select(POINTS, rule="best")
     with pytest.raises(SelfgrowError, match="No candidate"):
         select([])
@@ -36,8 +46,46 @@ def test_knee_is_the_front_point_farthest_above_the_chord():
     assert knee_point(POINTS) == 3
     assert select(POINTS, rule="knee") == 3
     assert knee_point([(0.5, 1.0), (0.9, 2.0)]) is None  # two points: no knee
-    assert select([(0.5, 1.0), (0.9, 2.0)], rule="knee") == 1  # falls back to accuracy
+    assert select([(0.5, 1.0), (0.9, 2.0)], rule="knee") == 1  # falls back to parsimony (no errors: accuracy)
     assert knee_point([(0.0, 0.0), (0.2, 0.5), (1.0, 1.0)]) is None  # the middle point lies below the chord
+
+
+def test_parsimony_takes_the_cheapest_point_within_the_combined_standard_errors_of_the_best():
+    errors = [0.01, 0.02, 0.02, 0.01, 0.03, 0.01]
+    # best 5 (0.92, se 0.01); 3 (0.90, se 0.01): 0.02 <= sqrt(2) * 0.01 = 0.0141? no -> only 5 is within at z = 1
+    assert select(POINTS, "parsimony", errors=errors) == 5
+    # z = 2: 0.90 >= 0.92 - 0.0283 -> 3 (cost 40) is cheapest; 0.80 (se 0.03): 0.80 >= 0.92 - 2 * 0.0316? no
+    assert select(POINTS, "parsimony", errors=errors, z=2) == 3
+    # z = 5: 1 and 2 (0.70, se 0.02): 0.70 >= 0.92 - 5 * 0.0224 = 0.808? no; 4 (0.80): 0.80 >= 0.92 - 5 * 0.0316 = 0.762 yes
+    assert select(POINTS, "parsimony", errors=errors, z=5) == 3  # 3 and 4 both cost 40: the more accurate
+    assert select(POINTS, "parsimony") == select(POINTS, "accuracy")  # no errors: the accuracy rule
+    assert select(POINTS, "parsimony", tolerance=0.05) == 3
+    with pytest.raises(SelfgrowError, match="z=-1.*>= 0"):
+        select(POINTS, "parsimony", errors=errors, z=-1)
+    with pytest.raises(SelfgrowError, match="2 standard errors.*6 points"):
+        select(POINTS, "parsimony", errors=[0.1, 0.1])
+
+
+def test_mnas_rule_trades_score_against_cost_relative_to_the_reference():
+    # value = acc * (cost / 10) ** -0.07: 0.50, 0.647, 0.669, 0.818, 0.727, 0.793
+    assert select(POINTS, "mnas", reference=10.0) == 3
+    # doubling the cost must buy 5% (2 ** 0.07 = 1.0497): 0.80 at cost 1 beats 0.839 at cost 2, not 0.841
+    assert select([(0.80, 1.0), (0.839, 2.0)], "mnas", reference=1.0) == 0
+    assert select([(0.80, 1.0), (0.841, 2.0)], "mnas", reference=1.0) == 1
+
+
+def test_candidate_objectives_from_hand_computed_accuracies():
+    after = {"0": 0.8, "1": 0.6, "2": 0.9}
+    before = {"0": 0.9, "1": 0.7}
+    sizes = {"0": 100, "1": 100, "2": 200}
+    got = candidate_objectives(after, sizes, "2", before)
+    assert got["accuracy"] == pytest.approx((0.8 + 0.6 + 0.9) / 3)
+    assert got["plasticity"] == 0.9 and got["stability"] == pytest.approx(-0.1)
+    # Agresti-Coull: p = (0.8 * 100 + 2) / 104, var = p (1 - p) / 104; the mean of three: sum / 9
+    expected = sum(((a * n + 2) / (n + 4)) * (1 - (a * n + 2) / (n + 4)) / (n + 4) for a, n in [(0.8, 100), (0.6, 100), (0.9, 200)]) / 9
+    assert got["se"] == pytest.approx(expected ** 0.5)
+    assert proportion_variance(1.0, 100) > 0  # never a zero error
+    assert candidate_objectives({"0": 0.5}, {"0": 10}, "0")["stability"] == 0.0  # no earlier task
 
 
 class _Fake:
@@ -101,6 +149,29 @@ def test_successive_halving_trains_only_the_best_half_on_and_records_every_candi
     json.dumps(outcome.records)  # plain data
 
 
+def test_rungs_are_shared_across_batches_so_a_later_batch_is_pruned_against_earlier_candidates():
+    settings = SearchSettings(n_trials=4, epochs=[1, 3], eta=2, halving_batch=2, seed=0)
+    # batch 0: 6 and 2 -> 6 goes on (the best half of two); batch 1: 5 and 1 against the rung pool {6, 2, 5, 1}:
+    # the best ceil(4 / 2) = 2 are 6 and 5, so 5 goes on and 1 is pruned
+    outcome, log = _search(settings, [{"x": 6}, {"x": 2}, {"x": 5}, {"x": 1}])
+    status = {r["params"]["x"]: r["status"] for r in outcome.records}
+    assert status == {6: "complete", 2: "pruned", 5: "complete", 1: "pruned"}
+    # a later batch whose candidates are all below the earlier rung's cut trains none of them on
+    outcome, log = _search(settings, [{"x": 6}, {"x": 5}, {"x": 2}, {"x": 1}])
+    status = {r["params"]["x"]: r["status"] for r in outcome.records}
+    assert status == {6: "complete", 5: "pruned", 2: "pruned", 1: "pruned"}
+    assert (2 / 7, 3) not in log and (1 / 7, 3) not in log
+    assert all(len(r["rung_scores"]) == (2 if r["status"] == "complete" else 1) for r in outcome.records)
+
+
+def test_population_size_is_the_nsga2_generation_independent_of_the_halving_batch():
+    settings = SearchSettings(n_trials=2, epochs=[1], halving_batch=1, sampler="nsga2", population_size=6, seed=0)
+    outcome, _ = _search(settings)
+    assert outcome.study.sampler._population_size == 6
+    with pytest.raises(SelfgrowError, match="population_size=1.*>= 2"):
+        SearchSettings(population_size=1)
+
+
 def test_over_budget_points_are_never_trained():
     settings = SearchSettings(n_trials=3, epochs=[2], halving_batch=2, seed=0)
     outcome, log = _search(settings, [{"x": 7}, {"x": 2}, {"x": 4}], budget=4)
@@ -143,7 +214,7 @@ def test_journal_storage_keeps_the_study_in_a_file_and_a_rerun_replaces_it(tmp_p
     assert [t.params["x"] for t in loaded.trials] == [3, 4]
 
 
-@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp"])
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp", "random"])
 def test_every_sampler_runs_a_two_objective_search(sampler):
     settings = SearchSettings(n_trials=3, epochs=[1], halving_batch=1, sampler=sampler, n_startup_trials=1, seed=0)
     outcome, _ = _search(settings)

@@ -66,7 +66,9 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     if resume_dir is not None:
         start, results = _restore(run_dir, learner, stream, results)
         _write_results(run_dir, results)  # a kill between checkpoint and result files left these behind
-    _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario}; run folder {run_dir}")
+    chosen = "set by stream.scenario" if config.stream.scenario else "the stream's default"
+    _say(quiet, f"{stream.name}: {len(stream)} tasks, scenario {stream.scenario} ({chosen}); run folder {run_dir}")
+    _say(quiet, sizes_line(stream))
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
     try:
@@ -205,12 +207,23 @@ def build_learner(config: RunConfig, stream: Stream) -> Any:
     trainer = Trainer(seed=config.seed, device=config.device, **config_schema.to_dict(config.trainer))
     return Learner(
         net,
-        build_grower(config.growth.name, **config.growth.options),
+        build_grower(config.growth.name, **grower_options(config)),
         [build_retention(r.name, **r.options) for r in config.retention],
         trainer,
         scenario=stream.scenario,
         independent=config.mode == "independent",
     )
+
+
+def grower_options(config: RunConfig) -> dict[str, Any]:
+    """The grower's options; a grower that draws random numbers gets the run's seed unless the config sets its own."""
+    from selfgrow.growth import GROWERS
+    from selfgrow.registry import accepted_options
+
+    options = dict(config.growth.options)
+    if "seed" not in options and "seed" in accepted_options(GROWERS.get_class(config.growth.name)):
+        options["seed"] = config.seed
+    return options
 
 
 def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +234,7 @@ def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str
     net = nets[task_index] if learner.independent else learner.net
     head_task = 0 if learner.independent else (task_index if learner.scenario == "task" else None)
     weights = sum(cost.nbytes(n) for n in nets)
-    memory = sum(r.memory_bytes() for r in learner.retention)
+    memory = sum(r.memory_bytes() for r in learner.retention) + learner.grower.memory_bytes(learner)
     return {
         "params": sum(cost.count_params(n) for n in nets),
         "inference_flops": cost.inference_flops(net, head_task),
@@ -297,12 +310,39 @@ def _resume_config(run_dir: Path, given: RunConfig | None, force: bool) -> RunCo
 
 
 def saved_config_differences(run_dir: Path, config: RunConfig) -> list[str]:
-    """Dotted names of the fields where `config` differs from the one saved in `run_dir`; `output` (folders
-    may move) and `distributed` (who trains the candidates: the same trials give the same run) aside."""
-    saved = config_schema.from_dict(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
+    """Dotted names of the fields where `config` differs from the one saved in `run_dir`; `output` and
+    `data_dir` (folders may move) and `distributed` (who trains the candidates: the same trials give the
+    same run) aside."""
+    saved = config_schema.to_dict(config_schema.from_dict(yaml.safe_load((Path(run_dir) / "config.yaml").read_text())))
     given = config_schema.to_dict(apply_method(config))
-    return [f for f in _differences(config_schema.to_dict(saved), given)
-            if f != "output" and not f.startswith("distributed.")]
+    for values in (saved, given):  # `scenario: null` and the stream's default scenario run the same stream
+        values["stream"]["scenario"] = _effective_scenario(values["stream"])
+    return [f for f in _differences(saved, given)
+            if f not in ("output", "data_dir") and not f.startswith("distributed.")]
+
+
+def _effective_scenario(stream: dict[str, Any]) -> str | None:
+    """The scenario a stream section runs: its own, else its builder's default (None: the builder takes none,
+    or its default depends on a file)."""
+    import inspect
+
+    from selfgrow import streams
+
+    entry = streams.STREAMS.get(stream.get("name"))
+    if entry is None:
+        return stream.get("scenario")
+    parameter = inspect.signature(entry.builder).parameters.get("scenario")
+    if parameter is None:
+        return None
+    return stream.get("scenario") or (None if parameter.default is inspect.Parameter.empty else parameter.default)
+
+
+def sizes_line(stream: Stream) -> str:
+    """The samples the stream holds, summed over its tasks (what a person checks a reduced run by)."""
+    train, val, test = (sum(len(getattr(t, f"y_{part}")) for t in stream.tasks) for part in ("train", "val", "test"))
+    caps = stream.description.partition(" Reduced size: ")[2].rstrip(".")
+    return (f"train {train:,}, val {val:,}, test {test:,} samples over the {len(stream)} tasks"
+            + (f" (reduced size: {caps})" if caps else ""))
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

@@ -14,6 +14,7 @@ from selfgrow.growth.compound import CompoundGrower
 from selfgrow.growth.firefly import FireflyGrower
 from selfgrow.growth.fixed import FixedGrower
 from selfgrow.growth.mntdp import MNTDPGrower
+from selfgrow.growth.random_growth import RandomGrower
 from selfgrow.growth.schedule import ScheduleGrower
 from selfgrow.growth.searched import SearchedGrower
 from selfgrow.growth.searching import SearchGrower
@@ -27,6 +28,7 @@ __all__ = [
     "Grower",
     "GrowthPlan",
     "MNTDPGrower",
+    "RandomGrower",
     "ScheduleGrower",
     "SearchGrower",
     "SearchedGrower",

@@ -28,7 +28,9 @@ class GrowthPlan:
     A grower that already trained its chosen candidate hands it over instead of having it trained
     again: `weights` (a state dict of the grown net, loaded after the operators) and, when that
     candidate was trained in full on the task, `fit` (its `FitResult`; the learner then skips its own
-    training). Neither is logged: `explain` holds what a person reads.
+    training). Neither is logged: `explain` holds what a person reads. `retention` sets the strengths
+    of the run's strategies ("<strategy>.<attribute>" -> value, `selfgrow.retention.settings`) from
+    this task on, when the grower searched them together with the growth.
     """
 
     ops: list[dict[str, Any]] = field(default_factory=list)
@@ -37,6 +39,7 @@ class GrowthPlan:
     chosen: int | None = None
     weights: dict[str, torch.Tensor] | None = None
     fit: "FitResult | None" = None
+    retention: dict[str, float] = field(default_factory=dict)
 
     def apply(self, net: torch.nn.Module) -> tuple[torch.nn.Module, list["Growth"]]:
         """Run the operators in order; returns the grown net and each operator's `Growth` (input net untouched)."""
@@ -54,6 +57,7 @@ class GrowthPlan:
             "reasons": copy.deepcopy(self.reasons),
             "candidates": copy.deepcopy(self.candidates),
             "chosen": self.chosen,
+            "retention": dict(self.retention),
         }
 
 
@@ -92,6 +96,10 @@ class Grower:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
+
+    def memory_bytes(self, learner: Any) -> int:
+        """Bytes of data the grower keeps for later decisions (e.g. a validation memory), counted in `memory_mb`."""
+        return 0
 
 
 GROWERS = Registry("grower")

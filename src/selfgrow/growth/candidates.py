@@ -4,14 +4,18 @@ A candidate is the learner's current net grown by a list of operator calls, so i
 weight and a few epochs suffice. It trains on the new task with deep copies of the learner's
 retention strategies (carried through the growth with `on_growth`, then `before_task` on a view
 of the learner whose net is the candidate), so forgetting is part of its score: the accuracy on
-the validation split of the new task and of every task seen before. The strategies' after-task
+the validation split of the new task and on the validation memory of every task seen before
+(`selfgrow.growth.validation_memory`: at most `val_memory_per_class` samples per class, counted
+in the learner's memory). Its objectives (`selfgrow.search.objectives`) are the plasticity (new
+task), the stability (earlier tasks' accuracy after minus before its training), the score (mean
+over all seen tasks) and the score's standard error from the validation sizes. The strategies' after-task
 steps (Fisher, memory update, weight aligning) are not run for candidates: they cost compute
 and act on every candidate alike. Training runs in the learner's trainer configuration except:
 no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping, no progress bar, and
 optimizer state carried from rung to rung, each rung's batch order drawn from a seed of its own.
 With `data_fraction` < 1 candidates train on a stratified subset of the task's training data
 (the same subset for every candidate of a task: a cheaper proxy, as in proxy-data NAS); they are
-always scored on the full validation splits.
+always scored on the new task's full validation split.
 
 Reproducibility per candidate: a candidate owns its random stream, seeded by `seed` (the search
 derives it from the grower's seed, the task and the candidate's operator calls: `candidate_seed`).
@@ -36,6 +40,9 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GrowthPlan
+from selfgrow.growth.validation_memory import memory_view
+from selfgrow.retention.settings import apply_settings
+from selfgrow.search.objectives import candidate_objectives
 from selfgrow.train.parallel import DataParallel
 
 
@@ -54,7 +61,8 @@ class CandidateTraining:
     """One candidate: grown copy, retention copies, training in rungs (`train_to`), compute spent (`spent_flops`)."""
 
     def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]], data_fraction: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, val_memory_per_class: int | None = None,
+                 retention_settings: dict[str, float] | None = None) -> None:
         if learner.independent:
             raise SelfgrowError("Growth search needs one shared net; set mode: shared (independent mode trains a fresh net per task).")
         self.learner = learner
@@ -62,22 +70,26 @@ class CandidateTraining:
         self.train_task = _subset(task, data_fraction, learner.trainer.seed) if data_fraction < 1 else task
         self._rng_state = _seeded_state(seed)
         with self._own_rng():
-            self._grow(ops)
+            self._grow(ops, retention_settings or {})
         self.trainer = dataclasses.replace(
             learner.trainer, lr_grid=None, wd_grid=None, grid_epochs=None, patience=None, progress=False,
             curve_batches=0, reset_optimizer=False,
         )
         self.epochs_done = 0
         self.spent_flops = 0.0
+        self.val_memory_per_class = val_memory_per_class
+        self.before: dict[str, float] | None = None  # earlier tasks' accuracies before any training
 
-    def _grow(self, ops: list[dict[str, Any]]) -> None:
-        """The grown copy of the learner's net, with the optimizer state and retention copies carried through."""
+    def _grow(self, ops: list[dict[str, Any]], retention_settings: dict[str, float]) -> None:
+        """The grown copy of the learner's net, with the optimizer state and retention copies carried through
+        (and set to the candidate's retention strengths)."""
         from selfgrow.train import remap_optimizer_state
 
         learner = self.learner
         net, growths = GrowthPlan(ops=ops).apply(learner.net)
         self.net = net if growths else copy.deepcopy(learner.net)
         self.retention = copy.deepcopy(learner.retention)
+        apply_settings(self.retention, retention_settings)
         self.optimizer_state = copy.deepcopy(learner.optimizer_state)
         for growth in growths:
             self.optimizer_state = remap_optimizer_state(self.optimizer_state, growth)
@@ -99,6 +111,8 @@ class CandidateTraining:
 
     def train_to(self, epochs: int) -> dict[str, Any]:
         """Train on to `epochs` epochs in total, then score: mean and per-task validation accuracy."""
+        if self.before is None:
+            self.before = {key: acc for key, (acc, _) in self._accuracies(self.learner.seen).items()}
         if epochs > self.epochs_done:
             trainer = dataclasses.replace(self.trainer, epochs=epochs - self.epochs_done,
                                           seed=self.trainer.seed + 7919 * self.epochs_done)
@@ -113,27 +127,36 @@ class CandidateTraining:
         return self.score()
 
     def score(self) -> dict[str, Any]:
-        """Validation accuracy of every seen task and the new one (their mean is the search objective)."""
+        """The candidate's objectives on the validation data of every seen task and the new one."""
+        measured = self._accuracies([*self.learner.seen, self.task])
+        per_task = {key: acc for key, (acc, _) in measured.items()}
+        sizes = {key: n for key, (_, n) in measured.items()}
+        result = {**candidate_objectives(per_task, sizes, str(self.task.index), self.before),
+                  "val_accuracy": per_task, "val_sizes": sizes}
+        parallel = DataParallel.current()
+        if parallel is not None:  # data-parallel ranks race on the leader's numbers, so they prune alike
+            result = json.loads(parallel.from_leader(json.dumps(result).encode() if parallel.rank == 0 else None))
+        return result
+
+    def _accuracies(self, tasks: list[Any]) -> dict[str, tuple[float, int]]:
+        """Task key -> (validation accuracy, samples): the new task's whole split, earlier ones' memory."""
         from selfgrow.nets.cost import inference_flops
         from selfgrow.train import accuracy
 
         scenario = self.learner.scenario
-        per_task = {}
-        for task in [*self.learner.seen, self.task]:
-            acc = accuracy(self.net, task, scenario, "val", batch_size=self.trainer.eval_batch_size)
+        out = {}
+        for task in tasks:
+            view = task if task is self.task else memory_view(task, self.val_memory_per_class)
+            acc = accuracy(self.net, view, scenario, "val", batch_size=self.trainer.eval_batch_size)
             if math.isnan(acc):
                 raise SelfgrowError(
                     f"Task {task.name!r} has no validation data to score growth candidates on; "
                     "set stream.val_fraction above 0."
                 )
-            per_task[str(task.index)] = acc
+            out[str(task.index)] = (acc, len(view.y_val))
             head = task.index if scenario == "task" else None
-            self.spent_flops += float(inference_flops(self.net, head)) * len(task.y_val)
-        result = {"accuracy": sum(per_task.values()) / len(per_task), "val_accuracy": per_task}
-        parallel = DataParallel.current()
-        if parallel is not None:  # data-parallel ranks race on the leader's numbers, so they prune alike
-            result = json.loads(parallel.from_leader(json.dumps(result).encode() if parallel.rank == 0 else None))
-        return result
+            self.spent_flops += float(inference_flops(self.net, head)) * len(view.y_val)
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The candidate's trained weights and buffers as CPU copies (a winner handed to the learner)."""

@@ -36,8 +36,8 @@ as usual. Off by default: the learner's training then does not depend on the sea
 The search runs under a forked torch RNG (the global random stream of the run is untouched) and
 every candidate draws from a stream of its own, seeded from (`seed`, task index, its operator
 calls): its numbers do not depend on the order of training or on the process training it. A
-zero growth budget (`n_trials: 0`, or a space with no growth) runs no search at all, so the run
-equals the `fixed` grower's.
+space with no growth (e.g. compound `max_phi: 0`) runs no search at all, so the run equals the
+`fixed` grower's; `n_trials` < 1, a search that would never search, is refused.
 
 Distributed search: inside `selfgrow.search.distributed.coordinating(...)` (what `selfgrow run
 --storage URL --workers N` sets up) the study is shared and worker processes train the
@@ -54,7 +54,10 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, candidate_seed
+from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search import (
+    DEFAULT_RULE,
+    MNAS_EXPONENT,
     RULES,
     Evaluation,
     Proposal,
@@ -64,6 +67,12 @@ from selfgrow.search import (
 )
 
 OBJECTIVES = ("flops", "params")
+RETENTION = "retention:"
+OBJECTIVES_TEXT = [
+    "score: mean validation accuracy over the earlier tasks and the new one (chosen by the rule)",
+    "plasticity: validation accuracy on the new task",
+    "stability: earlier tasks' accuracy after minus before the candidate's training, on the validation memory",
+]
 WIDEN_MODES = ("zero", "split")
 
 
@@ -83,20 +92,28 @@ class SearchGrower(Grower):
         objective: str = "flops",
         max_flops: float | None = None,
         max_params: int | None = None,
-        rule: str = "accuracy",
+        rule: str = DEFAULT_RULE,
         tolerance: float = 0.0,
+        z: float = 1.0,
+        val_memory_per_class: int | None = None,
+        population_size: int = 8,
         warm_start: int = 2,
         mode: str = "zero",
         data_fraction: float = 1.0,
         initial_points: list[dict[str, Any]] | None = None,
         keep_winner: bool = False,
+        retention_space: dict[str, list[float]] | None = None,
         seed: int = 0,
     ) -> None:
         from selfgrow.search import make_sampler
 
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise SelfgrowError(f"{self.name} n_trials={n_trials!r} would never search; accepted: an integer >= 1 "
+                                "(for no growth, use the fixed grower).")
         self.settings = SearchSettings(n_trials=n_trials, sampler=sampler, storage=storage, epochs=epochs, eta=eta,
-                                       halving_batch=halving_batch, n_startup_trials=n_startup_trials, seed=seed)
-        make_sampler(sampler, seed, n_startup_trials)  # checks the sampler's name and options now
+                                       halving_batch=halving_batch, n_startup_trials=n_startup_trials, seed=seed,
+                                       population_size=population_size)
+        make_sampler(sampler, seed, n_startup_trials, population_size)  # checks the sampler's name and options now
         _check_choice("objective", objective, OBJECTIVES)
         _check_choice("rule", rule, RULES)
         _check_choice("mode", mode, WIDEN_MODES)
@@ -105,6 +122,11 @@ class SearchGrower(Grower):
                 raise SelfgrowError(f"{self.name} {name}={value!r} is invalid; accepted: null or a number > 0.")
         if not isinstance(tolerance, (int, float)) or tolerance < 0:
             raise SelfgrowError(f"{self.name} tolerance={tolerance!r} is invalid; accepted: a number >= 0.")
+        if not isinstance(z, (int, float)) or z < 0:
+            raise SelfgrowError(f"{self.name} z={z!r} is invalid; accepted: a number >= 0 (standard errors).")
+        if val_memory_per_class is not None and (not isinstance(val_memory_per_class, int) or val_memory_per_class < 1):
+            raise SelfgrowError(f"{self.name} val_memory_per_class={val_memory_per_class!r} is invalid; "
+                                "accepted: null (keep every validation sample) or an integer >= 1.")
         if not isinstance(warm_start, int) or warm_start < 0:
             raise SelfgrowError(f"{self.name} warm_start={warm_start!r} is invalid; accepted: an integer >= 0 (0: off).")
         if not isinstance(data_fraction, (int, float)) or not 0 < data_fraction <= 1:
@@ -113,6 +135,13 @@ class SearchGrower(Grower):
                                            or not all(isinstance(p, dict) for p in initial_points)):
             raise SelfgrowError(f"{self.name} initial_points={initial_points!r} is invalid; accepted: null or a list "
                                 "of mappings from parameter names to values.")
+        if retention_space is not None and (
+                not isinstance(retention_space, dict)
+                or not all(isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)
+                           for v in retention_space.values())):
+            raise SelfgrowError(f"{self.name} retention_space={retention_space!r} is invalid; accepted: null or a "
+                                "mapping from '<strategy>.<attribute>' to a non-empty list of numbers.")
+        self.retention_space = {str(k): [float(x) for x in v] for k, v in (retention_space or {}).items()}
         self.data_fraction = float(data_fraction)
         self.initial_points = [dict(p) for p in initial_points or []]
         self.keep_winner = bool(keep_winner)
@@ -122,6 +151,8 @@ class SearchGrower(Grower):
         self.max_params = max_params
         self.rule = rule
         self.tolerance = float(tolerance)
+        self.z = float(z)
+        self.val_memory_per_class = val_memory_per_class
         self.warm_start = warm_start
         self.mode = mode
         self.seed = seed
@@ -152,8 +183,7 @@ class SearchGrower(Grower):
         reasons: dict[str, Any] = {
             "task": task.index,
             "rule": self._rule_text(),
-            "objectives": ["maximise mean validation accuracy over seen tasks and the new one",
-                           f"minimise {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
+            "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
             "current": _cost(net, head),
             "search_train_flops": 0.0,
         }
@@ -165,17 +195,18 @@ class SearchGrower(Grower):
                 f"({exceeded}); growth cannot shrink a net, so give max_flops >= {current['flops']:,} and "
                 f"max_params >= {current['n_params']:,}, or no budget."
             )
-        space = self.space(learner, task)
-        if not space or self.settings.n_trials == 0:
-            reasons["decision"] = "no growth: zero growth budget (empty search space or n_trials 0), no search"
+        space = self.search_space(learner, task)
+        if not space:
+            reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
-        reasons["warm_start"] = self._warm_start_points(space)
-        enqueue = [*reasons["warm_start"], self.no_growth(space), *self._fitting_points(space, self.initial_points)]
+        reasons["warm_start"] = self._warm_start_points(space, learner)
+        enqueue = [*reasons["warm_start"], self._baseline(learner, space), *self._fitting_points(space, self.initial_points, learner)]
         outcome = self._search(learner, task, space, enqueue)
         records = outcome.records
         reasons["search_train_flops"] = outcome.spent_flops
         reasons["pareto_front"] = outcome.front()
-        choice = outcome.choose(self.rule, self.tolerance)
+        reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
+        choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference))
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
         first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
@@ -186,10 +217,40 @@ class SearchGrower(Grower):
         if self.keep_winner:
             weights = outcome.weights(choice)
             reasons["decision"] += "; training starts from its trained weights"
-        ops = self.ops_for(net, choice["params"])
+        ops = self.ops_for(net, _growth_params(choice["params"]))
+        settings = _retention_params(choice["params"])
+        if settings:
+            reasons["retention"] = settings
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
-        return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights)
+        return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
+                          retention=settings)
+
+    def search_space(self, learner: Any, task: Any) -> dict[str, Any]:
+        """The subclass's growth space and, when `retention_space` is set, the strategies' strengths beside it.
+
+        A strength's choices always include its present value, so the point "no growth, strengths
+        as they are" stays in the space.
+        """
+        from optuna.distributions import CategoricalDistribution
+
+        from selfgrow.retention.settings import current_settings
+
+        space = dict(self.space(learner, task))
+        if space and self.retention_space:
+            present = current_settings(learner.retention, list(self.retention_space))
+            for key, values in self.retention_space.items():
+                space[RETENTION + key] = CategoricalDistribution(sorted({*values, float(present[key])}))
+        return space
+
+    def _baseline(self, learner: Any, space: dict[str, Any]) -> dict[str, Any]:
+        """The point of `space` that keeps the net and the strategies' strengths as they are."""
+        from selfgrow.retention.settings import current_settings
+
+        growth = {k: v for k, v in space.items() if not k.startswith(RETENTION)}
+        keys = [k[len(RETENTION):] for k in space if k.startswith(RETENTION)]
+        present = current_settings(learner.retention, keys)
+        return {**self.no_growth(growth), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]]) -> SearchOutcome:
         """The task's study: shared with workers inside a distributed run, else run here under a forked torch RNG."""
@@ -218,19 +279,21 @@ class SearchGrower(Grower):
         head = task.index if learner.scenario == "task" else None
 
         def evaluate(params: dict[str, Any]) -> Evaluation:
-            ops = self.ops_for(net, params)
-            seed = candidate_seed(self.seed, task.index, _key(ops))
-            return CandidateTraining(learner, task, ops, self.data_fraction, seed=seed)
+            ops = self.ops_for(net, _growth_params(params))
+            settings = _retention_params(params)
+            seed = candidate_seed(self.seed, task.index, _key(ops, settings))
+            return CandidateTraining(learner, task, ops, self.data_fraction, seed=seed,
+                                     val_memory_per_class=self.val_memory_per_class, retention_settings=settings)
 
         return (lambda params: self._propose(net, head, params)), evaluate
 
     def _propose(self, net: Any, head: int | None, params: dict[str, Any]) -> Proposal:
         """Grow the net to `params` (untrained) to know its cost; the operator calls are its identity."""
-        ops = self.ops_for(net, params)
+        ops = self.ops_for(net, _growth_params(params))
         grown = GrowthPlan(ops=ops).apply(net)[0]
         cost = _cost(grown, head)
         value = cost["flops"] if self.objective == "flops" else cost["n_params"]
-        return Proposal(key=_key(ops), cost=float(value), info={"ops": ops, **cost},
+        return Proposal(key=_key(ops, _retention_params(params)), cost=float(value), info={"ops": ops, **cost},
                         over_budget=self._over_budget(cost))
 
     def _over_budget(self, cost: dict[str, Any]) -> str | None:
@@ -241,28 +304,37 @@ class SearchGrower(Grower):
             return f"{cost['n_params']:,} parameters > max_params {self.max_params:,}"
         return None
 
-    def _warm_start_points(self, space: dict[str, Any]) -> list[dict[str, Any]]:
+    def _warm_start_points(self, space: dict[str, Any], learner: Any) -> list[dict[str, Any]]:
         """The last `warm_start` tasks' chosen and best parameters that fit `space` (missing names: no growth)."""
         entries = reversed(self.history[-self.warm_start:] if self.warm_start else [])
-        return self._fitting_points(space, [params for entry in entries for params in (entry["chosen"], entry["best"])])
+        return self._fitting_points(space, [params for entry in entries for params in (entry["chosen"], entry["best"])],
+                                    learner)
 
-    def _fitting_points(self, space: dict[str, Any], given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _fitting_points(self, space: dict[str, Any], given: list[dict[str, Any]], learner: Any) -> list[dict[str, Any]]:
         """The distinct points of `space` that the `given` parameters name (values outside it dropped, missing
         names at their no-growth value); parameters naming nothing in `space` give no point."""
         points: list[dict[str, Any]] = []
         for params in given:
             fitting = {k: v for k, v in params.items() if k in space and _contains(space[k], v)}
-            point = {**self.no_growth(space), **fitting}
+            point = {**self._baseline(learner, space), **fitting}
             if fitting and point not in points:
                 points.append(point)
         return points
 
     def _rule_text(self) -> str:
         budget = [f"{k} {v:,}" for k, v in (("max_flops", self.max_flops), ("max_params", self.max_params)) if v]
-        rule = ("highest validation accuracy" if self.rule == "accuracy" else "knee of the Pareto front")
-        if self.rule == "accuracy" and self.tolerance:
-            rule = f"cheapest candidate within {self.tolerance:g} of the highest validation accuracy"
+        slack = f" + {self.tolerance:g}" if self.tolerance else ""
+        rule = {
+            "parsimony": f"cheapest candidate within {self.z:g} standard errors{slack} of the best score (parsimony)",
+            "accuracy": "highest score" if not self.tolerance else f"cheapest candidate within {self.tolerance:g} of the best score",
+            "mnas": f"highest score x (cost / current cost)^{MNAS_EXPONENT} (MnasNet)",
+            "knee": "knee of the Pareto front",
+        }[self.rule]
         return rule + (f" within {', '.join(budget)}" if budget else "")
+
+    def memory_bytes(self, learner: Any) -> int:
+        """Bytes of the validation memory the search keeps of the tasks seen (see `selfgrow.growth.validation_memory`)."""
+        return memory_bytes(learner.seen, self.val_memory_per_class)
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -302,9 +374,19 @@ def _cost(net: Any, head: int | None) -> dict[str, Any]:
     return {"flops": int(inference_flops(net, head)), "n_params": int(count_params(net))}
 
 
-def _key(ops: list[dict[str, Any]]) -> str:
-    """A candidate's identity: its operator calls as canonical JSON."""
-    return json.dumps(ops, sort_keys=True)
+def _key(ops: list[dict[str, Any]], settings: dict[str, float] | None = None) -> str:
+    """A candidate's identity: its operator calls (and retention strengths, when searched) as canonical JSON."""
+    return json.dumps({"ops": ops, "retention": settings} if settings else ops, sort_keys=True)
+
+
+def _growth_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The growth part of a point (what `ops_for` reads)."""
+    return {k: v for k, v in params.items() if not k.startswith(RETENTION)}
+
+
+def _retention_params(params: dict[str, Any]) -> dict[str, float]:
+    """The retention strengths of a point, as "<strategy>.<attribute>" -> value."""
+    return {k[len(RETENTION):]: float(v) for k, v in params.items() if k.startswith(RETENTION)}
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -19,8 +19,11 @@ from selfgrow.retention.ewc import EWC
 from selfgrow.retention.old_weights import Freeze, SlowLR
 from selfgrow.retention.registry import RETENTION, build_retention, register_retention
 from selfgrow.retention.replay import Joint, Replay
+from selfgrow.retention.settings import apply_settings, current_settings
 
 __all__ = [
+    "apply_settings",
+    "current_settings",
     "Batch", "Retention", "RETENTION", "build_retention", "register_retention",
     "EWC", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning",
 ]

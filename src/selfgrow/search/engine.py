@@ -5,14 +5,20 @@ a space of Optuna distributions. The caller supplies two functions: `propose(par
 point is without training it (its identity key, cost, budget check, plain-data description), and
 `evaluate(params)` returns an `Evaluation` that trains the candidate further on request.
 
-Early stopping (successive halving, Jamieson & Talwalkar 2016): Optuna's pruners do not support
-multi-objective studies, so trials are asked in batches of `halving_batch` and each batch is raced
-over the rungs of `epochs` (cumulative epoch counts, e.g. [1, 3]): after every rung but the last
-only the best ceil(n / eta) distinct candidates on the accuracy objective (ties: lower cost)
-train on; the others are told PRUNED (their partial accuracy kept as user attributes). Survivors
-are told COMPLETE with their final (accuracy, cost), so every complete trial had the same
+Early stopping (successive halving, Jamieson & Talwalkar 2016, with its rungs shared across the
+whole study as in ASHA, Li et al. 2020): Optuna's pruners do not support multi-objective studies,
+so trials are asked in batches of `halving_batch` and each batch is raced over the rungs of
+`epochs` (cumulative epoch counts, e.g. [1, 3]). After every rung but the last a candidate trains
+on only when it ranks among the best ceil(n / eta) of the n distinct candidates that ever reached
+that rung in the study (this batch's and every earlier batch's, read from the records' `rung_scores`,
+so a distributed worker decides alike); at least the batch's best goes on while the study has no
+complete candidate. The others are told PRUNED (their partial accuracy kept as user attributes).
+Survivors are told COMPLETE with their final (accuracy, cost), so every complete trial had the same
 training. Candidates over the budget are told PRUNED untrained. Trials that repeat a candidate
 already evaluated (same key) reuse its result at no cost.
+
+The sampler's population (NSGA-II's generation size) is `population_size`, independent of the
+halving batch, so a small batch still lets the sampler evolve over several batches.
 
 Optuna's per-trial log lines are turned down to warnings: the records hold every trial.
 
@@ -76,6 +82,7 @@ class SearchSettings:
     halving_batch: int = 4
     n_startup_trials: int = 4
     seed: int = 0
+    population_size: int = 8
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, int):
@@ -83,7 +90,7 @@ class SearchSettings:
         epochs = list(self.epochs)
         if not epochs or any(not isinstance(e, int) or e < 1 for e in epochs) or epochs != sorted(set(epochs)):
             raise SelfgrowError(f"search epochs={self.epochs!r} is invalid; accepted: an integer >= 1 or an increasing list of them.")
-        for name, low in (("n_trials", 0), ("eta", 2), ("halving_batch", 1)):
+        for name, low in (("n_trials", 1), ("eta", 2), ("halving_batch", 1), ("population_size", 2)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise SelfgrowError(f"search {name}={value!r} is invalid; accepted: an integer >= {low}.")
@@ -114,10 +121,11 @@ class SearchOutcome:
         done = self.finished()
         return [done[i]["trial"] for i in pareto_front([(r["accuracy"], r["cost"]) for r in done])]
 
-    def choose(self, rule: str, tolerance: float = 0.0) -> dict[str, Any]:
-        """The finished candidate the rule picks (see `selfgrow.search.pareto`)."""
+    def choose(self, rule: str, tolerance: float = 0.0, z: float = 1.0, reference: float | None = None) -> dict[str, Any]:
+        """The finished candidate the rule picks (see `selfgrow.search.pareto`), with each score's standard error."""
         done = self.finished()
-        return done[select([(r["accuracy"], r["cost"]) for r in done], rule, tolerance)]
+        errors = [float(r.get("se", 0.0)) for r in done]
+        return done[select([(r["accuracy"], r["cost"]) for r in done], rule, tolerance, errors, z, reference)]
 
 
 def run_search(
@@ -182,7 +190,7 @@ def race_batch(
             _tell(study, trial, record)
         else:
             groups.setdefault(proposal.key, []).append((trial, record))
-    spent = _race(settings, groups, evaluate, keep)
+    spent = _race(settings, groups, evaluate, keep, RungHistory.of(known.values()))
     for key, group in groups.items():
         known[key] = group[0][1]
         for trial, record in group:
@@ -192,18 +200,40 @@ def race_batch(
     return records, spent
 
 
+@dataclass
+class RungHistory:
+    """What earlier batches left at each rung: the scores of the distinct candidates that reached it."""
+
+    scores: dict[int, list[float]] = field(default_factory=dict)
+    any_complete: bool = False
+
+    @classmethod
+    def of(cls, records: Iterable[dict[str, Any]]) -> "RungHistory":
+        """The history of the evaluated candidates' records (their `rung_scores` and status)."""
+        history = cls()
+        for record in records:
+            for rung, score in enumerate(record.get("rung_scores", [])):
+                history.scores.setdefault(rung, []).append(float(score))
+            history.any_complete = history.any_complete or record.get("status") == "complete"
+        return history
+
+
 def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, Any]]]],
-          evaluate: Callable[[dict[str, Any]], Evaluation], keep: Keep | None) -> float:
-    """Successive halving over the distinct candidates of one batch; fills their records, returns FLOPs spent.
+          evaluate: Callable[[dict[str, Any]], Evaluation], keep: Keep | None,
+          history: RungHistory | None = None) -> float:
+    """Successive halving of one batch's distinct candidates against every candidate that reached each rung
+    before (`history`); fills their records, returns the FLOPs spent.
 
     A candidate leaves the race (and memory) as soon as it is pruned.
     """
+    history = history or RungHistory()
     evaluations = {key: evaluate(dict(group[0][1]["params"])) for key, group in batch.items()}
     spent = 0.0
     for rung, epochs in enumerate(settings.epochs):
         for key, evaluation in list(evaluations.items()):
             record = batch[key][0][1]
             record.update(evaluation.train_to(epochs), rung=rung, epochs=epochs)
+            record["rung_scores"] = [*record.get("rung_scores", []), record["accuracy"]]
             if record.get("diverged"):  # a failed candidate: out of the race, never chosen
                 record.update(status="failed", reason=f"diverged during training (rung {rung}, {epochs} epochs)",
                               spent_flops=float(evaluation.spent_flops))
@@ -211,7 +241,9 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
                 del evaluations[key]
         last = rung == len(settings.epochs) - 1
         ranked = sorted(evaluations, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
-        leaving = [] if last else ranked[math.ceil(len(ranked) / settings.eta):]
+        going_on = ranked if last else _survivors(ranked, [batch[k][0][1]["accuracy"] for k in ranked],
+                                                   history.scores.get(rung, []), settings.eta, not history.any_complete)
+        leaving = [key for key in ranked if key not in going_on]
         for key in ranked:
             record = batch[key][0][1]
             if key in leaving:
@@ -226,6 +258,21 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
         for key in leaving:
             del evaluations[key]
     return spent
+
+
+def _survivors(ranked: list[str], scores: list[float], earlier: list[float], eta: int, keep_best: bool) -> list[str]:
+    """The ranked candidates that make the best ceil(n / eta) of a rung's n scores, `earlier` candidates' included.
+
+    Without earlier scores this is plain successive halving (exactly ceil(n / eta), ties to the
+    cheaper); with them a candidate goes on when its score reaches the pool's cut (ties go its way),
+    and with `keep_best` the batch's best goes on whatever the pool says.
+    """
+    places = math.ceil((len(earlier) + len(ranked)) / eta)
+    if not earlier:
+        return ranked[:places]
+    cut = sorted([*earlier, *scores], reverse=True)[places - 1]
+    kept = [key for key, score in zip(ranked, scores) if score >= cut]
+    return kept or (ranked[:1] if keep_best else [])
 
 
 def _copy_result(record: dict[str, Any], source: dict[str, Any]) -> None:
@@ -271,6 +318,6 @@ def _fresh_study(settings: SearchSettings, study_name: str) -> Any:
         study_name=study_name,
         storage=storage,
         directions=["maximize", "minimize"],
-        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.halving_batch),
+        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.population_size),
     )
 

@@ -1,13 +1,25 @@
-"""Pareto fronts of (accuracy, cost) points and the rule that picks one point of a search.
+"""Pareto fronts of (accuracy, cost) points and the one rule that picks the point a search grows to.
 
-Rules (`RULES`):
-- "accuracy": the highest validation accuracy among the finished candidates within the budget;
-  with `tolerance` > 0, the cheapest candidate whose accuracy is at most `tolerance` below that
-  best (parsimony: growth must pay for itself). Ties go to the lower cost, then the earlier trial.
-- "knee": the knee of the Pareto front within the budget (Das 1999; Branke et al. 2004): both
-  objectives are min-max normalised over the front and the knee is the point farthest above the
-  chord joining the cheapest and the most accurate front points. A front of one or two points,
-  or one with no point above its chord, has no knee; the rule then falls back to "accuracy".
+A point is a candidate's search score (`accuracy`: the mean validation accuracy over the seen
+tasks and the new one, see `selfgrow.search.objectives`) and its cost (inference FLOPs,
+parameters or training FLOPs), with the score's standard error when the caller knows it.
+
+Rules (`RULES`; `DEFAULT_RULE` is "parsimony"):
+- "parsimony": the cheapest candidate whose score is not distinguishable from the best one's:
+  score_i >= score_best - z * sqrt(se_i^2 + se_best^2) - tolerance (a one-sided test at `z`
+  standard errors; z = 1 by default). With 100 validation images per class most short-trained
+  candidates are within noise of each other; then the cheaper one wins, so growth must show it
+  pays for itself. Without standard errors this is the "accuracy" rule with `tolerance`.
+- "accuracy": the highest score; with `tolerance` > 0, the cheapest candidate at most `tolerance`
+  below it. Ties go to the lower cost, then the earlier trial.
+- "mnas": the highest score x (cost / reference)^w, MnasNet's soft-constrained objective (Tan et
+  al. 2019, eq. 2 with alpha = beta = w = -0.07): a net of twice the reference cost must score
+  2^0.07 = 1.05 times higher to be chosen. `reference` is the cost of the net before growth (the
+  search passes it), so doubling the FLOPs must buy 5% relative accuracy.
+- "knee": the knee of the Pareto front (Das 1999; Branke et al. 2004): both objectives min-max
+  normalised over the front, the point farthest above the chord joining the cheapest and the most
+  accurate front points. A front of one or two points, or one with no point above its chord, has
+  no knee; the rule then falls back to "parsimony".
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ from collections.abc import Sequence
 
 from selfgrow.errors import SelfgrowError
 
-RULES = ("accuracy", "knee")
+RULES = ("parsimony", "accuracy", "mnas", "knee")
+DEFAULT_RULE = "parsimony"
+MNAS_EXPONENT = -0.07
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -51,16 +65,42 @@ def knee_point(points: Sequence[tuple[float, float]]) -> int | None:
     return front[best] if distances[best] > 1e-12 else None
 
 
-def select(points: Sequence[tuple[float, float]], rule: str = "accuracy", tolerance: float = 0.0) -> int:
-    """Index of the point `rule` picks among `points` (accuracy, cost), all assumed within budget."""
+def indistinguishable(points: Sequence[tuple[float, float]], errors: Sequence[float] | None = None,
+                      z: float = 1.0, tolerance: float = 0.0) -> list[int]:
+    """Indices of the points whose score is within `z` combined standard errors (plus `tolerance`) of the best."""
+    errors = list(errors) if errors is not None else [0.0] * len(points)
+    if len(errors) != len(points):
+        raise SelfgrowError(f"{len(errors)} standard errors were given for {len(points)} points; give one per point.")
+    best = max(range(len(points)), key=lambda i: (points[i][0], -points[i][1], -i))
+    top, top_se = points[best][0], errors[best]
+    return [i for i, (acc, _) in enumerate(points)
+            if acc >= top - z * math.sqrt(errors[i] ** 2 + top_se ** 2) - tolerance - 1e-12]
+
+
+def select(points: Sequence[tuple[float, float]], rule: str = "accuracy", tolerance: float = 0.0,
+           errors: Sequence[float] | None = None, z: float = 1.0, reference: float | None = None) -> int:
+    """Index of the point `rule` picks among `points` (accuracy, cost), all assumed within budget.
+
+    `errors` are the points' standard errors (parsimony; none: exact scores), `z` how many of them
+    make a difference, `reference` the cost the mnas rule divides by (default: the cheapest point's).
+    """
     if rule not in RULES:
         raise SelfgrowError(f"Unknown selection rule {rule!r}; accepted: {', '.join(RULES)}.")
     if not points:
         raise SelfgrowError("No candidate to select from; every candidate was pruned or over the budget.")
+    if not isinstance(z, (int, float)) or z < 0:
+        raise SelfgrowError(f"Selection z={z!r} is invalid; accepted: a number >= 0 (standard errors).")
     if rule == "knee":
         knee = knee_point(points)
         if knee is not None:
             return knee
-    best = max(acc for acc, _ in points)
-    near = [i for i, (acc, _) in enumerate(points) if acc >= best - tolerance]
+        rule = "parsimony"
+    if rule == "mnas":
+        ref = reference if reference is not None and reference > 0 else min(c for _, c in points)
+        value = [acc * (max(cost, 1e-12) / max(ref, 1e-12)) ** MNAS_EXPONENT for acc, cost in points]
+        return max(range(len(points)), key=lambda i: (value[i], -points[i][1], -i))
+    near = indistinguishable(points, errors if rule == "parsimony" else None, z, tolerance)
     return min(near, key=lambda i: (points[i][1], -points[i][0], i))
+
+
+__all__ = ["DEFAULT_RULE", "MNAS_EXPONENT", "RULES", "indistinguishable", "knee_point", "pareto_front", "select"]

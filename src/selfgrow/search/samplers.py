@@ -1,4 +1,4 @@
-"""Optuna samplers for the multi-objective growth search: NSGA-II, multivariate TPE, Gaussian process."""
+"""Optuna samplers for the multi-objective growth search: NSGA-II, multivariate TPE, Gaussian process, random."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from typing import Any
 
 from selfgrow.errors import SelfgrowError
 
-SAMPLERS = ("nsga2", "tpe", "gp")
+SAMPLERS = ("nsga2", "tpe", "gp", "random")
 
 
 def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_size: int = 8) -> Any:
     """The sampler `name` seeded by `seed`.
 
     nsga2: `NSGAIISampler` (generations of `population_size`); tpe: `TPESampler(multivariate=True)`
-    (MOTPE for several objectives); gp: `GPSampler` (log EHVI for several objectives). TPE and GP
-    sample at random for their first `n_startup_trials` trials; enqueued warm-start trials count
-    among them, since every finished trial informs the model.
+    (MOTPE for several objectives); gp: `GPSampler` (log EHVI for several objectives); random:
+    `RandomSampler` (the baseline a model-based sampler must beat). TPE and GP sample at random
+    for their first `n_startup_trials` trials; enqueued warm-start trials count among them, since
+    every finished trial informs the model.
     """
     import optuna
 
@@ -32,4 +33,6 @@ def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_siz
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, population_size))
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=n_startup_trials)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)

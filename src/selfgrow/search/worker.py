@@ -267,13 +267,13 @@ class Worker:
         with torch.random.fork_rng(devices=[]):  # building nets draws weights: leave the process's stream alone
             learner, task = self._learner(job)
         grower = learner.grower
-        space = grower.space(learner, task)
+        space = grower.search_space(learner, task)
         propose, evaluate = grower.problem(learner, task)
         settings = grower.settings
         if study is not None:
             seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],
                                   "little")
-            study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.halving_batch)
+            study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size)
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:

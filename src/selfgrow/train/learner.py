@@ -26,6 +26,7 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.retention.base import Retention
+from selfgrow.retention.settings import apply_settings
 from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario
 from selfgrow.train.evaluate import accuracy
@@ -61,6 +62,7 @@ class Learner:
         self.seen_class_ids: list[int] = []
         self.records: list[dict[str, Any]] = []
         self.optimizer_state: OptimizerState = {}
+        self.retention_settings: dict[str, float] = {}  # strengths chosen by growth searches so far
 
     # ---- learning -----------------------------------------------------------------------------
 
@@ -76,6 +78,9 @@ class Learner:
         self._adopt(growths)
         if plan.weights is not None:
             self.net.load_state_dict(plan.weights)
+        if plan.retention:
+            apply_settings(self.retention, plan.retention)
+            self.retention_settings.update(plan.retention)
         if self.independent:
             self.nets.append(self.net)
         for strategy in self.retention:
@@ -174,6 +179,7 @@ class Learner:
             "seen": [t.index for t in self.seen],
             "seen_class_ids": list(self.seen_class_ids),
             "records": copy.deepcopy(self.records),
+            "retention_settings": dict(self.retention_settings),
         }
 
     def load_state_dict(self, state: dict[str, Any], tasks: Sequence[Task] | None = None) -> None:
@@ -201,6 +207,8 @@ class Learner:
         self.optimizer_state = {k: dict(v) for k, v in state["optimizer_state"].items()}
         for strategy, entry in zip(self.retention, state["retention"]):
             strategy.load_state_dict(entry)
+        self.retention_settings = dict(state.get("retention_settings", {}))
+        apply_settings(self.retention, self.retention_settings)
         self.grower.load_state_dict(state["grower"])
         self.seen = [tasks[i] for i in state["seen"]] if tasks is not None else []
         self.seen_class_ids = list(state["seen_class_ids"])

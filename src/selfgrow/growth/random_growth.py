@@ -1,0 +1,191 @@
+"""The `random` grower: L2BG's random-growth control, a uniformly random point of a searched grower's space per task.
+
+Motivation: Learn to Bind and Grow (L2BG) asks whether its conflict model is what makes its growth
+work, with a *random growth* experiment on Split-CIFAR-100: whenever a new task arrives it binds
+the task to a random existing task, draws the number of layers to expand at random and a random
+subset of layers to expand; the network so grown did much worse than the one RSA chose (average
+gain down to -20, against positive values with RSA). A search that grows the net earns its keep
+only when it beats such a control at the same budget, so this grower draws, before each task, a
+point of the *same* space as `searched` (`space: searched`: a widening factor per width group and
+a number of identity layers per depth point) or `compound` (`space: compound`: φ, and α on a
+fitting first task), with that grower's own space options and the same budget (`max_flops`,
+`max_params`), and grows the net to it without training any candidate (search cost 0).
+
+How it deviates from L2BG's experiment: there is no binding to an earlier task (our searched
+spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
+of the space *within the budget* (each parameter uniform over its values, by rejection sampling:
+up to `max_draws` draws, the first within the budget is kept; when none is, the net does not
+grow). "No growth" is a point of every space, so it is always possible, with its uniform share.
+
+The draws come from a generator seeded by (`seed`, task index) alone, so runs are reproducible and
+a resumed run draws what the uninterrupted one drew. The grower is built by composition: it holds
+the `searched` or `compound` grower it draws for and uses its `space`, `ops_for`, `_propose` and
+budget; after each draw it tells that grower the choice as its own search would (its `chosen`
+hook, with no trained candidate, and its history), so compound's accumulated Φ, base sizes and
+base FLOPs follow the random choices exactly as they follow searched ones, and resume with them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
+from selfgrow.growth.searching import SearchGrower
+from selfgrow.registry import accepted_options
+from selfgrow.search import Proposal
+
+SPACES = ("searched", "compound")
+
+
+class _Untrained:
+    """The search outcome a draw hands to the drawing grower's `chosen` hook: no candidate was trained."""
+
+    spent_flops = 0.0
+
+    def finished(self) -> list[dict[str, Any]]:
+        return []
+
+
+@register_grower("random")
+class RandomGrower(Grower):
+    """L2BG's random-growth control: a uniform point of the searched or compound space within the budget, untrained.
+
+    Options other than `space`, `max_draws`, the budget, `mode` and `seed` are the chosen space's
+    own (null: that grower's default); naming another space's option is refused.
+    """
+
+    def __init__(
+        self,
+        space: str = "searched",
+        max_draws: int = 64,
+        max_flops: float | None = None,
+        max_params: int | None = None,
+        mode: str = "zero",
+        seed: int = 0,
+        width_factors: list[float] | None = None,
+        max_deepen: int | None = None,
+        layers: list[str] | None = None,
+        depth_points: list[str] | None = None,
+        max_phi: float | None = None,
+        phi_step: float | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        fit_coefficients: bool | None = None,
+        alpha_grid: list[float] | None = None,
+    ) -> None:
+        if space not in SPACES:
+            raise SelfgrowError(f"random space={space!r} is invalid; accepted: {', '.join(SPACES)}.")
+        if not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1:
+            raise SelfgrowError(f"random max_draws={max_draws!r} is invalid; accepted: an integer >= 1.")
+        given = {name: value for name, value in (
+            ("width_factors", width_factors), ("max_deepen", max_deepen), ("layers", layers),
+            ("depth_points", depth_points), ("max_phi", max_phi), ("phi_step", phi_step), ("alpha", alpha),
+            ("beta", beta), ("fit_coefficients", fit_coefficients), ("alpha_grid", alpha_grid)) if value is not None}
+        own = space_options(space)
+        for name in given:
+            if name not in own:
+                other = next(s for s in SPACES if name in space_options(s))
+                raise SelfgrowError(f"random option {name!r} belongs to space {other!r}; with space {space!r} "
+                                    f"accepted: {', '.join(own)}.")
+        try:
+            inner = GROWERS[space](**given, max_flops=max_flops, max_params=max_params, mode=mode, seed=seed)
+        except SelfgrowError as err:
+            raise SelfgrowError(f"random grower (space {space!r}): {err}") from err
+        self.space_name = space
+        self.max_draws = max_draws
+        self.seed = seed
+        self.inner: SearchGrower = inner
+
+    def plan(self, learner: Any, task: Any) -> GrowthPlan:
+        net, inner = learner.net, self.inner
+        head = task.index if learner.scenario == "task" else None
+        space = inner.space(learner, task)
+        current = inner._propose(net, head, inner.no_growth(space)).info
+        current = {"flops": current["flops"], "n_params": current["n_params"]}
+        exceeded = inner._over_budget(current)
+        if exceeded:
+            raise SelfgrowError(f"The random grower's budget is smaller than the current net before task {task.index} "
+                                f"({exceeded}); growth cannot shrink a net, so raise or remove the budget.")
+        reasons: dict[str, Any] = {
+            "task": task.index,
+            "rule": f"random growth (control): a uniform point of the {self.space_name} space within the budget"
+                    f"{_budget_text(inner)}, no candidate trained",
+            "current": current,
+            "search_train_flops": 0.0,
+        }
+        if not space:
+            reasons["decision"] = "no growth: empty growth space"
+            return GrowthPlan(reasons=reasons)
+        point, proposal, draws = self._draw(net, head, space, task.index)
+        record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
+        reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],
+                             "n_params": record["n_params"], "draws": draws, "seed": self.seed}
+        within = draws <= self.max_draws and proposal.over_budget is None
+        reasons["decision"] = (f"random growth (control): {point} ({record['flops']:,} FLOPs, "
+                               f"{record['n_params']:,} params, draw {draws})" if within else
+                               f"random growth (control): no draw of {self.max_draws} within the budget, no growth")
+        ops = inner.ops_for(net, point)
+        inner.chosen(net, record, _Untrained(), reasons)
+        inner.history.append({"task": task.index, "chosen": dict(point), "best": dict(point)})
+        return GrowthPlan(ops=ops, reasons=reasons)
+
+    def _draw(self, net: Any, head: int | None, space: dict[str, Any], task: int) -> tuple[dict[str, Any], Proposal, int]:
+        """The first of up to `max_draws` uniform points within the budget: (point, its proposal, draws made);
+        when none is, the no-growth point with draws = max_draws + 1."""
+        rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
+        proposals: dict[str, Proposal] = {}
+        for n in range(1, self.max_draws + 1):
+            point = {name: draw(distribution, rng) for name, distribution in space.items()}
+            key = json.dumps(point, sort_keys=True)
+            if key not in proposals:
+                proposals[key] = self.inner._propose(net, head, point)
+            if proposals[key].over_budget is None:
+                return point, proposals[key], n
+        point = self.inner.no_growth(space)
+        return point, self.inner._propose(net, head, point), self.max_draws + 1
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"space": self.space_name, "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("space", self.space_name) != self.space_name:
+            raise SelfgrowError(f"This random grower draws from space {self.space_name!r} but the checkpoint's drew "
+                                f"from {state['space']!r}; resume with the space the run was started with.")
+        self.inner.load_state_dict(state.get("inner", {}))
+
+
+def space_options(space: str) -> list[str]:
+    """The options of grower `space` that shape its space (its own, not the search's)."""
+    shared = set(accepted_options(SearchGrower))
+    return [name for name in accepted_options(GROWERS[space]) if name not in shared]
+
+
+def draw(distribution: Any, rng: random.Random) -> Any:
+    """A uniform draw from an Optuna distribution: one of its choices or grid points (log scales are
+    uniform over the points too), or a uniform (log-uniform) value of a continuous range."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[rng.randrange(len(distribution.choices))]
+    if isinstance(distribution, IntDistribution):
+        return rng.randrange(distribution.low, distribution.high + 1, distribution.step)
+    if isinstance(distribution, FloatDistribution):
+        low, high, step = distribution.low, distribution.high, distribution.step
+        if step is not None:
+            return float(low + step * rng.randint(0, round((high - low) / step)))
+        if distribution.log:
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        return float(rng.uniform(low, high))
+    raise SelfgrowError(f"The random grower cannot draw from {type(distribution).__name__}; "
+                        "accepted: categorical, integer and float distributions.")
+
+
+def _budget_text(grower: SearchGrower) -> str:
+    budget = [f"{k} {v:,}" for k, v in (("max_flops", grower.max_flops), ("max_params", grower.max_params)) if v]
+    return f" ({', '.join(budget)})" if budget else ""

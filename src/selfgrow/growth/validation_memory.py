@@ -1,0 +1,50 @@
+"""The validation memory of a search grower: what it keeps of earlier tasks' validation splits to score candidates.
+
+Scoring a candidate's stability needs labelled data of the earlier tasks after they are over. The
+learner may keep at most `per_class` validation samples of each class of each earlier task (None:
+the whole split); those bytes are memory the learner holds, so they count in `memory_mb` (as
+`bytes_memory`) like a replay memory. The samples kept are the first `per_class` of each class in
+the split's order, which is already a seeded random draw, so the memory is a random subset that
+does not change between tasks or on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def kept_indices(y: torch.Tensor, per_class: int | None) -> torch.Tensor:
+    """Indices of the first `per_class` samples of every class of `y`, in their order (None: all)."""
+    if per_class is None or len(y) == 0:
+        return torch.arange(len(y))
+    order = torch.argsort(y, stable=True)
+    sorted_y = y[order]
+    starts = torch.searchsorted(sorted_y, sorted_y, right=False)
+    rank = torch.arange(len(y)) - starts
+    return torch.sort(order[rank < per_class]).values
+
+
+def memory_view(task: Any, per_class: int | None) -> Any:
+    """The task with its validation split cut to what the validation memory keeps of it."""
+    if per_class is None:
+        return task
+    keep = kept_indices(task.y_val, per_class)
+    return dataclasses.replace(task, x_val=task.x_val[keep], y_val=task.y_val[keep])
+
+
+def memory_bytes(tasks: Sequence[Any], per_class: int | None) -> int:
+    """Bytes of the validation memory kept of `tasks` (images and labels as stored)."""
+    total = 0
+    for task in tasks:
+        keep = kept_indices(task.y_val, per_class)
+        n = len(keep)
+        if n:
+            total += n * (task.x_val[0].numel() * task.x_val.element_size() + task.y_val.element_size())
+    return total
+
+
+__all__ = ["kept_indices", "memory_bytes", "memory_view"]

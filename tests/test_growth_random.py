@@ -1,0 +1,172 @@
+"""`random` grower (L2BG's random-growth control): seeded uniform draws within the budget, resume, state, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+import torch
+from search_fixtures import learn, learner_for
+from trainer_fixtures import make_tasks, run_config_file
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth import RandomGrower, build_grower
+from selfgrow.growth.compound import FLOPS_TOLERANCE
+from selfgrow.growth.random_growth import space_options
+from selfgrow.nets import build, cost, preset
+from selfgrow.registry import accepted_options
+from selfgrow.train import load_latest, restore, save_checkpoint
+
+HEAD = {"kind": "single", "classes": 4}
+
+
+def mlp(hidden: int = 16):
+    torch.manual_seed(0)
+    return build(preset("mlp-tiny", (1, 8, 8), HEAD) | {"hidden": [hidden]})
+
+
+def plans(grower, net, n_tasks: int = 4, grow: bool = True):
+    """The grower's plans for tasks 0..n_tasks-1 (no training), the net growing by each plan unless not `grow`."""
+    learner = SimpleNamespace(net=net, scenario="class")
+    made = []
+    for index in range(n_tasks):
+        plan = grower.plan(learner, SimpleNamespace(index=index))
+        if grow:
+            learner.net = plan.apply(learner.net)[0]
+        made.append(plan)
+    return made, learner.net
+
+
+def points(made):
+    return [plan.reasons["random"]["point"] for plan in made]
+
+
+@pytest.mark.parametrize("space", ["searched", "compound"])
+def test_the_same_seed_draws_the_same_points_and_other_seeds_differ(space):
+    drawn = {seed: points(plans(build_grower("random", space=space, seed=seed), mlp(), 3)[0]) for seed in range(6)}
+    assert points(plans(build_grower("random", space=space, seed=0), mlp(), 3)[0]) == drawn[0]
+    assert any(drawn[seed] != drawn[0] for seed in range(1, 6))
+
+
+def test_draws_are_uniform_over_the_points_within_the_budget():
+    net = mlp()  # searched space: widen hidden.0 by 1, 1.5, 2 x deepen hidden.0 by 0, 1: six points
+    budget = cost.inference_flops(build(net.spec | {"hidden": [24, 24]}))  # leaves out width 32 with a layer
+    grower = build_grower("random", space="searched", max_flops=budget)
+    made, _ = plans(grower, net, n_tasks=300, grow=False)
+    counts = Counter(json.dumps(p, sort_keys=True) for p in points(made))
+    within = [{"widen:hidden.0": f, "deepen:hidden.0": d} for f in (1.0, 1.5, 2.0) for d in (0, 1)
+              if (f, d) != (2.0, 1)]
+    assert set(counts) == {json.dumps(p, sort_keys=True) for p in within}
+    assert all(30 <= n <= 90 for n in counts.values())  # 60 expected each
+    assert all(plan.reasons["random"]["flops"] <= budget for plan in made)
+
+
+@pytest.mark.parametrize("space", ["searched", "compound"])
+def test_every_choice_is_within_the_budget_and_trains_nothing(space):
+    budget = 3 * cost.inference_flops(mlp())
+    options = {"width_factors": [1, 2, 4], "max_deepen": 2} if space == "searched" else {"max_phi": 3}
+    for seed in range(3):
+        made, net = plans(build_grower("random", space=space, seed=seed, max_flops=budget, **options), mlp(), 3)
+        assert cost.inference_flops(net) <= budget
+        for plan in made:
+            assert plan.reasons["random"]["flops"] <= budget and plan.reasons["search_train_flops"] == 0.0
+            assert plan.reasons["rule"].startswith("random growth (control)") and plan.candidates == []
+
+
+def test_with_no_draw_within_the_budget_the_net_does_not_grow():
+    net = mlp()
+    decisions = []
+    for seed in range(8):  # only "no growth" fits; one draw finds it one time in six
+        made, _ = plans(build_grower("random", seed=seed, max_draws=1, max_flops=cost.inference_flops(net)), net, 1)
+        assert made[0].ops == []
+        decisions.append(made[0].reasons["decision"])
+    assert any("no draw of 1 within the budget, no growth" in d for d in decisions)
+
+
+def test_a_budget_below_the_current_net_stops_with_one_sentence():
+    with pytest.raises(SelfgrowError, match=r"random grower's budget is smaller than the current net before task 0"):
+        plans(build_grower("random", max_params=10), mlp(), 1)
+
+
+def test_the_compound_space_keeps_the_compound_state_as_compound_does():
+    grower = build_grower("random", space="compound", seed=3, max_phi=2)
+    made, net = plans(grower, mlp(), n_tasks=3)
+    compound, current = build_grower("compound", max_phi=2), mlp()
+    for plan, point in zip(made, points(made)):  # the compound grower told the same choices
+        compound.space(SimpleNamespace(net=current), None)
+        assert compound.ops_for(current, point) == plan.ops
+        compound.chosen(current, {"params": point}, None, (reasons := {}))
+        compound.history.append({"task": plan.reasons["task"], "chosen": point, "best": point})
+        assert plan.reasons["compound"] == reasons["compound"]
+        current = plan.apply(current)[0]
+    assert grower.inner.state_dict() == compound.state_dict()
+    phi_total = sum(p["phi"] for p in points(made))
+    assert grower.inner.phi_total == phi_total > 0
+    assert cost.inference_flops(net) == pytest.approx(cost.inference_flops(mlp()) * 2**phi_total, rel=FLOPS_TOLERANCE)
+
+
+def test_a_fitting_first_task_draws_alpha_then_keeps_it():
+    grower = build_grower("random", space="compound", fit_coefficients=True, alpha_grid=[1.0, 1.5], seed=1)
+    made, _ = plans(grower, mlp(), n_tasks=2)
+    first, second = points(made)
+    assert set(first) == {"phi", "alpha"} and set(second) == {"phi"}
+    assert grower.inner.alpha == (first["alpha"] if first["phi"] > 0 else 1.2)
+
+
+def test_a_resumed_grower_draws_what_the_uninterrupted_one_draws(tmp_path):
+    options = {"space": "compound", "seed": 5}
+    learner, _ = learn("random", options, n_tasks=2)
+    save_checkpoint(tmp_path, 1, learner, {})
+    resumed = learner_for("random", options)
+    tasks = make_tasks(3)
+    restore(resumed, load_latest(tmp_path)[1], tasks)
+    assert resumed.grower.state_dict() == learner.grower.state_dict()
+    assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
+    rng = torch.get_rng_state()
+    plan = learner.learn(tasks[2])["plan"]
+    torch.set_rng_state(rng)
+    assert resumed.learn(tasks[2])["plan"] == plan
+    with pytest.raises(SelfgrowError, match="draws from space 'searched' but the checkpoint's drew from 'compound'"):
+        build_grower("random").load_state_dict(learner.grower.state_dict())
+
+
+def test_bad_options_are_refused_in_one_sentence():
+    cases = [
+        ({"space": "nas"}, r"random space='nas' is invalid; accepted: searched, compound\."),
+        ({"max_phi": 2}, r"random option 'max_phi' belongs to space 'compound'; with space 'searched' accepted: "
+                         r"width_factors, max_deepen, layers, depth_points\."),
+        ({"space": "compound", "width_factors": [2]}, r"'width_factors' belongs to space 'searched'"),
+        ({"max_draws": 0}, r"random max_draws=0 is invalid; accepted: an integer >= 1\."),
+        ({"space": "compound", "alpha": 3}, r"random grower \(space 'compound'\): compound alpha 3 is invalid"),
+        ({"max_flops": -1}, r"random grower \(space 'searched'\): searched max_flops=-1 is invalid"),
+        ({"n_trials": 4}, r"Unknown option 'n_trials' for grower 'random'"),
+    ]
+    for options, message in cases:
+        with pytest.raises(SelfgrowError, match=message):
+            build_grower("random", **options)
+
+
+def test_its_space_options_are_exactly_those_of_the_two_spaces():
+    own = {"space", "max_draws", "max_flops", "max_params", "mode", "seed"}
+    assert set(accepted_options(RandomGrower)) - own == set(space_options("searched")) | set(space_options("compound"))
+
+
+@pytest.mark.parametrize("space, scenario", [("compound", "class"), ("searched", "task")])
+def test_random_growth_runs_end_to_end_through_the_cli(tmp_path, space, scenario):
+    config = {
+        "name": f"random-{space}", "seed": 0, "output": str(tmp_path / "runs"),
+        "stream": {"name": "split", "dataset": "digits", "scenario": scenario, "n_tasks": 2},
+        "net": {"preset": "mlp-tiny"},
+        "growth": {"name": "random", "options": {"space": space, "seed": 1, "max_flops": 20000}},
+        "retention": [{"name": "replay", "options": {"budget": 40}}],
+        "trainer": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
+    }
+    run_dir, growth = run_config_file(tmp_path, config)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert len(growth) == 2 and all(plan["reasons"]["random"]["space"] == space for plan in growth)
+    assert all(plan["reasons"]["search_train_flops"] == 0.0 and plan["candidates"] == [] for plan in growth)
+    assert all(c["inference_flops"] <= 20000 for c in results["costs"])
+    assert (space == "compound") == all("compound" in plan["reasons"] for plan in growth)
+    assert (run_dir / "report.html").is_file()
