@@ -31,6 +31,21 @@ def learn(grower: str, options: dict | None = None, n_tasks: int = 3, hidden: li
     return learner, [learner.learn(task) for task in make_tasks(n_tasks)]
 
 
+def resumed_pair(tmp_path: Path, grower: str, options: dict) -> tuple[Learner, Learner, list]:
+    """A learner of 2 fixture tasks, and a fresh one restored from its checkpoint (grower states checked equal
+    and JSON-ready); returns both and the 3 tasks, with the global RNG as `restore` left it."""
+    from selfgrow.train import load_latest, restore, save_checkpoint
+
+    learner, _ = learn(grower, options, n_tasks=2)
+    save_checkpoint(tmp_path, 1, learner, {})
+    resumed = learner_for(grower, options)
+    tasks = make_tasks(3)
+    restore(resumed, load_latest(tmp_path)[1], tasks)
+    assert resumed.grower.state_dict() == learner.grower.state_dict()
+    assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
+    return learner, resumed, tasks
+
+
 def same_net(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Same spec and bit-identical weights and buffers."""
     sa, sb = a.state_dict(), b.state_dict()

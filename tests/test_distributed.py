@@ -7,19 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from postgres_fixtures import throwaway_postgres
 
 from selfgrow.config import from_dict
 from selfgrow.experiment import build_stream
@@ -114,60 +111,11 @@ def test_two_local_workers_on_a_journal_file_give_the_single_process_results(tmp
 # ---- PostgreSQL -----------------------------------------------------------------------------------
 
 
-def _postgres_bin() -> Path | None:
-    """Folder of initdb/pg_ctl: Debian's /usr/lib/postgresql/<version>/bin (newest), else the PATH's."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres() -> str:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (as user postgres when the tests run as root); its URL."""
-    pytest.importorskip("psycopg2", reason="PostgreSQL test skipped: psycopg2 missing (pip install 'selfgrow[distributed]')")
-    bindir = _postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL test skipped: initdb not found (install Debian's postgresql package, see .ci/run)")
-    root = Path(tempfile.mkdtemp(prefix="selfgrow-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        runuser = shutil.which("runuser")
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            account = None
-        if runuser is None or account is None:
-            shutil.rmtree(root)
-            pytest.skip("PostgreSQL test skipped: running as root without a 'postgres' user and runuser")
-        os.chown(root, account.pw_uid, account.pw_gid)
-        prefix = [runuser, "-u", "postgres", "--"]
-    port = _free_port()
-    data = root / "data"
-    steps = [
-        [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "selfgrow", "--no-sync", "-E", "UTF8"],
-        [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-         "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"],
-    ]
-    for step in steps:
-        done = subprocess.run(prefix + step, check=False, capture_output=True, text=True)
-        if done.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-            shutil.rmtree(root, ignore_errors=True)
-            pytest.skip(f"PostgreSQL test skipped: {Path(step[0]).name} failed: {(done.stderr or log).strip()[-300:]}")
-    try:
-        yield f"postgresql+psycopg2://selfgrow@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False,
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (see `postgres_fixtures`); its URL."""
+    with throwaway_postgres() as where:
+        yield f"postgresql+psycopg2://selfgrow@{where}"
 
 
 def test_two_workers_on_postgresql_give_the_single_process_results_when_one_is_killed_during_a_trial(

@@ -8,14 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from search_fixtures import QUICK, digits_run, learn, learner_for, same_net
+from search_fixtures import QUICK, digits_run, learn, learner_for, resumed_pair, same_net
 from trainer_fixtures import make_net, make_tasks
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower
 from selfgrow.growth.compound import FLOPS_TOLERANCE
 from selfgrow.nets import PRESETS, build, cost, ops, preset
-from selfgrow.train import load_latest, restore, save_checkpoint
 
 
 @pytest.mark.parametrize("options", [{"max_phi": 0}, {**QUICK, "tolerance": 1.0}],
@@ -161,14 +160,7 @@ def test_coefficients_are_fitted_on_the_first_task():
 
 
 def test_resume_keeps_the_warm_start_state(tmp_path):
-    options = {**QUICK, "warm_start": 1}
-    learner, _ = learn("compound", options, n_tasks=2)
-    save_checkpoint(tmp_path, 1, learner, {})
-    resumed = learner_for("compound", options)
-    tasks = make_tasks(3)
-    restore(resumed, load_latest(tmp_path)[1], tasks)
-    assert resumed.grower.state_dict() == learner.grower.state_dict()
-    assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
+    learner, resumed, tasks = resumed_pair(tmp_path, "compound", {**QUICK, "warm_start": 1})
     previous = learner.grower.history[-1]  # the last task's chosen point, then its most accurate one if another
     expected = [previous["chosen"]] + ([previous["best"]] if previous["best"] != previous["chosen"] else [])
     rng = torch.get_rng_state()  # restore() set the global RNG to the saved one; both continue from it

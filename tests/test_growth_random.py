@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from search_fixtures import learn, learner_for
-from trainer_fixtures import make_tasks, run_config_file
+from search_fixtures import resumed_pair
+from trainer_fixtures import run_config_file
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import RandomGrower, build_grower
@@ -17,7 +17,6 @@ from selfgrow.growth.compound import FLOPS_TOLERANCE
 from selfgrow.growth.random_growth import space_options
 from selfgrow.nets import build, cost, preset
 from selfgrow.registry import accepted_options
-from selfgrow.train import load_latest, restore, save_checkpoint
 
 HEAD = {"kind": "single", "classes": 4}
 
@@ -116,14 +115,7 @@ def test_a_fitting_first_task_draws_alpha_then_keeps_it():
 
 
 def test_a_resumed_grower_draws_what_the_uninterrupted_one_draws(tmp_path):
-    options = {"space": "compound", "seed": 5}
-    learner, _ = learn("random", options, n_tasks=2)
-    save_checkpoint(tmp_path, 1, learner, {})
-    resumed = learner_for("random", options)
-    tasks = make_tasks(3)
-    restore(resumed, load_latest(tmp_path)[1], tasks)
-    assert resumed.grower.state_dict() == learner.grower.state_dict()
-    assert json.loads(json.dumps(learner.grower.state_dict())) == learner.grower.state_dict()
+    learner, resumed, tasks = resumed_pair(tmp_path, "random", {"space": "compound", "seed": 5})
     rng = torch.get_rng_state()
     plan = learner.learn(tasks[2])["plan"]
     torch.set_rng_state(rng)

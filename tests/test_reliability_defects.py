@@ -5,18 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import pwd
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 from unittest import mock
 
 import pytest
 import yaml
+from postgres_fixtures import free_port, throwaway_postgres
 
 from selfgrow import experiment
 from selfgrow.cli import main
@@ -40,12 +35,6 @@ def _one_sentence(code: int, err: str, *names: str) -> None:
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for name in names:
         assert name in err, (name, err)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- 1. the stream's own default scenario ----------------------------------------------------------
@@ -82,7 +71,7 @@ def test_a_rotated_run_is_domain_incremental_and_its_first_line_says_so(tmp_path
 def test_storages_that_cannot_be_opened_are_one_sentence(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    port = _free_port()
+    port = free_port()
     cases = [
         (f"postgresql://user@127.0.0.1:{port}/db", ["postgresql+psycopg2://***@127.0.0.1", "accepted"]),
         (f"postgresql+psycopg2://user:secret@127.0.0.1:{port}/db", ["Cannot open the study database", "accepted"]),
@@ -113,41 +102,8 @@ def test_plain_postgresql_urls_map_to_the_installed_driver():
 @pytest.fixture(scope="module")
 def password_postgres():
     """A throwaway PostgreSQL cluster on 127.0.0.1 that wants the password 'right'; its (plain) URL base."""
-    pytest.importorskip("psycopg2")
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    bindir = found[-1].parent if found else (Path(shutil.which("initdb")).parent if shutil.which("initdb") else None)
-    if bindir is None:
-        pytest.skip("PostgreSQL test skipped: initdb not found")
-    root = Path(tempfile.mkdtemp(prefix="selfgrow-pgpw-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            account = None
-        if shutil.which("runuser") is None or account is None:
-            shutil.rmtree(root)
-            pytest.skip("PostgreSQL test skipped: running as root without a 'postgres' user and runuser")
-        os.chown(root, account.pw_uid, account.pw_gid)
-        prefix = [shutil.which("runuser"), "-u", "postgres", "--"]
-    (root / "pw").write_text("right\n")
-    if prefix:
-        os.chown(root / "pw", account.pw_uid, account.pw_gid)
-    port, data = _free_port(), root / "data"
-    steps = [[str(bindir / "initdb"), "-D", str(data), "-A", "scram-sha-256", "-U", "selfgrow", "--pwfile",
-              str(root / "pw"), "--no-sync", "-E", "UTF8"],
-             [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60",
-              "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"]]
-    for step in steps:
-        if subprocess.run(prefix + step, check=False, capture_output=True).returncode != 0:
-            shutil.rmtree(root, ignore_errors=True)
-            pytest.skip(f"PostgreSQL test skipped: {Path(step[0]).name} failed")
-    try:
-        yield f"127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False,
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres(password="right") as where:
+        yield where
 
 
 def test_a_plain_postgresql_url_opens_and_a_wrong_password_is_one_sentence(password_postgres):
