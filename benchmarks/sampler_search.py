@@ -2,8 +2,8 @@
 
 A tabular benchmark (as NAS-Bench-101 does for architectures): before task 1 of Split-MNIST
 class-IL (the `searched` row of `split_mnist_class.yaml`: MLP 784-64-64 after task 0, replay 500 +
-LwF, 2 epochs), every point of the `searched` space (each hidden layer widened by 1x, 1.5x, 2x, 3x or
-4x, and 0-2 layers inserted at each of the two depth points: 225 points) is grown and trained once
+LwF, 2 epochs), every point of the `searched` space (each hidden layer widened by 1x, 1.5x, 2x or 3x,
+and 0-1 layers inserted at each of the two depth points: 64 points) is grown and trained once
 as the search trains a candidate (`--epochs` on `--fraction` of the task), and its score (mean
 validation accuracy over tasks 0 and 1), standard error and inference FLOPs are stored. Each sampler
 then runs the real search loop (`selfgrow.search.run_search`, halving batches of 4, no pruning)
@@ -39,7 +39,7 @@ from selfgrow.search import SAMPLERS, Proposal, SearchSettings, run_search, sele
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_mnist_class.yaml"
-SPACE = {"width_factors": [1.0, 1.5, 2.0, 3.0, 4.0], "max_deepen": 2}
+SPACE = {"width_factors": [1.0, 1.5, 2.0, 3.0], "max_deepen": 1}
 
 
 def hypervolume(points: list[tuple[float, float]], cost_ref: float = 1.1) -> float:
