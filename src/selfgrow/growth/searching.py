@@ -8,11 +8,16 @@ validation accuracy, FLOPs, parameters, status complete / pruned / over_budget),
 front, the rule and the choice. The compute of the search (candidate training and scoring) is
 `reasons["search_train_flops"]`, which the run adds to the task's training FLOPs.
 
-Candidates train for the rungs of `epochs` (successive halving with `eta` over batches of
-`halving_batch` trials), on a `data_fraction` of the task's training data.
+Candidates train for the rungs of `epochs` (successive halving with `eta`, rungs shared across
+the study's batches of `halving_batch` trials), on a `data_fraction` of the task's training data.
 
-Objectives: maximise the mean validation accuracy over the seen tasks and the new one; minimise
-`objective` ("flops": inference FLOPs of one input, or "params"). Budget: `max_flops` and
+Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
+and the new one, with its standard error), plasticity and stability are recorded per candidate;
+the study maximises the score and minimises `objective` ("flops": inference FLOPs of one input, or
+"params"); `rule` (default "parsimony", with `z` and `tolerance`) picks the point
+(`selfgrow.search.pareto`). Earlier tasks are scored on at most `val_memory_per_class` validation
+samples per class, counted in the learner's memory (`memory_bytes`). `retention_space` adds the
+strengths of the run's strategies to the space; the chosen ones go into the plan. Budget: `max_flops` and
 `max_params` bound the grown net; points over them are never trained nor chosen. A budget the
 current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
 one sentence. Candidates whose training diverges (non-finite losses or weights) are failed

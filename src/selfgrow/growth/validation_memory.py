@@ -3,9 +3,9 @@
 Scoring a candidate's stability needs labelled data of the earlier tasks after they are over. The
 learner may keep at most `per_class` validation samples of each class of each earlier task (None:
 the whole split); those bytes are memory the learner holds, so they count in `memory_mb` (as
-`bytes_memory`) like a replay memory. The samples kept are the first `per_class` of each class in
-the split's order, which is already a seeded random draw, so the memory is a random subset that
-does not change between tasks or on resume.
+`bytes_memory`) like a replay memory. The samples kept are a seeded random draw of `per_class`
+per class (`selfgrow.streams.sampling.cap_per_class`), the same for a task from one search to the
+next and on resume.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from typing import Any
 
 import torch
 
+from selfgrow.streams.sampling import cap_per_class
+
+MEMORY_SEED = 0
+
 
 def kept_indices(y: torch.Tensor, per_class: int | None) -> torch.Tensor:
-    """Indices of the first `per_class` samples of every class of `y`, in their order (None: all)."""
-    if per_class is None or len(y) == 0:
-        return torch.arange(len(y))
-    order = torch.argsort(y, stable=True)
-    sorted_y = y[order]
-    starts = torch.searchsorted(sorted_y, sorted_y, right=False)
-    rank = torch.arange(len(y)) - starts
-    return torch.sort(order[rank < per_class]).values
+    """Indices of `per_class` samples of every class of `y` (None: all), in their order; a draw seeded by
+    `MEMORY_SEED`, so the same split always keeps the same samples."""
+    return cap_per_class(torch.arange(len(y)), y, per_class, torch.Generator().manual_seed(MEMORY_SEED))
 
 
 def memory_view(task: Any, per_class: int | None) -> Any:
