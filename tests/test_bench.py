@@ -53,6 +53,21 @@ def test_bench_compares_methods_over_seeds_and_writes_outputs(tmp_path, capsys):
     assert "±" in table and "finetune" in table and "transfer T(S)" in table
 
 
+def test_every_row_names_the_rule_and_objectives_of_its_growth(tmp_path, capsys):
+    searched = {"growth": {"name": "searched", "options": {"width_factors": [1.0, 2.0], "n_trials": 2, "epochs": 1,
+                                                          "halving_batch": 2, "max_deepen": 0}}}
+    path = write(tmp_path, seeds=[0], methods={"finetune": {"method": "finetune"}, "searched": searched},
+                 transfer_reference=None)
+    comparison = run_bench(load_bench(path), quiet=False)
+    rows = {r["method"]: r["selection"] for r in comparison["rows"]}
+    assert rows["finetune"] == "rule: fixed: the backbone never grows"
+    assert rows["searched"].startswith("rule: cheapest candidate within 1 standard errors of the best score (parsimony)")
+    for objective in ("score:", "plasticity:", "stability:", "cost: inference FLOPs"):
+        assert objective in rows["searched"]
+    printed = capsys.readouterr().out
+    assert "Growth, per method:\n- finetune: rule: fixed" in printed and "- searched: rule: cheapest" in printed
+
+
 def test_rerun_reads_finished_runs_back_instead_of_recomputing(tmp_path):
     path = write(tmp_path, seeds=[0])
     first = run_bench(load_bench(path), quiet=True)

@@ -209,7 +209,8 @@ def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False, 
                 _say(quiet, finished(label, seed, config))
     comparison = compare(bench, results)
     write_comparison(bench.output, comparison, results)
-    _say(quiet, "\n" + comparison["header"] + "\n\n" + comparison_table(comparison))
+    _say(quiet, "\n" + comparison["header"] + "\n\n" + comparison_table(comparison) + "\n\nGrowth, per method:\n"
+         + selection_notes(comparison))
     return comparison
 
 
@@ -238,11 +239,28 @@ def compare(bench: Bench, results: dict[tuple[str, int], Results]) -> dict[str, 
                               "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
         curves = [[sum(r) / len(r) for r in res.accuracy] for res in runs]
         rows.append({"method": label, "seeds": len(runs), "stats": stats,
-                     "mean_seen_accuracy": [statistics.fmean(c) for c in zip(*curves)]})
+                     "mean_seen_accuracy": [statistics.fmean(c) for c in zip(*curves)],
+                     "selection": selection_of(runs[0])})
     header = (f"bench {bench.name} | seeds {bench.seeds} | {time.strftime('%Y-%m-%d')} | "
               f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"{bench.workers} worker(s) | torch {torch.__version__}")
     return {"header": header, "columns": [c for c, _ in COLUMNS], "keys": [k for _, k in COLUMNS], "rows": rows}
+
+
+def selection_of(results: Results) -> str:
+    """How the method's grower chose its last growth: its rule and, for a search, the objectives it weighed."""
+    if not results.growth:
+        return ""
+    reasons = results.growth[-1].get("reasons", {})
+    text = f"rule: {reasons.get('rule', 'not stated')}"
+    if reasons.get("objectives"):
+        text += "; objectives: " + "; ".join(reasons["objectives"])
+    return text
+
+
+def selection_notes(comparison: dict[str, Any]) -> str:
+    """One line per method: the rule and objectives behind its growth (what every bench row must name)."""
+    return "\n".join(f"- {r['method']}: {r['selection']}" for r in comparison["rows"] if r.get("selection"))
 
 
 def comparison_table(comparison: dict[str, Any]) -> str:
