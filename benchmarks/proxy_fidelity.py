@@ -24,6 +24,7 @@ stopped; the summary is printed and written to `<output>/summary.json`.
 
     python benchmarks/proxy_fidelity.py --grower searched            # 16 points: each stage 1x or 2x
     python benchmarks/proxy_fidelity.py --grower compound            # phi x alpha grid
+    python benchmarks/proxy_fidelity.py --full-schedule cosine       # ground truth trained with a cosine lr
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 
 def train_candidate(learner: Any, task: Any, ops: list, fraction: float, seed: int, epochs: list[int],
-                    test: bool) -> list[dict[str, Any]]:
-    """One independent run of a candidate: its search score after each of `epochs` (and test accuracy)."""
+                    test: bool, schedule: str | None = None) -> list[dict[str, Any]]:
+    """One independent run of a candidate: its search score after each of `epochs` (and test accuracy).
+
+    `schedule` replaces the bench's learning-rate schedule (None: keep it).
+    """
     evaluation = CandidateTraining(learner, task, ops, fraction, seed=seed)
-    evaluation.trainer = dataclasses.replace(evaluation.trainer, seed=seed % 1_000_000)
+    changes = {"seed": seed % 1_000_000, **({"schedule": schedule} if schedule else {})}
+    evaluation.trainer = dataclasses.replace(evaluation.trainer, **changes)
     out = []
     for e in epochs:
         result = evaluation.train_to(e)
@@ -121,7 +126,7 @@ class Probe(Grower):
                 record["proxies"][name] = train_candidate(learner, task, ops, fraction, base + 17, epochs, False)
             for k in range(self.args.seeds):
                 record["full"].append(train_candidate(learner, task, ops, 1.0, base + 1000 * (k + 1),
-                                                      [FULL_EPOCHS], True)[-1])
+                                                      [FULL_EPOCHS], True, self.args.full_schedule)[-1])
             record["seconds"] = time.perf_counter() - started
             self.done[key] = record
             with self.log.open("a") as f:
@@ -165,10 +170,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2, help="probe tasks 0 .. tasks-1")
     parser.add_argument("--output", type=Path, default=Path("bench_runs/proxy_fidelity"))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--full-schedule", choices=["cosine", "step"], default=None,
+                        help="learning-rate schedule of the full-training ground truth (default: the bench's constant lr)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    output = args.output / args.grower
+    output = args.output / (args.grower + (f"-{args.full_schedule}" if args.full_schedule else ""))
     output.mkdir(parents=True, exist_ok=True)
     log = output / "candidates.jsonl"
     done = {}

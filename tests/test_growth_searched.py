@@ -83,6 +83,8 @@ def test_bad_options_are_refused():
         build_grower("searched", z=-0.5)
     with pytest.raises(SelfgrowError, match="val_memory_per_class=0.*integer >= 1"):
         build_grower("searched", val_memory_per_class=0)
+    with pytest.raises(SelfgrowError, match="repeats=0 is invalid.*integer >= 1"):
+        build_grower("searched", repeats=0)
     with pytest.raises(SelfgrowError, match="search sampler 'cmaes'.*nsga2"):
         build_grower("searched", sampler="cmaes")
 
@@ -197,3 +199,35 @@ def test_retention_settings_that_name_nothing_are_refused_in_one_sentence():
         learn("searched", {**QUICK, "retention_space": {"ewc.lam": [10.0]}})
     with pytest.raises(SelfgrowError, match="'lwf.teacher' is not a numeric attribute of lwf.*alpha"):
         learn("searched", {**QUICK, "retention_space": {"lwf.teacher": [1.0]}})
+
+
+def test_repeats_combine_into_the_mean_with_the_spread_in_the_standard_error():
+    from selfgrow.growth.candidates import combine_repeats
+
+    runs = [{"accuracy": 0.8, "plasticity": 0.9, "stability": -0.1, "se": 0.03, "val_accuracy": {"0": 0.7, "1": 0.9},
+             "val_sizes": {"0": 10, "1": 20}},
+            {"accuracy": 0.6, "plasticity": 0.5, "stability": -0.3, "se": 0.05, "val_accuracy": {"0": 0.7, "1": 0.5},
+             "val_sizes": {"0": 10, "1": 20}}]
+    combined = combine_repeats(runs)
+    assert combined["accuracy"] == pytest.approx(0.7) and combined["plasticity"] == pytest.approx(0.7)
+    assert combined["stability"] == pytest.approx(-0.2)
+    assert combined["val_accuracy"] == pytest.approx({"0": 0.7, "1": 0.7})
+    # sample variance of (0.8, 0.6) is 0.02; mean validation variance (0.0009 + 0.0025) / 2 = 0.0017
+    assert combined["se"] == pytest.approx((0.0017 + 0.02 / 2) ** 0.5)
+    assert combined["repeat_scores"] == [0.8, 0.6]
+    assert combine_repeats(runs[:1])["se"] == pytest.approx(0.03)  # one run: the validation error alone
+
+
+def test_repeated_candidates_train_each_repeat_on_its_own_stream_and_score_their_mean():
+    options = {**QUICK, "width_factors": [1.0, 2.0], "max_deepen": 0}
+    _, single = learn("searched", options, n_tasks=3)
+    _, repeated = learn("searched", {**options, "repeats": 3}, n_tasks=3)
+    # task 0 starts from the same net in both runs: its no-growth candidate is the same candidate
+    first_single, first = (next(c for c in r[0]["plan"]["candidates"] if c["ops"] == []) for r in (single, repeated))
+    scores = first["repeat_scores"]
+    assert len(scores) == 3 and first["accuracy"] == pytest.approx(sum(scores) / 3)
+    assert scores[0] == pytest.approx(first_single["accuracy"], abs=1e-6)  # repeat 0 is the single run
+    assert first["spent_flops"] == pytest.approx(3 * first_single["spent_flops"], rel=1e-9)
+    trained = [c for r in repeated for c in r["plan"]["candidates"] if c["status"] == "complete"]
+    assert all(len(c["repeat_scores"]) == 3 for c in trained)
+    assert any(len(set(c["repeat_scores"])) > 1 for c in trained)  # the repeats differ (batch order, growth draws)

@@ -23,6 +23,10 @@ Its growth draws from it and each rung trains under it (the global stream is lef
 candidate's result does not depend on which other candidates were trained before it, in which
 order, or in which process: a distributed worker and a single-process search give it the same
 numbers (CPU; on CUDA only the CPU stream is carried from rung to rung).
+
+Repeats (`RepeatedTraining`): a search that can afford it trains each candidate several times
+from streams of their own and scores the mean, with a standard error that includes the repeats'
+spread; the proxy-fidelity bench measured that spread above the validation-size error.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from selfgrow.search.objectives import candidate_objectives
 from selfgrow.train.parallel import DataParallel
 
 
+REPEAT_SEED_STEP = 1_000_033  # trainer-seed offset of each repeat: its own batch order and augmentations
+
+
 class LearnerView:
     """The learner as the retention hooks see it, with a candidate net in place of its own."""
 
@@ -62,7 +69,7 @@ class CandidateTraining:
 
     def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]], data_fraction: float = 1.0,
                  seed: int = 0, val_memory_per_class: int | None = None,
-                 retention_settings: dict[str, float] | None = None) -> None:
+                 retention_settings: dict[str, float] | None = None, repeat: int = 0) -> None:
         if learner.independent:
             raise SelfgrowError("Growth search needs one shared net; set mode: shared (independent mode trains a fresh net per task).")
         self.learner = learner
@@ -73,7 +80,7 @@ class CandidateTraining:
             self._grow(ops, retention_settings or {})
         self.trainer = dataclasses.replace(
             learner.trainer, lr_grid=None, wd_grid=None, grid_epochs=None, patience=None, progress=False,
-            curve_batches=0, reset_optimizer=False,
+            curve_batches=0, reset_optimizer=False, seed=learner.trainer.seed + REPEAT_SEED_STEP * repeat,
         )
         self.epochs_done = 0
         self.spent_flops = 0.0
@@ -161,6 +168,47 @@ class CandidateTraining:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The candidate's trained weights and buffers as CPU copies (a winner handed to the learner)."""
         return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+
+class RepeatedTraining:
+    """A candidate trained `len(runs)` times (growth draws, batch orders and augmentations differ), scored by the mean.
+
+    The score's standard error then holds both sources of noise: the spread of the repeats (training
+    noise, its variance over the repeats' count) and the validation sample's (the repeats share
+    the validation images, so averaging does not shrink it): se = sqrt(se_val^2 + s^2 / r), with s
+    the repeats' sample standard deviation. The objectives are the repeats' means; the weights a
+    kept winner hands on are the first repeat's.
+    """
+
+    def __init__(self, runs: list[CandidateTraining]) -> None:
+        if not runs:
+            raise SelfgrowError("RepeatedTraining needs at least one candidate run.")
+        self.runs = runs
+
+    @property
+    def spent_flops(self) -> float:
+        return sum(run.spent_flops for run in self.runs)
+
+    def train_to(self, epochs: int) -> dict[str, Any]:
+        """Train every repeat to `epochs` epochs and combine their scores (a diverged repeat fails the candidate)."""
+        results = [run.train_to(epochs) for run in self.runs]
+        failed = next((r for r in results if r.get("diverged")), None)
+        return failed if failed is not None else combine_repeats(results)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.runs[0].state_dict()
+
+
+def combine_repeats(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One score from several repeats' objectives: means, and se = sqrt(mean validation se^2 + var / r)."""
+    r = len(results)
+    mean = {key: sum(res[key] for res in results) / r for key in ("accuracy", "plasticity", "stability")}
+    scores = [res["accuracy"] for res in results]
+    variance = sum((x - mean["accuracy"]) ** 2 for x in scores) / (r - 1) if r > 1 else 0.0
+    validation = sum(res["se"] ** 2 for res in results) / r
+    per_task = {key: sum(res["val_accuracy"][key] for res in results) / r for key in results[0]["val_accuracy"]}
+    return {**mean, "se": math.sqrt(validation + variance / r), "val_accuracy": per_task,
+            "val_sizes": results[0]["val_sizes"], "repeat_scores": scores}
 
 
 def candidate_seed(seed: int, task_index: int, key: str) -> int:

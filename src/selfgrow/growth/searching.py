@@ -16,7 +16,9 @@ and the new one, with its standard error), plasticity and stability are recorded
 the study maximises the score and minimises `objective` ("flops": inference FLOPs of one input, or
 "params"); `rule` (default "parsimony", with `z` and `tolerance`) picks the point
 (`selfgrow.search.pareto`). Earlier tasks are scored on at most `val_memory_per_class` validation
-samples per class, counted in the learner's memory (`memory_bytes`). `retention_space` adds the
+samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
+candidate that many times from streams of its own and scores their mean, with a standard error
+that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
 strengths of the run's strategies to the space; the chosen ones go into the plan. Budget: `max_flops` and
 `max_params` bound the grown net; points over them are never trained nor chosen. A budget the
 current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
@@ -58,7 +60,7 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import Grower, GrowthPlan
-from selfgrow.growth.candidates import CandidateTraining, candidate_seed
+from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search import (
     DEFAULT_RULE,
@@ -108,6 +110,7 @@ class SearchGrower(Grower):
         initial_points: list[dict[str, Any]] | None = None,
         keep_winner: bool = False,
         retention_space: dict[str, list[float]] | None = None,
+        repeats: int = 1,
         seed: int = 0,
     ) -> None:
         from selfgrow.search import make_sampler
@@ -146,6 +149,10 @@ class SearchGrower(Grower):
                            for v in retention_space.values())):
             raise SelfgrowError(f"{self.name} retention_space={retention_space!r} is invalid; accepted: null or a "
                                 "mapping from '<strategy>.<attribute>' to a non-empty list of numbers.")
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise SelfgrowError(f"{self.name} repeats={repeats!r} is invalid; accepted: an integer >= 1 (trainings "
+                                "per candidate, their mean is the score).")
+        self.repeats = repeats
         self.retention_space = {str(k): [float(x) for x in v] for k, v in (retention_space or {}).items()}
         self.data_fraction = float(data_fraction)
         self.initial_points = [dict(p) for p in initial_points or []]
@@ -287,8 +294,11 @@ class SearchGrower(Grower):
             ops = self.ops_for(net, _growth_params(params))
             settings = _retention_params(params)
             seed = candidate_seed(self.seed, task.index, _key(ops, settings))
-            return CandidateTraining(learner, task, ops, self.data_fraction, seed=seed,
-                                     val_memory_per_class=self.val_memory_per_class, retention_settings=settings)
+            runs = [CandidateTraining(learner, task, ops, self.data_fraction, seed=seed + k,
+                                      val_memory_per_class=self.val_memory_per_class, retention_settings=settings,
+                                      repeat=k)
+                    for k in range(self.repeats)]
+            return runs[0] if self.repeats == 1 else RepeatedTraining(runs)
 
         return (lambda params: self._propose(net, head, params)), evaluate
 
