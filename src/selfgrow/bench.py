@@ -25,7 +25,7 @@ import statistics
 import time
 from datetime import datetime
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from selfgrow.atomic import atomic_write_text
 from selfgrow.config import from_dict
 from selfgrow.errors import SelfgrowError, did_you_mean
 from selfgrow.experiment import apply_method, run, saved_config_differences
+from selfgrow.plugins import load_plugins
 from selfgrow.report import Results
 from selfgrow.report.table import format_table
 
@@ -71,6 +72,7 @@ class Bench:
     workers: int = 1
     transfer_reference: str | None = None
     data_dir: str | None = None
+    plugins: list[str] = field(default_factory=list)
 
     def jobs(self) -> list[tuple[str, int, dict[str, Any]]]:
         """(label, seed, plain run config) for every run of the bench."""
@@ -81,13 +83,16 @@ class Bench:
                 config.update(name=f"seed{seed}", seed=seed, output=str(self.output / label))
                 if self.data_dir is not None:
                     config["data_dir"] = self.data_dir
+                if self.plugins:
+                    config["plugins"] = list(dict.fromkeys([*config.get("plugins", []), *self.plugins]))
                 out.append((label, seed, config))
         return out
 
 
 def load_bench(path: str | Path, output: str | Path | None = None, workers: int | None = None,
-               data_dir: str | Path | None = None) -> Bench:
-    """Read and check a bench file; `output`, `workers` and `data_dir` (the data root) override the file's values."""
+               data_dir: str | Path | None = None, plugins: list[str] | None = None) -> Bench:
+    """Read and check a bench file; `output`, `workers` and `data_dir` (the data root) override the file's values,
+    `plugins` join every run's (each job imports them; they are imported here too, so a bad one stops the bench now)."""
     path = Path(path)
     if not path.is_file():
         raise SelfgrowError(f"Bench file {str(path)!r} does not exist; give a YAML file with `base` and `methods`.")
@@ -105,8 +110,10 @@ def load_bench(path: str | Path, output: str | Path | None = None, workers: int 
     if reference is not None and reference not in spec["methods"]:
         raise SelfgrowError(f"transfer_reference {reference!r} is not one of the methods: {', '.join(spec['methods'])}.")
     bench = Bench(name, base, spec["methods"], seeds, Path(output or spec.get("output") or Path("bench_runs") / name),
-                  int(workers or spec.get("workers", 1)), reference, None if data_dir is None else str(data_dir))
+                  int(workers or spec.get("workers", 1)), reference, None if data_dir is None else str(data_dir),
+                  list(plugins or []))
     for _, _, config in bench.jobs():
+        load_plugins(config.get("plugins") or [])
         apply_method(from_dict(config))  # every run's config is valid before any work starts
     return bench
 

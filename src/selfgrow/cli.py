@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.plugins import load_plugins
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +70,10 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PLUGINS_HELP = ("modules to import first, whose growers, strategies or nets register themselves: module names "
+                "or .py paths (docs/extending.md)")
+
+
 def _cmd_run(argv: list[str]) -> int:
     from selfgrow.config_cli import parse_run_args
     from selfgrow.experiment import run
@@ -115,8 +120,10 @@ def _cmd_bench(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="use an output folder that holds runs of this bench: read finished runs back, resume "
                         "killed ones (without it such a folder is refused)")
+    parser.add_argument("--plugins", nargs="*", default=None, help=PLUGINS_HELP)
     args = parser.parse_args(argv)
-    run_bench(load_bench(args.config, args.output, args.workers, args.data_dir), args.only, resume=args.resume)
+    run_bench(load_bench(args.config, args.output, args.workers, args.data_dir, args.plugins), args.only,
+              resume=args.resume)
     return 0
 
 
@@ -126,7 +133,9 @@ def _cmd_list(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="selfgrow list", description="List what selfgrow knows about.")
     parser.add_argument("what", nargs="?", default="all", choices=["all", *SECTIONS])
     parser.add_argument("--data-dir", default=None, help="data root (default: $SELFGROW_DATA, else ~/.cache/selfgrow)")
+    parser.add_argument("--plugins", nargs="*", default=[], help=PLUGINS_HELP)
     args = parser.parse_args(argv)
+    load_plugins(args.plugins)
     print_listing(args.what, args.data_dir)
     return 0
 

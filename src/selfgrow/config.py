@@ -113,6 +113,7 @@ class RunConfig:
     device: str = "auto"
     method: Optional[str] = None
     mode: str = "shared"
+    plugins: list[str] = field(default_factory=list)
     stream: StreamConfig = field(default_factory=StreamConfig)
     net: NetConfig = field(default_factory=NetConfig)
     growth: GrowthConfig = field(default_factory=GrowthConfig)

@@ -34,7 +34,7 @@ def parse_run_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespac
     The config is None when only `--resume` (and `--force`) are given: the run folder's own config is used.
     """
     parser = run_parser()
-    argv = [_undash(arg) for arg in argv]
+    argv = _listed_plugins([_undash(arg) for arg in argv])
     try:
         namespace = parser.parse_args(argv)
     except argparse.ArgumentError as err:
@@ -53,6 +53,25 @@ _DASHED = {
     "--workers": "--distributed.workers",
     "--artifacts": "--distributed.artifacts",
 }
+
+
+def _listed_plugins(argv: list[str]) -> list[str]:
+    """`--plugins a.py b.py` (as `selfgrow bench` and `list` take them) -> `--plugins [a.py, b.py]`; a list stays."""
+    out, i = [], 0
+    while i < len(argv):
+        flag, sep, value = argv[i].partition("=")
+        if flag != "--plugins":
+            out.append(argv[i])
+            i += 1
+            continue
+        items = [value] if sep else []
+        i += 1
+        while not sep and i < len(argv) and not argv[i].startswith("-"):
+            items.append(argv[i])
+            i += 1
+        listed = len(items) == 1 and items[0].lstrip().startswith("[")
+        out += ["--plugins", items[0] if listed else "[" + ", ".join(items) + "]"]
+    return out
 
 
 def _undash(arg: str) -> str:

@@ -24,6 +24,7 @@ from selfgrow import config as config_schema
 from selfgrow.atomic import atomic_write_text, remove_leftovers
 from selfgrow.config import RunConfig
 from selfgrow.errors import SelfgrowError
+from selfgrow.plugins import load_plugins
 from selfgrow.report import Results, write_report
 from selfgrow.report.table import format_table
 from selfgrow.streams.task import Stream
@@ -50,6 +51,7 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
                 f"Run folder {str(run_dir)!r} already holds a run; resume it with --resume {run_dir}, "
                 "or choose another --name or --output."
             )
+    load_plugins(config.plugins)  # a user's own components register before anything is built
     config = apply_method(config)
     seed_everything(config.seed)
     stream = build_stream(config)

@@ -299,8 +299,11 @@ class Worker:
         """The run config of `values` (method applied) and its stream, built once and kept for the next tasks."""
         from selfgrow.config import from_dict, to_dict
         from selfgrow.experiment import apply_method, build_stream
+        from selfgrow.plugins import load_plugins
 
-        config = apply_method(from_dict(values))
+        config = from_dict(values)
+        load_plugins(config.plugins)  # the run's own components, before the learner is built from them
+        config = apply_method(config)
         key = job_digest({"stream": to_dict(config)["stream"], "seed": config.seed, "data_dir": config.data_dir})
         if self._stream is None or self._stream[0] != key:
             self._stream = None  # frees the old stream's data before loading the new
