@@ -150,7 +150,7 @@ def test_only_the_last_two_checkpoints_are_kept(tmp_path):
 
 def test_independent_nets_round_trip(tmp_path):
     tasks = make_tasks(2)
-    trainer = Trainer(epochs=2, batch_size=16, lr=0.1, device="cpu", curve_batches=0)
+    trainer = Trainer(optimizer="sgd", epochs=2, batch_size=16, lr=0.1, device="cpu", curve_batches=0)
     original = Learner(make_net("class"), build_grower("fixed"), [], trainer, "class", independent=True)
     _run(original, tasks, tmp_path)
     copy = Learner(make_net("class", seed=3), build_grower("fixed"), [], trainer, "class", independent=True)

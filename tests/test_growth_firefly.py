@@ -274,7 +274,7 @@ def test_grown_layer_is_the_neighbourhood_at_the_chosen_gates():
 
 
 def learner_for(scenario, continual=False, retention=(), **options):
-    trainer = Trainer(epochs=2, batch_size=16, lr=0.05, device="cpu", curve_batches=0, progress=False)
+    trainer = Trainer(optimizer="sgd", epochs=2, batch_size=16, lr=0.05, device="cpu", curve_batches=0, progress=False)
     net = make_net(scenario, hidden=[8, 6])
     if continual:
         net = build({**net.spec, "unit_masks": True})

@@ -41,7 +41,7 @@ class _Spy(Learner):
 
 
 def _run(grower, n_tasks=4, scenario="class"):
-    trainer = Trainer(epochs=1, batch_size=16, lr=0.05, device="cpu", curve_batches=0)
+    trainer = Trainer(optimizer="sgd", epochs=1, batch_size=16, lr=0.05, device="cpu", curve_batches=0)
     learner = _Spy(make_net(scenario), grower, [], trainer, scenario)
     for task in make_tasks(n_tasks, scenario=scenario):
         learner.learn(task)

@@ -258,7 +258,7 @@ def test_the_grower_refuses_learners_it_cannot_serve():
     from selfgrow.retention import build_retention
 
     task = tiny_stream("s_minus")[0]
-    trainer = Trainer(epochs=1, device="cpu", progress=False)
+    trainer = Trainer(optimizer="sgd", lr=0.01, epochs=1, device="cpu", progress=False)
     cases = [
         (Learner(modular_net(), build_grower("mntdp"), [], trainer, scenario="class"), "task-incremental"),
         (Learner(build({"kind": "mlp", "input_shape": [1, 8, 8], "hidden": [8], "head": {"kind": "multi", "classes": []}}),

@@ -15,7 +15,8 @@ from selfgrow.train import Learner, Trainer, remap_optimizer_state
 
 
 def _trainer(**options) -> Trainer:
-    return Trainer(**{"epochs": 6, "batch_size": 16, "lr": 0.1, "device": "cpu", "curve_batches": 0, **options})
+    return Trainer(**{"epochs": 6, "batch_size": 16, "optimizer": "sgd", "lr": 0.1, "device": "cpu", "curve_batches": 0,
+                      **options})
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,7 @@ class _HandOver(Grower):
 
     def plan(self, learner, task) -> GrowthPlan:
         weights = {k: torch.full_like(v, 0.5) for k, v in learner.net.state_dict().items()}
-        fit = Trainer(epochs=3, device="cpu", curve_batches=0).fit(copy.deepcopy(learner.net), task, "class", []) if self.with_fit else None
+        fit = Trainer(optimizer="sgd", lr=0.01, epochs=3, device="cpu", curve_batches=0).fit(copy.deepcopy(learner.net), task, "class", []) if self.with_fit else None
         return GrowthPlan(weights=weights, fit=fit)
 
 

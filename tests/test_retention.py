@@ -393,7 +393,8 @@ def freezing_learner(**trainer) -> tuple:
     freeze = build_retention("freeze")
     torch.manual_seed(0)
     net = build({"kind": "mlp", "input_shape": list(SHAPE), "hidden": [8], "head": {"kind": "multi", "classes": []}})
-    trainer = Trainer(**{"batch_size": 32, "device": "cpu", "progress": False, "curve_batches": 0, **trainer})
+    trainer = Trainer(**{"epochs": 5, "batch_size": 32, "optimizer": "sgd", "lr": 0.01, "device": "cpu", "progress": False,
+                         "curve_batches": 0, **trainer})
     return stream, freeze, Learner(net, build_grower("schedule", width_factor=1.5), [freeze], trainer, "task")
 
 

@@ -26,7 +26,7 @@ def _weights(net):
 def test_fit_learns_a_separable_task_and_counts_compute():
     task = make_task(0, [0, 1, 2])
     net = _with_head(make_net("class"), task, "class")
-    trainer = Trainer(epochs=15, batch_size=16, lr=0.1, device="cpu", curve_batches=3)
+    trainer = Trainer(optimizer="sgd", epochs=15, batch_size=16, lr=0.1, device="cpu", curve_batches=3)
     result = trainer.fit(net, task, "class")
     assert accuracy(net, task, "class") >= 0.95
     assert result.loss_curve[-1] < 0.5 * result.loss_curve[0]
@@ -43,7 +43,7 @@ def test_fit_is_deterministic_for_a_seed():
     runs = []
     for seed in (3, 3, 4):
         net = _with_head(make_net("class", seed=0), task, "class")
-        Trainer(epochs=2, batch_size=8, lr=0.05, device="cpu", seed=seed).fit(net, task, "class")
+        Trainer(optimizer="sgd", epochs=2, batch_size=8, lr=0.05, device="cpu", seed=seed).fit(net, task, "class")
         runs.append(_weights(net))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
@@ -60,7 +60,7 @@ def test_early_stopping_restores_the_best_epoch(monkeypatch):
         return next(scripted)
 
     monkeypatch.setattr("selfgrow.train.trainer.accuracy", fake_accuracy)
-    result = Trainer(epochs=5, lr=0.1, patience=2, curve_batches=0, device="cpu").fit(net, task, "class")
+    result = Trainer(optimizer="sgd", epochs=5, lr=0.1, patience=2, curve_batches=0, device="cpu").fit(net, task, "class")
     assert result.stopped_early and result.epochs == 4
     assert result.best_epoch == 1 and result.val_acc == 0.9 and result.val_curve == [0.5, 0.9, 0.6, 0.7]
     final = net.state_dict()
@@ -88,7 +88,7 @@ def test_lr_scale_multiplies_the_step():
     for scale in (1.0, 0.5):
         net = _with_head(make_net("class"), task, "class")
         before = net.layers[0].bias.detach().clone()
-        trainer = Trainer(epochs=1, batch_size=len(task.y_train), lr=0.1, momentum=0.0, device="cpu", curve_batches=0)
+        trainer = Trainer(optimizer="sgd", epochs=1, batch_size=len(task.y_train), lr=0.1, momentum=0.0, device="cpu", curve_batches=0)
         trainer.fit(net, task, "class", [Recorder(scales={"layers.0.bias": scale})])
         deltas[scale] = net.layers[0].bias.detach() - before
     assert deltas[1.0].abs().sum() > 0
@@ -98,7 +98,7 @@ def test_lr_scale_multiplies_the_step():
 def test_penalty_enters_the_loss():
     task = make_task(0, [0, 1])
     net = _with_head(make_net("class"), task, "class")
-    result = Trainer(epochs=1, lr=1e-9, device="cpu", curve_batches=0).fit(net, task, "class", [Recorder(constant_penalty=5.0)])
+    result = Trainer(optimizer="sgd", epochs=1, lr=1e-9, device="cpu", curve_batches=0).fit(net, task, "class", [Recorder(constant_penalty=5.0)])
     assert result.loss_curve[0] > 5.0
 
 
@@ -133,7 +133,7 @@ def test_class_il_loss_uses_global_labels_over_seen_classes():
 def test_replay_samples_are_trained_on():
     tasks = make_tasks(2, scenario="class")
     net = ops.add_classes(make_net("class"), 4).net
-    trainer = Trainer(epochs=12, batch_size=16, lr=0.1, device="cpu", curve_batches=0)
+    trainer = Trainer(optimizer="sgd", epochs=12, batch_size=16, lr=0.1, device="cpu", curve_batches=0)
     result = trainer.fit(net, tasks[1], "class", [FixedReplay(tasks[0])])
     assert accuracy(net, tasks[0], "class", split="train") >= 0.9
     assert result.train_samples == 12 * 2 * len(tasks[1].y_train)
@@ -142,7 +142,7 @@ def test_replay_samples_are_trained_on():
 def test_lr_grid_selects_on_validation_and_counts_every_trial():
     task = make_task(0, [0, 1, 2])
     net = _with_head(make_net("class"), task, "class")
-    trainer = Trainer(epochs=4, lr_grid=[1e-6, 0.2], wd_grid=[0.0], device="cpu", curve_batches=0)
+    trainer = Trainer(optimizer="sgd", lr=0.01, epochs=4, lr_grid=[1e-6, 0.2], wd_grid=[0.0], device="cpu", curve_batches=0)
     result = trainer.fit(net, task, "class")
     assert [g["lr"] for g in result.grid] == [1e-6, 0.2]
     assert result.lr == 0.2 and result.val_acc == max(g["val_acc"] for g in result.grid)
@@ -201,11 +201,11 @@ def test_min_epoch_steps_repeats_a_small_training_set_in_every_epoch(monkeypatch
         return original(self, net, batch, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_batch_loss", counting)
-    plain = Trainer(epochs=2, batch_size=8, device="cpu", curve_batches=0)
+    plain = Trainer(optimizer="sgd", lr=0.01, epochs=2, batch_size=8, device="cpu", curve_batches=0)
     assert plain.fit(_with_head(make_net("class"), task, "class"), task, "class").train_samples == 2 * 36
     assert len(seen) == 2 * 5
     seen.clear()
-    repeated = Trainer(epochs=2, batch_size=8, device="cpu", curve_batches=0, min_epoch_steps=12)
+    repeated = Trainer(optimizer="sgd", lr=0.01, epochs=2, batch_size=8, device="cpu", curve_batches=0, min_epoch_steps=12)
     assert repeated.fit(_with_head(make_net("class"), task, "class"), task, "class").train_samples == 2 * 3 * 36
     assert len(seen) == 2 * 14 and sum(seen) == 2 * 3 * 36  # 108 samples: 13 batches of 8 and one of 4
 
@@ -213,7 +213,7 @@ def test_min_epoch_steps_repeats_a_small_training_set_in_every_epoch(monkeypatch
 def test_short_grid_retrains_the_winner_in_full():
     task = make_task(0, [0, 1, 2])
     net = _with_head(make_net("class"), task, "class")
-    trainer = Trainer(epochs=3, grid_epochs=1, lr_grid=[1e-6, 0.2], device="cpu", curve_batches=0)
+    trainer = Trainer(optimizer="sgd", lr=0.01, epochs=3, grid_epochs=1, lr_grid=[1e-6, 0.2], device="cpu", curve_batches=0)
     result = trainer.fit(net, task, "class")
     assert result.lr == 0.2 and result.epochs == 3
     assert result.train_samples == (2 * 1 + 3) * len(task.y_train)
@@ -226,7 +226,7 @@ def test_short_grid_retrains_the_winner_in_full():
                                                    ("cosine", [1, 0.8535534, 0.5, 0.1464466])])
 def test_schedules_set_the_lr_per_epoch(schedule, factors):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    scheduler = Trainer(schedule=schedule, epochs=4)._scheduler(optimizer, 4)
+    scheduler = Trainer(optimizer="sgd", lr=0.01, schedule=schedule, epochs=4)._scheduler(optimizer, 4)
     lrs = []
     for _ in range(4):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -251,3 +251,16 @@ def test_parameters_the_net_declares_frozen_never_move():
     after = dict(net.named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in frozen)
     assert any(not torch.equal(before[n], after[n]) for n in after if n not in frozen)  # the new path learned
+
+
+def test_the_python_api_and_the_config_train_with_the_same_defaults():
+    from dataclasses import asdict, fields
+
+    from selfgrow.config import RunConfig, TrainerConfig
+
+    configured = asdict(RunConfig().trainer)
+    plain = Trainer()
+    assert {f.name for f in fields(Trainer)} == {*configured, "device", "seed"}
+    assert {name: getattr(plain, name) for name in configured} == configured
+    assert (plain.epochs, plain.optimizer, plain.lr, plain.amp) == (10, "adam", 1e-3, True)
+    assert isinstance(plain, TrainerConfig)

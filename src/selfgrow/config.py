@@ -60,7 +60,8 @@ class RetentionConfig:
 
 @dataclass
 class TrainerConfig:
-    """Training of each task (the fields of `selfgrow.train.Trainer` less `device` and `seed`, which are run-wide)."""
+    """Training of each task: the one declaration of the options and defaults of `selfgrow.train.Trainer`
+    (which extends it with the run-wide `device` and `seed`), read by the YAML config, the CLI and the Python API."""
 
     epochs: int = 10
     batch_size: int = 64

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from selfgrow.config import TrainerConfig
 from selfgrow.errors import SelfgrowError, unknown_name
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.streams.task import Task
@@ -87,8 +88,11 @@ class _TaskData:
 
 
 @dataclass
-class Trainer:
+class Trainer(TrainerConfig):
     """Training configuration and loop for one task at a time.
+
+    The options and their defaults are `selfgrow.config.TrainerConfig`'s (declared once there, so a
+    config file, the CLI and `Trainer(...)` in Python train alike), plus the run-wide `device` and `seed`.
 
     `schedule`: "cosine" anneals to 0 over the epochs; "step" divides the lr by 10 at 50% and 75% of
     the epochs. `patience`: stop after that many epochs without a better validation accuracy and
@@ -107,26 +111,8 @@ class Trainer:
     as under the thesis' iteration-based early stopping (None: one pass per epoch).
     """
 
-    epochs: int = 5
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    patience: int | None = None
-    val_every_epoch: bool = True
     device: str = "auto"
-    amp: bool = False
     seed: int = 0
-    lr_grid: list[float] | None = None
-    wd_grid: list[float] | None = None
-    grid_epochs: int | None = None
-    reset_optimizer: bool = True
-    curve_batches: int = 10
-    eval_batch_size: int = 512
-    progress: bool | None = None
-    min_epoch_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
