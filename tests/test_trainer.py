@@ -10,7 +10,7 @@ from trainer_fixtures import FixedReplay, Recorder, make_net, make_task, make_ta
 from selfgrow.errors import SelfgrowError
 from selfgrow.nets import build, ops
 from selfgrow.nets.cost import training_flops_per_sample
-from selfgrow.retention.base import Batch
+from selfgrow.retention.base import Batch, Retention
 from selfgrow.train import Trainer, accuracy, resolve_device
 from selfgrow.train.batches import to_input
 
@@ -108,7 +108,8 @@ def test_task_il_loss_scores_replay_with_its_own_head():
     x, y = new.x_train[:4], new.y_train[:4]
     batch = Batch(x, y, torch.full_like(y, 1), new.global_labels(y))
     replay = FixedReplay(old).replay(3, torch.Generator())
-    loss, transformed, logits = Trainer(device="cpu")._loss(net, batch, replay, new, "task", torch.Generator())
+    loss, transformed, logits, replayed = Trainer(device="cpu")._loss(net, batch, replay, new, "task",
+                                                                      torch.Generator())
     expected = (
         F.cross_entropy(net(to_input(x, new), task=1), y, reduction="sum")
         + F.cross_entropy(net(to_input(replay.x, new), task=0), replay.y, reduction="sum")
@@ -116,6 +117,9 @@ def test_task_il_loss_scores_replay_with_its_own_head():
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(logits, net(to_input(x, new), task=1))
     torch.testing.assert_close(transformed.x, to_input(x, new))
+    [(group, group_logits)] = replayed  # one group per earlier task, scored by that task's head
+    assert torch.equal(group.y, replay.y) and torch.equal(group.task, replay.task)
+    torch.testing.assert_close(group_logits, net(to_input(replay.x, new), task=0))
 
 
 def test_class_il_loss_uses_global_labels_over_seen_classes():
@@ -124,10 +128,13 @@ def test_class_il_loss_uses_global_labels_over_seen_classes():
     x, y = new.x_train[:4], new.y_train[:4]
     batch = Batch(x, y, torch.full_like(y, 1), new.global_labels(y))
     replay = FixedReplay(old).replay(3, torch.Generator())
-    loss, _, logits = Trainer(device="cpu")._loss(net, batch, replay, new, "class", torch.Generator())
+    loss, _, logits, replayed = Trainer(device="cpu")._loss(net, batch, replay, new, "class", torch.Generator())
     inputs = to_input(torch.cat([x, replay.x]), new)
     torch.testing.assert_close(loss, F.cross_entropy(net(inputs), torch.cat([batch.y_global, replay.y_global])))
     assert logits.shape == (4, 4)
+    [(group, group_logits)] = replayed
+    assert torch.equal(group.y_global, replay.y_global)
+    torch.testing.assert_close(group_logits, net(inputs)[4:])
 
 
 def test_replay_samples_are_trained_on():
@@ -264,3 +271,62 @@ def test_the_python_api_and_the_config_train_with_the_same_defaults():
     assert {name: getattr(plain, name) for name in configured} == configured
     assert (plain.epochs, plain.optimizer, plain.lr, plain.amp) == (10, "adam", 1e-3, True)
     assert isinstance(plain, TrainerConfig)
+
+
+class ReplayLogitPenalty(Retention):
+    """Adds `weight` x the replayed logits' sum and records what it was given."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight, self.seen = weight, []
+
+    def replay_penalty(self, net, replayed, logits):
+        self.seen.append((replayed, logits.detach()))
+        return self.weight * logits.sum()
+
+
+def test_a_strategy_sees_the_replayed_samples_logits_and_its_replay_penalty_enters_the_loss():
+    old, new = make_task(0, [0, 1]), make_task(1, [2, 3])
+    net = ops.add_classes(make_net("class"), 4).net
+    x, y = new.x_train[:4], new.y_train[:4]
+    batch = Batch(x, y, torch.full_like(y, 1), new.global_labels(y))
+    replay = FixedReplay(old).replay(3, torch.Generator())
+    strategy = ReplayLogitPenalty(0.5)
+    trainer = Trainer(device="cpu")
+    loss = trainer._batch_loss(net, batch, replay, new, "class", [strategy], torch.Generator())
+    inputs = to_input(torch.cat([x, replay.x]), new)
+    logits = net(inputs)
+    expected = F.cross_entropy(logits, torch.cat([batch.y_global, replay.y_global])) + 0.5 * logits[4:].sum()
+    torch.testing.assert_close(loss, expected)
+    [(given, given_logits)] = strategy.seen
+    assert torch.equal(given.y_global, replay.y_global) and given_logits.shape == (3, 4)
+    # without replayed samples the hook is not called
+    trainer._batch_loss(net, batch, None, new, "class", [strategy], torch.Generator())
+    assert len(strategy.seen) == 1
+
+
+class FixedGradient(Retention):
+    """Gradient surgery as a known answer: replaces every gradient by a constant tensor."""
+
+    def __init__(self, value: float) -> None:
+        self.value, self.calls = value, 0
+
+    def after_backward(self, net, params):
+        self.calls += 1
+        for p in params:
+            assert p.grad is not None  # backward has run
+            p.grad = torch.full_like(p, self.value)
+
+
+def test_after_backward_edits_the_gradients_the_optimizer_step_applies():
+    task = make_task(0, [0, 1])
+    net = make_net("class")
+    net = ops.add_classes(net, 2).net
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    surgeon = FixedGradient(0.25)
+    trainer = Trainer(epochs=1, batch_size=len(task.y_train), optimizer="sgd", lr=0.1, momentum=0.0,
+                      device="cpu", curve_batches=0, val_every_epoch=False)
+    trainer.fit(net, task, "class", [surgeon])
+    assert surgeon.calls == 1  # one batch, one step
+    for name, value in net.state_dict().items():
+        if name in dict(net.named_parameters()):  # w - lr * 0.25, whatever the loss's gradient was
+            torch.testing.assert_close(value, before[name] - 0.1 * 0.25)

@@ -39,6 +39,21 @@ class Retention:
         """An extra loss term for the current batch of new-task data (None adds nothing)."""
         return None
 
+    def replay_penalty(self, net: torch.nn.Module, replayed: Batch, logits: torch.Tensor) -> torch.Tensor | None:
+        """An extra loss term on replayed samples, given their logits (DER-style logit matching; None adds nothing).
+
+        Called once per batch with every replayed sample (class- and domain-IL), or once per earlier
+        task with that task's replayed samples and its head's logits (task-IL); the terms add.
+        """
+        return None
+
+    def after_backward(self, net: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
+        """Gradient surgery (GEM, A-GEM): change `params`' `.grad` in place after backward, before the step.
+
+        The gradients are those the optimizer will apply: the group's mean under data parallelism and
+        unscaled under float16 loss scaling (`params` holds what the optimizer trains; a `.grad` may be None).
+        """
+
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
         """Raw samples of earlier tasks to mix into the batch (None when there is no memory)."""
         return None

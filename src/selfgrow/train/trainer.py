@@ -247,6 +247,7 @@ class Trainer(TrainerConfig):
         best = _Best(self.patience)
         samples, steps, epoch = 0, 0, 0
         guard = _NonFiniteGuard()
+        surgeons = overriding(retention, "after_backward")
         with _frozen(net, _merged_lr_scales(net, retention)) as groups:
             optimizer = self._optimizer(groups, lr, weight_decay)
             if optimizer is not None and optimizer_state:
@@ -270,7 +271,7 @@ class Trainer(TrainerConfig):
                     if parallel is not None:
                         value = parallel.mean(value, device)  # every rank skips or steps alike
                     if guard.finite(value, optimizer):
-                        _step(optimizer, scaler, loss, parallel)
+                        _step(optimizer, scaler, loss, parallel, surgeons, net)
                         loss_sum += value * len(idx)
                         seen += len(idx)
                     steps += 1
@@ -326,13 +327,21 @@ class Trainer(TrainerConfig):
         augment_gen: torch.Generator,
         parallel: DataParallel | None = None,
     ) -> torch.Tensor:
-        """Classification loss of new and replayed samples plus every strategy's penalty."""
-        loss, new, logits = self._loss(net, batch, replay, task, scenario, augment_gen, parallel)
+        """Classification loss of new and replayed samples plus every strategy's penalties (new and replayed samples)."""
+        loss, new, logits, replayed = self._loss(net, batch, replay, task, scenario, augment_gen, parallel)
         scale = 1.0 if parallel is None else parallel.penalty_scale(len(new.y), len(batch.y))
         for strategy in retention:
             extra = strategy.penalty(net, new, logits)
             if extra is not None:
                 loss = loss + (extra if parallel is None else extra * scale)
+        if replayed:
+            mine = sum(len(group.y) for group, _ in replayed)
+            old_scale = 1.0 if parallel is None else parallel.penalty_scale(mine, len(replay.y))
+            for strategy in overriding(retention, "replay_penalty"):
+                for group, group_logits in replayed:
+                    extra = strategy.replay_penalty(net, group, group_logits)
+                    if extra is not None:
+                        loss = loss + (extra if parallel is None else extra * old_scale)
         return loss
 
     def _loss(
@@ -344,8 +353,9 @@ class Trainer(TrainerConfig):
         scenario: str,
         augment_gen: torch.Generator,
         parallel: DataParallel | None = None,
-    ) -> tuple[torch.Tensor, Batch, torch.Tensor]:
-        """Mean cross-entropy over new and replayed samples; also the transformed new batch and its logits.
+    ) -> tuple[torch.Tensor, Batch, torch.Tensor, list[tuple[Batch, torch.Tensor]]]:
+        """Mean cross-entropy over new and replayed samples; also the transformed new batch and its logits, and
+        the replayed samples with their logits (one group, or one per earlier task in task-IL).
 
         Task-IL: each sample is scored by the head of its own task against local labels (a mixed batch is
         grouped by task id). Class-IL: the single head over all classes seen so far, global labels.
@@ -366,23 +376,26 @@ class Trainer(TrainerConfig):
         world = parallel.world if parallel is not None else 1
         if scenario != "task":
             y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
+            logits = net(x_all if parallel is None else torch.cat([new.x] + ([] if old is None else [old.x])))
+            replayed = [] if old is None else [(old, logits[len(new.y):])]
             if parallel is None:
-                logits = net(x_all)
-                return F.cross_entropy(logits, y), new, logits[:n_new]
-            logits = net(new.x if old is None else torch.cat([new.x, old.x]))
+                return F.cross_entropy(logits, y), new, logits[:n_new], replayed
             weights = torch.full_like(y, w_new, dtype=logits.dtype)
             weights[len(new.y):] = w_old
             ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
-            return ce * world / n_all, new, logits[: len(new.y)]
+            return ce * world / n_all, new, logits[: len(new.y)], replayed
         logits = net(new.x, task=task.index)
         if old is None and parallel is None:  # the common case, without the scalar ops of the weighting
-            return F.cross_entropy(logits, new.y), new, logits
+            return F.cross_entropy(logits, new.y), new, logits, []
         ce = F.cross_entropy(logits, new.y, reduction="sum") * w_new
-        if old is not None:
-            for t in torch.unique(old.task).tolist():
-                rows = old.task == t
-                ce = ce + F.cross_entropy(net(old.x[rows], task=int(t)), old.y[rows], reduction="sum") * w_old
-        return ce * world / n_all, new, logits
+        replayed = []
+        for t in [] if old is None else torch.unique(old.task).tolist():
+            rows = old.task == t
+            group = Batch(old.x[rows], old.y[rows], old.task[rows], old.y_global[rows])
+            group_logits = net(group.x, task=int(t))
+            ce = ce + F.cross_entropy(group_logits, group.y, reduction="sum") * w_old
+            replayed.append((group, group_logits))
+        return ce * world / n_all, new, logits, replayed
 
     @staticmethod
     def _replay(retention: list[Retention], batch_size: int, generator: torch.Generator, device: torch.device) -> Batch | None:
@@ -476,24 +489,32 @@ class _NonFiniteGuard:
 
 
 def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor,
-          parallel: DataParallel | None = None) -> None:
+          parallel: DataParallel | None = None, surgeons: Sequence[Retention] = (),
+          net: torch.nn.Module | None = None) -> None:
     """One optimizer step on `loss` (with loss scaling for float16 autocast; nothing when all is frozen);
-    under `parallel` the gradients are the group's mean."""
+    under `parallel` the gradients are the group's mean; `surgeons`' `after_backward` edit them before the step."""
     if optimizer is None:
         return
     optimizer.zero_grad(set_to_none=True)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if parallel is not None:
+        parallel.average_gradients(params)
+    if surgeons:
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # the strategies see (and edit) the gradients the step applies
+        for strategy in surgeons:
+            strategy.after_backward(net, params)
     if scaler is None:
-        loss.backward()
-        if parallel is not None:
-            parallel.average_gradients(params)
         optimizer.step()
     else:
-        scaler.scale(loss).backward()
-        if parallel is not None:
-            parallel.average_gradients(params)
         scaler.step(optimizer)
         scaler.update()
+
+
+def overriding(retention: Sequence[Retention], hook: str) -> list[Retention]:
+    """The strategies whose class overrides `hook` of `Retention` (the others are not called: no cost per step)."""
+    return [r for r in retention if getattr(type(r), hook) is not getattr(Retention, hook)]
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
