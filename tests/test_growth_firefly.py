@@ -303,7 +303,7 @@ def test_plans_choose_the_best_scores_within_the_budget_and_log_plain_data():
         assert len(learner.net.spec["hidden"]) == len(before) + deepened
         if not deepened:
             assert sum(learner.net.spec["hidden"]) == sum(before) + widened
-        assert plan["reasons"]["search_train_flops"] > 0
+        assert plan["search_flops"] > 0
 
 
 @pytest.mark.parametrize("existing", [True, False])
@@ -345,7 +345,7 @@ def test_a_solved_task_does_not_grow_but_hands_over_its_check_training():
     learner.learn(make_tasks(1, scenario="task")[0])
     reasons = plans[0].reasons
     assert plans[0].ops == [] and reasons["decision"].startswith("no growth: the task is solved")
-    assert reasons["rounds"][0]["growth_needed"] is False and reasons["search_train_flops"] > 0
+    assert reasons["rounds"][0]["growth_needed"] is False and plans[0].search_flops > 0
     assert not torch.equal(plans[0].weights["layers.0.weight"], initial)
 
 
@@ -401,7 +401,7 @@ def test_selfgrow_run_on_a_tiny_task_stream_logs_and_draws_the_scores(tmp_path):
         "trainer": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "lr": 0.003, "progress": False},
     }
     run_dir, lines = run_config_file(tmp_path, config)
-    assert [line["reasons"]["grower"] for line in lines] == ["firefly"] * 3
+    assert [line["grower"] for line in lines] == ["firefly"] * 3
     results = json.loads((run_dir / "results.json").read_text())
     assert results["summary"]["forgetting"] == 0.0
     assert {"firefly_scores.png", "firefly_growth.png"} <= {p.name for p in (run_dir / "plots").iterdir()}

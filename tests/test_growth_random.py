@@ -70,7 +70,7 @@ def test_every_choice_is_within_the_budget_and_trains_nothing(space):
         made, net = plans(build_grower("random", space=space, seed=seed, max_flops=budget, **options), mlp(), 3)
         assert cost.inference_flops(net) <= budget
         for plan in made:
-            assert plan.reasons["random"]["flops"] <= budget and plan.reasons["search_train_flops"] == 0.0
+            assert plan.reasons["random"]["flops"] <= budget and plan.search_flops == 0.0
             assert plan.reasons["rule"].startswith("random growth (control)") and plan.candidates == []
 
 
@@ -158,7 +158,7 @@ def test_random_growth_runs_end_to_end_through_the_cli(tmp_path, space, scenario
     run_dir, growth = run_config_file(tmp_path, config)
     results = json.loads((run_dir / "results.json").read_text())
     assert len(growth) == 2 and all(plan["reasons"]["random"]["space"] == space for plan in growth)
-    assert all(plan["reasons"]["search_train_flops"] == 0.0 and plan["candidates"] == [] for plan in growth)
+    assert all(plan["search_flops"] == 0.0 and plan["grower"] == "random" and plan["candidates"] == [] for plan in growth)
     assert all(c["inference_flops"] <= 20000 for c in results["costs"])
     assert (space == "compound") == all("compound" in plan["reasons"] for plan in growth)
     assert (run_dir / "report.html").is_file()

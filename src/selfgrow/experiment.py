@@ -240,7 +240,7 @@ def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str
     return {
         "params": sum(cost.count_params(n) for n in nets),
         "inference_flops": cost.inference_flops(net, head_task),
-        "train_flops": record["fit"]["train_flops"] + record["plan"].get("reasons", {}).get("search_train_flops", 0),
+        "train_flops": record["fit"]["train_flops"] + record["plan"]["search_flops"],
         "bytes_weights": weights,
         "bytes_memory": memory,
         "bytes_total": weights + memory,

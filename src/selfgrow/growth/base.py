@@ -30,7 +30,10 @@ class GrowthPlan:
     candidate was trained in full on the task, `fit` (its `FitResult`; the learner then skips its own
     training). Neither is logged: `explain` holds what a person reads. `retention` sets the strengths
     of the run's strategies ("<strategy>.<attribute>" -> value, `selfgrow.retention.settings`) from
-    this task on, when the grower searched them together with the growth.
+    this task on, when the grower searched them together with the growth. `search_flops`: the compute
+    the grower spent deciding (candidate training and scoring, probes), which the run adds to the
+    task's training FLOPs. `grower`: the registered name of the grower that made the plan (the
+    learner fills it in).
     """
 
     ops: list[dict[str, Any]] = field(default_factory=list)
@@ -40,6 +43,8 @@ class GrowthPlan:
     weights: dict[str, torch.Tensor] | None = None
     fit: "FitResult | None" = None
     retention: dict[str, float] = field(default_factory=dict)
+    search_flops: float = 0.0
+    grower: str = ""
 
     def apply(self, net: torch.nn.Module) -> tuple[torch.nn.Module, list["Growth"]]:
         """Run the operators in order; returns the grown net and each operator's `Growth` (input net untouched)."""
@@ -53,6 +58,8 @@ class GrowthPlan:
     def explain(self) -> dict[str, Any]:
         """JSON-ready description: the operator calls, the reasons, the candidates and the choice."""
         return {
+            "grower": self.grower,
+            "search_flops": float(self.search_flops),
             "ops": copy.deepcopy(self.ops),
             "reasons": copy.deepcopy(self.reasons),
             "candidates": copy.deepcopy(self.candidates),

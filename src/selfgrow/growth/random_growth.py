@@ -115,7 +115,6 @@ class RandomGrower(Grower):
             "rule": f"random growth (control): a uniform point of the {self.space_name} space within the budget"
                     f"{_budget_text(inner)}, no candidate trained",
             "current": current,
-            "search_train_flops": 0.0,
         }
         if not space:
             reasons["decision"] = "no growth: empty growth space"

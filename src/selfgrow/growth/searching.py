@@ -6,7 +6,7 @@ trained by `CandidateTraining`, picks a point by the selection rule within the b
 records everything in the plan: every candidate (parameters, operator calls, per-task
 validation accuracy, FLOPs, parameters, status complete / pruned / over_budget), the Pareto
 front, the rule and the choice. The compute of the search (candidate training and scoring) is
-`reasons["search_train_flops"]`, which the run adds to the task's training FLOPs.
+the plan's `search_flops`, which the run adds to the task's training FLOPs.
 
 Candidates train for the rungs of `epochs` (successive halving with `eta`, rungs shared across
 the study's batches of `halving_batch` trials), on a `data_fraction` of the task's training data.
@@ -197,7 +197,6 @@ class SearchGrower(Grower):
             "rule": self._rule_text(),
             "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
             "current": _cost(net, head),
-            "search_train_flops": 0.0,
         }
         exceeded = self._over_budget(reasons["current"])
         if exceeded:
@@ -215,7 +214,6 @@ class SearchGrower(Grower):
         enqueue = [*reasons["warm_start"], self._baseline(learner, space), *self._fitting_points(space, self.initial_points, learner)]
         outcome = self._search(learner, task, space, enqueue)
         records = outcome.records
-        reasons["search_train_flops"] = outcome.spent_flops
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
         choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference))
@@ -236,7 +234,7 @@ class SearchGrower(Grower):
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
-                          retention=settings)
+                          retention=settings, search_flops=outcome.spent_flops)
 
     def search_space(self, learner: Any, task: Any) -> dict[str, Any]:
         """The subclass's growth space and, when `retention_space` is set, the strategies' strengths beside it.

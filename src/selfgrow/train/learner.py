@@ -74,6 +74,7 @@ class Learner:
         head_growths = self._head_growths(self.net, train_task, scenario)
         self._adopt(head_growths)
         plan: GrowthPlan = self.grower.plan(self, task)
+        plan.grower = plan.grower or self.grower.name
         growths = plan.apply(self.net)[1]
         self._adopt(growths)
         if plan.weights is not None:

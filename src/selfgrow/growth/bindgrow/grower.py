@@ -154,7 +154,7 @@ class BindGrowGrower(SearchGrower):
         net = _joint_net(learner)
         if not learner.seen:
             return GrowthPlan(reasons={
-                "task": task.index, "search_train_flops": 0.0,
+                "task": task.index,
                 "decision": "first task: nothing to bind to; it trains the JointNet's initial path alone",
             })
         self._measure_missing_baselines(learner)
@@ -172,7 +172,7 @@ class BindGrowGrower(SearchGrower):
         """Algorithm 1 with the given δ: no search."""
         ops = self.ops_for(net, {"delta": self.delta})
         return GrowthPlan(ops=ops, reasons={"task": task.index, "rule": f"fixed delta {self.delta:g}",
-                                            "search_train_flops": 0.0, "decision": f"fixed delta {self.delta:g}"})
+                                            "decision": f"fixed delta {self.delta:g}"})
 
     def _explain(self, plan: GrowthPlan, context: BindContext, learner: Any) -> None:
         """Add the conflict model, the binding, δ and the nucleus to the plan's reasons."""
@@ -202,7 +202,7 @@ class BindGrowGrower(SearchGrower):
             "nucleus": expand,
             "retention": [r.name for r in learner.retention],
         })
-        reasons["search_train_flops"] = reasons.get("search_train_flops", 0.0) + context.flops
+        plan.search_flops += context.flops
 
     def _chosen_delta(self, plan: GrowthPlan) -> float:
         if self.delta is not None:

@@ -53,7 +53,7 @@ Deviations from the paper, and why:
   unit and task (`selfgrow.nets.unit_masks`).
 
 Growth runs under a torch RNG forked and seeded from (`seed`, task index). The compute of the
-check trainings and of the neighbourhoods is `reasons["search_train_flops"]`. The grower keeps no
+check trainings and of the neighbourhoods is the plan's `search_flops`. The grower keeps no
 state across tasks: the masks live in the net's state dict, which checkpoints carry.
 """
 
@@ -144,29 +144,28 @@ class FireflyGrower(Grower):
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
         self._check_learner(learner)
-        reasons: dict[str, Any] = {"grower": "firefly", "task": task.index,
-                                   "mode": "continual" if self.continual else "growth",
-                                   "rule": self._rule(), "good_enough": self.good_enough, "rounds": [],
-                                   "search_train_flops": 0.0}
+        reasons: dict[str, Any] = {"task": task.index, "mode": "continual" if self.continual else "growth",
+                                   "rule": self._rule(), "good_enough": self.good_enough, "rounds": []}
+        branch = _Branch(learner)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
-            calls, logged, weights = self._descend(learner, task, reasons)
+            calls, logged, weights = self._descend(learner, branch, task, reasons)
         added = sum(c["kwargs"].get("by", 0) for c in calls)
         layers = sum(c["op"] == "deepen" for c in calls)
         reasons["decision"] = (f"grew {added} unit(s) and {layers} layer(s)" if calls
                                else "no growth: " + reasons["rounds"][-1]["stop"])
-        return GrowthPlan(ops=calls, reasons=reasons, candidates=logged, weights=weights)
+        return GrowthPlan(ops=calls, reasons=reasons, candidates=logged, weights=weights,
+                          search_flops=branch.spent_flops)
 
-    def _descend(self, learner: Any, task: Any, reasons: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, torch.Tensor]]:
+    def _descend(self, learner: Any, branch: _Branch, task: Any, reasons: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, torch.Tensor]]:
         """Train-check-grow rounds; returns the operator calls, the logged candidates and the final weights."""
         from selfgrow.nets.cost import count_params
 
-        branch = _Branch(learner)
         calls: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
         for step in range(self.max_steps + 1):
-            net, accuracy = self._train(branch, task, reasons)
+            net, accuracy = self._train(branch, task)
             entry: dict[str, Any] = {"round": step, "val_accuracy": accuracy, "params": int(count_params(net))}
             reasons["rounds"].append(entry)
             solved = accuracy is not None and self.good_enough is not None and accuracy >= self.good_enough
@@ -177,7 +176,7 @@ class FireflyGrower(Grower):
             if step == self.max_steps:
                 entry["stop"] = f"{self.max_steps} growth step(s) done"
                 break
-            step_calls, growths, records = self._grow(net, task, learner, entry, reasons)
+            step_calls, growths, records = self._grow(net, task, learner, entry, branch)
             logged += records
             if not step_calls:
                 entry["stop"] = "no candidate is eligible"
@@ -187,18 +186,18 @@ class FireflyGrower(Grower):
             entry["params_after"] = int(count_params(branch.net))
         return calls, logged, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
-    def _train(self, branch: _Branch, task: Any, reasons: dict[str, Any]) -> tuple[Any, float | None]:
+    def _train(self, branch: _Branch, task: Any) -> tuple[Any, float | None]:
         """Algorithm 1's step 1 on a copy: the trained net and the new task's validation accuracy."""
         if not self.check_epochs:
             return branch.net, None
         trial = CandidateTraining(branch, task, [])
         result = trial.train_to(self.check_epochs)
-        reasons["search_train_flops"] += trial.spent_flops
+        branch.spent_flops += trial.spent_flops
         branch.net, branch.optimizer_state = trial.net, trial.optimizer_state
         return trial.net, None if result.get("diverged") else result["val_accuracy"][str(task.index)]
 
     def _grow(self, net: Any, task: Any, learner: Any, entry: dict[str, Any],
-              reasons: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
+              branch: _Branch) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
         """One architecture step: neighbourhoods, descent and scores, selection, the grown net."""
         head = task.index if learner.scenario == "task" else None
         groups = self._groups(net)
@@ -207,7 +206,7 @@ class FireflyGrower(Grower):
         nbs = self._neighbourhoods(net, groups, task.index, head)
         inputs = TaskInputs(task, learner.scenario, next(net.parameters()).device)
         records, owners, details = self._score(nbs, inputs, learner.trainer.batch_size, task.index * 1009 + entry["round"],
-                                               head, reasons)
+                                               head, branch)
         selection = select(records, [r["score"] for r in records], [r["gate"] for r in records], budget,
                            self.eps, self.max_new_layers)
         chosen: dict[str, dict[int, float]] = {}
@@ -234,7 +233,7 @@ class FireflyGrower(Grower):
         return nbs
 
     def _score(self, nbs: dict[str, Neighbourhood], inputs: TaskInputs, batch_size: int, stream: int,
-               head: int | None, reasons: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, int]], dict]:
+               head: int | None, branch: _Branch) -> tuple[list[dict[str, Any]], list[tuple[str, int]], dict]:
         """Steps one and two on every neighbourhood: candidate records (score, trained gate, ε̃ s), owners, losses."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + stream)
         sample = inputs.sample(self.score_samples, generator, batch_size)
@@ -242,7 +241,7 @@ class FireflyGrower(Grower):
         for key, nb in nbs.items():
             descent = descend(nb, inputs.batches(batch_size, generator), self.grad_steps, self.lr, self.eps)
             scores = taylor_scores(nb, sample, self.score_points)
-            reasons["search_train_flops"] += self._flops(nb, head, batch_size, sum(len(t) for _, t in sample))
+            branch.spent_flops += self._flops(nb, head, batch_size, sum(len(t) for _, t in sample))
             details[key] = {"loss_before": scores.loss_before, "loss_after": scores.loss_after,
                             "taylor_sum": float((scores.gate * scores.score).sum()),
                             "descent_loss": [descent[0], descent[-1]] if descent else []}
@@ -322,6 +321,7 @@ class _Branch(LearnerView):
         super().__init__(learner, learner.net)
         self.retention = copy.deepcopy(learner.retention)
         self.optimizer_state = copy.deepcopy(learner.optimizer_state)
+        self.spent_flops = 0.0  # the plan's search compute: check trainings and neighbourhood scoring
 
     def adopt(self, growths: list[Any]) -> None:
         """Carry retention and optimizer state through `growths` and make the last grown net current."""

@@ -15,7 +15,7 @@ Deviations from the thesis and why:
   copies it into the new task's head, left untrained, since each task of the modular net owns
   its head.
 - Candidate training FLOPs (besides the winner's) and the prior's forward passes (counted as
-  whole forward passes, head included) go into `reasons["search_train_flops"]`.
+  whole forward passes, head included) are the plan's `search_flops`.
 - The grower holds no state between tasks: every decision is made from the learner's net and the
   task, with seeds derived from the trainer's seed and the task index and fresh modules drawn
   from the global generator that the run's checkpoints restore, so a resumed run decides alike.
@@ -92,7 +92,7 @@ class MNTDPGrower(Grower):
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
         net = _check(learner, task)
-        base = {"grower": "mntdp", "variant": self.variant}
+        base = {"variant": self.variant}
         if not learner.seen:
             path = net.path(task.index)
             return GrowthPlan(reasons={
@@ -120,9 +120,9 @@ class MNTDPGrower(Grower):
             "path": list(chosen.path),
             "new_modules": chosen.describe()["new_modules"],
             "head_from": chosen.source if chosen.reuse_head else None,
-            "search_train_flops": prior_flops + outcome.search_flops,
         }
         return GrowthPlan(
+            search_flops=prior_flops + outcome.search_flops,
             ops=chosen.ops(task.index),
             reasons=reasons,
             candidates=[{**c.describe(), **score} for c, score in zip(space, outcome.scores)],

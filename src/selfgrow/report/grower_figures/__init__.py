@@ -15,8 +15,8 @@ from selfgrow.report.results import Results
 
 
 def plans_of(results: Results, grower: str) -> list[dict]:
-    """The run's growth plans made by `grower` (as each grower names itself in `reasons["grower"]`)."""
-    return [plan for plan in results.growth if plan.get("reasons", {}).get("grower") == grower]
+    """The run's growth plans made by `grower` (the registered name the learner writes in each plan)."""
+    return [plan for plan in results.growth if plan.get("grower") == grower]
 
 
 def grower_figures(results: Results, plots_dir: Path) -> dict[str, Path]:

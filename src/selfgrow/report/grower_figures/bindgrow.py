@@ -7,13 +7,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from selfgrow.report.grower_figures import plans_of
 from selfgrow.report.plots import plt, save_figure
 from selfgrow.report.results import Results
 
 
 def figures(results: Results, plots_dir: Path) -> dict[str, Path]:
     """The three bindgrow figures of the run (none when no plan of the run is a bindgrow one)."""
-    plans = [plan for plan in results.growth if "rsa_binding" in plan.get("reasons", {})]
+    plans = [plan for plan in plans_of(results, "bindgrow") if "rsa_binding" in plan.get("reasons", {})]
     if not plans:
         return {}
     drawn = {
