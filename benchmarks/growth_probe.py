@@ -17,7 +17,7 @@ import yaml
 
 from selfgrow.bench import merge
 from selfgrow.config import from_dict
-from selfgrow.experiment import apply_method, build_learner, build_stream, seed_everything
+from selfgrow.factories import apply_method, build_learner, build_stream, seed_everything
 
 
 def probe_learner(bench_file: Path, method: str, output: Path, grower: Any) -> tuple[Any, Any]:

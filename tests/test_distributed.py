@@ -19,7 +19,7 @@ import yaml
 from postgres_fixtures import throwaway_postgres
 
 from selfgrow.config import from_dict
-from selfgrow.experiment import build_stream
+from selfgrow.factories import build_stream
 from selfgrow.nets import build
 from selfgrow.search.artifacts import unpack
 from selfgrow.search.distributed import READY_PREFIX, RETRIED_ATTR

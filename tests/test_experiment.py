@@ -173,7 +173,7 @@ def test_report_redraws_a_run_folder_and_refuses_a_folder_without_results(tmp_pa
 @pytest.mark.parametrize("options, expected", [({}, 3), ({"seed": 7}, 7)], ids=["run-seed", "own-seed"])
 def test_a_grower_that_draws_random_numbers_takes_the_run_seed_unless_it_sets_its_own(options, expected):
     from selfgrow.config import from_dict
-    from selfgrow.experiment import grower_options
+    from selfgrow.factories import grower_options
 
     config = from_dict({**TINY, "growth": {"name": "searched", "options": options}})
     assert grower_options(config)["seed"] == expected

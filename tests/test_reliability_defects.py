@@ -13,7 +13,7 @@ import pytest
 import yaml
 from postgres_fixtures import free_port, throwaway_postgres
 
-from selfgrow import experiment
+from selfgrow import experiment, factories
 from selfgrow.cli import main
 from selfgrow.config import from_dict, to_dict
 from selfgrow.errors import SelfgrowError
@@ -43,9 +43,9 @@ def _one_sentence(code: int, err: str, *names: str) -> None:
 @pytest.mark.parametrize("name, expected", [("split", "class"), ("permuted", "task"), ("rotated", "domain")])
 def test_the_config_keeps_each_streams_own_default_scenario(tmp_path, name, expected):
     config = from_dict({"stream": {"name": name, "dataset": "digits", "n_tasks": 2}})
-    assert experiment.build_stream(config).scenario == expected
+    assert factories.build_stream(config).scenario == expected
     explicit = from_dict({"stream": {"name": name, "dataset": "digits", "n_tasks": 2, "scenario": "class"}})
-    assert experiment.build_stream(explicit).scenario == "class"  # an explicit choice still wins
+    assert factories.build_stream(explicit).scenario == "class"  # an explicit choice still wins
     # a run folder saved before the fix (scenario: class written out) resumes only where class was the default
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(to_dict(explicit)))
     differing = experiment.saved_config_differences(tmp_path, config)

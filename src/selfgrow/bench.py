@@ -37,7 +37,8 @@ from selfgrow import metrics
 from selfgrow.atomic import atomic_write_text
 from selfgrow.config import from_dict
 from selfgrow.errors import SelfgrowError, did_you_mean
-from selfgrow.experiment import apply_method, run, saved_config_differences
+from selfgrow.experiment import run, saved_config_differences
+from selfgrow.factories import apply_method
 from selfgrow.plugins import load_plugins
 from selfgrow.report import Results
 from selfgrow.report.table import format_table

@@ -284,7 +284,7 @@ class Worker:
 
     def _learner(self, job: dict[str, Any]) -> tuple[Any, Any]:
         """The learner in the job's state and the task to search before, on streams rebuilt from the config."""
-        from selfgrow.experiment import build_learner
+        from selfgrow.factories import build_learner
 
         config, stream = self._config(job["config"])
         learner = build_learner(config, stream)
@@ -298,7 +298,7 @@ class Worker:
     def _config(self, values: dict[str, Any]) -> tuple[Any, Any]:
         """The run config of `values` (method applied) and its stream, built once and kept for the next tasks."""
         from selfgrow.config import from_dict, to_dict
-        from selfgrow.experiment import apply_method, build_stream
+        from selfgrow.factories import apply_method, build_stream
         from selfgrow.plugins import load_plugins
 
         config = from_dict(values)
