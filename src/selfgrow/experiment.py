@@ -72,7 +72,8 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
     try:
-        with deferred_interrupts(), _distributed_search(config, run_dir, quiet):
+        with deferred_interrupts(), _distributed_search(config, run_dir, quiet) as backend:
+            learner.search_backend = backend  # the growth searches run on it (None: in this process)
             _learn_all(tasks, learner, stream, results, run_dir, quiet)
     except KeyboardInterrupt:
         from selfgrow.train.checkpoint import checkpoint_indices

@@ -46,8 +46,9 @@ calls): its numbers do not depend on the order of training or on the process tra
 space with no growth (e.g. compound `max_phi: 0`) runs no search at all, so the run equals the
 `fixed` grower's; `n_trials` < 1, a search that would never search, is refused.
 
-Distributed search: inside `selfgrow.search.distributed.coordinating(...)` (what `selfgrow run
---storage URL --workers N` sets up) the study is shared and worker processes train the
+Distributed search: with the learner's `search_backend` set to a coordinator
+(`selfgrow.search.distributed.coordinating(...)`, which `selfgrow run --storage URL --workers N`
+sets up and hands to the learner) the study is shared and worker processes train the
 candidates (`selfgrow.search.worker`); the choice, the records and the plan are the same.
 """
 
@@ -263,10 +264,9 @@ class SearchGrower(Grower):
         return {**self.no_growth(growth), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]]) -> SearchOutcome:
-        """The task's study: shared with workers inside a distributed run, else run here under a forked torch RNG."""
-        from selfgrow.search import distributed
-
-        coordinator = distributed.current()
+        """The task's study: shared with workers when the learner has a distributed backend, else run here under a
+        forked torch RNG."""
+        coordinator = learner.search_backend
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue)
         propose, evaluate = self.problem(learner, task)

@@ -76,12 +76,7 @@ READY_PREFIX = "selfgrow:ready:"  # + worker name: {time, pid, host} of its conn
 RETRIED_ATTR = "failed_trial"  # Optuna's retry callback marks a retry with the number of the trial it retries
 POLL_SECONDS = 0.2
 
-_current: Coordinator | None = None
-
-
-def current() -> Coordinator | None:
-    """The coordinator of the distributed run under way in this process (None: searches run in process)."""
-    return _current
+_current: Coordinator | None = None  # the distributed run under way in this process (one at a time)
 
 
 @dataclass

@@ -63,6 +63,7 @@ class Learner:
         self.records: list[dict[str, Any]] = []
         self.optimizer_state: OptimizerState = {}
         self.retention_settings: dict[str, float] = {}  # strengths chosen by growth searches so far
+        self.search_backend: Any = None  # where growth searches run: None in process, else a distributed coordinator
 
     # ---- learning -----------------------------------------------------------------------------
 
