@@ -223,9 +223,12 @@ class Trainer(TrainerConfig):
         seen_ids: list[int] | None,
         device: torch.device,
     ) -> FitResult:
-        """Train for up to `epochs` with one (lr, weight decay); returns curves and the optimizer state."""
+        """Train for up to `epochs` with one (lr, weight decay); returns curves and the optimizer state.
+
+        The loop (epochs, early stopping, curves) is here; an epoch's batches are `_epoch`'s, a batch's
+        assembly `_assemble`'s, its loss `_batch_loss`'s, the step and its guards `_NonFiniteGuard` and `_step`'s.
+        """
         track_val = len(data.y_val) > 0 and (self.val_every_epoch or self.patience is not None)
-        curve_batches = self.curve_batches if len(data.y_val) > 0 else 0
         parallel = DataParallel.current()  # under torchrun: this rank's share of every batch
 
         def val_acc() -> float:
@@ -233,21 +236,12 @@ class Trainer(TrainerConfig):
                 parallel.average_buffers(net)
             return accuracy(net, _ValView(task, data), scenario, "val", seen_ids, device, self.eval_batch_size)
 
-        base_seed = self.seed * 1_000_003 + task.index
-        order_gen = torch.Generator().manual_seed(base_seed)
-        replay_gen = torch.Generator().manual_seed(base_seed + 1)
-        augment_gen = torch.Generator().manual_seed(base_seed + 2)  # CPU: same crops on every device
-        use_amp = self.amp and device.type == "cuda"
-        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-
+        run = _Run(self, task, device, curve_batches=self.curve_batches if len(data.y_val) > 0 else 0,
+                   val_acc=val_acc, parallel=parallel)
         val_curve: list[float] = []
         loss_curve: list[float] = []
-        batch_curve: list[float] = [val_acc()] if curve_batches else []
         best = _Best(self.patience)
-        samples, steps, epoch = 0, 0, 0
-        guard = _NonFiniteGuard()
-        surgeons = overriding(retention, "after_backward")
+        epoch = 0
         with _frozen(net, _merged_lr_scales(net, retention)) as groups:
             optimizer = self._optimizer(groups, lr, weight_decay)
             if optimizer is not None and optimizer_state:
@@ -255,31 +249,9 @@ class Trainer(TrainerConfig):
             scheduler = self._scheduler(optimizer, epochs) if optimizer is not None else None
             bar = tqdm(range(epochs), desc=f"task {task.index}", leave=False, disable=not self._show_progress())
             for epoch in bar:
-                net.train()
-                order = _epoch_order(len(data.y_train), self.batch_size, self.min_epoch_steps, order_gen).to(device)
-                loss_sum, seen = 0.0, 0
-                for idx in _batches(order, self.batch_size):
-                    check_interrupt()
-                    y = data.y_train[idx]
-                    batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), data.y_global_train[idx])
-                    replay = self._replay(retention, len(idx), replay_gen, device)
-                    with torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext():
-                        loss = self._batch_loss(net, batch, replay, task, scenario, retention, augment_gen,
-                                                parallel)
-                    samples += len(idx) + (len(replay.y) if replay is not None else 0)
-                    value = float(loss.detach())  # the step's one device sync: NaN check and loss curve
-                    if parallel is not None:
-                        value = parallel.mean(value, device)  # every rank skips or steps alike
-                    if guard.finite(value, optimizer):
-                        _step(optimizer, scaler, loss, parallel, surgeons, net)
-                        loss_sum += value * len(idx)
-                        seen += len(idx)
-                    steps += 1
-                    if steps <= curve_batches:
-                        batch_curve.append(val_acc())
+                loss_curve.append(self._epoch(net, data, task, scenario, retention, optimizer, run))
                 if scheduler is not None:
                     scheduler.step()
-                loss_curve.append(loss_sum / seen if seen else float("nan"))
                 if track_val:
                     val_curve.append(val_acc())
                     bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", val=f"{val_curve[-1]:.3f}")
@@ -304,17 +276,48 @@ class Trainer(TrainerConfig):
             best_epoch=best.epoch,
             val_curve=val_curve,
             loss_curve=loss_curve,
-            batch_curve=batch_curve,
-            train_samples=samples,
+            batch_curve=run.batch_curve,
+            train_samples=run.samples,
             train_flops=0.0,
             wall_time=0.0,
             lr=lr,
             weight_decay=weight_decay,
             stopped_early=best.stopped,
-            skipped_steps=guard.skipped,
-            lr_drops=guard.lr_drops,
+            skipped_steps=run.guard.skipped,
+            lr_drops=run.guard.lr_drops,
             optimizer_state=final_state,
         )
+
+    def _epoch(self, net: torch.nn.Module, data: _TaskData, task: Task, scenario: str, retention: list[Retention],
+               optimizer: torch.optim.Optimizer | None, run: _Run) -> float:
+        """One pass over the epoch's batches; returns the mean loss of the steps taken (NaN when none was)."""
+        net.train()
+        order = _epoch_order(len(data.y_train), self.batch_size, self.min_epoch_steps, run.order_gen).to(run.device)
+        loss_sum, seen = 0.0, 0
+        for idx in _batches(order, self.batch_size):
+            check_interrupt()
+            batch, replay = self._assemble(data, idx, task, retention, run)
+            with run.autocast():
+                loss = self._batch_loss(net, batch, replay, task, scenario, retention, run.augment_gen, run.parallel)
+            run.samples += len(idx) + (len(replay.y) if replay is not None else 0)
+            value = float(loss.detach())  # the step's one device sync: NaN check and loss curve
+            if run.parallel is not None:
+                value = run.parallel.mean(value, run.device)  # every rank skips or steps alike
+            if run.guard.finite(value, optimizer):
+                _step(optimizer, run.scaler, loss, run.parallel, run.surgeons(retention), net)
+                loss_sum += value * len(idx)
+                seen += len(idx)
+            run.steps += 1
+            if run.steps <= run.curve_batches:
+                run.batch_curve.append(run.val_acc())
+        return loss_sum / seen if seen else float("nan")
+
+    def _assemble(self, data: _TaskData, idx: torch.Tensor, task: Task, retention: list[Retention],
+                  run: _Run) -> tuple[Batch, Batch | None]:
+        """The batch of new samples at `idx` and the strategies' replayed samples to mix into it."""
+        y = data.y_train[idx]
+        batch = Batch(data.x_train[idx], y, torch.full_like(y, task.index), data.y_global_train[idx])
+        return batch, self._replay(retention, len(idx), run.replay_gen, run.device)
 
     def _batch_loss(
         self,
@@ -373,29 +376,13 @@ class Trainer(TrainerConfig):
             new, w_new = parallel.share(new)
             if old is not None:
                 old, w_old = parallel.share(old)
-        world = parallel.world if parallel is not None else 1
+        mean = (parallel.world if parallel is not None else 1, n_all)  # a sum of weighted CEs x world / n_all
         if scenario != "task":
-            y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
-            logits = net(x_all if parallel is None else torch.cat([new.x] + ([] if old is None else [old.x])))
-            replayed = [] if old is None else [(old, logits[len(new.y):])]
-            if parallel is None:
-                return F.cross_entropy(logits, y), new, logits[:n_new], replayed
-            weights = torch.full_like(y, w_new, dtype=logits.dtype)
-            weights[len(new.y):] = w_old
-            ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
-            return ce * world / n_all, new, logits[: len(new.y)], replayed
-        logits = net(new.x, task=task.index)
-        if old is None and parallel is None:  # the common case, without the scalar ops of the weighting
-            return F.cross_entropy(logits, new.y), new, logits, []
-        ce = F.cross_entropy(logits, new.y, reduction="sum") * w_new
-        replayed = []
-        for t in [] if old is None else torch.unique(old.task).tolist():
-            rows = old.task == t
-            group = Batch(old.x[rows], old.y[rows], old.task[rows], old.y_global[rows])
-            group_logits = net(group.x, task=int(t))
-            ce = ce + F.cross_entropy(group_logits, group.y, reduction="sum") * w_old
-            replayed.append((group, group_logits))
-        return ce * world / n_all, new, logits, replayed
+            joined = x_all if parallel is None else torch.cat([new.x] + ([] if old is None else [old.x]))
+            loss, logits, replayed = _shared_head_loss(net, joined, new, old, w_new, w_old, mean, parallel is None)
+        else:
+            loss, logits, replayed = _own_heads_loss(net, new, old, task.index, w_new, w_old, mean, parallel is None)
+        return loss, new, logits, replayed
 
     @staticmethod
     def _replay(retention: list[Retention], batch_size: int, generator: torch.Generator, device: torch.device) -> Batch | None:
@@ -441,6 +428,75 @@ class _ValView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._task, name)
+
+
+def _shared_head_loss(net: torch.nn.Module, x: torch.Tensor, new: Batch, old: Batch | None, w_new: float,
+                      w_old: float, mean: tuple[int, int], plain: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Class- and domain-IL: one head over global labels for the new rows and the replayed ones after them.
+
+    `plain` (no data parallelism): the mean cross-entropy of the whole batch in one call, no weighting ops.
+    """
+    y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
+    logits = net(x)
+    replayed = [] if old is None else [(old, logits[len(new.y):])]
+    if plain:
+        return F.cross_entropy(logits, y), logits[: len(new.y)], replayed
+    weights = torch.full_like(y, w_new, dtype=logits.dtype)
+    weights[len(new.y):] = w_old
+    ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
+    return ce * mean[0] / mean[1], logits[: len(new.y)], replayed
+
+
+def _own_heads_loss(net: torch.nn.Module, new: Batch, old: Batch | None, task_index: int, w_new: float,
+                    w_old: float, mean: tuple[int, int], plain: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Task-IL: new rows on the task's head, replayed rows grouped by task, each on its own head, local labels.
+
+    Without replay and data parallelism (`plain`), the common case: a plain mean cross-entropy.
+    """
+    logits = net(new.x, task=task_index)
+    if old is None and plain:
+        return F.cross_entropy(logits, new.y), logits, []
+    ce = F.cross_entropy(logits, new.y, reduction="sum") * w_new
+    replayed = []
+    for t in [] if old is None else torch.unique(old.task).tolist():
+        rows = old.task == t
+        group = Batch(old.x[rows], old.y[rows], old.task[rows], old.y_global[rows])
+        group_logits = net(group.x, task=int(t))
+        ce = ce + F.cross_entropy(group_logits, group.y, reduction="sum") * w_old
+        replayed.append((group, group_logits))
+    return ce * mean[0] / mean[1], logits, replayed
+
+
+class _Run:
+    """What one training run carries from batch to batch: its random streams, autocast, counters and guards.
+
+    Each stream is seeded from (trainer seed, task index): the batch order, the replay draws and the
+    augmentations (CPU generators, so every device gets the same crops).
+    """
+
+    def __init__(self, trainer: Trainer, task: Task, device: torch.device, curve_batches: int,
+                 val_acc: Any, parallel: DataParallel | None) -> None:
+        base_seed = trainer.seed * 1_000_003 + task.index
+        self.order_gen = torch.Generator().manual_seed(base_seed)
+        self.replay_gen = torch.Generator().manual_seed(base_seed + 1)
+        self.augment_gen = torch.Generator().manual_seed(base_seed + 2)
+        self.device, self.parallel, self.val_acc, self.curve_batches = device, parallel, val_acc, curve_batches
+        self.use_amp = trainer.amp and device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 else None
+        self.guard = _NonFiniteGuard()
+        self.samples, self.steps = 0, 0
+        self.batch_curve: list[float] = [val_acc()] if curve_batches else []
+        self._surgeons: list[Retention] | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else contextlib.nullcontext()
+
+    def surgeons(self, retention: list[Retention]) -> list[Retention]:
+        """The strategies that edit gradients after backward (found once per run)."""
+        if self._surgeons is None:
+            self._surgeons = overriding(retention, "after_backward")
+        return self._surgeons
 
 
 class _Best:
