@@ -122,12 +122,18 @@ def test_task_il_loss_scores_replay_with_its_own_head():
     torch.testing.assert_close(group_logits, net(to_input(replay.x, new), task=0))
 
 
-def test_class_il_loss_uses_global_labels_over_seen_classes():
+def class_il_batch() -> tuple:
+    """A class-IL net over 4 classes, the second task, a batch of 4 of its samples and 3 replayed ones of the first."""
     old, new = make_task(0, [0, 1]), make_task(1, [2, 3])
     net = ops.add_classes(make_net("class"), 4).net
-    x, y = new.x_train[:4], new.y_train[:4]
-    batch = Batch(x, y, torch.full_like(y, 1), new.global_labels(y))
-    replay = FixedReplay(old).replay(3, torch.Generator())
+    y = new.y_train[:4]
+    batch = Batch(new.x_train[:4], y, torch.full_like(y, 1), new.global_labels(y))
+    return net, new, batch, FixedReplay(old).replay(3, torch.Generator())
+
+
+def test_class_il_loss_uses_global_labels_over_seen_classes():
+    net, new, batch, replay = class_il_batch()
+    x = batch.x
     loss, _, logits, replayed = Trainer(device="cpu")._loss(net, batch, replay, new, "class", torch.Generator())
     inputs = to_input(torch.cat([x, replay.x]), new)
     torch.testing.assert_close(loss, F.cross_entropy(net(inputs), torch.cat([batch.y_global, replay.y_global])))
@@ -285,11 +291,8 @@ class ReplayLogitPenalty(Retention):
 
 
 def test_a_strategy_sees_the_replayed_samples_logits_and_its_replay_penalty_enters_the_loss():
-    old, new = make_task(0, [0, 1]), make_task(1, [2, 3])
-    net = ops.add_classes(make_net("class"), 4).net
-    x, y = new.x_train[:4], new.y_train[:4]
-    batch = Batch(x, y, torch.full_like(y, 1), new.global_labels(y))
-    replay = FixedReplay(old).replay(3, torch.Generator())
+    net, new, batch, replay = class_il_batch()
+    x = batch.x
     strategy = ReplayLogitPenalty(0.5)
     trainer = Trainer(device="cpu")
     loss = trainer._batch_loss(net, batch, replay, new, "class", [strategy], torch.Generator())
