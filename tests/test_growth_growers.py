@@ -71,12 +71,14 @@ def test_registry_builds_by_name_and_rejects_unknown_names_and_options():
 def test_plan_applies_named_operators_and_explains_itself():
     net = ops.add_classes(make_net("class", hidden=[4]), 2).net
     plan = GrowthPlan(ops=[{"op": "widen", "kwargs": {"layer": "hidden.0", "by": 3}}, {"op": "deepen", "kwargs": {"at": "hidden.0"}}],
-                      reasons={"why": "test"}, candidates=[{"score": 1.0}], chosen=0)
+                      reasons={"why": "test"}, candidates=[{"score": 1.0}], chosen=0, search_flops=12.5,
+                      grower="test")
     grown, growths = plan.apply(net)
     assert grown.spec["hidden"] == [7, 7] and net.spec["hidden"] == [4]
     assert [g.op["op"] for g in growths] == ["widen", "deepen"]
-    assert json.loads(json.dumps(plan.explain())) == {"ops": plan.ops, "reasons": {"why": "test"},
-                                                      "candidates": [{"score": 1.0}], "chosen": 0, "retention": {}}
+    assert json.loads(json.dumps(plan.explain())) == {"grower": "test", "search_flops": 12.5, "ops": plan.ops,
+                                                      "reasons": {"why": "test"}, "candidates": [{"score": 1.0}],
+                                                      "chosen": 0, "retention": {}}
     with pytest.raises(SelfgrowError, match="growth operator 'widn'.*Did you mean 'widen'"):
         GrowthPlan(ops=[{"op": "widn", "kwargs": {}}]).apply(net)
 

@@ -26,6 +26,20 @@ BASE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def registries_as_they_were():
+    """A plugin imported in this process registers for good; each test leaves the registries as it found them."""
+    from selfgrow.growth import GROWERS
+    from selfgrow.nets.base import NET_KINDS
+    from selfgrow.retention import RETENTION
+
+    saved = [(registry, dict(registry)) for registry in (GROWERS, RETENTION, NET_KINDS)]
+    yield
+    for registry, entries in saved:
+        registry.clear()
+        registry.update(entries)
+
+
 def examples(tmp_path: Path) -> list[dict]:
     """The doc's (python, yaml) example pairs, each python block written where its yaml's `plugins` names it."""
     text = DOC.read_text()
