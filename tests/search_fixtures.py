@@ -12,7 +12,7 @@ from selfgrow.config import from_dict
 from selfgrow.experiment import run
 from selfgrow.growth import build_grower
 from selfgrow.retention import build_retention
-from selfgrow.train import Learner, Trainer
+from selfgrow.train import Learner, TaskRecord, Trainer
 
 QUICK = {"n_trials": 3, "epochs": 1, "halving_batch": 3}
 
@@ -24,8 +24,8 @@ def learner_for(grower: str, options: dict | None = None, hidden: list[int] | No
     return Learner(make_net("class", hidden=hidden or [8]), build_grower(grower, **(options or {})), retention, trainer, "class")
 
 
-def learn(grower: str, options: dict | None = None, n_tasks: int = 3, hidden: list[int] | None = None) -> tuple[Learner, list[dict]]:
-    """Learn `n_tasks` fixture tasks from the same seed; returns the learner and its task records."""
+def learn(grower: str, options: dict | None = None, n_tasks: int = 3, hidden: list[int] | None = None) -> tuple[Learner, list[TaskRecord]]:
+    """Learn `n_tasks` fixture tasks from the same seed; returns the learner and its `TaskRecord`s."""
     torch.manual_seed(0)
     learner = learner_for(grower, options, hidden)
     return learner, [learner.learn(task) for task in make_tasks(n_tasks)]

@@ -14,7 +14,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.nets.ops import remap_tensors
 from selfgrow.retention.base import Retention
-from selfgrow.train import Learner, Trainer, checkpoint_dir, load_checkpoint, load_latest, restore, save_checkpoint
+from selfgrow.train import Learner, TaskRecord, Trainer, checkpoint_dir, load_checkpoint, load_latest, restore, save_checkpoint
 
 
 class Anchor(Retention):
@@ -70,9 +70,9 @@ def _assert_same_learner(a: Learner, b: Learner) -> None:
     assert _timeless(a.records) == _timeless(b.records) and a.seen_class_ids == b.seen_class_ids
 
 
-def _timeless(records: list[dict]) -> list[dict]:
-    """Records without wall-clock times, the one thing two identical runs may differ in."""
-    return [{**r, "fit": {k: v for k, v in r["fit"].items() if k != "wall_time"}} for r in records]
+def _timeless(records: list[TaskRecord]) -> list[dict]:
+    """Records as plain dicts without wall-clock times, the one thing two identical runs may differ in."""
+    return [{**d, "fit": {k: v for k, v in d["fit"].items() if k != "wall_time"}} for d in (r.to_dict() for r in records)]
 
 
 def test_round_trip_restores_the_learner_exactly(tmp_path):

@@ -182,7 +182,7 @@ def test_a_task_repeating_an_old_one_binds_to_it_not_to_the_unrelated_task(seed)
     net = joint_net([{"type": "linear", "width": 16}] * 2, shape=(1, 6, 6))
     learner = Learner(net, build_grower("bindgrow", delta=1.0, seed=seed), [], trainer(6, seed), "task")
     records = [learner.learn(t) for t in (first, unrelated, repeat)]
-    reasons = records[2]["plan"]["reasons"]
+    reasons = records[2].plan.reasons
     assert reasons["rsa_binding"] == reasons["binding"] == 0
     assert reasons["task_conflicts"][0] < reasons["task_conflicts"][1]
     assert learner.net.spec["paths"][2][0] != learner.net.spec["paths"][0][0]  # δ = 1 expands every layer
@@ -198,8 +198,8 @@ def test_the_searched_plan_records_conflicts_binding_nucleus_candidates_and_fron
     tasks = [make_task(i, [2 * i, 2 * i + 1]) for i in range(3)]
     learner = searched_learner([build_retention("slow_lr", factor=0.1)], search_binding=True)
     records = [learner.learn(t) for t in tasks]
-    assert records[0]["plan"]["ops"] == [] and "first task" in records[0]["plan"]["reasons"]["decision"]
-    plan = records[2]["plan"]
+    assert records[0].plan.ops == [] and "first task" in records[0].plan.reasons["decision"]
+    plan = records[2].plan.explain()
     json.dumps(plan)
     r, chosen = plan["reasons"], plan["candidates"][plan["chosen"]]
     assert r["old_tasks"] == [0, 1] and len(r["conflicts"]) == 2 and all(len(c) == 2 for c in r["conflicts"])
@@ -214,7 +214,7 @@ def test_the_searched_plan_records_conflicts_binding_nucleus_candidates_and_fron
     for c in done:  # the engine's objective is Δ over the three tasks' validation accuracies
         assert c["accuracy"] == pytest.approx(multitask_gain(c["val_accuracy"], {int(t): e for t, e in r["baselines"].items()}))
         assert c["cost"] == c["n_params"] and round(c["params"]["delta"] / 0.05, 6).is_integer()
-    assert records[2]["growth"][-1]["path"] == learner.net.spec["paths"][2]
+    assert records[2].growth[-1]["path"] == learner.net.spec["paths"][2]
 
 
 def test_shared_layers_learn_slowly_under_slow_lr_and_not_at_all_under_freeze():
@@ -243,40 +243,44 @@ def test_a_resumed_grower_keeps_the_baselines_and_decides_as_before():
     net.load_state_dict(learner.net.state_dict())
     twin = Learner(net, resumed, [], trainer(), "task")
     twin.seen = list(learner.seen)
-    assert twin.learn(tasks[2])["plan"] == learner.learn(tasks[2])["plan"]
+    assert twin.learn(tasks[2]).plan.explain() == learner.learn(tasks[2]).plan.explain()
 
 
 def test_a_grower_rebuilt_from_the_state_taken_during_the_search_poses_the_same_problem():
     """What a distributed search worker does: it loads the learner's (and grower's) state of the moment."""
 
     class Capturing(BindGrowGrower):
-        def space(self, learner, task):
+        def space(self, learner, task, context=None):
             self.captured = json.loads(json.dumps(self.state_dict()))
-            return super().space(learner, task)
+            self.captured_context = json.loads(json.dumps(self.context_state(context)))
+            return super().space(learner, task, context)
 
     tasks = [make_task(i, [2 * i, 2 * i + 1]) for i in range(3)]
     grower = Capturing(n_trials=2, epochs=1, halving_batch=2, rsa_samples=10, search_binding=True)
     learner = Learner(joint_net(), grower, [], trainer(), "task")
-    plans = [learner.learn(t)["plan"] for t in tasks]
+    plans = [learner.learn(t).plan.explain() for t in tasks]
     worker = build_grower("bindgrow", n_trials=2, epochs=1, halving_batch=2, rsa_samples=10, search_binding=True)
     worker.load_state_dict(grower.captured)  # taken while task 2 was searched
-    space = worker.space(learner, tasks[2])
+    context = worker.context_from_state(grower.captured_context)  # what the task's job carries
+    space = worker.space(learner, tasks[2], context)
     assert set(space) == {"delta", "bind"} and space["bind"].choices == (0, 1)
     assert worker.baselines == {t: plans[2]["reasons"]["baselines"][str(t)] for t in (0, 1)}
     for candidate in plans[2]["candidates"]:
-        assert worker.ops_for(learner.net, candidate["params"]) == candidate["ops"]
-    assert grower.state_dict()["context"] is None  # not kept once the task is planned
+        assert worker.ops_for(learner.net, candidate["params"], context) == candidate["ops"]
+    assert "context" not in grower.state_dict()  # per-task state is passed, not kept
+    with pytest.raises(SelfgrowError, match="needs the task's conflict model"):
+        worker.space(learner, tasks[2])
 
 
 def test_bad_options_and_nets_are_refused_in_one_sentence():
-    cases = [({"delta": 1.5}, "delta=1.5 is invalid; accepted: null \\(searched\\) or a number in \\[0, 1\\]"),
+    cases = [({"delta": 1.5}, "delta=1.5 is invalid; accepted: null or a finite number in \\[0, 1\\] \\(null: searched\\)"),
              ({"delta_range": [0.6, 0.2]}, "delta_range=\\[0.6, 0.2\\] is invalid"),
              ({"delta_step": 0}, "delta_step=0 is invalid"),
              ({"delta_range": [0.0, 0.5], "delta_step": 0.2}, "not a whole number of delta_step"),
              ({"layers": [-1]}, "layers=\\[-1\\] is invalid"),
              ({"task_epochs": 0}, "task_epochs=0 is invalid"),
              ({"rsa_samples": 2}, "rsa_samples=2 is invalid; accepted: an integer >= 3"),
-             ({"n_trials": 0}, "n_trials=0 leaves δ unchosen"),
+             ({"n_trials": 0}, "n_trials=0 is invalid; accepted: an integer >= 1"),
              ({"search_binding": "yes"}, "search_binding='yes' is invalid")]
     for options, message in cases:
         with pytest.raises(SelfgrowError, match=message):

@@ -23,9 +23,9 @@ def test_zero_growth_gives_exactly_the_fixed_net(options):
     fixed, _ = learn("fixed")
     grown, records = learn("compound", options)
     assert same_net(grown.net, fixed.net)
-    assert all(r["plan"]["ops"] == [] for r in records)
+    assert all(r.plan.ops == [] for r in records)
     searched = options.get("n_trials", 6) > 0 and options.get("max_phi", 2) > 0
-    assert all((r["plan"]["search_flops"] > 0) == searched for r in records)
+    assert all((r.plan.search_flops > 0) == searched for r in records)
 
 
 # Small inputs keep every preset quick; the convnet needs 19x19 for its three conv + pool layers.
@@ -125,7 +125,7 @@ def test_a_flops_budget_caps_the_target_and_is_never_exceeded():
     net = ops.add_classes(make_net("class", hidden=[8]), 2).net
     budget = 1.5 * cost.inference_flops(net)
     learner, records = learn("compound", {**QUICK, "n_trials": 4, "max_phi": 3, "max_flops": budget}, n_tasks=1)
-    candidates, chosen = records[0]["plan"]["candidates"], records[0]["plan"]["chosen"]
+    candidates, chosen = records[0].plan.candidates, records[0].plan.chosen
     assert candidates[chosen]["flops"] <= budget and candidates[chosen]["status"] == "complete"
     growing = [c for c in candidates if c["params"]["phi"] > 0]
     assert growing and all(cost.inference_flops(net) < c["flops"] <= budget for c in growing)  # 2^phi capped to the budget
@@ -137,7 +137,7 @@ def test_points_over_a_params_budget_are_never_trained():
     net = ops.add_classes(make_net("class", hidden=[8]), 2).net
     budget = cost.count_params(net) + 10  # phi >= 1 grows more than 10 parameters
     learner, records = learn("compound", {**QUICK, "n_trials": 4, "max_phi": 2, "max_params": budget}, n_tasks=1)
-    candidates = records[0]["plan"]["candidates"]
+    candidates = records[0].plan.candidates
     over = [c for c in candidates if c["status"] == "over_budget"]
     assert over and all(c["params"]["phi"] > 0 and "accuracy" not in c for c in over)
     assert cost.count_params(learner.net) <= budget
@@ -153,9 +153,9 @@ def test_coefficients_are_fitted_on_the_first_task():
     learner = learner_for("fixed")
     learner.grower = grower
     record = learner.learn(make_tasks(1)[0])
-    assert {"phi", "alpha"} <= set(record["plan"]["candidates"][1]["params"])
+    assert {"phi", "alpha"} <= set(record.plan.candidates[1]["params"])
     assert grower.alpha in (1.0, 1.5) and grower.alpha * grower.beta**2 == pytest.approx(2.0)
-    assert record["plan"]["reasons"]["compound"]["alpha_beta2"] == pytest.approx(2.0)
+    assert record.plan.reasons["compound"]["alpha_beta2"] == pytest.approx(2.0)
     assert "alpha" not in grower.space(learner, None)  # later tasks search phi only
 
 
@@ -164,16 +164,16 @@ def test_resume_keeps_the_warm_start_state(tmp_path):
     previous = learner.grower.history[-1]  # the last task's chosen point, then its most accurate one if another
     expected = [previous["chosen"]] + ([previous["best"]] if previous["best"] != previous["chosen"] else [])
     rng = torch.get_rng_state()  # restore() set the global RNG to the saved one; both continue from it
-    plan = learner.learn(tasks[2])["plan"]
+    plan = learner.learn(tasks[2]).plan.explain()
     assert plan["reasons"]["warm_start"] == expected and plan["candidates"][0]["params"] == previous["chosen"]
     torch.set_rng_state(rng)
-    assert resumed.learn(tasks[2])["plan"] == plan  # the same search, candidate for candidate
+    assert resumed.learn(tasks[2]).plan.explain() == plan  # the same search, candidate for candidate
 
 
 def test_bad_options_are_refused():
     with pytest.raises(SelfgrowError, match="max_phi=-1.*>= 0"):
         build_grower("compound", max_phi=-1)
-    with pytest.raises(SelfgrowError, match="alpha 2.5.*\\[1, 2\\]"):
+    with pytest.raises(SelfgrowError, match="alpha=2.5 is invalid; accepted: a finite number in \\[1, 2\\]"):
         build_grower("compound", alpha=2.5)
     with pytest.raises(SelfgrowError, match="objective='time'.*flops, params"):
         build_grower("compound", objective="time")

@@ -287,7 +287,7 @@ def test_plans_choose_the_best_scores_within_the_budget_and_log_plain_data():
     learner = learner_for("class", max_new_layers=1, grow_ratio=0.25)
     for task in make_tasks(3, scenario="class"):
         before = learner.net.spec["hidden"]
-        plan = learner.learn(task)["plan"]
+        plan = learner.learn(task).plan.explain()
         json.dumps(plan)
         grown = plan["reasons"]["rounds"][0]
         assert grown["n_chosen"] <= grown["budget"] == max(1, round(0.25 * sum(before)))
@@ -312,7 +312,7 @@ def test_continual_mode_never_changes_an_earlier_task_and_survives_a_resume(exis
     x = torch.rand(6, *SHAPE)
     outputs = {}
     for task in make_tasks(3, scenario="task"):
-        plan = learner.learn(task)["plan"]
+        plan = learner.learn(task).plan.explain()
         learner.net.eval()
         kinds = {"new", "copy"} if existing and task.index else {"new"}
         assert plan["ops"] and {c["kind"] for c in plan["candidates"]} == kinds
@@ -439,7 +439,7 @@ def test_nothing_to_offer_leaves_the_learners_net_trainable():
     """Continual mode with copies only has no candidate on the first task (nothing is locked yet)."""
     learner = learner_for("task", continual=True, retention=["freeze"], new_candidates=0, check_epochs=0)
     initial = learner.net.layers[0].weight.detach().clone()
-    plan = learner.learn(make_tasks(1, scenario="task")[0])["plan"]
+    plan = learner.learn(make_tasks(1, scenario="task")[0]).plan.explain()
     assert plan["ops"] == [] and plan["reasons"]["decision"] == "no growth: no candidate is eligible"
     assert all(p.requires_grad for p in learner.net.parameters())
     assert not torch.equal(learner.net.layers[0].weight, initial)

@@ -23,10 +23,10 @@ from selfgrow.growth.mntdp.stochastic import reinforce_step
 from selfgrow.nets import build, ops
 from selfgrow.nets.cost import inference_flops
 from selfgrow.nets.ops.modular import set_task_path
-from selfgrow.train import Learner, Trainer
+from selfgrow.train import Learner, TaskRecord, Trainer
 
 
-def learn_all(learner, stream) -> list[dict]:
+def learn_all(learner, stream) -> list[TaskRecord]:
     return [learner.learn(task) for task in stream]
 
 
@@ -135,7 +135,7 @@ def test_mntdp_d_on_tiny_s_minus_reuses_the_whole_first_predictor():
     stream = tiny_stream("s_minus")
     learner = mntdp_learner()
     records = learn_all(learner, stream)
-    plan = records[2]["plan"]
+    plan = records[2].plan.explain()
     reasons, candidates = plan["reasons"], plan["candidates"]
     assert reasons["sources"] == [0] and reasons["knn_accuracy"]["0"] > reasons["knn_accuracy"]["1"]
     assert reasons["path"] == learner.net.path(0) == [0, 0] and reasons["head_from"] == 0
@@ -143,7 +143,7 @@ def test_mntdp_d_on_tiny_s_minus_reuses_the_whole_first_predictor():
     chosen = candidates[plan["chosen"]]
     assert chosen["head"] == "task 0" and chosen["epochs"] == 0
     assert all(chosen["val_acc"] > c["val_acc"] for c in candidates if c is not chosen)  # won on data, not on a tie
-    assert learner.net.spec["library"] == records[1]["spec"]["library"]  # no module added
+    assert learner.net.spec["library"] == records[1].spec["library"]  # no module added
     x = torch.rand(7, 1, 8, 8)
     learner.net.eval()
     assert torch.equal(learner.net(x, 2), learner.net(x, 0))  # literally the first task's predictor
@@ -153,12 +153,12 @@ def test_mntdp_d_on_tiny_s_out_reuses_every_module_but_the_head():
     """Same inputs, labels shuffled: the first task's features serve, its classifier does not."""
     learner = mntdp_learner()
     records = learn_all(learner, tiny_stream("s_out"))
-    plan = records[2]["plan"]
+    plan = records[2].plan.explain()
     assert plan["reasons"]["path"] == [0, 0] and plan["reasons"]["head_from"] is None
     whole = next(c for c in plan["candidates"] if c["head"] == "task 0")
     assert whole["val_acc"] < 0.2  # every label id moved
-    assert learner.net.spec["library"] == records[1]["spec"]["library"]
-    assert records[2]["fit"]["epochs"] > 0 and plan["candidates"][plan["chosen"]]["new_params"] == 32 * 5 + 5
+    assert learner.net.spec["library"] == records[1].spec["library"]
+    assert records[2].fit.epochs > 0 and plan["candidates"][plan["chosen"]]["new_params"] == 32 * 5 + 5
 
 
 def test_mntdp_d_hands_over_the_winner_and_counts_the_search():
@@ -167,15 +167,15 @@ def test_mntdp_d_hands_over_the_winner_and_counts_the_search():
     learner.learn(stream[0])
     before = {n: p.detach().clone() for n, p in learner.net.named_parameters()}
     record = learner.learn(stream[1])
-    plan = record["plan"]
+    plan = record.plan.explain()
     chosen = plan["candidates"][plan["chosen"]]
-    assert record["fit"]["val_acc"] == chosen["val_acc"] and record["fit"]["train_flops"] == chosen["train_flops"]
+    assert record.fit.val_acc == chosen["val_acc"] and record.fit.train_flops == chosen["train_flops"]
     losers = sum(c["train_flops"] for i, c in enumerate(plan["candidates"]) if i != plan["chosen"])
     prior = len(stream[1].y_train) * inference_flops(learner.net, 0)
     assert plan["search_flops"] == pytest.approx(losers + prior)
     assert all(torch.equal(before[n], p) for n, p in learner.net.named_parameters() if n in before)  # task 0 frozen
     json.dumps(plan)  # the growth log entry is plain data
-    assert [g["op"] for g in record["growth"]] == ["add_head"] + [c["op"] for c in ops_of(plan)]
+    assert [g["op"] for g in record.growth] == ["add_head"] + [c["op"] for c in ops_of(plan)]
 
 
 def ops_of(plan: dict) -> list[dict]:
@@ -194,8 +194,8 @@ def test_a_resumed_learner_makes_the_same_plan():
     resumed.load_state_dict(state, stream.tasks)
     torch.set_rng_state(rng)
     second = resumed.learn(stream[2])
-    assert first["plan"] == second["plan"] and first["spec"] == second["spec"]
-    assert first["fit"]["val_acc"] == second["fit"]["val_acc"]
+    assert first.plan.explain() == second.plan.explain() and first.spec == second.spec
+    assert first.fit.val_acc == second.fit.val_acc
 
 
 # ---- MNTDP-S -----------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_mntdp_s_moves_the_path_distribution_towards_the_path_of_lowest_loss():
     learn_all(learner, stream[:2])
     learner.trainer.lr = 1e-9
     library = list(learner.net.spec["library"])
-    plan = learner.learn(stream[2])["plan"]
+    plan = learner.learn(stream[2]).plan.explain()
     probabilities = [c["probability"] for c in plan["candidates"]]
     assert sum(probabilities) == pytest.approx(1.0)
     assert plan["candidates"][plan["chosen"]]["head"] == "task 0"
@@ -233,11 +233,11 @@ def test_mntdp_s_keeps_only_the_fresh_modules_of_the_chosen_path():
     learner = mntdp_learner(variant="S", steps=60, reuse_head=False)
     records = learn_all(learner, tiny_stream("s_out"))
     for before, record in itertools.pairwise(records[1:]):
-        reasons = record["plan"]["reasons"]
-        grown = [a - b for a, b in zip(record["spec"]["library"], before["spec"]["library"])]
+        reasons = record.plan.reasons
+        grown = [a - b for a, b in zip(record.spec["library"], before.spec["library"])]
         assert grown == [int(d in {m[0] for m in reasons["new_modules"]}) for d in range(2)]
-        assert record["fit"]["epochs"] == learner.trainer.epochs  # the chosen path was fine-tuned
-        assert record["plan"]["search_flops"] > 0
+        assert record.fit.epochs == learner.trainer.epochs  # the chosen path was fine-tuned
+        assert record.plan.search_flops > 0
 
 
 # ---- options and checks ------------------------------------------------------------------------

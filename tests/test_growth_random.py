@@ -117,22 +117,22 @@ def test_a_fitting_first_task_draws_alpha_then_keeps_it():
 def test_a_resumed_grower_draws_what_the_uninterrupted_one_draws(tmp_path):
     learner, resumed, tasks = resumed_pair(tmp_path, "random", {"space": "compound", "seed": 5})
     rng = torch.get_rng_state()
-    plan = learner.learn(tasks[2])["plan"]
+    plan = learner.learn(tasks[2]).plan.explain()
     torch.set_rng_state(rng)
-    assert resumed.learn(tasks[2])["plan"] == plan
+    assert resumed.learn(tasks[2]).plan.explain() == plan
     with pytest.raises(SelfgrowError, match="draws from space 'searched' but the checkpoint's drew from 'compound'"):
         build_grower("random").load_state_dict(learner.grower.state_dict())
 
 
 def test_bad_options_are_refused_in_one_sentence():
     cases = [
-        ({"space": "nas"}, r"random space='nas' is invalid; accepted: searched, compound\."),
+        ({"space": "nas"}, r"grower 'random' option space='nas' is invalid; accepted: one of searched, compound\."),
         ({"max_phi": 2}, r"random option 'max_phi' belongs to space 'compound'; with space 'searched' accepted: "
                          r"width_factors, max_deepen, layers, depth_points\."),
         ({"space": "compound", "width_factors": [2]}, r"'width_factors' belongs to space 'searched'"),
-        ({"max_draws": 0}, r"random max_draws=0 is invalid; accepted: an integer >= 1\."),
-        ({"space": "compound", "alpha": 3}, r"random grower \(space 'compound'\): compound alpha 3 is invalid"),
-        ({"max_flops": -1}, r"random grower \(space 'searched'\): searched max_flops=-1 is invalid"),
+        ({"max_draws": 0}, r"grower 'random' option max_draws=0 is invalid; accepted: an integer >= 1\."),
+        ({"space": "compound", "alpha": 3}, r"random grower \(space 'compound'\): grower 'compound' option alpha=3 is invalid"),
+        ({"max_flops": -1}, r"grower 'random' option max_flops=-1 is invalid; accepted: null or a finite number > 0\."),
         ({"n_trials": 4}, r"Unknown option 'n_trials' for grower 'random'"),
     ]
     for options, message in cases:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from trainer_fixtures import Recorder, make_net, make_tasks
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import Grower, GrowthPlan, build_grower
 from selfgrow.nets import ops
-from selfgrow.train import Learner, Trainer, remap_optimizer_state
+from selfgrow.train import Learner, TaskRecord, Trainer, remap_optimizer_state
 
 
 def _trainer(**options) -> Trainer:
@@ -38,7 +39,7 @@ def test_task_il_learns_every_task_and_evaluates_by_head():
     learner = Learner(make_net("task"), build_grower("fixed"), [], _trainer(), "task")
     for task in tasks:
         record = learner.learn(task)
-    assert record["task"] == 2 and record["growth"] == [{"op": "add_head", "n_classes": 2}]
+    assert record.task == 2 and record.growth == [{"op": "add_head", "n_classes": 2}]
     assert min(learner.evaluate(tasks)) >= 0.9
     assert len(learner.evaluate(tasks, split="val")) == 3
 
@@ -115,8 +116,34 @@ def test_a_plan_hands_over_trained_weights_and_its_fit():
     learner = Learner(make_net("class"), _HandOver(with_fit=True), [], _trainer(), "class")
     record = learner.learn(task)
     assert all(torch.equal(v, torch.full_like(v, 0.5)) for v in learner.net.state_dict().values())
-    assert record["fit"]["epochs"] == 3  # the handed-over fit, not the learner's 6 epochs
+    assert record.fit.epochs == 3  # the handed-over fit, not the learner's 6 epochs
     learner = Learner(make_net("class"), _HandOver(with_fit=False), [], _trainer(epochs=1), "class")
     record = learner.learn(task)
-    assert record["fit"]["epochs"] == 1
+    assert record.fit.epochs == 1
     assert not torch.equal(learner.net.layers[0].weight, torch.full_like(learner.net.layers[0].weight, 0.5))
+
+
+def test_a_task_record_round_trips_through_its_dict_and_holds_no_tensors():
+    tasks = make_tasks(2, scenario="class")
+    learner = Learner(make_net("class"), build_grower("schedule", width_per_class=1), [],
+                      _trainer(epochs=1, optimizer="adam", lr=0.01, reset_optimizer=False), "class")
+    records = [learner.learn(task) for task in tasks]
+    assert learner.records == records and isinstance(records[-1], TaskRecord)
+    for record in records:
+        saved = record.to_dict()
+        assert list(saved) == ["task", "name", "plan", "growth", "spec", "fit"]
+        assert saved["plan"] == record.plan.explain() and saved["fit"] == record.fit.to_dict()
+        assert TaskRecord.from_dict(json.loads(json.dumps(saved))).to_dict() == saved
+    assert [g["op"] for g in records[1].growth] == ["add_classes", "widen"] and records[1].plan.ops
+    assert learner.optimizer_state and all(r.fit.optimizer_state == {} for r in records)  # carried, but not kept per task
+    learner.net.spec["hidden"].append(99)  # the record is a snapshot, not a view of the live net
+    assert records[1].spec["hidden"][-1] != 99
+
+
+def test_a_task_record_keeps_no_handed_over_weights_or_fit():
+    task = make_tasks(1, scenario="class")[0]
+    learner = Learner(make_net("class"), _HandOver(with_fit=True), [], _trainer(), "class")
+    record = learner.learn(task)
+    assert record.plan.weights is None and record.plan.fit is None
+    assert record.fit.epochs == 3  # the handed-over fit is still the record's fit, without its optimizer state
+    assert TaskRecord.from_dict(record.to_dict()).to_dict() == record.to_dict()

@@ -205,6 +205,6 @@ def test_strategy_options_of_the_wrong_type_are_one_sentence(tmp_path):
     code, err = _run_cli("--config", str(path), work=tmp_path)
     assert code == 2 and len(err.splitlines()) == 1, err
     assert (
-        "Options {'budget': 'lots'} of retention strategy 'replay' are not accepted"
+        "retention strategy 'replay' option budget='lots' is invalid; accepted: null or an integer >= 0"
         in err
     )

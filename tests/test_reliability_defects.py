@@ -130,7 +130,7 @@ def test_a_search_without_trials_is_refused(grower, n_trials):
 def test_a_compound_run_with_zero_trials_exits_2(tmp_path):
     code, _, err = _cli("run", "--growth.name", "compound", "--growth.options", '{"n_trials": 0}',
                         "--output", str(tmp_path))
-    _one_sentence(code, err, "compound n_trials=0", "accepted: an integer >= 1")
+    _one_sentence(code, err, "grower 'compound' option n_trials=0", "accepted: an integer >= 1")
 
 
 # ---- 4. validation capped with the training set -----------------------------------------------------

@@ -88,7 +88,7 @@ def test_registry_lists_every_strategy_and_rejects_bad_names_and_options():
         build_retention("replya")
     with pytest.raises(SelfgrowError, match="Unknown option 'lambda' for retention strategy 'ewc'.*lam"):
         build_retention("ewc", **{"lambda": 3})
-    with pytest.raises(SelfgrowError, match="selection 'random'"):
+    with pytest.raises(SelfgrowError, match="replay' option selection='random' is invalid; accepted: one of reservoir, herding\\."):
         build_retention("replay", selection="random")
 
 

@@ -14,20 +14,21 @@ from selfgrow.growth import GROWERS, Grower, GrowthPlan, build_grower, register_
 from selfgrow.methods import METHODS, resolve_method
 from selfgrow.nets import GrowableNet, build, preset, register_net
 from selfgrow.nets.ops import Growth
+from selfgrow.options import option
 from selfgrow.plugins import load_plugins
 from selfgrow.report import Results, write_report
 from selfgrow.retention import RETENTION, Batch, Retention, build_retention, register_retention
 from selfgrow.streams import STREAMS, Stream, Task
-from selfgrow.train import Learner, Trainer, load_latest, resolve_device, save_checkpoint
+from selfgrow.train import Learner, TaskRecord, Trainer, load_latest, resolve_device, save_checkpoint
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GROWERS", "METHODS", "RETENTION", "STREAMS",
     "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "Results",
-    "Retention", "RunConfig", "SelfgrowError", "Stream", "Task", "Trainer",
+    "Retention", "RunConfig", "SelfgrowError", "Stream", "Task", "TaskRecord", "Trainer",
     "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
     "load_plugins",
-    "metrics", "nets", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
+    "metrics", "nets", "option", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
     "resolve_method", "run", "run_bench", "save_checkpoint", "streams", "write_report",
 ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from selfgrow.errors import SelfgrowError, did_you_mean
+from selfgrow.options import accepted, describe_type, has_type, option, within
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "cosine", "step")
 
 
 @dataclass
@@ -24,12 +27,12 @@ class StreamConfig:
     name: str = "split"
     dataset: str = "digits"
     scenario: Optional[str] = None
-    n_tasks: Optional[int] = 5
-    classes_per_task: Optional[int] = None
-    val_fraction: float = 0.1
-    max_train_per_class: Optional[int] = None
-    max_val_per_class: Optional[int] = None
-    max_test_per_class: Optional[int] = None
+    n_tasks: Optional[int] = option(5, at_least=1)
+    classes_per_task: Optional[int] = option(None, at_least=1)
+    val_fraction: float = option(0.1, at_least=0, below=1, note="0: no validation split")
+    max_train_per_class: Optional[int] = option(None, at_least=1)
+    max_val_per_class: Optional[int] = option(None, at_least=1)
+    max_test_per_class: Optional[int] = option(None, at_least=1)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,24 +66,24 @@ class TrainerConfig:
     """Training of each task: the one declaration of the options and defaults of `selfgrow.train.Trainer`
     (which extends it with the run-wide `device` and `seed`), read by the YAML config, the CLI and the Python API."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    patience: Optional[int] = None
+    epochs: int = option(10, at_least=1)
+    batch_size: int = option(64, at_least=1)
+    optimizer: str = option("adam", choices=OPTIMIZERS)
+    lr: float = option(1e-3, above=0)
+    momentum: float = option(0.9, at_least=0)
+    weight_decay: float = option(0.0, at_least=0)
+    schedule: str = option("none", choices=SCHEDULES)
+    patience: Optional[int] = option(None, at_least=1)
     val_every_epoch: bool = True
-    lr_grid: Optional[list[float]] = None
-    wd_grid: Optional[list[float]] = None
-    grid_epochs: Optional[int] = None
+    lr_grid: Optional[list[float]] = option(None, above=0, nonempty=True)
+    wd_grid: Optional[list[float]] = option(None, at_least=0, nonempty=True)
+    grid_epochs: Optional[int] = option(None, at_least=1, note="at most epochs")
     reset_optimizer: bool = True
-    curve_batches: int = 10
-    eval_batch_size: int = 512
+    curve_batches: int = option(10, at_least=0)
+    eval_batch_size: int = option(512, at_least=1)
     amp: bool = True
     progress: Optional[bool] = None
-    min_epoch_steps: Optional[int] = None
+    min_epoch_steps: Optional[int] = option(None, at_least=1)
 
 
 @dataclass
@@ -96,11 +99,11 @@ class DistributedConfig:
     """
 
     storage: Optional[str] = None
-    workers: int = 0
+    workers: int = option(0, at_least=0)
     artifacts: Optional[str] = None
     study: Optional[str] = None
-    heartbeat: int = 10
-    max_retry: int = 3
+    heartbeat: int = option(10, at_least=1)
+    max_retry: int = option(3, at_least=0)
 
 
 @dataclass
@@ -163,7 +166,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
             elif nested is not None:
                 kwargs[key] = build(nested, value or {}, f"{where}{key}.")
             else:
-                kwargs[key] = _checked(f"{where}{key}", value, typing.get_type_hints(cls)[key])
+                kwargs[key] = _checked(f"{where}{key}", value, typing.get_type_hints(cls)[key], names[key].metadata)
         missing = [f.name for f in fields(cls) if f.name not in kwargs and f.default is MISSING
                    and f.default_factory is MISSING]
         if missing:
@@ -174,70 +177,15 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return build(RunConfig, data, "")
 
 
-# Cheap range checks on sizes, made while reading the config so a mistake stops before any data is
-# loaded; the stream builders and the Trainer check again for callers of the library.
-_AT_LEAST = {
-    "stream.n_tasks": 1, "stream.classes_per_task": 1, "stream.max_train_per_class": 1,
-    "stream.max_val_per_class": 1, "stream.max_test_per_class": 1, "trainer.epochs": 1,
-    "trainer.batch_size": 1, "trainer.eval_batch_size": 1, "trainer.patience": 1, "trainer.grid_epochs": 1,
-    "trainer.min_epoch_steps": 1,
-    "trainer.curve_batches": 0, "trainer.momentum": 0, "trainer.weight_decay": 0,
-    "distributed.workers": 0, "distributed.heartbeat": 1, "distributed.max_retry": 0,
-}
-_ABOVE = {"trainer.lr": 0}
-_FRACTIONS = ("stream.val_fraction",)  # in [0, 1): 0 means no validation split
-
-
-def _checked(key: str, value: Any, kind: Any) -> Any:
-    """`value` when it has the field's type and lies in its range; else SelfgrowError naming key, value and rule."""
-    accepted = describe_type(kind)
-    if not _has_type(value, kind):
-        raise SelfgrowError(f"Config key {key!r} = {value!r} has the wrong type; accepted: {accepted}.")
-    if value is None or isinstance(value, (bool, str, list, dict)):
-        return value
-    number = describe_type(int if kind is int or int in typing.get_args(kind) else float)
-    if key in _AT_LEAST and value < _AT_LEAST[key]:
-        rule = f"{number} >= {_AT_LEAST[key]}"
-    elif key in _ABOVE and value <= _ABOVE[key]:
-        rule = f"{number} > {_ABOVE[key]}"
-    elif key in _FRACTIONS and not 0 <= value < 1:
-        rule = f"{number} in [0, 1)"
-    else:
-        return value
-    raise SelfgrowError(f"Config key {key!r} = {value!r} is out of range; accepted: {rule}.")
-
-
-def _has_type(value: Any, kind: Any) -> bool:
-    """Whether `value` fits the annotation `kind` (int for float is fine; bool is not a number; floats finite)."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if kind is Any:
-        return True
-    if origin is typing.Union:
-        return any(_has_type(value, a) for a in args)
-    if kind is type(None):
-        return value is None
-    if origin is list:
-        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def describe_type(kind: Any) -> str:
-    """Words for an annotation, as the error messages use them."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin is typing.Union:
-        return " or ".join(describe_type(a) for a in args)
-    if origin is list:
-        return f"a list of {describe_type(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    if origin is dict:
-        return "a mapping"
-    words = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", type(None): "null"}
-    return words.get(kind, getattr(kind, "__name__", str(kind)))
+def _checked(key: str, value: Any, kind: Any, checks: Any) -> Any:
+    """`value` when it has the field's type and satisfies its declared checks (`selfgrow.options.option`), made
+    while reading the config so a mistake stops before any data is loaded; else SelfgrowError naming key, value
+    and rule."""
+    if not has_type(value, kind):
+        raise SelfgrowError(f"Config key {key!r} = {value!r} has the wrong type; accepted: {describe_type(kind)}.")
+    if not within(value, checks):
+        raise SelfgrowError(f"Config key {key!r} = {value!r} is out of range; accepted: {accepted(kind, checks)}.")
+    return value
 
 
 def _retention_item(value: Any) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from selfgrow.config import RunConfig, describe_type, field_type, from_dict
+from selfgrow.config import RunConfig, field_type, from_dict
+from selfgrow.options import describe_type
 from selfgrow.errors import SelfgrowError, did_you_mean
 
 

@@ -8,6 +8,7 @@ from its last finished task (`resume_dir`) and ends with the same numbers as an 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sys
 import time
@@ -28,6 +29,7 @@ from selfgrow.report.table import format_table
 from selfgrow.streams.task import Stream
 from selfgrow.train.interrupt import check as check_interrupt
 from selfgrow.train.interrupt import deferred_interrupts
+from selfgrow.train.records import TaskRecord
 
 
 def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: bool = False,
@@ -111,25 +113,25 @@ def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_d
         learned = time.perf_counter()
         accuracies = learner.evaluate(stream.seen(task.index))
         done = time.perf_counter()
-        fit = record["fit"]
+        fit = record.fit
         results.record(
-            task={**task.summary(), "skipped_steps": fit["skipped_steps"], "lr_drops": fit["lr_drops"]},
+            task={**task.summary(), "skipped_steps": fit.skipped_steps, "lr_drops": fit.lr_drops},
             accuracies=accuracies,
             cost=task_cost(learner, task.index, record),
-            growth={**record["plan"], "applied": record["growth"], "task": task.index},
+            growth={**record.plan.explain(), "applied": copy.deepcopy(record.growth), "task": task.index},
             timing={"learn": learned - started, "evaluate": done - learned, "total": done - started},
-            curve=fit.get("batch_curve"),
+            curve=fit.batch_curve,
         )
         _save_task(run_dir, task.index, learner, results)
-        if fit["skipped_steps"]:
-            _say(quiet, f"task {task.index}: {fit['skipped_steps']} steps had a NaN/inf loss and were skipped; "
-                        f"learning rate halved {fit['lr_drops']} times")
+        if fit.skipped_steps:
+            _say(quiet, f"task {task.index}: {fit.skipped_steps} steps had a NaN/inf loss and were skipped; "
+                        f"learning rate halved {fit.lr_drops} times")
         _say(quiet, f"task {task.index} ({task.name}): mean accuracy over seen tasks "
                     f"{sum(accuracies) / len(accuracies):.3f}, params {results.costs[-1]['params']:,}")
 
 
-def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str, Any]:
-    """Parameters, inference FLOPs of one input of the task, training FLOPs spent, bytes held."""
+def task_cost(learner: Any, task_index: int, record: TaskRecord) -> dict[str, Any]:
+    """Parameters, inference FLOPs of one input of the task, training FLOPs spent (`record`'s fit and search), bytes held."""
     from selfgrow.nets import cost
 
     nets = learner.nets if learner.independent else [learner.net]
@@ -140,7 +142,7 @@ def task_cost(learner: Any, task_index: int, record: dict[str, Any]) -> dict[str
     return {
         "params": sum(cost.count_params(n) for n in nets),
         "inference_flops": cost.inference_flops(net, head_task),
-        "train_flops": record["fit"]["train_flops"] + record["plan"]["search_flops"],
+        "train_flops": record.fit.train_flops + float(record.plan.search_flops),
         "bytes_weights": weights,
         "bytes_memory": memory,
         "bytes_total": weights + memory,

@@ -66,9 +66,13 @@ def _first_line(doc: str | None) -> str:
 
 
 def _options(cls: type) -> list[str]:
+    """The class's options, each with its default when it declares them (`selfgrow.options`)."""
+    from selfgrow.options import Configurable, option_defaults
     from selfgrow.registry import accepted_options
 
-    return accepted_options(cls)
+    names = accepted_options(cls)
+    defaults = option_defaults(cls.Options) if issubclass(cls, Configurable) else {}
+    return [f"{name}={defaults[name]!r}" if name in defaults else name for name in names]
 
 
 _TABLES = {

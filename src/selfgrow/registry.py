@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from selfgrow.errors import SelfgrowError, unknown_name
+from selfgrow.options import Configurable
 
 
 class Registry(dict):
@@ -34,14 +36,19 @@ class Registry(dict):
         return self[name]
 
     def build(self, name: str, **options: Any) -> Any:
-        """An instance of `name` configured by `options`; unknown options are refused in one sentence."""
+        """An instance of `name` configured by `options`; unknown options are refused in one sentence.
+
+        A `Configurable` class checks its options against its `Options` declaration as it is built;
+        for any other class the names are checked against its `__init__`'s keywords.
+        """
         cls = self.get_class(name)
-        accepted = accepted_options(cls)
-        for key in options:
-            if key not in accepted:
-                raise SelfgrowError(
-                    f"Unknown option {key!r} for {self.kind} {name!r}; accepted: {', '.join(accepted) or 'none'}."
-                )
+        if not issubclass(cls, Configurable):
+            accepted = accepted_options(cls)
+            for key in options:
+                if key not in accepted:
+                    raise SelfgrowError(
+                        f"Unknown option {key!r} for {self.kind} {name!r}; accepted: {', '.join(accepted) or 'none'}."
+                    )
         try:
             return cls(**options)
         except SelfgrowError:
@@ -54,12 +61,15 @@ class Registry(dict):
 
 
 def accepted_options(cls: type) -> list[str]:
-    """The keyword options of `cls.__init__`, following `**options` into the base classes' `__init__`."""
+    """The keyword options of `cls.__init__`, following `**options` into the base classes' `__init__`, down to
+    `Configurable`'s, which takes the fields of `cls.Options`."""
     names: list[str] = []
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
+        if klass is Configurable:
+            return names + [f.name for f in fields(cls.Options) if f.name not in names]
         params = list(inspect.signature(init).parameters.values())
         names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
                   and p.name not in names]

@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from selfgrow.errors import unknown_name
+from selfgrow.options import Configurable
 from selfgrow.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
     from selfgrow.nets.ops import Growth
     from selfgrow.streams.task import Task
     from selfgrow.train.trainer import FitResult
+
+
+WIDEN_MODES = ("zero", "split")  # the `ops.widen` modes a grower's `mode` option takes ("gated" is Firefly's own)
 
 
 @dataclass
@@ -67,6 +71,13 @@ class GrowthPlan:
             "retention": dict(self.retention),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GrowthPlan":
+        """The plan `explain` described (without `weights` and `fit`, which it leaves out)."""
+        return cls(ops=copy.deepcopy(data["ops"]), reasons=copy.deepcopy(data["reasons"]),
+                   candidates=copy.deepcopy(data["candidates"]), chosen=data["chosen"],
+                   retention=dict(data["retention"]), search_flops=data["search_flops"], grower=data["grower"])
+
 
 def operators() -> dict[str, Callable[..., "Growth"]]:
     """The growth operators of `selfgrow.nets.ops`: its public functions of the form `op(net, ...)`."""
@@ -88,9 +99,10 @@ def operator(name: str) -> Callable[..., "Growth"]:
     return available[name]
 
 
-class Grower:
-    """Decides how the network grows before each task; subclasses implement `plan`."""
+class Grower(Configurable):
+    """Decides how the network grows before each task; subclasses implement `plan` and declare `Options`."""
 
+    component = "grower"
     name = "grower"
 
     def plan(self, learner: Any, task: "Task") -> GrowthPlan:

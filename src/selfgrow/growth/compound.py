@@ -62,7 +62,8 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import register_grower
-from selfgrow.growth.searching import SearchGrower, deepen_ops, widen_ops, widenable_groups
+from selfgrow.growth.searching import SearchGrower, SearchOptions, deepen_ops, widen_ops, widenable_groups
+from selfgrow.options import option, with_default
 
 EPS = 1e-9
 FLOPS_TOLERANCE = 0.15  # the grown net's FLOPs may exceed the target by at most this fraction
@@ -87,40 +88,33 @@ class Scaling:
     capped: bool
 
 
+@dataclass
+class CompoundOptions(SearchOptions):
+    """The `compound` grower's scaling (see the module docstring) beside the search options (6 trials here)."""
+
+    n_trials: int = with_default(SearchOptions, "n_trials", 6)
+    max_phi: float = option(2.0, at_least=0, note="0: never grow")
+    phi_step: float = option(1.0, above=0)
+    alpha: float = option(1.2, at_least=1, at_most=2, note="so that beta >= 1")
+    beta: float | None = option(None, at_least=1, note="null: sqrt(2 / alpha)")
+    fit_coefficients: bool = False
+    alpha_grid: list[float] = option(factory=lambda: [1.0, 1.2, 1.4, 1.6, 1.8], at_least=1, at_most=2,
+                                     note="so that beta >= 1")
+
+
 @register_grower("compound")
 class CompoundGrower(SearchGrower):
-    """EfficientNet compound scaling (depth α^φ, width β^φ) to 2^φ measured FLOPs, φ searched per task.
+    """EfficientNet compound scaling (depth α^φ, width β^φ) to 2^φ measured FLOPs, φ searched per task."""
 
-    `search_options` are those of `SearchGrower` (n_trials defaults to 6 here).
-    """
+    Options = CompoundOptions
 
-    def __init__(
-        self,
-        max_phi: float = 2.0,
-        phi_step: float = 1.0,
-        alpha: float = 1.2,
-        beta: float | None = None,
-        fit_coefficients: bool = False,
-        alpha_grid: list[float] | None = None,
-        **search_options: Any,
-    ) -> None:
-        super().__init__(**{"n_trials": 6, **search_options})
-        if not isinstance(max_phi, (int, float)) or max_phi < 0:
-            raise SelfgrowError(f"compound max_phi={max_phi!r} is invalid; accepted: a number >= 0 (0: never grow).")
-        if not isinstance(phi_step, (int, float)) or phi_step <= 0:
-            raise SelfgrowError(f"compound phi_step={phi_step!r} is invalid; accepted: a number > 0.")
-        grid = [1.0, 1.2, 1.4, 1.6, 1.8] if alpha_grid is None else list(alpha_grid)
-        for a in [alpha, *grid]:
-            if not isinstance(a, (int, float)) or not 1 <= a <= 2:
-                raise SelfgrowError(f"compound alpha {a!r} is invalid; accepted: numbers in [1, 2] (so that beta >= 1).")
-        if beta is not None and (not isinstance(beta, (int, float)) or beta < 1):
-            raise SelfgrowError(f"compound beta={beta!r} is invalid; accepted: null (sqrt(2 / alpha)) or a number >= 1.")
-        self.max_phi = float(max_phi)
-        self.phi_step = float(phi_step)
-        self.alpha = float(alpha)
-        self.beta = float(beta) if beta is not None else math.sqrt(2 / alpha)
-        self.fit_coefficients = bool(fit_coefficients)
-        self.alpha_grid = [float(a) for a in grid]
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_phi = float(self.max_phi)
+        self.phi_step = float(self.phi_step)
+        self.alpha = float(self.alpha)
+        self.beta = float(self.beta) if self.beta is not None else math.sqrt(2 / self.alpha)
+        self.alpha_grid = [float(a) for a in self.alpha_grid]
         self.phi_total = 0.0
         self.base_width: dict[str, float] = {}
         self.base_depth: dict[str, float] = {}
@@ -130,7 +124,7 @@ class CompoundGrower(SearchGrower):
 
     # ---- search space and growth ------------------------------------------------------------
 
-    def space(self, learner: Any, task: Any) -> dict[str, Any]:
+    def space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:
         from optuna.distributions import CategoricalDistribution, FloatDistribution
 
         self._register(learner.net)
@@ -142,10 +136,10 @@ class CompoundGrower(SearchGrower):
             space["alpha"] = CategoricalDistribution(self.alpha_grid)
         return space
 
-    def no_growth(self, space: dict[str, Any]) -> dict[str, Any]:
+    def no_growth(self, space: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return {"phi": 0.0, **({"alpha": self.alpha_grid[0]} if "alpha" in space else {})}
 
-    def ops_for(self, net: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def ops_for(self, net: Any, params: dict[str, Any], context: Any = None) -> list[dict[str, Any]]:
         """Widen every group to its solved width, then deepen every depth unit (see `scaling`); φ = 0: none."""
         if float(params["phi"]) <= 0:
             return []

@@ -30,15 +30,19 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Any
+import typing
+from dataclasses import field, fields, make_dataclass
+from typing import Any, Optional
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
-from selfgrow.growth.searching import SearchGrower
-from selfgrow.registry import accepted_options
+from selfgrow.growth.compound import CompoundOptions
+from selfgrow.growth.searched import SearchedOptions
+from selfgrow.growth.searching import SearchGrower, SearchOptions
+from selfgrow.options import option
 from selfgrow.search import Proposal
 
-SPACES = ("searched", "compound")
+SPACES = {"searched": SearchedOptions, "compound": CompoundOptions}  # space name -> the declaration of its grower
 
 
 class _Untrained:
@@ -50,6 +54,27 @@ class _Untrained:
         return []
 
 
+def space_options(space: str) -> list[str]:
+    """The options of grower `space` that shape its space (its own, not the search's)."""
+    shared = {f.name for f in fields(SearchOptions)}
+    return [f.name for f in fields(SPACES[space]) if f.name not in shared]
+
+
+def _random_options() -> type:
+    """The `random` grower's declaration: its own options, the budget, `mode` and `seed` as the searched growers
+    declare them, and every space option of the two spaces, typed as there, null meaning that grower's default."""
+    searched = {f.name: f for f in fields(SearchOptions)}
+    hints = typing.get_type_hints(SearchOptions)
+    own = [("space", str, option("searched", choices=tuple(SPACES))), ("max_draws", int, option(64, at_least=1))]
+    own += [(name, hints[name], field(default=searched[name].default, metadata=searched[name].metadata))
+            for name in ("max_flops", "max_params", "mode", "seed")]
+    for declaration in SPACES.values():
+        space_hints = typing.get_type_hints(declaration)
+        own += [(f.name, Optional[space_hints[f.name]], field(default=None))
+                for f in fields(declaration) if f.name not in searched and f.name not in {o[0] for o in own}]
+    return make_dataclass("RandomOptions", own)
+
+
 @register_grower("random")
 class RandomGrower(Grower):
     """L2BG's random-growth control: a uniform point of the searched or compound space within the budget, untrained.
@@ -58,33 +83,13 @@ class RandomGrower(Grower):
     own (null: that grower's default); naming another space's option is refused.
     """
 
-    def __init__(
-        self,
-        space: str = "searched",
-        max_draws: int = 64,
-        max_flops: float | None = None,
-        max_params: int | None = None,
-        mode: str = "zero",
-        seed: int = 0,
-        width_factors: list[float] | None = None,
-        max_deepen: int | None = None,
-        layers: list[str] | None = None,
-        depth_points: list[str] | None = None,
-        max_phi: float | None = None,
-        phi_step: float | None = None,
-        alpha: float | None = None,
-        beta: float | None = None,
-        fit_coefficients: bool | None = None,
-        alpha_grid: list[float] | None = None,
-    ) -> None:
-        if space not in SPACES:
-            raise SelfgrowError(f"random space={space!r} is invalid; accepted: {', '.join(SPACES)}.")
-        if not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1:
-            raise SelfgrowError(f"random max_draws={max_draws!r} is invalid; accepted: an integer >= 1.")
-        given = {name: value for name, value in (
-            ("width_factors", width_factors), ("max_deepen", max_deepen), ("layers", layers),
-            ("depth_points", depth_points), ("max_phi", max_phi), ("phi_step", phi_step), ("alpha", alpha),
-            ("beta", beta), ("fit_coefficients", fit_coefficients), ("alpha_grid", alpha_grid)) if value is not None}
+    Options = _random_options()
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        space = self.space
+        given = {name: value for name, value in options.items()
+                 if name not in ("space", "max_draws", "max_flops", "max_params", "mode", "seed") and value is not None}
         own = space_options(space)
         for name in given:
             if name not in own:
@@ -92,12 +97,11 @@ class RandomGrower(Grower):
                 raise SelfgrowError(f"random option {name!r} belongs to space {other!r}; with space {space!r} "
                                     f"accepted: {', '.join(own)}.")
         try:
-            inner = GROWERS[space](**given, max_flops=max_flops, max_params=max_params, mode=mode, seed=seed)
+            inner = GROWERS[space](**given, max_flops=self.max_flops, max_params=self.max_params, mode=self.mode,
+                                   seed=self.seed)
         except SelfgrowError as err:
             raise SelfgrowError(f"random grower (space {space!r}): {err}") from err
         self.space_name = space
-        self.max_draws = max_draws
-        self.seed = seed
         self.inner: SearchGrower = inner
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
@@ -157,12 +161,6 @@ class RandomGrower(Grower):
             raise SelfgrowError(f"This random grower draws from space {self.space_name!r} but the checkpoint's drew "
                                 f"from {state['space']!r}; resume with the space the run was started with.")
         self.inner.load_state_dict(state.get("inner", {}))
-
-
-def space_options(space: str) -> list[str]:
-    """The options of grower `space` that shape its space (its own, not the search's)."""
-    shared = set(accepted_options(SearchGrower))
-    return [name for name in accepted_options(GROWERS[space]) if name not in shared]
 
 
 def draw(distribution: Any, rng: random.Random) -> Any:

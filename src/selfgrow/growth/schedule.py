@@ -12,48 +12,41 @@ group. Widening uses `selfgrow.nets.ops.widen` in `mode` ("zero" or "split"), de
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import Grower, GrowthPlan, register_grower
+from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan, register_grower
+from selfgrow.options import option
 
-WIDEN_MODES = ("zero", "split")
+
+@dataclass
+class ScheduleOptions:
+    """The `schedule` grower's rule (see the module docstring)."""
+
+    every_tasks: int = option(1, at_least=1)
+    width_factor: float | None = option(None, above=1)
+    width_per_class: int | None = option(None, at_least=1)
+    deepen_every: int | None = option(None, at_least=1)
+    deepen_at: str | None = None
+    max_width: int | None = option(None, at_least=1)
+    layers: list[str] | None = None
+    mode: str = option("zero", choices=WIDEN_MODES)
+
+    def __post_init__(self) -> None:
+        if self.width_factor is not None and self.width_per_class is not None:
+            raise SelfgrowError("schedule takes width_factor or width_per_class, not both; set one to null.")
 
 
 @register_grower("schedule")
 class ScheduleGrower(Grower):
     """Grows width and/or depth at fixed task intervals by a stated rule."""
 
-    def __init__(
-        self,
-        every_tasks: int = 1,
-        width_factor: float | None = None,
-        width_per_class: int | None = None,
-        deepen_every: int | None = None,
-        deepen_at: str | None = None,
-        max_width: int | None = None,
-        layers: list[str] | None = None,
-        mode: str = "zero",
-    ) -> None:
-        if not isinstance(every_tasks, int) or every_tasks < 1:
-            raise SelfgrowError(f"schedule every_tasks={every_tasks!r} is invalid; accepted: an integer >= 1.")
-        if width_factor is not None and width_per_class is not None:
-            raise SelfgrowError("schedule takes width_factor or width_per_class, not both; set one to null.")
-        if width_factor is not None and not width_factor > 1:
-            raise SelfgrowError(f"schedule width_factor={width_factor!r} is invalid; accepted: a number > 1.")
-        for name, value in (("width_per_class", width_per_class), ("deepen_every", deepen_every), ("max_width", max_width)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise SelfgrowError(f"schedule {name}={value!r} is invalid; accepted: null or an integer >= 1.")
-        if mode not in WIDEN_MODES:
-            raise SelfgrowError(f"schedule mode={mode!r} is invalid; accepted: {', '.join(WIDEN_MODES)}.")
-        self.every_tasks = every_tasks
-        self.width_factor = width_factor
-        self.width_per_class = width_per_class
-        self.deepen_every = deepen_every
-        self.deepen_at = deepen_at
-        self.max_width = max_width
-        self.layers = list(layers) if layers is not None else None
-        self.mode = mode
+    Options = ScheduleOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.layers = list(self.layers) if self.layers is not None else None
         self.classes_at_last_growth: int | None = None
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:

@@ -14,43 +14,40 @@ shared net works).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import register_grower
-from selfgrow.growth.searching import SearchGrower, deepen_ops, widen_ops, widenable_groups
+from selfgrow.growth.searching import SearchGrower, SearchOptions, deepen_ops, widen_ops, widenable_groups
+from selfgrow.options import option
 
 WIDEN = "widen:"
 DEEPEN = "deepen:"
 
 
+@dataclass
+class SearchedOptions(SearchOptions):
+    """The `searched` grower's space (see the module docstring) beside the search options."""
+
+    width_factors: list[float] = option(factory=lambda: [1.0, 1.5, 2.0], at_least=1, nonempty=True)
+    max_deepen: int = option(1, at_least=0, note="0: never deepen")
+    layers: list[str] | None = None
+    depth_points: list[str] | None = None
+
+
 @register_grower("searched")
 class SearchedGrower(SearchGrower):
-    """Searches which width groups to widen and which depth points to deepen, and by how much, per task.
+    """Searches which width groups to widen and which depth points to deepen, and by how much, per task."""
 
-    `search_options` are those of `SearchGrower` (n_trials defaults to 8 here).
-    """
+    Options = SearchedOptions
 
-    def __init__(
-        self,
-        width_factors: list[float] | None = None,
-        max_deepen: int = 1,
-        layers: list[str] | None = None,
-        depth_points: list[str] | None = None,
-        **search_options: Any,
-    ) -> None:
-        super().__init__(**{"n_trials": 8, **search_options})
-        factors = [1.0, 1.5, 2.0] if width_factors is None else list(width_factors)
-        if not factors or any(not isinstance(f, (int, float)) or f < 1 for f in factors):
-            raise SelfgrowError(f"searched width_factors={width_factors!r} is invalid; accepted: a non-empty list of numbers >= 1.")
-        if not isinstance(max_deepen, int) or max_deepen < 0:
-            raise SelfgrowError(f"searched max_deepen={max_deepen!r} is invalid; accepted: an integer >= 0 (0: never deepen).")
-        self.width_factors = sorted({float(f) for f in factors} | {1.0})
-        self.max_deepen = max_deepen
-        self.layers = None if layers is None else list(layers)
-        self.depth_points = None if depth_points is None else list(depth_points)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.width_factors = sorted({float(f) for f in self.width_factors} | {1.0})
+        self.layers = None if self.layers is None else list(self.layers)
+        self.depth_points = None if self.depth_points is None else list(self.depth_points)
 
-    def space(self, learner: Any, task: Any) -> dict[str, Any]:
+    def space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:
         from optuna.distributions import CategoricalDistribution, IntDistribution
 
         net = learner.net
@@ -65,10 +62,10 @@ class SearchedGrower(SearchGrower):
                     space[DEEPEN + point.name] = IntDistribution(0, self.max_deepen)
         return space
 
-    def no_growth(self, space: dict[str, Any]) -> dict[str, Any]:
+    def no_growth(self, space: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return {name: 1.0 if name.startswith(WIDEN) else 0 for name in space}
 
-    def ops_for(self, net: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def ops_for(self, net: Any, params: dict[str, Any], context: Any = None) -> list[dict[str, Any]]:
         groups = widenable_groups(net)
         widths = {name[len(WIDEN):]: math.ceil(groups[name[len(WIDEN):]] * float(f))
                   for name, f in params.items() if name.startswith(WIDEN)}

@@ -55,14 +55,16 @@ candidates (`selfgrow.search.worker`); the choice, the records and the plan are 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import Grower, GrowthPlan
+from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
+from selfgrow.options import option
 from selfgrow.search import (
     DEFAULT_RULE,
     MNAS_EXPONENT,
@@ -73,6 +75,7 @@ from selfgrow.search import (
     SearchSettings,
     run_search,
 )
+from selfgrow.search.samplers import SAMPLERS
 
 OBJECTIVES = ("flops", "params")
 RETENTION = "retention:"
@@ -81,109 +84,93 @@ OBJECTIVES_TEXT = [
     "plasticity: validation accuracy on the new task",
     "stability: earlier tasks' accuracy after minus before the candidate's training, on the validation memory",
 ]
-WIDEN_MODES = ("zero", "split")
+
+
+@dataclass
+class SearchOptions:
+    """The options every searched grower takes (see the module docstring); subclasses add their space's."""
+
+    n_trials: int = option(8, at_least=1, note="for no growth, use the fixed grower")
+    epochs: int | list[int] = 2
+    sampler: str = option("tpe", choices=lambda: SAMPLERS)
+    storage: str | None = None
+    study_name: str = "selfgrow"
+    eta: int = 2
+    halving_batch: int = 4
+    n_startup_trials: int = 4
+    objective: str = option("flops", choices=OBJECTIVES)
+    max_flops: float | None = option(None, above=0)
+    max_params: int | None = option(None, above=0)
+    rule: str = option(DEFAULT_RULE, choices=lambda: RULES)
+    tolerance: float = option(0.0, at_least=0)
+    z: float = option(1.0, at_least=0, note="standard errors")
+    val_memory_per_class: int | None = option(None, at_least=1, note="null keeps every validation sample")
+    population_size: int = 8
+    warm_start: int = option(2, at_least=0, note="0: off")
+    mode: str = option("zero", choices=WIDEN_MODES)
+    data_fraction: float = option(1.0, above=0, at_most=1)
+    initial_points: list[dict[str, Any]] | None = option(
+        None, note="mappings from parameter names to values")
+    keep_winner: bool = False
+    retention_space: dict[str, list[float]] | None = option(
+        None, note="a mapping from '<strategy>.<attribute>' to a non-empty list of numbers")
+    repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        space = self.retention_space
+        if space is not None and not all(isinstance(v, list) and v and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in space.values()):
+            raise SelfgrowError(f"growth retention_space={space!r} is invalid; accepted: null or a mapping from "
+                                "'<strategy>.<attribute>' to a non-empty list of numbers.")
 
 
 class SearchGrower(Grower):
     """Base of searched growers; subclasses implement `space`, `ops_for` and `no_growth` (see the module docstring)."""
 
-    def __init__(
-        self,
-        n_trials: int = 8,
-        epochs: int | list[int] = 2,
-        sampler: str = "tpe",
-        storage: str | None = None,
-        study_name: str = "selfgrow",
-        eta: int = 2,
-        halving_batch: int = 4,
-        n_startup_trials: int = 4,
-        objective: str = "flops",
-        max_flops: float | None = None,
-        max_params: int | None = None,
-        rule: str = DEFAULT_RULE,
-        tolerance: float = 0.0,
-        z: float = 1.0,
-        val_memory_per_class: int | None = None,
-        population_size: int = 8,
-        warm_start: int = 2,
-        mode: str = "zero",
-        data_fraction: float = 1.0,
-        initial_points: list[dict[str, Any]] | None = None,
-        keep_winner: bool = False,
-        retention_space: dict[str, list[float]] | None = None,
-        repeats: int = 1,
-        seed: int = 0,
-    ) -> None:
+    Options = SearchOptions
+
+    def __init__(self, **options: Any) -> None:
         from selfgrow.search import make_sampler
 
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            raise SelfgrowError(f"{self.name} n_trials={n_trials!r} would never search; accepted: an integer >= 1 "
-                                "(for no growth, use the fixed grower).")
-        self.settings = SearchSettings(n_trials=n_trials, sampler=sampler, storage=storage, epochs=epochs, eta=eta,
-                                       halving_batch=halving_batch, n_startup_trials=n_startup_trials, seed=seed,
-                                       population_size=population_size)
-        make_sampler(sampler, seed, n_startup_trials, population_size)  # checks the sampler's name and options now
-        _check_choice("objective", objective, OBJECTIVES)
-        _check_choice("rule", rule, RULES)
-        _check_choice("mode", mode, WIDEN_MODES)
-        for name, value in (("max_flops", max_flops), ("max_params", max_params)):
-            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-                raise SelfgrowError(f"{self.name} {name}={value!r} is invalid; accepted: null or a number > 0.")
-        if not isinstance(tolerance, (int, float)) or tolerance < 0:
-            raise SelfgrowError(f"{self.name} tolerance={tolerance!r} is invalid; accepted: a number >= 0.")
-        if not isinstance(z, (int, float)) or z < 0:
-            raise SelfgrowError(f"{self.name} z={z!r} is invalid; accepted: a number >= 0 (standard errors).")
-        if val_memory_per_class is not None and (not isinstance(val_memory_per_class, int) or val_memory_per_class < 1):
-            raise SelfgrowError(f"{self.name} val_memory_per_class={val_memory_per_class!r} is invalid; "
-                                "accepted: null (keep every validation sample) or an integer >= 1.")
-        if not isinstance(warm_start, int) or warm_start < 0:
-            raise SelfgrowError(f"{self.name} warm_start={warm_start!r} is invalid; accepted: an integer >= 0 (0: off).")
-        if not isinstance(data_fraction, (int, float)) or not 0 < data_fraction <= 1:
-            raise SelfgrowError(f"{self.name} data_fraction={data_fraction!r} is invalid; accepted: a number in (0, 1].")
-        if initial_points is not None and (not isinstance(initial_points, list)
-                                           or not all(isinstance(p, dict) for p in initial_points)):
-            raise SelfgrowError(f"{self.name} initial_points={initial_points!r} is invalid; accepted: null or a list "
-                                "of mappings from parameter names to values.")
-        if retention_space is not None and (
-                not isinstance(retention_space, dict)
-                or not all(isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)
-                           for v in retention_space.values())):
-            raise SelfgrowError(f"{self.name} retention_space={retention_space!r} is invalid; accepted: null or a "
-                                "mapping from '<strategy>.<attribute>' to a non-empty list of numbers.")
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise SelfgrowError(f"{self.name} repeats={repeats!r} is invalid; accepted: an integer >= 1 (trainings "
-                                "per candidate, their mean is the score).")
-        self.repeats = repeats
-        self.retention_space = {str(k): [float(x) for x in v] for k, v in (retention_space or {}).items()}
-        self.data_fraction = float(data_fraction)
-        self.initial_points = [dict(p) for p in initial_points or []]
-        self.keep_winner = bool(keep_winner)
-        self.study_name = study_name
-        self.objective = objective
-        self.max_flops = max_flops
-        self.max_params = max_params
-        self.rule = rule
-        self.tolerance = float(tolerance)
-        self.z = float(z)
-        self.val_memory_per_class = val_memory_per_class
-        self.warm_start = warm_start
-        self.mode = mode
-        self.seed = seed
+        super().__init__(**options)
+        self.settings = SearchSettings(n_trials=self.n_trials, sampler=self.sampler, storage=self.storage,
+                                       epochs=self.epochs, eta=self.eta, halving_batch=self.halving_batch,
+                                       n_startup_trials=self.n_startup_trials, seed=self.seed,
+                                       population_size=self.population_size)
+        make_sampler(self.sampler, self.seed, self.n_startup_trials, self.population_size)  # checks its options now
+        self.retention_space = {str(k): [float(x) for x in v] for k, v in (self.retention_space or {}).items()}
+        self.data_fraction = float(self.data_fraction)
+        self.initial_points = [dict(p) for p in self.initial_points or []]
+        self.tolerance = float(self.tolerance)
+        self.z = float(self.z)
         self.history: list[dict[str, Any]] = []  # per task: the chosen and the most accurate parameters
 
     # ---- what subclasses define -------------------------------------------------------------
 
-    def space(self, learner: Any, task: Any) -> dict[str, Any]:
-        """The search space before `task`: parameter name -> Optuna distribution (empty: nothing to grow)."""
+    def space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:
+        """The search space before `task`: parameter name -> Optuna distribution (empty: nothing to grow).
+
+        `context` (here and in `no_growth`, `ops_for`, `problem`) is what the subclass learnt about the
+        task before its search and handed to `search_plan` (bindgrow's conflict model; None for the others).
+        """
         raise NotImplementedError
 
-    def no_growth(self, space: dict[str, Any]) -> dict[str, Any]:
+    def no_growth(self, space: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The point of `space` that keeps the net as it is."""
         raise NotImplementedError
 
-    def ops_for(self, net: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def ops_for(self, net: Any, params: dict[str, Any], context: Any = None) -> list[dict[str, Any]]:
         """The operator calls that grow `net` to the point `params`."""
         raise NotImplementedError
+
+    def context_state(self, context: Any) -> Any:
+        """`context` as plain data, sent with a distributed search's job to the workers (identity here)."""
+        return context
+
+    def context_from_state(self, state: Any) -> Any:
+        """The context a worker rebuilds from `context_state`'s data."""
+        return state
 
     def chosen(self, net: Any, record: dict[str, Any], outcome: Any, reasons: dict[str, Any]) -> None:
         """Hook called with the chosen candidate before the plan is returned (subclass state updates)."""
@@ -191,6 +178,10 @@ class SearchGrower(Grower):
     # ---- the plan ---------------------------------------------------------------------------
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
+        return self.search_plan(learner, task)
+
+    def search_plan(self, learner: Any, task: Any, context: Any = None) -> GrowthPlan:
+        """The plan chosen by the search before `task`; `context` is passed to the subclass's hooks."""
         net = learner.net
         head = task.index if learner.scenario == "task" else None
         reasons: dict[str, Any] = {
@@ -207,13 +198,14 @@ class SearchGrower(Grower):
                 f"({exceeded}); growth cannot shrink a net, so give max_flops >= {current['flops']:,} and "
                 f"max_params >= {current['n_params']:,}, or no budget."
             )
-        space = self.search_space(learner, task)
+        space = self.search_space(learner, task, context)
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
-        reasons["warm_start"] = self._warm_start_points(space, learner)
-        enqueue = [*reasons["warm_start"], self._baseline(learner, space), *self._fitting_points(space, self.initial_points, learner)]
-        outcome = self._search(learner, task, space, enqueue)
+        reasons["warm_start"] = self._warm_start_points(space, learner, context)
+        enqueue = [*reasons["warm_start"], self._baseline(learner, space, context),
+                   *self._fitting_points(space, self.initial_points, learner, context)]
+        outcome = self._search(learner, task, space, enqueue, context)
         records = outcome.records
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
@@ -228,7 +220,7 @@ class SearchGrower(Grower):
         if self.keep_winner:
             weights = outcome.weights(choice)
             reasons["decision"] += "; training starts from its trained weights"
-        ops = self.ops_for(net, _growth_params(choice["params"]))
+        ops = self.ops_for(net, _growth_params(choice["params"]), context)
         settings = _retention_params(choice["params"])
         if settings:
             reasons["retention"] = settings
@@ -237,7 +229,7 @@ class SearchGrower(Grower):
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
                           retention=settings, search_flops=outcome.spent_flops)
 
-    def search_space(self, learner: Any, task: Any) -> dict[str, Any]:
+    def search_space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:
         """The subclass's growth space and, when `retention_space` is set, the strategies' strengths beside it.
 
         A strength's choices always include its present value, so the point "no growth, strengths
@@ -247,29 +239,30 @@ class SearchGrower(Grower):
 
         from selfgrow.retention.settings import current_settings
 
-        space = dict(self.space(learner, task))
+        space = dict(self.space(learner, task, context))
         if space and self.retention_space:
             present = current_settings(learner.retention, list(self.retention_space))
             for key, values in self.retention_space.items():
                 space[RETENTION + key] = CategoricalDistribution(sorted({*values, float(present[key])}))
         return space
 
-    def _baseline(self, learner: Any, space: dict[str, Any]) -> dict[str, Any]:
+    def _baseline(self, learner: Any, space: dict[str, Any], context: Any) -> dict[str, Any]:
         """The point of `space` that keeps the net and the strategies' strengths as they are."""
         from selfgrow.retention.settings import current_settings
 
         growth = {k: v for k, v in space.items() if not k.startswith(RETENTION)}
         keys = [k[len(RETENTION):] for k in space if k.startswith(RETENTION)]
         present = current_settings(learner.retention, keys)
-        return {**self.no_growth(growth), **{RETENTION + k: float(v) for k, v in present.items()}}
+        return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
 
-    def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]]) -> SearchOutcome:
+    def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
+                context: Any) -> SearchOutcome:
         """The task's study: shared with workers when the learner has a distributed backend, else run here under a
         forked torch RNG."""
         coordinator = learner.search_backend
         if coordinator is not None:
-            return coordinator.search(self, learner, task, space, enqueue)
-        propose, evaluate = self.problem(learner, task)
+            return coordinator.search(self, learner, task, space, enqueue, context)
+        propose, evaluate = self.problem(learner, task, context)
         kept: dict[int, dict[str, torch.Tensor]] = {}
 
         def keep(trial: Any, record: dict[str, Any], evaluation: Any) -> None:
@@ -283,13 +276,13 @@ class SearchGrower(Grower):
         outcome.weights = lambda record: kept[record.get("same_as", record["trial"])]
         return outcome
 
-    def problem(self, learner: Any, task: Any) -> tuple[Any, Any]:
+    def problem(self, learner: Any, task: Any, context: Any = None) -> tuple[Any, Any]:
         """`(propose, evaluate)` of the search before `task`: what a point is, and its candidate in training."""
         net = learner.net
         head = task.index if learner.scenario == "task" else None
 
         def evaluate(params: dict[str, Any]) -> Evaluation:
-            ops = self.ops_for(net, _growth_params(params))
+            ops = self.ops_for(net, _growth_params(params), context)
             settings = _retention_params(params)
             seed = candidate_seed(self.seed, task.index, _key(ops, settings))
             runs = [CandidateTraining(learner, task, ops, self.data_fraction, seed=seed + k,
@@ -298,11 +291,11 @@ class SearchGrower(Grower):
                     for k in range(self.repeats)]
             return runs[0] if self.repeats == 1 else RepeatedTraining(runs)
 
-        return (lambda params: self._propose(net, head, params)), evaluate
+        return (lambda params: self._propose(net, head, params, context)), evaluate
 
-    def _propose(self, net: Any, head: int | None, params: dict[str, Any]) -> Proposal:
+    def _propose(self, net: Any, head: int | None, params: dict[str, Any], context: Any = None) -> Proposal:
         """Grow the net to `params` (untrained) to know its cost; the operator calls are its identity."""
-        ops = self.ops_for(net, _growth_params(params))
+        ops = self.ops_for(net, _growth_params(params), context)
         grown = GrowthPlan(ops=ops).apply(net)[0]
         cost = _cost(grown, head)
         value = cost["flops"] if self.objective == "flops" else cost["n_params"]
@@ -317,19 +310,20 @@ class SearchGrower(Grower):
             return f"{cost['n_params']:,} parameters > max_params {self.max_params:,}"
         return None
 
-    def _warm_start_points(self, space: dict[str, Any], learner: Any) -> list[dict[str, Any]]:
+    def _warm_start_points(self, space: dict[str, Any], learner: Any, context: Any) -> list[dict[str, Any]]:
         """The last `warm_start` tasks' chosen and best parameters that fit `space` (missing names: no growth)."""
         entries = reversed(self.history[-self.warm_start:] if self.warm_start else [])
         return self._fitting_points(space, [params for entry in entries for params in (entry["chosen"], entry["best"])],
-                                    learner)
+                                    learner, context)
 
-    def _fitting_points(self, space: dict[str, Any], given: list[dict[str, Any]], learner: Any) -> list[dict[str, Any]]:
+    def _fitting_points(self, space: dict[str, Any], given: list[dict[str, Any]], learner: Any,
+                        context: Any) -> list[dict[str, Any]]:
         """The distinct points of `space` that the `given` parameters name (values outside it dropped, missing
         names at their no-growth value); parameters naming nothing in `space` give no point."""
         points: list[dict[str, Any]] = []
         for params in given:
             fitting = {k: v for k, v in params.items() if k in space and _contains(space[k], v)}
-            point = {**self._baseline(learner, space), **fitting}
+            point = {**self._baseline(learner, space, context), **fitting}
             if fitting and point not in points:
                 points.append(point)
         return points
@@ -414,9 +408,4 @@ def _contains(distribution: Any, value: Any) -> bool:
         return False
 
 
-def _check_choice(what: str, value: Any, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise SelfgrowError(f"growth {what}={value!r} is invalid; accepted: {', '.join(accepted)}.")
-
-
-__all__ = ["OBJECTIVES", "SearchGrower", "deepen_ops", "widen_ops", "widenable_groups"]
+__all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from selfgrow.options import Configurable
+
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
     from selfgrow.nets.ops import Growth
     from selfgrow.streams.task import Task
@@ -27,9 +29,10 @@ class Batch:
     y_global: torch.Tensor  # stream-wide class ids
 
 
-class Retention:
-    """Base class of anti-forgetting strategies; subclasses override the hooks they need."""
+class Retention(Configurable):
+    """Base class of anti-forgetting strategies; subclasses declare `Options` and override the hooks they need."""
 
+    component = "retention strategy"
     name = "retention"
 
     def before_task(self, learner: Any, task: "Task") -> None:

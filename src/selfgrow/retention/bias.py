@@ -49,7 +49,8 @@ class WeightAligning(Retention):
     (combine with `lwf`). Class-IL only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.old_classes: list[int] = []
         self.gammas: list[float] = []
 

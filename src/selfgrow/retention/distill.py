@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from selfgrow.errors import SelfgrowError
 from selfgrow.nets import build
+from selfgrow.options import option
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.registry import register_retention
 from selfgrow.streams.task import Task
@@ -32,8 +33,9 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, temperature
 class _Distillation(Retention):
     """Keeps the teacher: the net captured at the end of each task, used while learning the next one."""
 
-    def __init__(self, alpha: float) -> None:
-        self.alpha = float(alpha)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.alpha = float(self.alpha)
         self.teacher: torch.nn.Module | None = None
         self.teacher_tasks = 0
         self.old_classes: list[int] = []
@@ -72,6 +74,22 @@ class _Distillation(Retention):
         self.old_classes = [int(c) for c in state["old_classes"]]
 
 
+@dataclass
+class LwFOptions:
+    """LwF's options: the loss weight `alpha` and the temperature."""
+
+    alpha: float = option(1.0, at_least=0)
+    temperature: float = option(2.0, above=0)
+
+
+@dataclass
+class FeatureKDOptions:
+    """Feature distillation's options: the loss weight `alpha` and the distance."""
+
+    alpha: float = option(1.0, at_least=0)
+    distance: str = option("l2", choices=("l2", "cosine"))
+
+
 @register_retention("lwf")
 class LwF(_Distillation):
     """Learning without Forgetting (Li & Hoiem 2016): distil the old net's outputs with temperature T.
@@ -83,11 +101,11 @@ class LwF(_Distillation):
     pre-sized for future classes is handled); domain-IL, all logits (the classes are shared).
     """
 
-    def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
-        super().__init__(alpha)
-        if temperature <= 0:
-            raise SelfgrowError(f"LwF temperature must be positive, got {temperature!r}.")
-        self.temperature = float(temperature)
+    Options = LwFOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.temperature = float(self.temperature)
 
     def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
         if self.teacher is None:
@@ -116,11 +134,7 @@ class FeatureKD(_Distillation):
     appended), so the comparison is exact at the moment of growth.
     """
 
-    def __init__(self, alpha: float = 1.0, distance: str = "l2") -> None:
-        super().__init__(alpha)
-        if distance not in ("l2", "cosine"):
-            raise SelfgrowError(f"Unknown feature_kd distance {distance!r}; accepted: cosine, l2.")
-        self.distance = distance
+    Options = FeatureKDOptions
 
     def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
         if self.teacher is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from selfgrow.errors import SelfgrowError
 from selfgrow.nets.ops import Growth, remap_tensors
+from selfgrow.options import option
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.fisher import diagonal_fisher
 from selfgrow.retention.registry import register_retention
@@ -16,6 +17,19 @@ from selfgrow.retention.tensors import flatten_state, tensor_bytes, unflatten_st
 from selfgrow.streams.task import Task
 
 Anchor = dict[str, dict[str, torch.Tensor]]  # {"fisher": {param: F}, "star": {param: theta*}}
+
+
+@dataclass
+class EWCOptions:
+    """EWC's options (see `EWC`)."""
+
+    lam: float = option(100.0, at_least=0)
+    online: bool = False
+    gamma: float = option(1.0, at_least=0, at_most=1)
+    empirical: bool = False
+    fisher_samples: int | None = option(1024, at_least=1, note="null uses every training sample")
+    batch_size: int = option(32, at_least=1)
+    seed: int = 0
 
 
 @register_retention("ewc")
@@ -39,21 +53,12 @@ class EWC(Retention):
     and memory no longer grows with the number of tasks.
     """
 
-    def __init__(
-        self,
-        lam: float = 100.0,
-        online: bool = False,
-        gamma: float = 1.0,
-        empirical: bool = False,
-        fisher_samples: int | None = 1024,
-        batch_size: int = 32,
-        seed: int = 0,
-    ) -> None:
-        if lam < 0 or not 0 <= gamma <= 1:
-            raise SelfgrowError(f"EWC needs lam >= 0 and gamma in [0, 1]; got lam={lam!r}, gamma={gamma!r}.")
-        self.lam, self.online, self.gamma, self.empirical = float(lam), bool(online), float(gamma), bool(empirical)
-        self.fisher_samples, self.batch_size = fisher_samples, int(batch_size)
-        self.generator = torch.Generator().manual_seed(int(seed))
+    Options = EWCOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.lam, self.gamma = float(self.lam), float(self.gamma)
+        self.generator = torch.Generator().manual_seed(int(self.seed))
         self.anchors: list[Anchor] = []
         self.offset = 0.0  # the constant c of the merged offline terms (keeps the penalty's value exact)
 

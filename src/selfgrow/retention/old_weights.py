@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from selfgrow.errors import SelfgrowError
 from selfgrow.nets.ops import Growth, remap_tensors
+from selfgrow.options import option
 from selfgrow.retention.base import Retention
 from selfgrow.retention.registry import register_retention
 from selfgrow.streams.task import Task
@@ -29,8 +30,9 @@ class _OldWeightsFactor(Retention):
     not slow those entries (a factor of 0 still stops them).
     """
 
-    def __init__(self, factor: float) -> None:
-        self.factor = float(factor)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.factor = float(self.factor)
         self.masks: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
 
@@ -117,8 +119,10 @@ class Freeze(_OldWeightsFactor):
     strategy reads the weights in its own `after_task`).
     """
 
-    def __init__(self) -> None:
-        super().__init__(factor=0.0)
+    factor = 0.0  # frozen: the old entries' factor, fixed
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._saved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._net: torch.nn.Module | None = None
 
@@ -170,14 +174,18 @@ class Freeze(_OldWeightsFactor):
                 tensors[name][old] = values
 
 
+@dataclass
+class SlowLROptions:
+    """slow_lr's option: the learning-rate factor of the old weights."""
+
+    factor: float = option(0.1, at_least=0, at_most=1)
+
+
 @register_retention("slow_lr")
 class SlowLR(_OldWeightsFactor):
     """Learn-to-Bind-and-Grow's slow-lr retention: old weights keep learning with a small factor (new: 1)."""
 
-    def __init__(self, factor: float = 0.1) -> None:
-        if not 0 <= factor <= 1:
-            raise SelfgrowError(f"slow_lr factor must be in [0, 1], got {factor!r}.")
-        super().__init__(factor=factor)
+    Options = SlowLROptions
 
 
 def _eval_mode(module: torch.nn.Module, args: Any) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from selfgrow.errors import SelfgrowError
+from selfgrow.options import option
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.registry import register_retention
 from selfgrow.retention.scenario import model_input, net_device
@@ -19,6 +20,26 @@ SELECTIONS = ("reservoir", "herding")
 BALANCES = ("class", "task", "none")
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
 FIELDS = ("x", "y", "task", "y_global", "priority")
+
+
+@dataclass
+class ReplayOptions:
+    """The replay memory's options (see `Replay`)."""
+
+    budget: int | None = option(200, at_least=0, note="samples; null keeps every sample")
+    selection: str = option("reservoir", choices=SELECTIONS)
+    balance: str = option("class", choices=BALANCES)
+    dtype: str = option("uint8", choices=tuple(DTYPES))
+    replay_batch_size: int | None = option(None, at_least=1, note="null: the trainer's batch size")
+    batch_size: int = option(256, at_least=1)
+    seed: int = 0
+
+
+@dataclass
+class JointOptions:
+    """Joint training's options: only the seed of its sampling (the memory is every sample, see `Joint`)."""
+
+    seed: int = 0
 
 
 @register_retention("replay")
@@ -38,28 +59,13 @@ class Replay(Retention):
     sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
     """
 
-    def __init__(
-        self,
-        budget: int | None = 200,
-        selection: str = "reservoir",
-        balance: str = "class",
-        dtype: str = "uint8",
-        replay_batch_size: int | None = None,
-        batch_size: int = 256,
-        seed: int = 0,
-    ) -> None:
-        if budget is not None and int(budget) < 0:
-            raise SelfgrowError(f"Replay budget must be a number of samples >= 0, got {budget!r}.")
-        for value, accepted, what in ((selection, SELECTIONS, "selection"), (balance, BALANCES, "balance"),
-                                      (dtype, tuple(DTYPES), "dtype")):
-            if value not in accepted:
-                raise SelfgrowError(f"Unknown replay {what} {value!r}; accepted: {', '.join(accepted)}.")
-        self.budget = None if budget is None else int(budget)
-        self.selection, self.balance, self.dtype = selection, balance, dtype
-        self.replay_batch_size, self.batch_size = replay_batch_size, int(batch_size)
-        self.generator = torch.Generator().manual_seed(int(seed))
+    Options = ReplayOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.generator = torch.Generator().manual_seed(int(self.seed))
         self.memory = {
-            "x": torch.empty(0, dtype=DTYPES[dtype]),
+            "x": torch.empty(0, dtype=DTYPES[self.dtype]),
             "y": torch.empty(0, dtype=torch.long),
             "task": torch.empty(0, dtype=torch.long),
             "y_global": torch.empty(0, dtype=torch.long),
@@ -163,8 +169,12 @@ class Joint(Replay):
     and an epoch over the new task is one pass over all data in expectation.
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(budget=None, selection="reservoir", balance="none", dtype="float32", seed=seed)
+    Options = JointOptions
+    budget, selection, balance, dtype = None, "reservoir", "none", "float32"  # Replay's settings, fixed here
+    replay_batch_size, batch_size = None, 256
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.new_samples = 1
 
     def before_task(self, learner: Any, task: Task) -> None:

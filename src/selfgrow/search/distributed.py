@@ -220,13 +220,13 @@ class Coordinator:
     # ---- one task's search --------------------------------------------------------------------
 
     def search(self, grower: Any, learner: Any, task: Any, space: dict[str, Any],
-               enqueue: list[dict[str, Any]]) -> SearchOutcome:
+               enqueue: list[dict[str, Any]], context: Any = None) -> SearchOutcome:
         """Share the task's study with the workers, wait for its trials, return its records (see the module docstring)."""
         self._await_local_workers()
         started = time.perf_counter()
-        study = self._task_study(learner, task, enqueue)
+        study = self._task_study(learner, task, enqueue, grower.context_state(context))
         self.run_study.set_user_attr(CURRENT_ATTR, study.study_name)
-        propose = grower.problem(learner, task)[0]
+        propose = grower.problem(learner, task, context)[0]
         records = self._wait(study, grower.settings, propose, task.index)
         self.run_study.set_user_attr(CURRENT_ATTR, None)
         study.set_user_attr(SECONDS_ATTR, time.perf_counter() - started)
@@ -234,12 +234,13 @@ class Coordinator:
         return SearchOutcome(records, study, float(sum(r.get("spent_flops", 0.0) for r in records)),
                              weights=lambda record: unpack(download(store, record["weights"]))["weights"])
 
-    def _task_study(self, learner: Any, task: Any, enqueue: list[dict[str, Any]]) -> Any:
-        """The task's study, created with its enqueued points and job, or found as a killed coordinator left it."""
+    def _task_study(self, learner: Any, task: Any, enqueue: list[dict[str, Any]], context: Any) -> Any:
+        """The task's study, created with its enqueued points and job (the learner's state, the grower's task
+        context as plain data), or found as a killed coordinator left it."""
         import optuna
 
         blob = pack({"config": self.job_config, "task": task.index, "learner": learner.state_dict(),
-                     "data": task_fingerprint(learner.seen, task)})
+                     "context": context, "data": task_fingerprint(learner.seen, task)})
         name = f"{self.settings.study}-task{task.index}-{hashlib.sha256(blob).hexdigest()[:12]}"
         study = optuna.create_study(study_name=name, storage=self.storage, directions=["maximize", "minimize"],
                                     load_if_exists=True)

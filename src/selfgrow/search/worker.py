@@ -267,8 +267,9 @@ class Worker:
         with torch.random.fork_rng(devices=[]):  # building nets draws weights: leave the process's stream alone
             learner, task = self._learner(job)
         grower = learner.grower
-        space = grower.search_space(learner, task)
-        propose, evaluate = grower.problem(learner, task)
+        context = grower.context_from_state(job["context"])
+        space = grower.search_space(learner, task, context)
+        propose, evaluate = grower.problem(learner, task, context)
         settings = grower.settings
         if study is not None:
             seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],

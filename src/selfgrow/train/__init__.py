@@ -4,11 +4,13 @@ from selfgrow.train.checkpoint import checkpoint_dir, load_checkpoint, load_late
 from selfgrow.train.device import resolve_device
 from selfgrow.train.evaluate import accuracy, predict
 from selfgrow.train.learner import Learner, remap_optimizer_state
+from selfgrow.train.records import TaskRecord
 from selfgrow.train.trainer import FitResult, Trainer
 
 __all__ = [
     "FitResult",
     "Learner",
+    "TaskRecord",
     "Trainer",
     "accuracy",
     "checkpoint_dir",

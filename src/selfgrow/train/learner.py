@@ -30,6 +30,7 @@ from selfgrow.retention.settings import apply_settings
 from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario
 from selfgrow.train.evaluate import accuracy
+from selfgrow.train.records import TaskRecord
 from selfgrow.train.trainer import FitResult, OptimizerState, Trainer
 
 
@@ -60,15 +61,15 @@ class Learner:
         self.nets: list[torch.nn.Module] = []  # independent mode: the net of task k at position k
         self.seen: list[Task] = []
         self.seen_class_ids: list[int] = []
-        self.records: list[dict[str, Any]] = []
+        self.records: list[TaskRecord] = []  # what each learnt task did, in order
         self.optimizer_state: OptimizerState = {}
         self.retention_settings: dict[str, float] = {}  # strengths chosen by growth searches so far
         self.search_backend: Any = None  # where growth searches run: None in process, else a distributed coordinator
 
     # ---- learning -----------------------------------------------------------------------------
 
-    def learn(self, task: Task) -> dict[str, Any]:
-        """Add heads, grow by the grower's plan, run the retention hooks around training; returns the record."""
+    def learn(self, task: Task) -> TaskRecord:
+        """Add heads, grow by the grower's plan, run the retention hooks around training; returns its `TaskRecord`."""
         if self.independent:
             self.net, self.optimizer_state = self._fresh_net(task), {}
         train_task, scenario = self._training_view(task)
@@ -95,14 +96,14 @@ class Learner:
         self.seen_class_ids = sorted({*self.seen_class_ids, *task.class_ids})
         for strategy in self.retention:
             strategy.after_task(self, task)
-        record = {
-            "task": task.index,
-            "name": task.name,
-            "plan": plan.explain(),
-            "growth": [g.op for g in head_growths + growths],
-            "spec": copy.deepcopy(self.net.spec),
-            "fit": fit.to_dict(),
-        }
+        record = TaskRecord.snapshot(
+            task=task.index,
+            name=task.name,
+            plan=plan,
+            growth=[g.op for g in head_growths + growths],
+            spec=self.net.spec,
+            fit=fit,
+        )
         self.records.append(record)
         return record
 
@@ -180,7 +181,7 @@ class Learner:
             "grower": self.grower.state_dict(),
             "seen": [t.index for t in self.seen],
             "seen_class_ids": list(self.seen_class_ids),
-            "records": copy.deepcopy(self.records),
+            "records": [r.to_dict() for r in self.records],
             "retention_settings": dict(self.retention_settings),
         }
 
@@ -214,7 +215,7 @@ class Learner:
         self.grower.load_state_dict(state["grower"])
         self.seen = [tasks[i] for i in state["seen"]] if tasks is not None else []
         self.seen_class_ids = list(state["seen_class_ids"])
-        self.records = copy.deepcopy(state["records"])
+        self.records = [TaskRecord.from_dict(r) for r in state["records"]]
 
 
 def remap_optimizer_state(state: OptimizerState, growth: Any) -> OptimizerState:

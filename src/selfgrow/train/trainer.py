@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from selfgrow.config import TrainerConfig
 from selfgrow.errors import SelfgrowError, unknown_name
+from selfgrow.options import check_fields
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario, to_input
@@ -31,8 +32,6 @@ from selfgrow.train.evaluate import accuracy
 from selfgrow.train.interrupt import check as check_interrupt
 from selfgrow.train.parallel import DataParallel
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "cosine", "step")
 OptimizerState = dict[str, dict[str, torch.Tensor]]  # parameter name -> optimizer state tensors
 BAD_STEPS_BEFORE_LR_DROP = 3  # consecutive non-finite losses after which the learning rate is halved
 
@@ -68,6 +67,11 @@ class FitResult:
         out = asdict(self)
         out.pop("optimizer_state")
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitResult:
+        """Rebuild a result from `to_dict()` (with no optimizer state); `from_dict(d).to_dict() == d`."""
+        return cls(**copy.deepcopy(data))
 
 
 @dataclass
@@ -115,25 +119,10 @@ class Trainer(TrainerConfig):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
+        check_fields(self, "Trainer")
         _check_choice("device", str(self.device).split(":", 1)[0], DEVICES)
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise SelfgrowError(f"Trainer {name}={getattr(self, name)!r} is invalid; accepted: an integer >= 1.")
-        if self.patience is not None and self.patience < 1:
-            raise SelfgrowError(f"Trainer patience={self.patience!r} is invalid; accepted: None or an integer >= 1.")
-        if self.min_epoch_steps is not None and self.min_epoch_steps < 1:
-            raise SelfgrowError(f"Trainer min_epoch_steps={self.min_epoch_steps!r} is invalid; accepted: None or an integer >= 1.")
-        if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
+        if self.grid_epochs is not None and self.grid_epochs > self.epochs:
             raise SelfgrowError(f"Trainer grid_epochs={self.grid_epochs!r} is invalid; accepted: None or 1..epochs.")
-        for name in ("lr", "momentum", "weight_decay"):
-            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
-                raise SelfgrowError(f"Trainer {name}={getattr(self, name)!r} is invalid; accepted: a number >= 0 (lr > 0).")
-        for name in ("lr_grid", "wd_grid"):
-            grid = getattr(self, name)
-            if grid is not None and (not grid or min(grid) < 0):
-                raise SelfgrowError(f"Trainer {name}={grid!r} is invalid; accepted: None or a non-empty list of numbers >= 0.")
 
     def fit(
         self,

@@ -25,9 +25,10 @@ freezes nothing itself, so this is the run's `slow_lr` retention (its `factor` i
 factor; the copies made by `bind_task` are new weights and learn at the full rate); `freeze` gives
 the paper's frozen variant and no retention its "no change in lr" one (its Fig. 3).
 
-State (resume): the single-task baselines and the search history; while a task is planned, also
-its conflict model, so a distributed search worker rebuilt from the learner's state poses the
-same search (the same space, candidates and Δ).
+State (resume): the single-task baselines and the search history. A task's conflict model is
+per-task state: `plan` measures it and passes it to the search's hooks as their `context`, and a
+distributed search sends it with the task's job (`context_state`), so a worker rebuilt from the
+learner's state poses the same search (the same space, candidates and Δ).
 
 Deviations from the paper, and why:
 - Grow sequences are searched one task at a time (streaming: each task's training data is seen
@@ -60,8 +61,9 @@ from selfgrow.growth.bindgrow.nucleus import (
     task_conflict,
 )
 from selfgrow.growth.bindgrow.rsa import layer_conflicts
-from selfgrow.growth.searching import SearchGrower
+from selfgrow.growth.searching import SearchGrower, SearchOptions
 from selfgrow.nets.jointnet import JointNet
+from selfgrow.options import option, with_default
 
 
 @dataclasses.dataclass
@@ -91,6 +93,38 @@ class BindContext:
         return distribution, nucleus(dict(zip(self.layers, distribution)), delta)
 
 
+@dataclasses.dataclass
+class BindGrowOptions(SearchOptions):
+    """bindgrow's options (see `BindGrowGrower`) beside the search options, whose defaults differ here."""
+
+    n_trials: int = with_default(SearchOptions, "n_trials", 6)
+    sampler: str = with_default(SearchOptions, "sampler", "nsga2")
+    objective: str = with_default(SearchOptions, "objective", "params")
+    delta: float | None = option(None, at_least=0, at_most=1, note="null: searched")
+    delta_range: list[float] = option(factory=lambda: [0.0, 1.0], at_least=0, at_most=1,
+                                      note="[low, high] with low <= high")
+    delta_step: float = option(0.05, above=0, at_most=1)
+    search_binding: bool = False
+    layers: list[int] | None = option(None, at_least=0, nonempty=True, note="distinct depths; null: all")
+    task_epochs: int | None = option(None, at_least=1, note="null: the trainer's")
+    rsa_samples: int = option(200, at_least=3)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low, high = self.delta_range if len(self.delta_range) == 2 else (1, 0)
+        if low > high:
+            raise SelfgrowError(f"bindgrow delta_range={self.delta_range!r} is invalid; accepted: [low, high] with "
+                                "0 <= low <= high <= 1.")
+        if abs((high - low) / self.delta_step - round((high - low) / self.delta_step)) > 1e-6:
+            raise SelfgrowError(
+                f"bindgrow delta_range [{low:g}, {high:g}] is not a whole number of delta_step {self.delta_step:g}; "
+                "accepted: a range whose width is a multiple of the step."
+            )
+        if self.layers is not None and len(set(self.layers)) != len(self.layers):
+            raise SelfgrowError(f"bindgrow layers={self.layers!r} is invalid; accepted: null (all) or a list of "
+                                "distinct depths >= 0.")
+
+
 @register_grower("bindgrow")
 class BindGrowGrower(SearchGrower):
     """Learn to Bind and Grow: RSA binding and δ-nucleus expansion, δ searched (see the module docstring).
@@ -104,49 +138,15 @@ class BindGrowGrower(SearchGrower):
     params by default).
     """
 
-    def __init__(
-        self,
-        delta: float | None = None,
-        delta_range: list[float] | None = None,
-        delta_step: float = 0.05,
-        search_binding: bool = False,
-        layers: list[int] | None = None,
-        task_epochs: int | None = None,
-        rsa_samples: int = 200,
-        **search_options: Any,
-    ) -> None:
-        n_trials = search_options.get("n_trials", 6)
-        if delta is None and isinstance(n_trials, int) and not isinstance(n_trials, bool) and n_trials < 1:
-            raise SelfgrowError(f"bindgrow n_trials={n_trials} leaves δ unchosen; accepted: an integer >= 1.")
-        super().__init__(**{"n_trials": 6, "sampler": "nsga2", "objective": "params", **search_options})
-        low, high = _delta_range(delta_range)
-        if not _is_number(delta_step) or not 0 < delta_step <= 1:
-            raise SelfgrowError(f"bindgrow delta_step={delta_step!r} is invalid; accepted: a number in (0, 1].")
-        if abs((high - low) / delta_step - round((high - low) / delta_step)) > 1e-6:
-            raise SelfgrowError(
-                f"bindgrow delta_range [{low:g}, {high:g}] is not a whole number of delta_step {delta_step:g}; "
-                "accepted: a range whose width is a multiple of the step."
-            )
-        if delta is not None and (not _is_number(delta) or not 0 <= delta <= 1):
-            raise SelfgrowError(f"bindgrow delta={delta!r} is invalid; accepted: null (searched) or a number in [0, 1].")
-        if not isinstance(search_binding, bool):
-            raise SelfgrowError(f"bindgrow search_binding={search_binding!r} is invalid; accepted: true or false.")
-        if layers is not None and (not isinstance(layers, list) or not layers or len(set(layers)) != len(layers)
-                                   or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in layers)):
-            raise SelfgrowError(f"bindgrow layers={layers!r} is invalid; accepted: null (all) or a list of distinct depths >= 0.")
-        if task_epochs is not None and (not isinstance(task_epochs, int) or task_epochs < 1):
-            raise SelfgrowError(f"bindgrow task_epochs={task_epochs!r} is invalid; accepted: null (the trainer's) or an integer >= 1.")
-        if not isinstance(rsa_samples, int) or rsa_samples < 3:
-            raise SelfgrowError(f"bindgrow rsa_samples={rsa_samples!r} is invalid; accepted: an integer >= 3.")
-        self.delta = None if delta is None else float(delta)
-        self.delta_range = (low, high)
-        self.delta_step = float(delta_step)
-        self.search_binding = search_binding
-        self.layers = None if layers is None else sorted(layers)
-        self.task_epochs = task_epochs
-        self.rsa_samples = rsa_samples
+    Options = BindGrowOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.delta = None if self.delta is None else float(self.delta)
+        self.delta_range = (float(self.delta_range[0]), float(self.delta_range[1]))
+        self.delta_step = float(self.delta_step)
+        self.layers = None if self.layers is None else sorted(self.layers)
         self.baselines: dict[int, float] = {}  # task -> single-task baseline error E_φ
-        self._context: BindContext | None = None
 
     # ---- the plan ---------------------------------------------------------------------------
 
@@ -159,18 +159,14 @@ class BindGrowGrower(SearchGrower):
             })
         self._measure_missing_baselines(learner)
         context = self._bind_context(learner, net, task)
-        self._context = context
-        try:
-            plan = super().plan(learner, task) if self.delta is None else self._fixed_plan(net, task)
-        finally:
-            self._context = None
+        plan = self.search_plan(learner, task, context) if self.delta is None else self._fixed_plan(net, task, context)
         self.baselines[task.index] = context.baseline
         self._explain(plan, context, learner)
         return plan
 
-    def _fixed_plan(self, net: JointNet, task: Any) -> GrowthPlan:
+    def _fixed_plan(self, net: JointNet, task: Any, context: BindContext) -> GrowthPlan:
         """Algorithm 1 with the given δ: no search."""
-        ops = self.ops_for(net, {"delta": self.delta})
+        ops = self.ops_for(net, {"delta": self.delta}, context)
         return GrowthPlan(ops=ops, reasons={"task": task.index, "rule": f"fixed delta {self.delta:g}",
                                             "decision": f"fixed delta {self.delta:g}"})
 
@@ -211,39 +207,40 @@ class BindGrowGrower(SearchGrower):
 
     # ---- the search space (SearchGrower) ------------------------------------------------------
 
-    def space(self, learner: Any, task: Any) -> dict[str, Any]:
+    def space(self, learner: Any, task: Any, context: BindContext | None = None) -> dict[str, Any]:
         from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+        conflicts = _required(context).conflicts
         low, high = self.delta_range
         space: dict[str, Any] = {"delta": FloatDistribution(low, high, step=self.delta_step)}
-        if self.search_binding and len(self._current.conflicts) > 1:
-            space["bind"] = CategoricalDistribution(sorted(self._current.conflicts))
+        if self.search_binding and len(conflicts) > 1:
+            space["bind"] = CategoricalDistribution(sorted(conflicts))
         return space
 
-    def no_growth(self, space: dict[str, Any]) -> dict[str, Any]:
+    def no_growth(self, space: dict[str, Any], context: BindContext | None = None) -> dict[str, Any]:
         """The least growth: the RSA binding at the lowest δ (no expansion when the range starts at 0)."""
         point: dict[str, Any] = {"delta": self.delta_range[0]}
         if "bind" in space:
-            point["bind"] = self._current.rsa_binding
+            point["bind"] = _required(context).rsa_binding
         return point
 
-    def ops_for(self, net: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-        context = self._current
+    def ops_for(self, net: Any, params: dict[str, Any], context: BindContext | None = None) -> list[dict[str, Any]]:
+        context = _required(context)
         source = int(params.get("bind", context.rsa_binding))
         expand = context.expansion(source, float(params["delta"]))[1]
         return [{"op": "bind_task", "kwargs": {"task": context.task, "source": source, "expand": expand}}]
 
-    def problem(self, learner: Any, task: Any) -> tuple[Any, Any]:
+    def problem(self, learner: Any, task: Any, context: BindContext | None = None) -> tuple[Any, Any]:
         """`SearchGrower`'s candidates, scored by the multi-task gain Δ instead of the mean accuracy."""
-        propose, evaluate = super().problem(learner, task)
-        baselines = {**self.baselines, task.index: self._current.baseline}
+        propose, evaluate = super().problem(learner, task, context)
+        baselines = {**self.baselines, task.index: _required(context).baseline}
         return propose, lambda params: GainScored(evaluate(params), baselines)
 
-    @property
-    def _current(self) -> BindContext:
-        if self._context is None:
-            raise SelfgrowError("bindgrow's search space exists only while it plans a task (call plan).")
-        return self._context
+    def context_state(self, context: BindContext) -> dict[str, Any]:
+        return context.to_state()
+
+    def context_from_state(self, state: dict[str, Any]) -> BindContext:
+        return BindContext.from_state(state)
 
     # ---- the conflict model -------------------------------------------------------------------
 
@@ -313,16 +310,12 @@ class BindGrowGrower(SearchGrower):
     # ---- state ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Search history, baselines and, while a task is being planned, its conflict model (what a
-        distributed search worker, rebuilt from the learner's state, needs to pose the same problem)."""
-        return {**super().state_dict(), "baselines": {str(t): e for t, e in self.baselines.items()},
-                "context": None if self._context is None else self._context.to_state()}
+        """Search history and baselines (a task's conflict model travels with its search job, `context_state`)."""
+        return {**super().state_dict(), "baselines": {str(t): e for t, e in self.baselines.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.baselines = {int(t): float(e) for t, e in state.get("baselines", {}).items()}
-        context = state.get("context")
-        self._context = None if context is None else BindContext.from_state(context)
 
 
 def _joint_net(learner: Any) -> JointNet:
@@ -335,18 +328,12 @@ def _joint_net(learner: Any) -> JointNet:
     return learner.net
 
 
-def _delta_range(value: Any) -> tuple[float, float]:
-    """[low, high] within [0, 1] (default [0, 1])."""
-    if value is None:
-        return 0.0, 1.0
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value)
-            or not 0 <= value[0] <= value[1] <= 1):
-        raise SelfgrowError(f"bindgrow delta_range={value!r} is invalid; accepted: [low, high] with 0 <= low <= high <= 1.")
-    return float(value[0]), float(value[1])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _required(context: BindContext | None) -> BindContext:
+    """The task's conflict model, which every search hook of bindgrow needs."""
+    if context is None:
+        raise SelfgrowError("bindgrow's search space needs the task's conflict model; call plan, which measures it "
+                            "and passes it as `context`.")
+    return context
 
 
 def _inputs(task: Any, order: torch.Tensor, device: torch.device) -> torch.Tensor:

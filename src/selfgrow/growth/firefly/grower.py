@@ -60,6 +60,7 @@ state across tasks: the masks live in the net's state dict, which checkpoints ca
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -72,73 +73,57 @@ from selfgrow.growth.firefly.building import depth_neighbourhood, width_neighbou
 from selfgrow.growth.firefly.materialise import grow_depth, grow_width
 from selfgrow.growth.firefly.neighbourhood import Neighbourhood, descend, taylor_scores
 from selfgrow.growth.firefly.selection import select
+from selfgrow.options import option
 
 MAX_LOGGED = 200  # candidates logged per growth step: the best by |score| (every chosen one included)
+
+
+@dataclass
+class FireflyOptions:
+    """Firefly descent's options (see the module docstring)."""
+
+    continual: bool = False
+    grow_ratio: float = option(0.3, above=0, note="the share of the current units added per step")
+    eps: float = option(0.05, above=0, note="the step size ε bounding every gate")
+    new_candidates: int = option(32, at_least=0)
+    existing_candidates: bool = True
+    max_new_layers: int = option(0, at_least=0)
+    grad_steps: int = option(20, at_least=0)
+    lr: float = option(0.01, above=0)
+    score_points: int = option(3, at_least=1)
+    score_samples: int = option(512, at_least=1)
+    max_steps: int = option(1, at_least=1)
+    check_epochs: int = option(1, at_least=0)
+    good_enough: float | None = option(None, above=0, at_most=1,
+                                       note="null always grows, else a validation accuracy")
+    layers: list[str] | None = option(None, note="null: every width group")
+    seed: int = option(0, at_least=0)
+
+    def __post_init__(self) -> None:
+        if self.good_enough is not None and self.check_epochs == 0:
+            raise SelfgrowError("firefly good_enough needs check_epochs >= 1 (the accuracy is measured after that "
+                                "training); set check_epochs or good_enough: null.")
+        if self.continual and self.max_new_layers:
+            raise SelfgrowError(f"firefly max_new_layers={self.max_new_layers!r} is invalid in continual mode; "
+                                "accepted: 0 (new layers would change the function of earlier tasks).")
+        if not (self.existing_candidates or self.new_candidates or self.max_new_layers):
+            raise SelfgrowError("firefly has no candidates: set existing_candidates: true, new_candidates >= 1 "
+                                "or max_new_layers >= 1.")
 
 
 @register_grower("firefly")
 class FireflyGrower(Grower):
     """Grows by Firefly descent before each task: ε-gated candidates, Taylor scores, top-η selection."""
 
-    def __init__(
-        self,
-        continual: bool = False,
-        grow_ratio: float = 0.3,
-        eps: float = 0.05,
-        new_candidates: int = 32,
-        existing_candidates: bool = True,
-        max_new_layers: int = 0,
-        grad_steps: int = 20,
-        lr: float = 0.01,
-        score_points: int = 3,
-        score_samples: int = 512,
-        max_steps: int = 1,
-        check_epochs: int = 1,
-        good_enough: float | None = None,
-        layers: list[str] | None = None,
-        seed: int = 0,
-    ) -> None:
-        _check_bool("continual", continual)
-        _check_bool("existing_candidates", existing_candidates)
-        _check_number("grow_ratio", grow_ratio, "a number > 0 (the share of the current units added per step)")
-        _check_number("eps", eps, "a number > 0 (the step size ε bounding every gate)")
-        _check_number("lr", lr, "a number > 0")
-        for name, value, low in (("new_candidates", new_candidates, 0), ("max_new_layers", max_new_layers, 0),
-                                 ("grad_steps", grad_steps, 0), ("score_points", score_points, 1),
-                                 ("score_samples", score_samples, 1), ("max_steps", max_steps, 1),
-                                 ("check_epochs", check_epochs, 0), ("seed", seed, 0)):
-            _check_int(name, value, low)
-        if good_enough is not None and (isinstance(good_enough, bool) or not isinstance(good_enough, (int, float))
-                                        or not 0 < good_enough <= 1):
-            raise SelfgrowError(f"firefly good_enough={good_enough!r} is invalid; accepted: null (always grow) "
-                                "or a validation accuracy in (0, 1].")
-        if good_enough is not None and check_epochs == 0:
-            raise SelfgrowError("firefly good_enough needs check_epochs >= 1 (the accuracy is measured after that "
-                                "training); set check_epochs or good_enough: null.")
-        if continual and max_new_layers:
-            raise SelfgrowError(f"firefly max_new_layers={max_new_layers!r} is invalid in continual mode; accepted: 0 "
-                                "(new layers would change the function of earlier tasks).")
-        if not (existing_candidates or new_candidates or max_new_layers):
-            raise SelfgrowError("firefly has no candidates: set existing_candidates: true, new_candidates >= 1 "
-                                "or max_new_layers >= 1.")
-        if layers is not None and (not isinstance(layers, list) or not all(isinstance(n, str) for n in layers)):
-            raise SelfgrowError(f"firefly layers={layers!r} is invalid; accepted: null (every width group) "
-                                "or a list of width-group names.")
-        self.continual = continual
-        self.grow_ratio = float(grow_ratio)
-        self.eps = float(eps)
-        self.new_candidates = new_candidates
-        self.existing_candidates = existing_candidates
-        self.max_new_layers = max_new_layers
-        self.grad_steps = grad_steps
-        self.lr = float(lr)
-        self.score_points = score_points
-        self.score_samples = score_samples
-        self.max_steps = max_steps
-        self.check_epochs = check_epochs
-        self.good_enough = None if good_enough is None else float(good_enough)
-        self.layers = None if layers is None else list(layers)
-        self.seed = seed
+    Options = FireflyOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.grow_ratio = float(self.grow_ratio)
+        self.eps = float(self.eps)
+        self.lr = float(self.lr)
+        self.good_enough = None if self.good_enough is None else float(self.good_enough)
+        self.layers = None if self.layers is None else list(self.layers)
 
     # ---- the plan ---------------------------------------------------------------------------
 
@@ -369,17 +354,3 @@ def _short(value: Any) -> Any:
     """Floats to 6 significant digits (the log stays readable and small)."""
     return float(f"{value:.6g}") if isinstance(value, float) else value
 
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise SelfgrowError(f"firefly {name}={value!r} is invalid; accepted: true or false.")
-
-
-def _check_number(name: str, value: Any, accepted: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise SelfgrowError(f"firefly {name}={value!r} is invalid; accepted: {accepted}.")
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SelfgrowError(f"firefly {name}={value!r} is invalid; accepted: an integer >= {low}.")

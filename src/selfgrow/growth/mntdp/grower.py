@@ -23,6 +23,7 @@ Deviations from the thesis and why:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
@@ -31,20 +32,28 @@ from selfgrow.growth.mntdp.deterministic import SearchOutcome, search_determinis
 from selfgrow.growth.mntdp.paths import search_space
 from selfgrow.growth.mntdp.prior import knn_prior, prior_sample, top_sources
 from selfgrow.growth.mntdp.stochastic import search_stochastic
+from selfgrow.options import option
 
 VARIANTS = ("D", "S")
 
 
-def _positive_int(name: str, value: Any, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise SelfgrowError(f"mntdp {name}={value!r} is invalid; accepted: an integer >= {least}.")
-    return value
+@dataclass
+class MNTDPOptions:
+    """MNTDP's options (see `MNTDPGrower`)."""
 
+    variant: str = option("D", note="'D' or 'S'")
+    k: int = option(1, at_least=1)
+    n_neighbors: int = option(5, at_least=1)
+    knn_samples: int = option(1000, at_least=2)
+    reuse_depths: list[int] | None = option(None, at_least=0, nonempty=True)
+    reuse_head: bool = True
+    steps: int = option(1000, at_least=2)
+    path_lr: float = option(0.01, above=0)
+    entropy_weight: float = option(0.1, at_least=0)
 
-def _number(name: str, value: Any, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
-        raise SelfgrowError(f"mntdp {name}={value!r} is invalid; accepted: a number {'> 0' if positive else '>= 0'}.")
-    return float(value)
+    def __post_init__(self) -> None:
+        if self.variant.upper() not in VARIANTS:
+            raise SelfgrowError(f"mntdp variant={self.variant!r} is invalid; accepted: 'D' or 'S'.")
 
 
 @register_grower("mntdp")
@@ -59,36 +68,14 @@ class MNTDPGrower(Grower):
     (module and path updates together), `path_lr` (Adam on the path logits) and `entropy_weight`.
     """
 
-    def __init__(
-        self,
-        variant: str = "D",
-        k: int = 1,
-        n_neighbors: int = 5,
-        knn_samples: int = 1000,
-        reuse_depths: list[int] | None = None,
-        reuse_head: bool = True,
-        steps: int = 1000,
-        path_lr: float = 0.01,
-        entropy_weight: float = 0.1,
-    ) -> None:
-        if not isinstance(variant, str) or variant.upper() not in VARIANTS:
-            raise SelfgrowError(f"mntdp variant={variant!r} is invalid; accepted: 'D' or 'S'.")
-        if reuse_depths is not None and (
-            not isinstance(reuse_depths, list) or not reuse_depths
-            or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in reuse_depths)
-        ):
-            raise SelfgrowError(f"mntdp reuse_depths={reuse_depths!r} is invalid; accepted: None or a non-empty list of integers >= 0.")
-        if not isinstance(reuse_head, bool):
-            raise SelfgrowError(f"mntdp reuse_head={reuse_head!r} is invalid; accepted: true or false.")
-        self.variant = variant.upper()
-        self.k = _positive_int("k", k)
-        self.n_neighbors = _positive_int("n_neighbors", n_neighbors)
-        self.knn_samples = _positive_int("knn_samples", knn_samples, least=2)
-        self.reuse_depths = None if reuse_depths is None else list(reuse_depths)
-        self.reuse_head = reuse_head
-        self.steps = _positive_int("steps", steps, least=2)
-        self.path_lr = _number("path_lr", path_lr, positive=True)
-        self.entropy_weight = _number("entropy_weight", entropy_weight, positive=False)
+    Options = MNTDPOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.variant = self.variant.upper()
+        self.reuse_depths = None if self.reuse_depths is None else list(self.reuse_depths)
+        self.path_lr = float(self.path_lr)
+        self.entropy_weight = float(self.entropy_weight)
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
         net = _check(learner, task)
