@@ -31,6 +31,12 @@ def real_data_root() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _knowledge_base_of_the_session(tmp_path_factory):
+    """Searches record into a journal of the test session (and its subprocesses), never into ~/.cache."""
+    os.environ["SELFGROW_META"] = f"journal:{tmp_path_factory.mktemp('meta') / 'meta.journal'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_thread():
     """Tiny test nets run fastest on one thread; more threads only contend on a loaded machine."""
     torch.set_num_threads(1)

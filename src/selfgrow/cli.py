@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "worker": _cmd_worker, "bench": _cmd_bench, "list": _cmd_list, "data": _cmd_data,
-                "report": _cmd_report}
+                "report": _cmd_report, "meta": _cmd_meta}
     if command not in handlers:
         from selfgrow.errors import unknown_name
 
@@ -52,6 +52,7 @@ COMMANDS = {
     "list": "datasets (and whether they are prepared), streams, methods, growers, retention, nets",
     "data": "data download NAME: fetch a dataset, verify its checksums, prepare it",
     "report": "report RUN_DIR: redraw the plots and report.html of a run folder",
+    "meta": "meta list | show KEY | export FILE | import FILE: the growth knowledge base of past searches",
 }
 
 
@@ -165,6 +166,12 @@ def _cmd_report(argv: list[str]) -> int:
         raise SelfgrowError(f"No results.json in {str(args.run_dir)!r}; give a run folder written by `selfgrow run`.")
     print(write_report(args.run_dir, Results.load(args.run_dir)))
     return 0
+
+
+def _cmd_meta(argv: list[str]) -> int:
+    from selfgrow.meta.commands import main as meta_main
+
+    return meta_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

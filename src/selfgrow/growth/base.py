@@ -109,6 +109,9 @@ class Grower(Configurable):
         """The growth to apply before training on `task` (the learner gives the net and what was seen)."""
         raise NotImplementedError
 
+    def after_task(self, learner: Any, task: "Task") -> None:
+        """Called once `task` is trained (after the strategies' `after_task`): what the grower learns from the result."""
+
     def state_dict(self) -> dict[str, Any]:
         """Plain data (and tensors) needed to resume decisions after a restart."""
         return {}

@@ -30,11 +30,18 @@ The point "no growth" is always enqueued, so the current net is always a candida
 the chosen candidate: how fast the search found it, the measures by which warm start is judged;
 trials of one batch are trained together, so the batch count is the one that reflects compute).
 
-Warm start (meta-learning across tasks): the chosen and the most accurate parameters of the last
-`warm_start` tasks are enqueued first in the new study (0 turns it off); they live in the
-grower's state, so a resumed run warm-starts as the uninterrupted one does. `initial_points`
-(points known to be worth trying, e.g. from an earlier study) are enqueued after them and the
-no-growth point; names a space lacks are dropped, missing names take their no-growth value.
+Warm start within a run: the chosen and the most accurate parameters of the last `warm_start`
+tasks are enqueued first in the new study (0 turns it off); they live in the grower's state, so a
+resumed run warm-starts as the uninterrupted one does. Across runs (the growth knowledge base,
+`selfgrow.meta`): every finished search is recorded, with the task's meta-features, into
+`record` ("default": `$SELFGROW_META`, else a journal file under ~/.cache/selfgrow; null: off),
+and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, within: 2}` also
+enqueues, after this run's points, the transferred chosen and best points of the `k` past searches
+of the same grower whose tasks are most similar (`selfgrow.meta.transfer`), and the plan's
+reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
+probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
+trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
+space lacks are dropped, missing names take their no-growth value.
 
 `keep_winner`: the learner starts the task's training from the chosen candidate's trained
 weights (`GrowthPlan.weights`) instead of from the freshly grown net; it then trains the task
@@ -64,6 +71,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
+from selfgrow.meta.link import KnowledgeLink
 from selfgrow.options import option
 from selfgrow.search import (
     DEFAULT_RULE,
@@ -106,7 +114,10 @@ class SearchOptions:
     z: float = option(1.0, at_least=0, note="standard errors")
     val_memory_per_class: int | None = option(None, at_least=1, note="null keeps every validation sample")
     population_size: int = 8
-    warm_start: int = option(2, at_least=0, note="0: off")
+    warm_start: int | dict[str, Any] = option(
+        2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
+        "searches consulted (3), within: the last tasks of this run (2)}")
+    record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
     initial_points: list[dict[str, Any]] | None = option(
@@ -118,6 +129,14 @@ class SearchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        warm = self.warm_start
+        if isinstance(warm, dict) and not (
+                isinstance(warm.get("from"), str) and set(warm) <= {"from", "k", "within"}
+                and all(isinstance(warm.get(key, 1), int) and not isinstance(warm.get(key, 1), bool)
+                        and warm.get(key, 1) >= low for key, low in (("k", 1), ("within", 0)))):
+            raise SelfgrowError(f"growth warm_start={warm!r} is invalid; accepted: an integer >= 0 or a mapping with "
+                                "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 1) "
+                                "and 'within' (an integer >= 0).")
         space = self.retention_space
         if space is not None and not all(isinstance(v, list) and v and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in space.values()):
@@ -145,6 +164,9 @@ class SearchGrower(Grower):
         self.tolerance = float(self.tolerance)
         self.z = float(self.z)
         self.history: list[dict[str, Any]] = []  # per task: the chosen and the most accurate parameters
+        warm = self.warm_start if isinstance(self.warm_start, dict) else {"within": self.warm_start}
+        self.within = int(warm.get("within", 2))
+        self.knowledge = KnowledgeLink(self.name, self.record, warm.get("from"), int(warm.get("k", 3)), self.seed)
 
     # ---- what subclasses define -------------------------------------------------------------
 
@@ -202,8 +224,13 @@ class SearchGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
+        features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
-        enqueue = [*reasons["warm_start"], self._baseline(learner, space, context),
+        proposed, consulted = self.knowledge.consult(space, features)
+        if consulted is not None:
+            reasons["knowledge"] = consulted
+        enqueue = [*reasons["warm_start"], *self._fitting_points(space, proposed, learner, context),
+                   self._baseline(learner, space, context),
                    *self._fitting_points(space, self.initial_points, learner, context)]
         outcome = self._search(learner, task, space, enqueue, context)
         records = outcome.records
@@ -226,8 +253,13 @@ class SearchGrower(Grower):
             reasons["retention"] = settings
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
+        self.knowledge.record(task, space, records, choice["params"], best["params"], features)
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
-                          retention=settings, search_flops=outcome.spent_flops)
+                          retention=settings, search_flops=outcome.spent_flops + probe_flops)
+
+    def after_task(self, learner: Any, task: Any) -> None:
+        """The trained task's outcome into the knowledge base (see `selfgrow.meta.link`)."""
+        self.knowledge.after_task(learner, task)
 
     def search_space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:
         """The subclass's growth space and, when `retention_space` is set, the strategies' strengths beside it.
@@ -312,7 +344,7 @@ class SearchGrower(Grower):
 
     def _warm_start_points(self, space: dict[str, Any], learner: Any, context: Any) -> list[dict[str, Any]]:
         """The last `warm_start` tasks' chosen and best parameters that fit `space` (missing names: no growth)."""
-        entries = reversed(self.history[-self.warm_start:] if self.warm_start else [])
+        entries = reversed(self.history[-self.within:] if self.within else [])
         return self._fitting_points(space, [params for entry in entries for params in (entry["chosen"], entry["best"])],
                                     learner, context)
 
@@ -346,10 +378,11 @@ class SearchGrower(Grower):
     # ---- state ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": json.loads(json.dumps(self.history))}
+        return {"history": json.loads(json.dumps(self.history)), "knowledge": self.knowledge.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = json.loads(json.dumps(state.get("history", [])))
+        self.knowledge.load_state_dict(state.get("knowledge", {}))
 
 
 def widen_ops(net: Any, targets: dict[str, int], mode: str) -> list[dict[str, Any]]:

@@ -57,6 +57,7 @@ def _page(results: Results, figures: dict[str, Path]) -> str:
     for i, plan in enumerate(results.growth):
         arch = results.costs[i].get("spec")
         parts.append(f"<h3>Task {i}: {html.escape(str(results.tasks[i].get('name', '')))}</h3>")
+        parts.append(_knowledge_table(plan.get("reasons", {}).get("knowledge")))
         parts.append(f"<pre>{html.escape(json.dumps(plan, indent=1, default=str))}</pre>")
         if arch is not None:
             parts.append(f"<details><summary>architecture after task {i}</summary>"
@@ -85,6 +86,21 @@ def _cost_table(results: Results) -> str:
         for i, c in enumerate(results.costs)
     ]
     return _table(rows, header)
+
+
+def _knowledge_table(knowledge: dict | None) -> str:
+    """The past searches a meta warm start consulted before this task and the points they proposed ("" without)."""
+    if knowledge is None:
+        return ""
+    rows = [[c["entry"].split("/", 1)[-1], str(c["task"]), _fmt(c["distance"]),
+             "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
+             _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
+    base = html.escape(str(knowledge["base"]))
+    if not rows:
+        return f"<p>Warm start from the knowledge base {base}: no past search of this grower to consult.</p>"
+    header = ["past search", "its task", "distance", "proposed (chosen; best)", "its outcome after task", "at its end"]
+    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past searches proposed "
+            f"their chosen and most accurate points, tried first.</p>" + _table(rows, header))
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

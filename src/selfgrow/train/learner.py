@@ -96,6 +96,7 @@ class Learner:
         self.seen_class_ids = sorted({*self.seen_class_ids, *task.class_ids})
         for strategy in self.retention:
             strategy.after_task(self, task)
+        self.grower.after_task(self, task)
         record = TaskRecord.snapshot(
             task=task.index,
             name=task.name,

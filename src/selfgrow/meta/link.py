@@ -1,0 +1,101 @@
+"""`KnowledgeLink`: what a searched grower does with the knowledge base before, after and once past each search.
+
+Before a search it measures the task's meta-features (when it records or consults) and, with a
+source base, proposes the transferred best points of the `k` most similar past searches
+(`selfgrow.meta.transfer`); after the search it records the entry (`selfgrow.meta.base`); after
+the task's training it writes the outcome, the mean validation accuracy over the seen tasks, into
+this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id and the
+keys it wrote are state, so a resumed run keeps writing the same entries.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from selfgrow.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
+from selfgrow.meta.features import task_features
+from selfgrow.meta.transfer import nearest, transfer
+
+
+class KnowledgeLink:
+    """Records into `record` (a base location, or None) and consults `source` (None: never) for grower `grower`."""
+
+    def __init__(self, grower: str, record: str | None, source: str | None, k: int, seed: int) -> None:
+        self.grower = grower
+        self.record_to = resolve(record)
+        self.source = resolve(source) if source is not None else None
+        self.k = k
+        self.seed = seed
+        self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
+        self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
+        self._bases: dict[str, KnowledgeBase] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether the searches need the meta-features (they are recorded or consulted)."""
+        return self.record_to is not None or self.source is not None
+
+    def features(self, learner: Any, task: Any) -> tuple[dict[str, float] | None, float]:
+        """The task's meta-features and the probe's FLOPs (None and 0 when nothing records or consults)."""
+        if not self.active:
+            return None, 0.0
+        return task_features(learner, task, self.seed)
+
+    def consult(self, space: dict[str, Any], features: dict[str, float] | None) -> tuple[list[dict[str, Any]],
+                                                                                          dict[str, Any] | None]:
+        """The points the nearest past searches propose for `space` (their chosen, then their most accurate
+        point, transferred), and what was consulted, for the plan's reasons (None without a source)."""
+        if self.source is None or features is None:
+            return [], None
+        from selfgrow.search.storage import redact
+
+        found = nearest(self._base(self.source).entries(), features, self.grower, self.k, exclude_run=self.run)
+        points, consulted = [], []
+        for entry, distance in found:
+            proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
+            points += proposed
+            consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
+                              "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
+        return points, {"base": redact(self.source), "k": self.k, "consulted": consulted}
+
+    def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
+               best: dict[str, Any], features: dict[str, float] | None) -> None:
+        """Store the finished search before `task` (nothing when recording is off)."""
+        if self.record_to is None or features is None:
+            return
+        from optuna.distributions import distribution_to_json
+
+        entry = Entry(run=self.run, task=task.index, grower=self.grower, features=features,
+                      space={k: distribution_to_json(d) for k, d in space.items()},
+                      candidates=[{"params": dict(r["params"]), **{k: r.get(k) for k in CANDIDATE_KEYS}}
+                                  for r in records],
+                      chosen=dict(chosen), best=dict(best))
+        self._base(self.record_to).record(entry)
+        self.recorded[task.index] = entry.key
+
+    def after_task(self, learner: Any, task: Any) -> None:
+        """Write the outcome of the trained task into its entry and the run's earlier ones."""
+        if self.record_to is None or not self.recorded:
+            return
+        scores = [a for a in learner.evaluate(learner.seen, "val") if math.isfinite(a)]
+        if not scores:
+            return
+        score = sum(scores) / len(scores)
+        base = self._base(self.record_to)
+        for index, key in self.recorded.items():
+            outcome = {"latest": score, "latest_task": task.index}
+            base.set_outcome(key, {**outcome, "after_task": score} if index == task.index else outcome)
+
+    def _base(self, location: str) -> KnowledgeBase:
+        if location not in self._bases:
+            self._bases[location] = KnowledgeBase(location)
+        return self._bases[location]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "recorded": {str(t): k for t, k in self.recorded.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run = state.get("run", self.run)
+        self.recorded = {int(t): k for t, k in state.get("recorded", {}).items()}

@@ -1,0 +1,187 @@
+"""The growth knowledge base: meta-features, storage round trip, similarity, transfer, warm start across runs, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from optuna.distributions import CategoricalDistribution, IntDistribution, distribution_to_json
+from search_fixtures import QUICK, digits_run, learn, resumed_pair
+from trainer_fixtures import make_tasks
+
+from selfgrow.cli import main as cli_main
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth import build_grower
+from selfgrow.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
+from selfgrow.nets.cost import count_params, inference_flops
+
+SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),
+         "deepen:hidden.0": distribution_to_json(IntDistribution(0, 2))}
+
+
+def features(**changes: float) -> dict[str, float]:
+    return {**{name: 1.0 for name in FEATURES}, **changes}
+
+
+def entry(run: str = "r1", task: int = 0, grower: str = "searched", **feature_changes: float) -> Entry:
+    candidates = [
+        {"params": {"widen:hidden.0": 1.0, "deepen:hidden.0": 0}, "status": "complete", "accuracy": 0.5, "cost": 10.0},
+        {"params": {"widen:hidden.0": 2.0, "deepen:hidden.0": 1}, "status": "complete", "accuracy": 0.75, "cost": 30.0},
+        {"params": {"widen:hidden.0": 2.0, "deepen:hidden.0": 2}, "status": "pruned", "accuracy": 0.25, "cost": 40.0},
+    ]
+    return Entry(run=run, task=task, grower=grower, features=features(**feature_changes), space=SPACE,
+                 candidates=[{**c, **{k: c.get(k) for k in ("ops", "flops", "n_params", "epochs", "spent_flops",
+                                                            "batch")}} for c in candidates],
+                 chosen=candidates[0]["params"], best=candidates[1]["params"])
+
+
+def test_meta_features_describe_the_task_and_net_and_leave_both_and_the_rng_untouched():
+    learner, _ = learn("fixed", n_tasks=1)
+    task = make_tasks(2)[1]
+    before = {k: v.clone() for k, v in learner.net.state_dict().items()}
+    rng = torch.get_rng_state()
+    first, flops = task_features(learner, task, seed=0)
+    again, _ = task_features(learner, task, seed=0)
+    assert first == again and list(first) == list(FEATURES)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in learner.net.state_dict().items())
+    assert (first["task_index"], first["class_il"], first["task_il"], first["new_classes"], first["seen_classes"]) == (
+        1.0, 1.0, 0.0, 2.0, 4.0)
+    assert first["channels"] == 1.0 and first["log_pixels"] == pytest.approx(math.log(16))
+    assert first["log_train_per_class"] == pytest.approx(math.log(len(task.y_train) / 2))
+    assert first["log_params"] == pytest.approx(math.log(count_params(learner.net)))
+    assert 0.0 <= first["probe_knn"] <= 1.0
+    # the probe passes every training sample (fewer than 500) and every validation sample (fewer than 200) once
+    assert flops == inference_flops(learner.net, None) * (len(task.y_train) + len(task.y_val))
+
+
+def test_an_entry_survives_the_storage_export_and_import_and_a_rerecord_replaces_it(tmp_path):
+    base = KnowledgeBase(str(tmp_path / "a.journal"))
+    first = entry()
+    base.record(first)
+    assert base.keys() == [first.key] and base.entry(first.key) == first
+    assert base.entry("r1/task0") == first
+    changed = entry()
+    changed.candidates = changed.candidates[:1]
+    base.record(changed)
+    assert base.keys() == [first.key] and base.entry(first.key).candidates == changed.candidates
+    base.set_outcome(first.key, {"after_task": 0.5})
+    base.set_outcome(first.key, {"latest": 0.4})
+    assert base.entry(first.key).outcome == {"after_task": 0.5, "latest": 0.4}
+    base.record(entry(task=1))
+    assert base.export(tmp_path / "out.jsonl") == 2
+    other = KnowledgeBase(f"journal:{tmp_path / 'b.journal'}")
+    assert other.import_file(tmp_path / "out.jsonl") == 2
+    assert other.entries() == base.entries()
+
+
+def test_bad_knowledge_base_input_is_refused_in_one_sentence(tmp_path):
+    with pytest.raises(SelfgrowError, match="schema 7 cannot be read; accepted: schema 1"):
+        Entry.from_dict({**entry().to_dict(), "schema": 7})
+    (tmp_path / "bad.jsonl").write_text(json.dumps(entry().to_dict()) + "\nnot json\n")
+    with pytest.raises(SelfgrowError, match="Line 2 of .*bad.jsonl is not a knowledge-base entry"):
+        KnowledgeBase(str(tmp_path / "c.journal")).import_file(tmp_path / "bad.jsonl")
+    with pytest.raises(SelfgrowError, match="No knowledge-base entry .*nothing/task0"):
+        KnowledgeBase(str(tmp_path / "c.journal")).entry("nothing/task0")
+    with pytest.raises(SelfgrowError, match="is off"):
+        KnowledgeBase("off")
+    for bad in ({"k": 1}, {"from": "x", "k": 0}, {"from": "x", "within": -1}, {"from": "x", "size": 2}):
+        with pytest.raises(SelfgrowError, match="warm_start=.*accepted: an integer >= 0 or a mapping with 'from'"):
+            build_grower("searched", warm_start=bad)
+
+
+def test_nearest_standardises_each_feature_skips_missing_ones_and_never_returns_its_own_run_or_another_grower():
+    zero = entry(run="a", task_index=0.0, probe_knn=0.5)
+    three = entry(run="b", task_index=3.0, probe_knn=float("nan"))
+    pool = [three, zero, entry(run="own", task_index=1.0), entry(run="c", grower="compound", task_index=1.0)]
+    found = nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", k=5, exclude_run="own")
+    # task_index over (3, 0, 1): mean 4/3, standard deviation sqrt(14/9); probe_knn over the finite (0.5, 0.7): 0.1
+    spread = math.sqrt(14 / 9)
+    assert [e.run for e, _ in found] == ["a", "b"]
+    assert found[0][1] == pytest.approx(math.sqrt(((1 / spread) ** 2 + (0.2 / 0.1) ** 2) / 2))
+    assert found[1][1] == pytest.approx(2 / spread)
+    assert nearest(pool, features(), "firefly", k=3) == []
+
+
+def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():
+    source = ["widen:hidden.0", "widen:hidden.1", "deepen:hidden.0", "phi"]
+    params = {"widen:hidden.1": 2.0, "deepen:hidden.0": 1, "phi": 2}
+    space = {"widen:stage.0": None, "widen:stage.1": None, "deepen:stage.0": None, "phi": None}
+    assert transfer(params, source, space) == {"widen:stage.1": 2.0, "deepen:stage.0": 1, "phi": 2}
+    assert transfer(params, source, {"widen:stage.0": None}) == {}
+
+
+def test_a_run_records_every_search_and_its_outcome_and_a_later_run_starts_from_the_nearest(tmp_path):
+    journal = f"journal:{tmp_path / 'meta.journal'}"
+    learner, records = learn("searched", {**QUICK, "record": journal}, n_tasks=2)
+    base = KnowledgeBase(journal)
+    run = learner.grower.knowledge.run
+    assert base.keys() == [f"selfgrow-meta-v1/{run}/task0", f"selfgrow-meta-v1/{run}/task1"]
+    scores = [a for a in learner.evaluate(learner.seen, "val")]
+    for record, stored in zip(records, base.entries()):
+        plan = record.plan
+        assert [c["params"] for c in stored.candidates] == [c["params"] for c in plan.candidates]
+        assert [c["accuracy"] for c in stored.candidates] == [c["accuracy"] for c in plan.candidates]
+        assert stored.chosen == plan.candidates[plan.chosen]["params"] and stored.grower == "searched"
+        assert stored.outcome["latest"] == pytest.approx(sum(scores) / len(scores)) and stored.outcome["latest_task"] == 1
+        assert "knowledge" not in plan.reasons
+    assert base.entries()[1].outcome["after_task"] == base.entries()[1].outcome["latest"]
+
+    _, warm = learn("searched", {**QUICK, "record": None, "warm_start": {"from": journal, "k": 1}}, n_tasks=1)
+    knowledge = warm[0].plan.reasons["knowledge"]
+    (consulted,) = knowledge["consulted"]
+    assert consulted["entry"] == base.keys()[0] and consulted["distance"] == 0.0  # the same task on the same net
+    first = base.entries()[0]
+    assert consulted["proposed"] == [first.chosen, first.best]
+    unique = [p for i, p in enumerate(consulted["proposed"]) if p not in consulted["proposed"][:i]]
+    assert [c["params"] for c in warm[0].plan.candidates[:len(unique)]] == unique
+    assert base.keys() == [f"selfgrow-meta-v1/{run}/task0", f"selfgrow-meta-v1/{run}/task1"]  # nothing recorded
+
+
+def test_probe_flops_count_in_the_search_and_nothing_is_measured_when_nothing_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFGROW_META", "off")
+    _, quiet = learn("searched", QUICK, n_tasks=2)
+    journal = f"journal:{tmp_path / 'meta.journal'}"
+    learner, recorded = learn("searched", {**QUICK, "record": journal}, n_tasks=2)
+    assert [c["params"] for r in quiet for c in r.plan.candidates] == [c["params"] for r in recorded for c in r.plan.candidates]
+    assert all(r.plan.search_flops > q.plan.search_flops for q, r in zip(quiet, recorded))
+    assert KnowledgeBase(journal).keys() and learner.grower.knowledge.active
+
+
+def test_a_resumed_run_keeps_writing_the_entries_of_its_run(tmp_path):
+    journal = f"journal:{tmp_path / 'meta.journal'}"
+    learner, resumed, tasks = resumed_pair(tmp_path / "ckpt", "searched", {**QUICK, "record": journal})
+    assert resumed.grower.knowledge.run == learner.grower.knowledge.run
+    resumed.learn(tasks[2])
+    run = learner.grower.knowledge.run
+    keys = KnowledgeBase(journal).keys()
+    assert sorted(k for k in keys if f"/{run}/" in k) == [f"selfgrow-meta-v1/{run}/task{i}" for i in range(3)]
+    assert KnowledgeBase(journal).entry(f"{run}/task0").outcome["latest_task"] == 2
+
+
+def test_the_meta_command_lists_shows_exports_and_imports(tmp_path, capsys):
+    source, target = str(tmp_path / "a.journal"), str(tmp_path / "b.journal")
+    KnowledgeBase(source).record(entry())
+    assert cli_main(["meta", "--base", source, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "r1/task0" in listed and "searched" in listed
+    assert cli_main(["meta", "--base", source, "show", "r1/task0"]) == 0
+    assert Entry.from_dict(json.loads(capsys.readouterr().out)) == entry()
+    assert cli_main(["meta", "--base", source, "export", str(tmp_path / "x.jsonl")]) == 0
+    assert cli_main(["meta", "--base", target, "import", str(tmp_path / "x.jsonl")]) == 0
+    assert "1 entries added" in capsys.readouterr().out.splitlines()[-1]
+    assert KnowledgeBase(target).entries() == [entry()]
+
+
+def test_a_configured_run_warm_starts_from_a_base_and_its_report_names_the_past_searches_consulted(tmp_path):
+    journal = str(tmp_path / "meta.journal")
+    digits_run(tmp_path / "cold", "searched", {**QUICK, "record": journal})
+    run_dir, growth = digits_run(tmp_path / "warm", "searched", {**QUICK, "record": None,
+                                                                  "warm_start": {"from": journal, "k": 2}})
+    keys = KnowledgeBase(journal).keys()
+    consulted = [c["entry"] for c in growth[0]["reasons"]["knowledge"]["consulted"]]
+    assert len(keys) == 2 and consulted[0] == keys[0] and sorted(consulted) == sorted(keys)
+    page = (run_dir / "report.html").read_text()
+    assert "Warm start from the knowledge base" in page and keys[0].split("/", 1)[1] in page
