@@ -15,6 +15,7 @@ from selfgrow.cli import main as cli_main
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
+from selfgrow.meta.base import CANDIDATE_KEYS
 from selfgrow.nets.cost import count_params, inference_flops
 
 SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),
@@ -32,8 +33,7 @@ def entry(run: str = "r1", task: int = 0, grower: str = "searched", **feature_ch
         {"params": {"widen:hidden.0": 2.0, "deepen:hidden.0": 2}, "status": "pruned", "accuracy": 0.25, "cost": 40.0},
     ]
     return Entry(run=run, task=task, grower=grower, features=features(**feature_changes), space=SPACE,
-                 candidates=[{**c, **{k: c.get(k) for k in ("ops", "flops", "n_params", "epochs", "spent_flops",
-                                                            "batch")}} for c in candidates],
+                 candidates=[{"params": c["params"], **{k: c.get(k) for k in CANDIDATE_KEYS}} for c in candidates],
                  chosen=candidates[0]["params"], best=candidates[1]["params"])
 
 
@@ -87,7 +87,8 @@ def test_bad_knowledge_base_input_is_refused_in_one_sentence(tmp_path):
         KnowledgeBase(str(tmp_path / "c.journal")).entry("nothing/task0")
     with pytest.raises(SelfgrowError, match="is off"):
         KnowledgeBase("off")
-    for bad in ({"k": 1}, {"from": "x", "k": 0}, {"from": "x", "within": -1}, {"from": "x", "size": 2}):
+    for bad in ({"k": 1}, {"from": "x", "k": 0}, {"from": "x", "within": -1}, {"from": "x", "size": 2},
+                {"from": "x", "max_distance": -0.5}):
         with pytest.raises(SelfgrowError, match="warm_start=.*accepted: an integer >= 0 or a mapping with 'from'"):
             build_grower("searched", warm_start=bad)
 
@@ -103,6 +104,8 @@ def test_nearest_standardises_each_feature_skips_missing_ones_and_never_returns_
     assert found[0][1] == pytest.approx(math.sqrt(((1 / spread) ** 2 + (0.2 / 0.1) ** 2) / 2))
     assert found[1][1] == pytest.approx(2 / spread)
     assert nearest(pool, features(), "firefly", k=3) == []
+    assert [e.run for e, _ in nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", k=5,
+                                      exclude_run="own", max_distance=1.55)] == ["a"]
 
 
 def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():
@@ -179,9 +182,23 @@ def test_a_configured_run_warm_starts_from_a_base_and_its_report_names_the_past_
     journal = str(tmp_path / "meta.journal")
     digits_run(tmp_path / "cold", "searched", {**QUICK, "record": journal})
     run_dir, growth = digits_run(tmp_path / "warm", "searched", {**QUICK, "record": None,
-                                                                  "warm_start": {"from": journal, "k": 2}})
+                                                                  "warm_start": {"from": journal, "k": 2, "max_distance": 10}})
     keys = KnowledgeBase(journal).keys()
     consulted = [c["entry"] for c in growth[0]["reasons"]["knowledge"]["consulted"]]
     assert len(keys) == 2 and consulted[0] == keys[0] and sorted(consulted) == sorted(keys)
     page = (run_dir / "report.html").read_text()
     assert "Warm start from the knowledge base" in page and keys[0].split("/", 1)[1] in page
+
+
+def test_the_searched_meta_preset_learns_from_the_runs_before_it(tmp_path, monkeypatch):
+    from test_methods_end_to_end import run_method
+
+    journal = tmp_path / "meta.journal"
+    monkeypatch.setenv("SELFGROW_META", f"journal:{journal}")
+    first = run_method(tmp_path / "a", "searched-meta", "class", n_tasks=2, epochs=1)
+    assert "knowledge" in first.growth[0]["reasons"] and first.growth[0]["reasons"]["knowledge"]["consulted"] == []
+    keys = KnowledgeBase(str(journal)).keys()
+    second = run_method(tmp_path / "b", "searched-meta", "class", n_tasks=2, epochs=1)
+    consulted = [c["entry"] for p in second.growth for c in p["reasons"]["knowledge"]["consulted"]]
+    assert len(keys) == 2 and set(consulted) == set(keys)  # the first run's, never its own
+    assert len(KnowledgeBase(str(journal)).keys()) == 4

@@ -9,7 +9,9 @@ explicitly are meant to win over the fragment.
 Budgets and strengths are the common choices for small streams (a 500-sample memory, EWC lambda
 100, LwF T = 2); change them through the config like any option. "icarl" differs from Rebuffi et
 al. 2017 in its distillation (LwF's softmax KD at T = 2 instead of sigmoid binary cross-entropy) and
-classifier (the trained head instead of nearest-mean-of-exemplars).
+classifier (the trained head instead of nearest-mean-of-exemplars). "searched-meta" records into and
+consults the default growth knowledge base (`selfgrow.meta`: $SELFGROW_META, else a journal under
+~/.cache/selfgrow), so each run's searches start from what earlier runs on similar tasks chose.
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ METHODS: dict[str, Method] = {
         _fixed([], growth={"name": "mntdp", "options": {"variant": "S"}},
                net={"preset": "modular-resnet18-reduced", "options": {}}),
         task_il_only=True,
+    ),
+    "searched-meta": Method(
+        "growth search warm-started from the knowledge base: the nearest past searches' best points tried first",
+        _fixed([_replay("herding", "class"), _LWF],
+               growth={"name": "searched", "options": {"warm_start": {"from": "default", "k": 3, "within": 2}}}),
     ),
     "bindgrow": Method(
         "Learn to Bind and Grow (L2BG): bind to the least RSA-conflicting task, grow the delta-nucleus, slow-lr",

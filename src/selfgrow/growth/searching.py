@@ -35,9 +35,10 @@ tasks are enqueued first in the new study (0 turns it off); they live in the gro
 resumed run warm-starts as the uninterrupted one does. Across runs (the growth knowledge base,
 `selfgrow.meta`): every finished search is recorded, with the task's meta-features, into
 `record` ("default": `$SELFGROW_META`, else a journal file under ~/.cache/selfgrow; null: off),
-and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, within: 2}` also
-enqueues, after this run's points, the transferred chosen and best points of the `k` past searches
-of the same grower whose tasks are most similar (`selfgrow.meta.transfer`), and the plan's
+and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, max_distance: 1.0,
+within: 2}` also enqueues, after this run's points, the transferred chosen and best points of the
+`k` past searches of the same grower whose tasks are most similar, none farther than
+`max_distance` (`selfgrow.meta.transfer`), and the plan's
 reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
 probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
 trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
@@ -71,7 +72,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
-from selfgrow.meta.link import KnowledgeLink
+from selfgrow.meta.link import KnowledgeLink, WarmStart
 from selfgrow.options import option
 from selfgrow.search import (
     DEFAULT_RULE,
@@ -116,7 +117,8 @@ class SearchOptions:
     population_size: int = 8
     warm_start: int | dict[str, Any] = option(
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
-        "searches consulted (3), within: the last tasks of this run (2)}")
+        "searches consulted (3), max_distance: farthest meta-feature distance consulted (1.0), within: the last "
+        "tasks of this run (2)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -129,14 +131,7 @@ class SearchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        warm = self.warm_start
-        if isinstance(warm, dict) and not (
-                isinstance(warm.get("from"), str) and set(warm) <= {"from", "k", "within"}
-                and all(isinstance(warm.get(key, 1), int) and not isinstance(warm.get(key, 1), bool)
-                        and warm.get(key, 1) >= low for key, low in (("k", 1), ("within", 0)))):
-            raise SelfgrowError(f"growth warm_start={warm!r} is invalid; accepted: an integer >= 0 or a mapping with "
-                                "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 1) "
-                                "and 'within' (an integer >= 0).")
+        WarmStart.parse(self.warm_start)  # refuses a bad mapping now
         space = self.retention_space
         if space is not None and not all(isinstance(v, list) and v and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in space.values()):
@@ -164,9 +159,9 @@ class SearchGrower(Grower):
         self.tolerance = float(self.tolerance)
         self.z = float(self.z)
         self.history: list[dict[str, Any]] = []  # per task: the chosen and the most accurate parameters
-        warm = self.warm_start if isinstance(self.warm_start, dict) else {"within": self.warm_start}
-        self.within = int(warm.get("within", 2))
-        self.knowledge = KnowledgeLink(self.name, self.record, warm.get("from"), int(warm.get("k", 3)), self.seed)
+        warm = WarmStart.parse(self.warm_start)
+        self.within = warm.within
+        self.knowledge = KnowledgeLink(self.name, self.record, warm, self.seed)
 
     # ---- what subclasses define -------------------------------------------------------------
 

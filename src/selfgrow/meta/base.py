@@ -2,8 +2,9 @@
 
 One study per search (per run and task), named `selfgrow-meta-v1/<run>/task<k>`: its trials are the
 candidates evaluated (parameters in the search's own distributions, values [score, cost] for the
-complete ones, pruned and failed ones as such, each with its operator calls, status, fidelity
-reached and compute in its user attributes); the study's user attributes hold the schema version,
+complete ones, pruned and failed ones as such, each with its operator calls, status, objectives
+(score and its standard error, plasticity, stability), fidelity reached (epochs, rung) and
+compute in its user attributes); the study's user attributes hold the schema version,
 the grower, the task's meta-features (`selfgrow.meta.features`), the point chosen and the most
 accurate one, and the outcome (`after_task`: mean validation accuracy over the seen tasks once the
 task is trained; `latest`, `latest_task`: the same measured after the run's latest task, so after a
@@ -32,7 +33,8 @@ ENV = "SELFGROW_META"
 DEFAULT = "default"
 OFF = "off"
 DEFAULT_FILE = Path("~/.cache/selfgrow/meta.journal")
-CANDIDATE_KEYS = ("ops", "status", "accuracy", "cost", "flops", "n_params", "epochs", "spent_flops", "batch")
+CANDIDATE_KEYS = ("ops", "status", "accuracy", "se", "plasticity", "stability", "cost", "flops", "n_params", "epochs",
+                  "rung", "spent_flops", "batch")
 
 
 @dataclass
@@ -79,8 +81,11 @@ class KnowledgeBase:
     """Reads and writes the entries of one storage (see the module docstring)."""
 
     def __init__(self, location: str) -> None:
+        import optuna
+
         from selfgrow.search.storage import make_storage
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study: a base holds hundreds
         resolved = resolve(location)
         if resolved is None:
             raise SelfgrowError(f"Knowledge base {location!r} is off; accepted: a journal path or a database URL.")

@@ -12,21 +12,51 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from typing import Any
+
+from selfgrow.errors import SelfgrowError
 
 from selfgrow.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.meta.features import task_features
 from selfgrow.meta.transfer import nearest, transfer
 
 
-class KnowledgeLink:
-    """Records into `record` (a base location, or None) and consults `source` (None: never) for grower `grower`."""
+@dataclass(frozen=True)
+class WarmStart:
+    """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past searches
+    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.meta.transfer`)."""
 
-    def __init__(self, grower: str, record: str | None, source: str | None, k: int, seed: int) -> None:
+    within: int = 2
+    source: str | None = None
+    k: int = 3
+    max_distance: float = 1.0
+
+    @classmethod
+    def parse(cls, value: int | dict[str, Any]) -> WarmStart:
+        """From an integer (`within`) or a mapping {from, k, max_distance, within}; SelfgrowError otherwise."""
+        if not isinstance(value, dict):
+            return cls(within=value)
+        numbers = {"k": (int, 1), "within": (int, 0), "max_distance": ((int, float), 0)}
+        if not (isinstance(value.get("from"), str) and set(value) <= {"from", *numbers} and all(
+                isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
+                for key, (kind, low) in numbers.items() if key in value)):
+            raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
+                                "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 1), "
+                                "'max_distance' (a number >= 0) and 'within' (an integer >= 0).")
+        return cls(within=value.get("within", 2), source=value["from"], k=value.get("k", 3),
+                   max_distance=float(value.get("max_distance", 1.0)))
+
+
+class KnowledgeLink:
+    """Records into `record` (a base location, or None) and consults what `warm` names for grower `grower`."""
+
+    def __init__(self, grower: str, record: str | None, warm: WarmStart, seed: int) -> None:
         self.grower = grower
         self.record_to = resolve(record)
-        self.source = resolve(source) if source is not None else None
-        self.k = k
+        self.source = resolve(warm.source) if warm.source is not None else None
+        self.k = warm.k
+        self.max_distance = warm.max_distance
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -51,14 +81,16 @@ class KnowledgeLink:
             return [], None
         from selfgrow.search.storage import redact
 
-        found = nearest(self._base(self.source).entries(), features, self.grower, self.k, exclude_run=self.run)
+        found = nearest(self._base(self.source).entries(), features, self.grower, self.k, exclude_run=self.run,
+                        max_distance=self.max_distance)
         points, consulted = [], []
         for entry, distance in found:
             proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
             points += proposed
             consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
                               "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
-        return points, {"base": redact(self.source), "k": self.k, "consulted": consulted}
+        return points, {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance,
+                        "consulted": consulted}
 
     def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
                best: dict[str, Any], features: dict[str, float] | None) -> None:
