@@ -83,7 +83,8 @@ def task_il_finetune():
 
 
 def test_registry_lists_every_strategy_and_rejects_bad_names_and_options():
-    assert set(RETENTION) == {"ewc", "lwf", "feature_kd", "replay", "joint", "freeze", "slow_lr", "bias_correction"}
+    assert set(RETENTION) == {"ewc", "lwf", "feature_kd", "replay", "joint", "freeze", "slow_lr", "bias_correction",
+                              "gem", "agem"}
     with pytest.raises(SelfgrowError, match="Did you mean 'replay'"):
         build_retention("replya")
     with pytest.raises(SelfgrowError, match="Unknown option 'lambda' for retention strategy 'ewc'.*lam"):
@@ -504,7 +505,7 @@ def test_freeze_gives_exactly_zero_forgetting_in_task_il():
 
 @pytest.mark.parametrize("name, options", [
     ("ewc", {"lam": 10.0}), ("ewc", {"lam": 10.0, "online": True}), ("lwf", {"alpha": 2.0}), ("slow_lr", {}),
-    ("feature_kd", {}),
+    ("feature_kd", {}), ("gem", {"per_task": 30}), ("agem", {"per_task": 30, "sample_size": 32}),
 ])
 def test_strategy_forgets_less_than_finetune_in_task_il(task_il_finetune, name, options):
     _, matrix = run(conflicting_stream("task"), [build_retention(name, **options)])

@@ -308,7 +308,7 @@ def test_a_strategy_sees_the_replayed_samples_logits_and_its_replay_penalty_ente
 
 
 class FixedGradient(Retention):
-    """Gradient surgery as a known answer: replaces every gradient by a constant tensor."""
+    """Gradient surgery as a known answer: replaces every gradient by a constant tensor (says it used 7 samples)."""
 
     def __init__(self, value: float) -> None:
         self.value, self.calls = value, 0
@@ -318,6 +318,7 @@ class FixedGradient(Retention):
         for p in params:
             assert p.grad is not None  # backward has run
             p.grad = torch.full_like(p, self.value)
+        return 7
 
 
 def test_after_backward_edits_the_gradients_the_optimizer_step_applies():
@@ -328,8 +329,9 @@ def test_after_backward_edits_the_gradients_the_optimizer_step_applies():
     surgeon = FixedGradient(0.25)
     trainer = Trainer(epochs=1, batch_size=len(task.y_train), optimizer="sgd", lr=0.1, momentum=0.0,
                       device="cpu", curve_batches=0, val_every_epoch=False)
-    trainer.fit(net, task, "class", [surgeon])
+    result = trainer.fit(net, task, "class", [surgeon])
     assert surgeon.calls == 1  # one batch, one step
+    assert result.train_samples == len(task.y_train) + 7  # the surgeon's own samples count in the cost
     for name, value in net.state_dict().items():
         if name in dict(net.named_parameters()):  # w - lr * 0.25, whatever the loss's gradient was
             torch.testing.assert_close(value, before[name] - 0.1 * 0.25)

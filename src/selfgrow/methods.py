@@ -6,8 +6,8 @@ from the stream), `growth` (`name`, `options`), `retention` (a list of `{name, o
 `trainer` overrides. Sections a fragment leaves out keep the config's values; keys the user sets
 explicitly are meant to win over the fragment.
 
-Budgets and strengths are the common choices for small streams (a 500-sample memory, EWC lambda
-100, LwF T = 2); change them through the config like any option. "icarl" differs from Rebuffi et
+Budgets and strengths are the common choices for small streams (a 500-sample memory, GEM's and
+A-GEM's 100 samples per task, i.e. 500 after five tasks, EWC lambda 100, LwF T = 2); change them through the config like any option. "icarl" differs from Rebuffi et
 al. 2017 in its distillation (LwF's softmax KD at T = 2 instead of sigmoid binary cross-entropy) and
 classifier (the trained head instead of nearest-mean-of-exemplars). "searched-meta" records into and
 consults the default growth knowledge base (`selfgrow.meta`: $SELFGROW_META, else a journal under
@@ -78,6 +78,14 @@ METHODS: dict[str, Method] = {
     "er": Method(
         f"experience replay of a {MEMORY}-sample reservoir memory (Chaudhry et al. 2019)",
         _fixed([_replay("reservoir", "none")]),
+    ),
+    "gem": Method(
+        f"GEM (Lopez-Paz & Ranzato 2017): {MEMORY // 5} memory samples per task, no update raises an old task's loss",
+        _fixed([{"name": "gem", "options": {"per_task": MEMORY // 5}}]),
+    ),
+    "agem": Method(
+        f"A-GEM (Chaudhry et al. 2019): {MEMORY // 5} memory samples per task, one averaged constraint per step",
+        _fixed([{"name": "agem", "options": {"per_task": MEMORY // 5}}]),
     ),
     "icarl": Method(
         f"iCaRL-like: {MEMORY}-sample herding memory per class + LwF distillation (no nearest-mean classifier)",

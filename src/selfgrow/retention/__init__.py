@@ -7,6 +7,8 @@
 | feature_kd | distil the old net's penultimate features (L2 or cosine) |
 | replay | fixed-budget episodic memory, reservoir or herding selection |
 | joint | all earlier tasks' data replayed (joint-training upper bound) |
+| gem | GEM: each update projected so no earlier task's memory loss rises (a QP per step) |
+| agem | A-GEM: the update projected against one reference gradient on a memory sample |
 | freeze | freeze every weight (and old slice of a widened weight) of earlier tasks |
 | slow_lr | old weights keep learning with a small lr factor (L2BG) |
 | bias_correction | weight aligning of the class-IL head after each task |
@@ -16,6 +18,7 @@ from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.bias import WeightAligning
 from selfgrow.retention.distill import FeatureKD, LwF
 from selfgrow.retention.ewc import EWC
+from selfgrow.retention.gem import AGEM, GEM
 from selfgrow.retention.old_weights import Freeze, SlowLR
 from selfgrow.retention.registry import RETENTION, build_retention, register_retention
 from selfgrow.retention.replay import Joint, Replay
@@ -25,5 +28,5 @@ __all__ = [
     "apply_settings",
     "current_settings",
     "Batch", "Retention", "RETENTION", "build_retention", "register_retention",
-    "EWC", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning",
+    "EWC", "GEM", "AGEM", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning",
 ]

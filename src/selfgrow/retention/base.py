@@ -50,11 +50,13 @@ class Retention(Configurable):
         """
         return None
 
-    def after_backward(self, net: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
+    def after_backward(self, net: torch.nn.Module, params: list[torch.nn.Parameter]) -> int | None:
         """Gradient surgery (GEM, A-GEM): change `params`' `.grad` in place after backward, before the step.
 
         The gradients are those the optimizer will apply: the group's mean under data parallelism and
         unscaled under float16 loss scaling (`params` holds what the optimizer trains; a `.grad` may be None).
+        Returns how many samples the hook itself passed forward and backward (its memory gradients), which
+        the trainer counts in the run's training FLOPs; None for none.
         """
 
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:

@@ -293,7 +293,7 @@ class Trainer(TrainerConfig):
             if run.parallel is not None:
                 value = run.parallel.mean(value, run.device)  # every rank skips or steps alike
             if run.guard.finite(value, optimizer):
-                _step(optimizer, run.scaler, loss, run.parallel, run.surgeons(retention), net)
+                run.samples += _step(optimizer, run.scaler, loss, run.parallel, run.surgeons(retention), net)
                 loss_sum += value * len(idx)
                 seen += len(idx)
             run.steps += 1
@@ -535,11 +535,13 @@ class _NonFiniteGuard:
 
 def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None, loss: torch.Tensor,
           parallel: DataParallel | None = None, surgeons: Sequence[Retention] = (),
-          net: torch.nn.Module | None = None) -> None:
+          net: torch.nn.Module | None = None) -> int:
     """One optimizer step on `loss` (with loss scaling for float16 autocast; nothing when all is frozen);
-    under `parallel` the gradients are the group's mean; `surgeons`' `after_backward` edit them before the step."""
+    under `parallel` the gradients are the group's mean; `surgeons`' `after_backward` edit them before the step.
+    Returns the samples the surgeons passed forward and backward for their own gradients."""
+    extra = 0
     if optimizer is None:
-        return
+        return extra
     optimizer.zero_grad(set_to_none=True)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     (loss if scaler is None else scaler.scale(loss)).backward()
@@ -549,12 +551,13 @@ def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler 
         if scaler is not None:
             scaler.unscale_(optimizer)  # the strategies see (and edit) the gradients the step applies
         for strategy in surgeons:
-            strategy.after_backward(net, params)
+            extra += strategy.after_backward(net, params) or 0
     if scaler is None:
         optimizer.step()
     else:
         scaler.step(optimizer)
         scaler.update()
+    return extra
 
 
 def overriding(retention: Sequence[Retention], hook: str) -> list[Retention]:
