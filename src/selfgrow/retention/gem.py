@@ -19,23 +19,26 @@ from selfgrow.streams.task import Task
 
 
 @dataclass
-class GEMOptions:
-    """GEM's options (see `GEM`)."""
+class MemoryOptions:
+    """The per-task episodic memory's options, shared by GEM and A-GEM."""
 
     per_task: int = option(100, at_least=1, note="memory samples kept of each task")
-    margin: float = option(0.5, at_least=0, note="the lower bound gamma of the dual variables (memory strength)")
     dtype: str = option("uint8", choices=tuple(DTYPES))
     seed: int = 0
 
 
 @dataclass
-class AGEMOptions:
+class GEMOptions(MemoryOptions):
+    """GEM's options (see `GEM`)."""
+
+    margin: float = option(0.5, at_least=0, note="the lower bound gamma of the dual variables (memory strength)")
+
+
+@dataclass
+class AGEMOptions(MemoryOptions):
     """A-GEM's options (see `AGEM`)."""
 
-    per_task: int = option(100, at_least=1, note="memory samples kept of each task")
     sample_size: int = option(256, at_least=1, note="memory samples drawn for each reference gradient")
-    dtype: str = option("uint8", choices=tuple(DTYPES))
-    seed: int = 0
 
 
 class _GradientMemory(Replay):
