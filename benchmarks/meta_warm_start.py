@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from selfgrow.bench import load_bench, run_bench
-from selfgrow.meta import Entry, KnowledgeBase
+from selfgrow.search.meta import Entry, KnowledgeBase
 from selfgrow.report import Results
 from selfgrow.report.table import format_table
 

@@ -14,8 +14,8 @@ from trainer_fixtures import make_tasks
 from selfgrow.cli import main as cli_main
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
-from selfgrow.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
-from selfgrow.meta.base import CANDIDATE_KEYS
+from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
+from selfgrow.search.meta.base import CANDIDATE_KEYS
 from selfgrow.nets.cost import count_params, inference_flops
 
 SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),

@@ -169,7 +169,7 @@ def _cmd_report(argv: list[str]) -> int:
 
 
 def _cmd_meta(argv: list[str]) -> int:
-    from selfgrow.meta.commands import main as meta_main
+    from selfgrow.search.meta.commands import main as meta_main
 
     return meta_main(argv)
 

@@ -7,10 +7,10 @@ from the stream), `growth` (`name`, `options`), `retention` (a list of `{name, o
 explicitly are meant to win over the fragment.
 
 Budgets and strengths are the common choices for small streams (a 500-sample memory, GEM's and
-A-GEM's 100 samples per task, i.e. 500 after five tasks, EWC lambda 100, LwF T = 2); change them through the config like any option. "icarl" differs from Rebuffi et
-al. 2017 in its distillation (LwF's softmax KD at T = 2 instead of sigmoid binary cross-entropy) and
+A-GEM's 100 samples per task, i.e. 500 after five tasks, EWC lambda 100, LwF T = 2); change them
+through the config like any option. "icarl" differs from Rebuffi et al. 2017 in its distillation (LwF's softmax KD at T = 2 instead of sigmoid binary cross-entropy) and
 classifier (the trained head instead of nearest-mean-of-exemplars). "searched-meta" records into and
-consults the default growth knowledge base (`selfgrow.meta`: $SELFGROW_META, else a journal under
+consults the default growth knowledge base (`selfgrow.search.meta`: $SELFGROW_META, else a journal under
 ~/.cache/selfgrow), so each run's searches start from what earlier runs on similar tasks chose.
 """
 

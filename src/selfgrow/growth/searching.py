@@ -33,12 +33,12 @@ trials of one batch are trained together, so the batch count is the one that ref
 Warm start within a run: the chosen and the most accurate parameters of the last `warm_start`
 tasks are enqueued first in the new study (0 turns it off); they live in the grower's state, so a
 resumed run warm-starts as the uninterrupted one does. Across runs (the growth knowledge base,
-`selfgrow.meta`): every finished search is recorded, with the task's meta-features, into
+`selfgrow.search.meta`): every finished search is recorded, with the task's meta-features, into
 `record` ("default": `$SELFGROW_META`, else a journal file under ~/.cache/selfgrow; null: off),
 and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, max_distance: 1.0,
 within: 2}` also enqueues, after this run's points, the transferred chosen and best points of the
 `k` past searches of the same grower whose tasks are most similar, none farther than
-`max_distance` (`selfgrow.meta.transfer`), and the plan's
+`max_distance` (`selfgrow.search.meta.transfer`), and the plan's
 reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
 probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
 trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
@@ -72,7 +72,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
-from selfgrow.meta.link import KnowledgeLink, WarmStart
+from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.options import option
 from selfgrow.search import (
     DEFAULT_RULE,
@@ -253,7 +253,7 @@ class SearchGrower(Grower):
                           retention=settings, search_flops=outcome.spent_flops + probe_flops)
 
     def after_task(self, learner: Any, task: Any) -> None:
-        """The trained task's outcome into the knowledge base (see `selfgrow.meta.link`)."""
+        """The trained task's outcome into the knowledge base (see `selfgrow.search.meta.link`)."""
         self.knowledge.after_task(learner, task)
 
     def search_space(self, learner: Any, task: Any, context: Any = None) -> dict[str, Any]:

@@ -59,9 +59,10 @@ class _GradientMemory(Replay):
         self.budget = 0
         super().__init__(**options)
         self.scenario, self.task = "class", None
+        self._inputs: torch.Tensor | None = None  # the memory's model inputs on the net's device, for this task
 
     def before_task(self, learner: Any, task: Task) -> None:
-        self.scenario, self.task = learner.scenario, task
+        self.scenario, self.task, self._inputs = learner.scenario, task, None
 
     def after_task(self, learner: Any, task: Task) -> None:
         """Keep `per_task` samples of `task` beside the earlier tasks' (the budget is per task, not shared)."""
@@ -90,8 +91,10 @@ class _GradientMemory(Replay):
     def _gradient(self, net: torch.nn.Module, trained: list[torch.nn.Parameter], rows: torch.Tensor) -> torch.Tensor:
         """The flat gradient of the mean cross-entropy of memory samples `rows` with respect to `trained`."""
         device = net_device(net)
-        x = self.memory["x"][rows]
-        x = model_input((x.float() / 255 if x.dtype == torch.uint8 else x).to(device), self.task)
+        if self._inputs is None or self._inputs.device != device:  # the memory only changes between tasks
+            x = self.memory["x"]
+            self._inputs = model_input((x.float() / 255 if x.dtype == torch.uint8 else x).to(device), self.task)
+        x = self._inputs[rows.to(device)]
         tasks = self.memory["task"][rows]
         with _running_statistics_kept(net):
             if self.scenario == "task":

@@ -2,7 +2,7 @@
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
 source base, proposes the transferred best points of the `k` most similar past searches
-(`selfgrow.meta.transfer`); after the search it records the entry (`selfgrow.meta.base`); after
+(`selfgrow.search.meta.transfer`); after the search it records the entry (`selfgrow.search.meta.base`); after
 the task's training it writes the outcome, the mean validation accuracy over the seen tasks, into
 this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id and the
 keys it wrote are state, so a resumed run keeps writing the same entries.
@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
-
-from selfgrow.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
-from selfgrow.meta.features import task_features
-from selfgrow.meta.transfer import nearest, transfer
+from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
+from selfgrow.search.meta.features import task_features
+from selfgrow.search.meta.transfer import nearest, transfer
 
 
 @dataclass(frozen=True)
 class WarmStart:
     """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past searches
-    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.meta.transfer`)."""
+    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.search.meta.transfer`)."""
 
     within: int = 2
     source: str | None = None

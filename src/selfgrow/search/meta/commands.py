@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from selfgrow.meta.base import DEFAULT, PREFIX, KnowledgeBase
+from selfgrow.search.meta.base import DEFAULT, PREFIX, KnowledgeBase
 from selfgrow.report.table import format_table
 from selfgrow.search.storage import redact
 
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="selfgrow meta", description="The growth knowledge base: every finished "
                                      "growth search (meta-features, candidates, choice, outcome).")
     parser.add_argument("--base", default=DEFAULT, help="journal:PATH, a database URL or a PATH (default: "
-                        "$SELFGROW_META, else journal:~/.cache/selfgrow/meta.journal)")
+                        "$SELFGROW_META, else journal:~/.cache/selfgrow/search/meta.journal)")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="one line per recorded search")
     show = sub.add_parser("show", help="one recorded search in full, as JSON")

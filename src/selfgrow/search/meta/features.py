@@ -5,7 +5,7 @@ scenario, position in the stream), the net that meets it (log parameters and log
 and how hard the task is for that net: the accuracy of a k-nearest-neighbour classifier (k = 5) in
 the current net's features, fitted on up to `PROBE_TRAIN` training samples of the task and scored on
 up to `PROBE_VAL` of its validation samples (both seeded draws). The knowledge base compares tasks by
-these numbers (`selfgrow.meta.transfer`).
+these numbers (`selfgrow.search.meta.transfer`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ candidates evaluated (parameters in the search's own distributions, values [scor
 complete ones, pruned and failed ones as such, each with its operator calls, status, objectives
 (score and its standard error, plasticity, stability), fidelity reached (epochs, rung) and
 compute in its user attributes); the study's user attributes hold the schema version,
-the grower, the task's meta-features (`selfgrow.meta.features`), the point chosen and the most
+the grower, the task's meta-features (`selfgrow.search.meta.features`), the point chosen and the most
 accurate one, and the outcome (`after_task`: mean validation accuracy over the seen tasks once the
 task is trained; `latest`, `latest_task`: the same measured after the run's latest task, so after a
 finished run its end). Being an Optuna storage, the base opens in optuna-dashboard, is shared by
@@ -13,7 +13,7 @@ processes (a journal file) or machines (a database URL), and `selfgrow meta list
 import` reads and moves it.
 
 Where: `location` is "journal:PATH", a database URL, or a plain PATH (a journal file); "default"
-is `$SELFGROW_META`, else `journal:~/.cache/selfgrow/meta.journal`; `$SELFGROW_META=off` (or a
+is `$SELFGROW_META`, else `journal:~/.cache/selfgrow/search/meta.journal`; `$SELFGROW_META=off` (or a
 grower's `record: null`) records nothing.
 """
 
@@ -32,7 +32,7 @@ PREFIX = f"selfgrow-meta-v{SCHEMA}/"
 ENV = "SELFGROW_META"
 DEFAULT = "default"
 OFF = "off"
-DEFAULT_FILE = Path("~/.cache/selfgrow/meta.journal")
+DEFAULT_FILE = Path("~/.cache/selfgrow/search/meta.journal")
 CANDIDATE_KEYS = ("ops", "status", "accuracy", "se", "plasticity", "stability", "cost", "flops", "n_params", "epochs",
                   "rung", "spent_flops", "batch")
 
