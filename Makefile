@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0 -c constraints.txt
-	$(BIN)/pip install --quiet -e ".[dev,distributed]" -c constraints.txt
+	$(BIN)/pip install --quiet -e ".[dev,distributed,tensorboard]" -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -48,16 +48,19 @@ def test_run_writes_the_run_folder(tmp_path, capsys):
     for name in ("config.yaml", "results.json", "metrics.csv", "growth.jsonl", "report.html"):
         assert (run_dir / name).is_file(), name
     assert sorted(p.name for p in (run_dir / "plots").iterdir()) == [
-        "accuracy_cost.png", "accuracy_matrix.png", "growth_timeline.png"]
+        "accuracy_cost.png", "accuracy_matrix.png", "architecture.png", "growth_timeline.png"]
     results = json.loads((run_dir / "results.json").read_text())
     assert [len(row) for row in results["accuracy"]] == [1, 2, 3, 4, 5]
     assert all(0.0 <= a <= 1.0 for row in results["accuracy"] for a in row)
     params = [c["params"] for c in results["costs"]]
     assert params == sorted(params) and params[-1] > params[0]  # the schedule grew the net
-    assert len((run_dir / "growth.jsonl").read_text().splitlines()) == 5
+    growth = [json.loads(line) for line in (run_dir / "growth.jsonl").read_text().splitlines()]
+    assert [g["summary"].split(":")[0] for g in growth] == [f"Task {i}" for i in range(5)]
+    assert "widened hidden.0 from 16 to 24 units" in growth[1]["summary"]  # 4 units per class seen, 2 new classes
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 6
     html = (run_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4
+    assert html.count("<p class='growth'>Task ") == 5 and html.count("(JSON)</summary>") == 5
     out = capsys.readouterr().out
     assert "average_incremental_accuracy" in out and "report.html" in out
 
@@ -165,7 +168,7 @@ def test_report_redraws_a_run_folder_and_refuses_a_folder_without_results(tmp_pa
     run_dir = tmp_path / "runs" / "tiny"
     (run_dir / "report.html").unlink()
     assert main(["report", str(run_dir)]) == 0
-    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 3
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
     assert main(["report", str(tmp_path)]) == 2
     assert "No results.json" in capsys.readouterr().err
 

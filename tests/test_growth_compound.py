@@ -194,7 +194,7 @@ def test_compound_runs_end_to_end_and_explains_its_choices(tmp_path):
     assert growth[1]["reasons"]["warm_start"]
     assert all(1 <= plan["reasons"]["batches_to_chosen"] <= plan["reasons"]["trials_to_chosen"] <= 3 for plan in growth)
     assert (run_dir / "plots" / "pareto_fronts.png").is_file()
-    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 5  # with the architecture drawing
     for plan in growth:  # the reasons hold the FLOP target and the measured ratio to the first net
         scaled = plan["reasons"]["compound"]
         assert scaled["flops_ratio"] == pytest.approx(scaled["flops"] / scaled["base_flops"])

@@ -131,7 +131,7 @@ def test_a_task_record_round_trips_through_its_dict_and_holds_no_tensors():
     assert learner.records == records and isinstance(records[-1], TaskRecord)
     for record in records:
         saved = record.to_dict()
-        assert list(saved) == ["task", "name", "plan", "growth", "spec", "fit"]
+        assert list(saved) == ["task", "name", "plan", "growth", "spec", "fit", "spec_before", "frozen"]
         assert saved["plan"] == record.plan.explain() and saved["fit"] == record.fit.to_dict()
         assert TaskRecord.from_dict(json.loads(json.dumps(saved))).to_dict() == saved
     assert [g["op"] for g in records[1].growth] == ["add_classes", "widen"] and records[1].plan.ops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import optuna
 import pytest
@@ -230,3 +231,11 @@ def test_bad_settings_are_refused_in_one_sentence():
         make_storage("mongo")
     with pytest.raises(SelfgrowError, match="search sampler 'nsga'.*nsga2"):
         run_search(SearchSettings(sampler="nsga"), "x", {}, None, None)
+
+
+def test_the_search_shows_trials_rungs_and_the_remaining_time_on_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    _search(SearchSettings(n_trials=4, epochs=[1, 3], halving_batch=2, sampler="random", eta=2), name="shown")
+    err = capsys.readouterr().err
+    assert "search shown: 0/4 trials [00:00<?]" in err  # trials done of the total, elapsed<remaining
+    assert "rung 1/2: 2 candidate(s) to 1 epochs" in err and "rung 2/2" in err  # the rung being trained

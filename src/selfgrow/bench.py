@@ -22,9 +22,10 @@ import json
 import math
 import platform
 import statistics
+import sys
 import time
 from datetime import datetime
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import torch
 import yaml
+from tqdm import tqdm
 
 from selfgrow import metrics
 from selfgrow.atomic import atomic_write_text
@@ -40,6 +42,7 @@ from selfgrow.errors import SelfgrowError, did_you_mean
 from selfgrow.experiment import run, saved_config_differences
 from selfgrow.factories import apply_method
 from selfgrow.plugins import load_plugins
+from selfgrow.progress import progress_bar
 from selfgrow.report import Results
 from selfgrow.report.table import format_table
 
@@ -204,17 +207,23 @@ def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False, 
         again = "resumed and " if (label, seed) in resumed else ""
         return f"{label} seed {seed}: {again}done ({time.perf_counter() - started:.0f} s since start)"
 
+    bar = progress_bar(len(pending), "bench", "run", None if not quiet else False)
     if bench.workers <= 1:
         for label, seed, config in pending:
+            bar.set_postfix_str(f"{label} seed {seed}")
             results[label, seed] = Results.from_dict(run_job(config))
+            bar.update()
             _say(quiet, finished(label, seed, config))
     else:
         threads = max(1, torch.get_num_threads() // bench.workers)
         with ProcessPoolExecutor(bench.workers, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(run_job, config, threads): (label, seed, config) for label, seed, config in pending}
-            for future, (label, seed, config) in futures.items():
+            for future in as_completed(futures):
+                label, seed, config = futures[future]
                 results[label, seed] = Results.from_dict(future.result())
+                bar.update()
                 _say(quiet, finished(label, seed, config))
+    bar.close()
     comparison = compare(bench, results)
     write_comparison(bench.output, comparison, results)
     _say(quiet, "\n" + comparison["header"] + "\n\n" + comparison_table(comparison) + "\n\nGrowth, per method:\n"
@@ -312,5 +321,6 @@ def _nan(value: Any) -> bool:
 
 
 def _say(quiet: bool, message: str) -> None:
+    """A line for the person watching, written through tqdm so that it does not break the progress bar."""
     if not quiet:
-        print(message, flush=True)
+        tqdm.write(message, file=sys.stdout)

@@ -118,6 +118,7 @@ class RunConfig:
     method: Optional[str] = None
     mode: str = "shared"
     plugins: list[str] = field(default_factory=list)
+    logger: list[str] = field(default_factory=list)
     stream: StreamConfig = field(default_factory=StreamConfig)
     net: NetConfig = field(default_factory=NetConfig)
     growth: GrowthConfig = field(default_factory=GrowthConfig)

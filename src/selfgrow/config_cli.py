@@ -35,7 +35,7 @@ def parse_run_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespac
     The config is None when only `--resume` (and `--force`) are given: the run folder's own config is used.
     """
     parser = run_parser()
-    argv = _listed_plugins([_undash(arg) for arg in argv])
+    argv = _listed_flags([_undash(arg) for arg in argv])
     try:
         namespace = parser.parse_args(argv)
     except argparse.ArgumentError as err:
@@ -56,12 +56,15 @@ _DASHED = {
 }
 
 
-def _listed_plugins(argv: list[str]) -> list[str]:
-    """`--plugins a.py b.py` (as `selfgrow bench` and `list` take them) -> `--plugins [a.py, b.py]`; a list stays."""
+LISTED_FLAGS = ("--plugins", "--logger")  # list options that also take their items space-separated
+
+
+def _listed_flags(argv: list[str]) -> list[str]:
+    """`--plugins a.py b.py` or `--logger csv tensorboard` -> `--plugins [a.py, b.py]`; a written list stays."""
     out, i = [], 0
     while i < len(argv):
         flag, sep, value = argv[i].partition("=")
-        if flag != "--plugins":
+        if flag not in LISTED_FLAGS:
             out.append(argv[i])
             i += 1
             continue
@@ -71,7 +74,7 @@ def _listed_plugins(argv: list[str]) -> list[str]:
             items.append(argv[i])
             i += 1
         listed = len(items) == 1 and items[0].lstrip().startswith("[")
-        out += ["--plugins", items[0] if listed else "[" + ", ".join(items) + "]"]
+        out += [flag, items[0] if listed else "[" + ", ".join(items) + "]"]
     return out
 
 

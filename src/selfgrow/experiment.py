@@ -1,7 +1,7 @@
 """The run loop: build the stream and the learner from a config, learn task by task, record, checkpoint, report.
 
 A run folder holds config.yaml, results.json, metrics.csv, growth.jsonl, checkpoints/, report.html
-and plots/. Every file is written atomically after each finished task, so a killed run resumes
+and plots/, and with `logger` also tensorboard/ (event files) or logs/ (csv). Every file is written atomically after each finished task, so a killed run resumes
 from its last finished task (`resume_dir`) and ends with the same numbers as an uninterrupted one.
 """
 
@@ -25,6 +25,8 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.factories import apply_method, build_learner, build_stream, seed_everything
 from selfgrow.plugins import load_plugins
 from selfgrow.report import Results, write_report
+from selfgrow.report.explain import growth_sentence
+from selfgrow.report.loggers import RunLog, check_loggers
 from selfgrow.report.table import format_table
 from selfgrow.streams.task import Stream
 from selfgrow.train.interrupt import check as check_interrupt
@@ -51,6 +53,7 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
                 f"Run folder {str(run_dir)!r} already holds a run; resume it with --resume {run_dir}, "
                 "or choose another --name or --output."
             )
+    check_loggers(config.logger)
     load_plugins(config.plugins)  # a user's own components register before anything is built
     config = apply_method(config)
     seed_everything(config.seed)
@@ -73,16 +76,20 @@ def run(config: RunConfig | None, resume_dir: str | Path | None = None, force: b
     _say(quiet, sizes_line(stream))
     tasks = tqdm(stream.tasks[start:], desc="tasks", unit="task", initial=start, total=len(stream),
                  disable=quiet or not sys.stderr.isatty(), leave=False)
+    log = RunLog(config.logger, run_dir, results)
+    learner.on_step = log.on_step
     try:
         with deferred_interrupts(), _distributed_search(config, run_dir, quiet) as backend:
             learner.search_backend = backend  # the growth searches run on it (None: in this process)
-            _learn_all(tasks, learner, stream, results, run_dir, quiet)
+            _learn_all(tasks, learner, stream, results, run_dir, quiet, log)
     except KeyboardInterrupt:
         from selfgrow.train.checkpoint import checkpoint_indices
 
         saved = checkpoint_indices(run_dir)
         kept = f"the checkpoint after task {saved[-1]} is in {run_dir}" if saved else f"no task had finished in {run_dir}"
         raise RunInterrupted(f"Interrupted; {kept}. Continue with: selfgrow run --resume {run_dir}") from None
+    finally:
+        log.close()
     try:
         report = write_report(run_dir, results)
     except OSError as err:
@@ -104,8 +111,9 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the message says what is saved and how to resume."""
 
 
-def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_dir: Path, quiet: bool) -> None:
-    """Learn, evaluate, record and checkpoint each remaining task."""
+def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_dir: Path, quiet: bool,
+               log: RunLog) -> None:
+    """Learn, evaluate, record, log and checkpoint each remaining task (logs first: see `report.loggers`)."""
     for task in tasks:
         check_interrupt()  # a Ctrl-C during the last save stops here, with that task kept
         started = time.perf_counter()
@@ -114,20 +122,26 @@ def _learn_all(tasks: Any, learner: Any, stream: Stream, results: Results, run_d
         accuracies = learner.evaluate(stream.seen(task.index))
         done = time.perf_counter()
         fit = record.fit
+        growth = {**record.plan.explain(), "applied": copy.deepcopy(record.growth), "task": task.index,
+                  "spec_before": copy.deepcopy(record.spec_before)}
+        growth["summary"] = growth_sentence(growth, record.spec)
         results.record(
-            task={**task.summary(), "skipped_steps": fit.skipped_steps, "lr_drops": fit.lr_drops},
+            task={**task.summary(), "skipped_steps": fit.skipped_steps, "lr_drops": fit.lr_drops,
+                  "steps": log.task_steps()},
             accuracies=accuracies,
             cost=task_cost(learner, task.index, record),
-            growth={**record.plan.explain(), "applied": copy.deepcopy(record.growth), "task": task.index},
+            growth=growth,
             timing={"learn": learned - started, "evaluate": done - learned, "total": done - started},
             curve=fit.batch_curve,
         )
+        log.task_done(results)
         _save_task(run_dir, task.index, learner, results)
         if fit.skipped_steps:
             _say(quiet, f"task {task.index}: {fit.skipped_steps} steps had a NaN/inf loss and were skipped; "
                         f"learning rate halved {fit.lr_drops} times")
         _say(quiet, f"task {task.index} ({task.name}): mean accuracy over seen tasks "
                     f"{sum(accuracies) / len(accuracies):.3f}, params {results.costs[-1]['params']:,}")
+        _say(quiet, "  " + growth["summary"])
 
 
 def task_cost(learner: Any, task_index: int, record: TaskRecord) -> dict[str, Any]:
@@ -147,6 +161,7 @@ def task_cost(learner: Any, task_index: int, record: TaskRecord) -> dict[str, An
         "bytes_memory": memory,
         "bytes_total": weights + memory,
         "spec": learner.net.spec,
+        "frozen": copy.deepcopy(record.frozen),
     }
 
 
@@ -215,14 +230,14 @@ def _resume_config(run_dir: Path, given: RunConfig | None, force: bool) -> RunCo
 
 def saved_config_differences(run_dir: Path, config: RunConfig) -> list[str]:
     """Dotted names of the fields where `config` differs from the one saved in `run_dir`; `output` and
-    `data_dir` (folders may move) and `distributed` (who trains the candidates: the same trials give the
-    same run) aside."""
+    `data_dir` (folders may move), `logger` (what is written beside the run) and `distributed` (who trains the
+    candidates: the same trials give the same run) aside."""
     saved = config_schema.to_dict(config_schema.from_dict(yaml.safe_load((Path(run_dir) / "config.yaml").read_text())))
     given = config_schema.to_dict(apply_method(config))
     for values in (saved, given):  # `scenario: null` and the stream's default scenario run the same stream
         values["stream"]["scenario"] = _effective_scenario(values["stream"])
     return [f for f in _differences(saved, given)
-            if f not in ("output", "data_dir") and not f.startswith("distributed.")]
+            if f not in ("output", "data_dir", "logger") and not f.startswith("distributed.")]
 
 
 def _effective_scenario(stream: dict[str, Any]) -> str | None:

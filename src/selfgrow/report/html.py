@@ -6,10 +6,13 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 
 from selfgrow.atomic import atomic_write_text
 from selfgrow.report import plots
+from selfgrow.report.architecture_figure import architecture_figure
+from selfgrow.report.explain import candidate_table
 from selfgrow.report.grower_figures import grower_figures
 from selfgrow.report.results import Results
 
@@ -17,54 +20,82 @@ from selfgrow.report.results import Results
 def write_report(run_dir: Path, results: Results) -> Path:
     """Draw the plots into run_dir/plots and write run_dir/report.html embedding them."""
     run_dir = Path(run_dir)
+    plots_dir = run_dir / "plots"
     figures = {
-        "Accuracy matrix": plots.accuracy_heatmap(results, run_dir / "plots" / "accuracy_matrix.png"),
-        "Accuracy and cost over tasks": plots.accuracy_and_cost(results, run_dir / "plots" / "accuracy_cost.png"),
-        "Growth timeline": plots.growth_timeline(results, run_dir / "plots" / "growth_timeline.png"),
+        "Accuracy matrix": plots.accuracy_heatmap(results, plots_dir / "accuracy_matrix.png"),
+        "Accuracy and cost over tasks": plots.accuracy_and_cost(results, plots_dir / "accuracy_cost.png"),
+        "Growth timeline": plots.growth_timeline(results, plots_dir / "growth_timeline.png"),
     }
-    pareto = plots.pareto_fronts(results, run_dir / "plots" / "pareto_fronts.png")
+    drawing = architecture_figure(results, plots_dir / "architecture.png")
+    if drawing is not None:
+        figures["Architecture after each task"] = drawing
+    pareto = plots.pareto_fronts(results, plots_dir / "pareto_fronts.png")
     if pareto is not None:
         figures["Growth search: candidates and Pareto front per task"] = pareto
-    figures.update(grower_figures(results, run_dir / "plots"))
-    page = _page(results, figures)
+    page = _page(results, figures, grower_figures(results, plots_dir))
     path = run_dir / "report.html"
     atomic_write_text(path, page)
     return path
 
 
-def _page(results: Results, figures: dict[str, Path]) -> str:
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}"
+    "table{border-collapse:collapse;margin:0.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
+    "font-size:13px}td.words{text-align:left}th{background:#f3f3f3}.wide{overflow-x:auto;max-width:100%}pre{background:#f8f8f8;padding:8px;"
+    "overflow-x:auto;font-size:12px;max-height:30em}img{max-width:100%;height:auto}p.growth{font-size:15px;"
+    "background:#f4f8fb;border-left:4px solid #fd8d3c;padding:6px 10px}figure{margin:1em 0}"
+    "figcaption{font-weight:bold;margin-bottom:0.3em}"
+)
+
+
+def _page(results: Results, figures: dict[str, Path], reasons: dict[str, Path]) -> str:
     title = html.escape(str(results.run.get("name", "selfgrow run")))
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right;font-size:13px}th{background:#f3f3f3}pre{background:#f8f8f8;padding:8px;"
-        "overflow-x:auto;font-size:12px}img{max-width:100%}</style></head><body>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
         f"<p>{html.escape(str(results.run.get('description', '')))}</p>",
         "<h2>Summary</h2>",
         _table([[k, _fmt(v)] for k, v in results.summary().items()], ["metric", "value"]),
+        "<h2>Growth in one line per task</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(g.get('summary', ''))}</li>" for g in results.growth) + "</ul>",
         "<h2>Accuracy matrix</h2>",
         _accuracy_table(results),
         "<h2>Cost per task</h2>",
         _cost_table(results),
     ]
-    for name, path in figures.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-    parts.append("<h2>Growth log</h2>")
+    parts += [_figure(name, path) for name, path in figures.items()]
+    parts.append("<h2>Growth, task by task</h2>")
+    parts += [_figure(name, path) for name, path in reasons.items()]
     for i, plan in enumerate(results.growth):
-        arch = results.costs[i].get("spec")
-        parts.append(f"<h3>Task {i}: {html.escape(str(results.tasks[i].get('name', '')))}</h3>")
-        parts.append(_knowledge_table(plan.get("reasons", {}).get("knowledge")))
-        parts.append(f"<pre>{html.escape(json.dumps(plan, indent=1, default=str))}</pre>")
-        if arch is not None:
-            parts.append(f"<details><summary>architecture after task {i}</summary>"
-                         f"<pre>{html.escape(json.dumps(arch, indent=1))}</pre></details>")
+        parts.append(_growth_section(i, plan, results))
     parts.append("<h2>Configuration</h2>")
     parts.append(f"<pre>{html.escape(json.dumps(results.run.get('config', {}), indent=1, default=str))}</pre>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _figure(name: str, path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    label = html.escape(name)
+    return f"<figure><figcaption>{label}</figcaption><img alt='{label}' src='data:image/png;base64,{data}'></figure>"
+
+
+def _growth_section(i: int, plan: dict, results: Results) -> str:
+    """One task's growth: the sentence, the past searches consulted, the candidates, the raw record folded away."""
+    parts = [f"<h3>Task {i}: {html.escape(str(results.tasks[i].get('name', '')))}</h3>",
+             f"<p class='growth'>{html.escape(plan.get('summary', ''))}</p>",
+             _knowledge_table(plan.get("reasons", {}).get("knowledge"))]
+    header, rows = candidate_table(plan)
+    if rows:
+        parts.append(f"<p>The {len(rows)} candidates weighed:</p>" + _table(rows, header))
+    parts.append(f"<details><summary>growth record of task {i} (JSON)</summary>"
+                 f"<pre>{html.escape(json.dumps(plan, indent=1, default=str))}</pre></details>")
+    arch = results.costs[i].get("spec")
+    if arch is not None:
+        parts.append(f"<details><summary>architecture after task {i} (spec)</summary>"
+                     f"<pre>{html.escape(json.dumps(arch, indent=1))}</pre></details>")
     return "\n".join(parts)
 
 
@@ -105,8 +136,18 @@ def _knowledge_table(knowledge: dict | None) -> str:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
+    return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"
+
+
+NUMBER = re.compile(r"^[-+]?[\d,.]+(e[-+]?\d+)?[kMG%]?( \(\d+\))?$")
+
+
+def _cell(value: object) -> str:
+    """A table cell: numbers right-aligned so their digits line up, words left-aligned."""
+    text = str(value)
+    align = "" if not text or NUMBER.match(text) else " class='words'"
+    return f"<td{align}>{html.escape(text)}</td>"
 
 
 def _fmt(value: object) -> str:

@@ -44,6 +44,11 @@ class Results:
         self.timings.append(timing)
         self.curves.append(list(curve or []))
 
+    def first(self, n: int) -> "Results":
+        """The results as they stood after the first `n` tasks (copies of the per-task lists)."""
+        return Results(run=self.run, tasks=self.tasks[:n], accuracy=self.accuracy[:n], costs=self.costs[:n],
+                       growth=self.growth[:n], timings=self.timings[:n], curves=self.curves[:n], reference=self.reference)
+
     @property
     def n_done(self) -> int:
         return len(self.accuracy)

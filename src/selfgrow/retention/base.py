@@ -67,6 +67,11 @@ class Retention(Configurable):
         """Learning-rate factor per parameter name; 0 freezes, missing names keep factor 1."""
         return {}
 
+    def frozen_share(self, net: torch.nn.Module) -> dict[str, float]:
+        """Share of each parameter's entries this strategy keeps fixed while the task trains (for the report's
+        architecture drawing); by default the tensors `param_lr_scale` gives factor 0."""
+        return {name: 1.0 for name, factor in self.param_lr_scale(net).items() if float(factor) == 0.0}
+
     def after_task(self, learner: Any, task: "Task") -> None:
         """Called after training on `task` (compute importances, fill memory, correct bias)."""
 

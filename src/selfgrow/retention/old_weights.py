@@ -53,6 +53,11 @@ class _OldWeightsFactor(Retention):
     def param_lr_scale(self, net: torch.nn.Module) -> dict[str, float]:
         return {n: self.factor for n in self.masks if self._fully_old(n)}
 
+    def frozen_share(self, net: torch.nn.Module) -> dict[str, float]:
+        if self.factor != 0.0:
+            return {}
+        return {n: float(m.float().mean()) for n, m in self.masks.items() if bool(m.any())}
+
     def _fully_old(self, name: str) -> bool:
         return name in self.masks and bool(self.masks[name].all())
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.progress import progress_bar
 from selfgrow.search.pareto import pareto_front, select
 from selfgrow.search.samplers import make_sampler
 from selfgrow.search.storage import make_storage
@@ -147,14 +148,16 @@ def run_search(
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
     spent = 0.0
-    while len(records) < settings.n_trials:
-        size = min(settings.halving_batch, settings.n_trials - len(records))
-        # asked lazily: a repeat or an over-budget point is told before the next point is sampled
-        asked = (study.ask(space) for _ in range(size))
-        batch, batch_spent = race_batch(settings, study, asked, len(records) // settings.halving_batch,
-                                        propose, evaluate, known, keep)
-        records += batch
-        spent += batch_spent
+    with progress_bar(settings.n_trials, f"search {study_name}", "trial") as bar:
+        while len(records) < settings.n_trials:
+            size = min(settings.halving_batch, settings.n_trials - len(records))
+            # asked lazily: a repeat or an over-budget point is told before the next point is sampled
+            asked = (study.ask(space) for _ in range(size))
+            batch, batch_spent = race_batch(settings, study, asked, len(records) // settings.halving_batch,
+                                            propose, evaluate, known, keep, bar)
+            records += batch
+            spent += batch_spent
+            bar.update(len(batch))
     return SearchOutcome(records, study, spent)
 
 
@@ -167,12 +170,13 @@ def race_batch(
     evaluate: Callable[[dict[str, Any]], Evaluation],
     known: dict[str, dict[str, Any]],
     keep: Keep | None = None,
+    bar: Any = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Propose, race and tell one batch of asked `trials` (an iterable: a generator asks as it goes); returns
     their records and the FLOPs spent.
 
     `known` maps the keys of candidates evaluated before to their records; a repeat reuses the
-    result, and the batch's new candidates are added to it.
+    result, and the batch's new candidates are added to it. `bar` (a progress bar) is told the rung being trained.
     """
     records: list[dict[str, Any]] = []
     groups: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
@@ -190,7 +194,7 @@ def race_batch(
             _tell(study, trial, record)
         else:
             groups.setdefault(proposal.key, []).append((trial, record))
-    spent = _race(settings, groups, evaluate, keep, RungHistory.of(known.values()))
+    spent = _race(settings, groups, evaluate, keep, RungHistory.of(known.values()), bar)
     for key, group in groups.items():
         known[key] = group[0][1]
         for trial, record in group:
@@ -220,7 +224,7 @@ class RungHistory:
 
 def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, Any]]]],
           evaluate: Callable[[dict[str, Any]], Evaluation], keep: Keep | None,
-          history: RungHistory | None = None) -> float:
+          history: RungHistory | None = None, bar: Any = None) -> float:
     """Successive halving of one batch's distinct candidates against every candidate that reached each rung
     before (`history`); fills their records, returns the FLOPs spent.
 
@@ -230,6 +234,8 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
     evaluations = {key: evaluate(dict(group[0][1]["params"])) for key, group in batch.items()}
     spent = 0.0
     for rung, epochs in enumerate(settings.epochs):
+        if bar is not None:
+            bar.set_postfix_str(f"rung {rung + 1}/{len(settings.epochs)}: {len(evaluations)} candidate(s) to {epochs} epochs")
         for key, evaluation in list(evaluations.items()):
             record = batch[key][0][1]
             record.update(evaluation.train_to(epochs), rung=rung, epochs=epochs)

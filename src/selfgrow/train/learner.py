@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +32,17 @@ from selfgrow.train.batches import check_scenario
 from selfgrow.train.evaluate import accuracy
 from selfgrow.train.records import TaskRecord
 from selfgrow.train.trainer import FitResult, OptimizerState, Trainer
+
+
+def frozen_entries(net: torch.nn.Module, retention: Sequence[Retention]) -> dict[str, list[int]]:
+    """Per parameter, [entries kept fixed during the task, entries]: the net's own frozen parameters and the
+    largest share any strategy freezes (shares of one tensor from two strategies may overlap, so the larger is kept)."""
+    declared = net.frozen_parameter_names() if hasattr(net, "frozen_parameter_names") else set()
+    shares = {name: 1.0 for name in declared}
+    for strategy in retention:
+        for name, share in strategy.frozen_share(net).items():
+            shares[name] = max(shares.get(name, 0.0), float(share))
+    return {name: [round(shares.get(name, 0.0) * p.numel()), p.numel()] for name, p in net.named_parameters()}
 
 
 class Learner:
@@ -65,6 +76,7 @@ class Learner:
         self.optimizer_state: OptimizerState = {}
         self.retention_settings: dict[str, float] = {}  # strengths chosen by growth searches so far
         self.search_backend: Any = None  # where growth searches run: None in process, else a distributed coordinator
+        self.on_step: Callable[[float], None] | None = None  # told each training step's loss (the run's loggers)
 
     # ---- learning -----------------------------------------------------------------------------
 
@@ -73,6 +85,7 @@ class Learner:
         if self.independent:
             self.net, self.optimizer_state = self._fresh_net(task), {}
         train_task, scenario = self._training_view(task)
+        spec_before = copy.deepcopy(self.net.spec)
         head_growths = self._head_growths(self.net, train_task, scenario)
         self._adopt(head_growths)
         plan: GrowthPlan = self.grower.plan(self, task)
@@ -88,8 +101,9 @@ class Learner:
             self.nets.append(self.net)
         for strategy in self.retention:
             strategy.before_task(self, task)
+        frozen = frozen_entries(self.net, self.retention)
         fit: FitResult = plan.fit or self.trainer.fit(
-            self.net, train_task, scenario, self.retention, optimizer_state=self.optimizer_state
+            self.net, train_task, scenario, self.retention, optimizer_state=self.optimizer_state, on_step=self.on_step
         )
         self.optimizer_state = fit.optimizer_state
         self.seen.append(task)
@@ -104,6 +118,8 @@ class Learner:
             growth=[g.op for g in head_growths + growths],
             spec=self.net.spec,
             fit=fit,
+            spec_before=spec_before,
+            frozen=frozen,
         )
         self.records.append(record)
         return record

@@ -17,7 +17,9 @@ class TaskRecord:
 
     `plan` is kept without its handed-over `weights` and `fit`, and `fit` without its optimizer
     state, so a learner's history holds no tensors or trained models. `growth` lists the `op` records
-    of the head and growth operators applied, in order.
+    of the head and growth operators applied, in order. `spec_before` is the net's spec before them;
+    `frozen` maps each parameter of the trained net to [entries kept fixed while the task trained,
+    entries], as the net and the retention strategies declared them (what the report marks frozen).
     """
 
     task: int
@@ -26,10 +28,13 @@ class TaskRecord:
     growth: list[dict[str, Any]]
     spec: dict[str, Any]
     fit: FitResult
+    spec_before: dict[str, Any] = dataclasses.field(default_factory=dict)
+    frozen: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def snapshot(cls, task: int, name: str, plan: GrowthPlan, growth: list[dict[str, Any]], spec: dict[str, Any],
-                 fit: FitResult) -> TaskRecord:
+                 fit: FitResult, spec_before: dict[str, Any] | None = None,
+                 frozen: dict[str, list[int]] | None = None) -> TaskRecord:
         """A record holding snapshots (deep copies) of the arguments, with the plan's and fit's tensors left out."""
         return cls(
             task=task,
@@ -38,6 +43,8 @@ class TaskRecord:
             growth=copy.deepcopy(growth),
             spec=copy.deepcopy(spec),
             fit=copy.deepcopy(dataclasses.replace(fit, optimizer_state={})),
+            spec_before=copy.deepcopy(spec_before or {}),
+            frozen=copy.deepcopy(frozen or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +56,8 @@ class TaskRecord:
             "growth": copy.deepcopy(self.growth),
             "spec": copy.deepcopy(self.spec),
             "fit": self.fit.to_dict(),
+            "spec_before": copy.deepcopy(self.spec_before),
+            "frozen": copy.deepcopy(self.frozen),
         }
 
     @classmethod
@@ -61,5 +70,7 @@ class TaskRecord:
             growth=copy.deepcopy(data["growth"]),
             spec=copy.deepcopy(data["spec"]),
             fit=FitResult.from_dict(data["fit"]),
+            spec_before=copy.deepcopy(data.get("spec_before", {})),  # absent in checkpoints of earlier versions
+            frozen=copy.deepcopy(data.get("frozen", {})),
         )
 

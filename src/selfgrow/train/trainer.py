@@ -13,7 +13,7 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -132,12 +132,14 @@ class Trainer(TrainerConfig):
         retention: Sequence[Retention] = (),
         seen_tasks: Sequence[Task] | None = None,
         optimizer_state: OptimizerState | None = None,
+        on_step: Callable[[float], None] | None = None,
     ) -> FitResult:
         """Train `net` in place on `task` and return what it did.
 
         `seen_tasks` (earlier tasks) restrict class-IL validation predictions to their classes and the
         task's own (None: every output of the single head, which covers exactly the seen classes when the
         learner grew it). `optimizer_state` is the previous task's (used when `reset_optimizer` is False).
+        `on_step` is called with every step's loss (the run's loggers), grid trials' steps included.
         """
         check_scenario(scenario)
         started = time.perf_counter()
@@ -149,7 +151,8 @@ class Trainer(TrainerConfig):
             seen_ids = sorted({c for t in [*seen_tasks, task] for c in t.class_ids})
         flops_per_sample = self._flops_per_sample(net, task, scenario)
         settings = [(lr, wd) for lr in (self.lr_grid or [self.lr]) for wd in (self.wd_grid or [self.weight_decay])]
-        context = dict(data=data, task=task, scenario=scenario, retention=list(retention), seen_ids=seen_ids, device=device)
+        context = dict(data=data, task=task, scenario=scenario, retention=list(retention), seen_ids=seen_ids, device=device,
+                       on_step=on_step)
         state = None if self.reset_optimizer else optimizer_state
         if len(settings) == 1:
             run = self._train(net, *settings[0], self.epochs, state, **context)
@@ -211,6 +214,7 @@ class Trainer(TrainerConfig):
         retention: list[Retention],
         seen_ids: list[int] | None,
         device: torch.device,
+        on_step: Callable[[float], None] | None = None,
     ) -> FitResult:
         """Train for up to `epochs` with one (lr, weight decay); returns curves and the optimizer state.
 
@@ -227,6 +231,7 @@ class Trainer(TrainerConfig):
 
         run = _Run(self, task, device, curve_batches=self.curve_batches if len(data.y_val) > 0 else 0,
                    val_acc=val_acc, parallel=parallel)
+        run.on_step = on_step
         val_curve: list[float] = []
         loss_curve: list[float] = []
         best = _Best(self.patience)
@@ -297,6 +302,8 @@ class Trainer(TrainerConfig):
                 loss_sum += value * len(idx)
                 seen += len(idx)
             run.steps += 1
+            if run.on_step is not None:
+                run.on_step(value)
             if run.steps <= run.curve_batches:
                 run.batch_curve.append(run.val_acc())
         return loss_sum / seen if seen else float("nan")
@@ -475,6 +482,7 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 else None
         self.guard = _NonFiniteGuard()
         self.samples, self.steps = 0, 0
+        self.on_step: Any = None  # called with each step's loss (`Trainer.fit`'s `on_step`)
         self.batch_curve: list[float] = [val_acc()] if curve_batches else []
         self._surgeons: list[Retention] | None = None
 

@@ -25,6 +25,7 @@ from selfgrow.growth.mntdp.training import (
     materialise,
     trained_parameter_count,
 )
+from selfgrow.progress import progress_bar
 from selfgrow.train.trainer import FitResult
 
 
@@ -44,9 +45,11 @@ def search_deterministic(learner: Any, task: Any, space: list[Candidate]) -> Sea
     scores: list[dict[str, Any]] = []
     best: tuple[int, torch.nn.Module, FitResult] | None = None
     spent = 0.0
+    bar = progress_bar(len(space), f"mntdp-D task {task.index} paths", "path", learner.trainer.progress)
     for i, candidate in enumerate(space):
         net, state = materialise(learner, task, candidate)
         fit = fit_candidate(learner, task, candidate, net, state)
+        bar.update()
         spent += fit.train_flops
         scores.append({
             "val_acc": fit.val_acc, "epochs": fit.epochs, "lr": fit.lr, "train_flops": fit.train_flops,
@@ -54,6 +57,7 @@ def search_deterministic(learner: Any, task: Any, space: list[Candidate]) -> Sea
         })  # fmt: skip
         if best is None or fit.val_acc > best[2].val_acc:
             best = (i, net, fit)
+    bar.close()
     assert best is not None, "the search space is never empty"
     chosen, net, fit = best
     return SearchOutcome(scores, chosen, net, fit, spent - fit.train_flops)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from selfgrow.report.explain import search_words
 from selfgrow.report.grower_figures import plans_of
 from selfgrow.report.plots import plt, save_figure
 from selfgrow.report.results import Results
@@ -119,3 +120,18 @@ def search_figure(plans: list[dict[str, Any]], path: Path) -> Path:
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def words(plan: dict[str, Any]) -> str:
+    """bindgrow's reasons for one task in words: conflicts with the old tasks, the binding, δ and the nucleus grown."""
+    r = plan["reasons"]
+    if "rsa_binding" not in r:
+        return str(r.get("decision", r.get("rule", "")))
+    conflicts = ", ".join(f"task {t} {c:.2f}" for t, c in zip(r["old_tasks"], r["task_conflicts"]))
+    bound = r["old_tasks"].index(r["binding"]) if r["binding"] in r["old_tasks"] else None
+    per_layer = ", ".join(f"{c:.2f}" for c in r["conflicts"][bound]) if bound is not None else ""
+    text = (f"RSA conflict with the old tasks {conflicts}: bound to task {r['binding']}"
+            + (f" (conflict per depth {per_layer})" if per_layer else "")
+            + f"; δ = {r['delta']:g} grew the nucleus at depth(s) {r['nucleus']}")
+    search = search_words(plan)
+    return text + (f"; δ search: {search}" if search else f"; rule: {r['rule']}" if r.get("rule") else "")

@@ -90,3 +90,37 @@ def growth_per_task(plans: list[dict[str, Any]], path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def words(plan: dict[str, Any]) -> str:
+    """Firefly's reasons for one task in words: per growth step the candidates scored, the ones kept, the loss."""
+    steps = []
+    for rnd in plan["reasons"].get("rounds", []):
+        if "chosen" not in rnd:
+            steps.append(f"then stopped: {rnd.get('stop', 'no growth needed')}")
+            continue
+        offered = " and ".join(f"{n} {kind}" for kind, n in rnd.get("candidates", {}).items())
+        kept = "; ".join(f"{layer}: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+                         for layer, kinds in rnd["chosen"].items())
+        text = (f"step {rnd['round']}: {offered} candidate units scored by |Taylor score|, the {rnd['n_chosen']} "
+                f"above {rnd['score_threshold']:.3g} kept ({kept})")
+        width = rnd.get("neighbourhoods", {}).get("width")
+        if width:
+            text += f", loss in the neighbourhood {width['loss_before']:.3f} -> {width['loss_after']:.3f}"
+        steps.append(text)
+    return "; ".join(steps) or str(plan["reasons"].get("decision", ""))
+
+
+def table(plan: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per growth step and layer: candidates of each kind, how many were kept, the best |Taylor score|, the threshold."""
+    rows = []
+    thresholds = {r["round"]: r.get("score_threshold") for r in plan["reasons"].get("rounds", []) if "chosen" in r}
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for c in plan.get("candidates", []):
+        groups.setdefault((c["round"], c["group"], c["kind"]), []).append(c)
+    for (rnd, group, kind), cands in sorted(groups.items()):
+        best = max(abs(c["score"]) for c in cands)
+        rows.append([str(rnd), group, kind, str(len(cands)), str(sum(bool(c.get("chosen")) for c in cands)),
+                     f"{best:.3g}", f"{thresholds.get(rnd, float('nan')):.3g}"])
+    header = ["step", "layer", "kind", "candidates", "kept", "best |score|", "threshold"]
+    return (header, rows) if rows else ([], [])

@@ -99,3 +99,35 @@ def prior_and_candidates(plans: list[dict[str, Any]], path: Path) -> Path:
     if searched:
         right.legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def words(plan: dict[str, Any]) -> str:
+    """MNTDP's reasons for one task in words: the kNN prior's ranking, the sources kept, the candidates and the pick."""
+    r = plan["reasons"]
+    if "knn_accuracy" not in r:
+        return str(r.get("rule", ""))
+    ranking = sorted(r["knn_accuracy"].items(), key=lambda kv: -kv[1])
+    prior = ", ".join(f"task {j} {acc:.2f}" for j, acc in ranking)
+    text = f"the kNN prior ranked the past tasks' features {prior} and kept task(s) {r['sources']} as source"
+    candidates, chosen = plan.get("candidates", []), plan.get("chosen")
+    if candidates and chosen is not None:
+        pick = candidates[chosen]
+        key, name = ("val_acc", "validation accuracy") if r.get("variant") == "D" else ("probability", "path probability")
+        best_other = max((c for i, c in enumerate(candidates) if i != chosen), key=lambda c: c.get(key, 0.0), default=None)
+        text += (f"; MNTDP-{r.get('variant')} weighed {len(candidates)} paths and kept the one reusing {pick['reuse']} "
+                 f"module(s) with head {pick['head']} ({name} {pick.get(key, float('nan')):.3f}")
+        if best_other is not None:
+            text += f" against {best_other.get(key, float('nan')):.3f} for the next best"
+        text += ")"
+    return text
+
+
+def table(plan: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The candidate paths MNTDP weighed for one task: source, modules reused, head, score, status."""
+    candidates = plan.get("candidates", [])
+    key = "val_acc" if plan["reasons"].get("variant") == "D" else "probability"
+    rows = [[str(c["source"]), str(c["reuse"]), str(c["path"]), c["head"], f"{c.get(key, float('nan')):.3f}",
+             str(c.get("epochs", "")), f"{c.get('new_params', 0):,}", "chosen" if i == plan.get("chosen") else ""]
+            for i, c in enumerate(candidates)]
+    header = ["source task", "modules reused", "path", "head", key.replace("_", " "), "epochs", "new params", ""]
+    return (header, rows) if rows else ([], [])
