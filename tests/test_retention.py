@@ -335,6 +335,23 @@ def test_reservoir_without_balance_keeps_a_uniform_subset_of_everything_seen():
     assert (tasks_kept / 20 - 20).abs().max() < 4  # each task holds 1/3 of the memory in expectation
 
 
+def test_the_cycle_draw_replays_every_sample_once_per_pass_and_restarts_with_each_task():
+    stream = cluster_stream(n_tasks=2, n=100)
+    memory = build_retention("replay", budget=30, balance="none", draw="cycle")
+    memory.after_task(StubLearner(tiny_net()), stream[0])
+    memory.before_task(StubLearner(tiny_net()), stream[1])
+    generator = torch.Generator().manual_seed(0)
+    keys = lambda b: sorted(zip(b.y_global.tolist(), (b.x.flatten(1) * 255).round().sum(1).tolist()))  # noqa: E731
+    stored = keys(Batch(memory.memory["x"].float() / 255, memory.memory["y"], memory.memory["task"],
+                        memory.memory["y_global"]))
+    drawn = [memory.replay(7, generator) for _ in range(9)]  # 63 samples: two whole passes and 3 of the third
+    first = Batch(*(torch.cat([getattr(b, f) for b in drawn])[:30] for f in ("x", "y", "task", "y_global")))
+    second = Batch(*(torch.cat([getattr(b, f) for b in drawn])[30:60] for f in ("x", "y", "task", "y_global")))
+    assert keys(first) == stored and keys(second) == stored
+    memory.before_task(StubLearner(tiny_net()), stream[1])
+    assert len(memory._pass) == 0  # a new task starts a new pass
+
+
 def test_herding_memory_picks_the_herding_prefix_per_class():
     task = cluster_stream(n_tasks=1, n=120)[0]
     net = tiny_net({"kind": "single", "classes": 2})

@@ -18,6 +18,7 @@ from selfgrow.streams.task import Task
 
 SELECTIONS = ("reservoir", "herding")
 BALANCES = ("class", "task", "none")
+DRAWS = ("uniform", "cycle")
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
 FIELDS = ("x", "y", "task", "y_global", "priority")
 
@@ -31,6 +32,7 @@ class ReplayOptions:
     balance: str = option("class", choices=BALANCES)
     dtype: str = option("uint8", choices=tuple(DTYPES))
     replay_batch_size: int | None = option(None, at_least=1, note="null: the trainer's batch size")
+    draw: str = option("uniform", choices=DRAWS, note="uniform: with replacement; cycle: each sample once per pass")
     batch_size: int = option(256, at_least=1)
     seed: int = 0
 
@@ -54,8 +56,10 @@ class Replay(Retention):
     training on the task, inputs normalised, no augmentation); old classes keep their first-ranked
     samples when shares shrink, as iCaRL's exemplar reduction. Images are stored as uint8 by default
     (exact for streams built from 8-bit images; rotated streams lose < 1/255) or float32.
-    `replay` returns a uniform random batch (with replacement) of `replay_batch_size` samples, or of
-    the trainer's batch size when unset, as raw [0, 1] images on the CPU. `budget=None` keeps every
+    `replay` returns a batch of `replay_batch_size` samples, or of the trainer's batch size when unset,
+    as raw [0, 1] images on the CPU: drawn uniformly with replacement (`draw="uniform"`), or by
+    `draw="cycle"` in passes through the memory, each pass a fresh shuffle in which every sample comes
+    once (what Avalanche's replay data loader does; the pass restarts with each task). `budget=None` keeps every
     sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
     """
 
@@ -64,6 +68,7 @@ class Replay(Retention):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.generator = torch.Generator().manual_seed(int(self.seed))
+        self._pass = torch.empty(0, dtype=torch.long)  # what is left of the `cycle` draw's current pass
         self.memory = {
             "x": torch.empty(0, dtype=DTYPES[self.dtype]),
             "y": torch.empty(0, dtype=torch.long),
@@ -74,6 +79,9 @@ class Replay(Retention):
 
     def __len__(self) -> int:
         return int(self.memory["y"].numel())
+
+    def before_task(self, learner: Any, task: Task) -> None:
+        self._pass = torch.empty(0, dtype=torch.long)  # the `cycle` draw starts a new pass with each task
 
     def after_task(self, learner: Any, task: Task) -> None:
         """Add the task's training samples, then shrink every group to its share of the budget."""
@@ -99,14 +107,27 @@ class Replay(Retention):
         return self._sample(self.replay_batch_size or batch_size, generator)
 
     def _sample(self, size: int, generator: torch.Generator) -> Batch | None:
-        """`size` memory samples drawn uniformly with replacement."""
+        """`size` memory samples, drawn as `draw` says."""
         if len(self) == 0 or size <= 0:
             return None
-        idx = torch.randint(len(self), (size,), generator=generator, device=generator.device).cpu()
+        if self.draw == "cycle":
+            idx = self._cycled(size, generator)
+        else:
+            idx = torch.randint(len(self), (size,), generator=generator, device=generator.device).cpu()
         x = self.memory["x"][idx]
         x = x.float() / 255 if x.dtype == torch.uint8 else x
         return Batch(x=x, y=self.memory["y"][idx], task=self.memory["task"][idx],
                      y_global=self.memory["y_global"][idx])
+
+    def _cycled(self, size: int, generator: torch.Generator) -> torch.Tensor:
+        """The next `size` indices of the current pass through the memory, starting fresh shuffles as passes end."""
+        parts = []
+        while size > 0:
+            if len(self._pass) == 0:
+                self._pass = torch.randperm(len(self), generator=generator, device=generator.device).cpu()
+            parts.append(self._pass[:size])
+            self._pass, size = self._pass[size:], size - len(parts[-1])
+        return torch.cat(parts)
 
     def _stored(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the storage dtype."""
@@ -170,7 +191,7 @@ class Joint(Replay):
     """
 
     Options = JointOptions
-    budget, selection, balance, dtype = None, "reservoir", "none", "float32"  # Replay's settings, fixed here
+    budget, selection, balance, dtype, draw = None, "reservoir", "none", "float32", "uniform"  # Replay's, fixed here
     replay_batch_size, batch_size = None, 256
 
     def __init__(self, **options: Any) -> None:

@@ -1,12 +1,14 @@
-"""Avalanche 0.6.0's GEM or AGEM on selfgrow's exported Split-MNIST (class- or task-IL), one seed: a measuring tool.
+"""Avalanche 0.6.0's GEM, AGEM or Replay on selfgrow's exported Split-MNIST (class- or task-IL), one seed: a measuring tool.
 
 Runs in Avalanche's own virtual environment (../shared/reference/avalanche/README.md, plus `pip install
 quadprog` for GEM), never in selfgrow's:
 
-    /tmp/av/bin/python benchmarks/reference/avalanche_gem.py NPZ gem|agem class|task SEED
+    /tmp/av/bin/python benchmarks/reference/avalanche_run.py NPZ gem|agem|replay class|task SEED
 
 MLP 784-400-400 as selfgrow's `mlp-small`, Adam 1e-3, batch 128, 2 epochs per task, the optimiser reset
-per task, 100 memory samples per experience; prints the final accuracy of each task and their mean.
+per task; GEM / AGEM keep 100 memory samples per experience, Replay a 500-sample buffer (Avalanche's
+default storage, balanced over experiences, replay batch = training batch); prints the final accuracy
+of each task and their mean.
 """
 import sys, time
 sys.path.insert(0, "/work/shared/reference/avalanche")
@@ -15,7 +17,8 @@ import numpy as np, torch
 from torch.utils.data import TensorDataset
 from avalanche.benchmarks.scenarios.deprecated.generators import nc_benchmark
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
-from avalanche.training import GEM, AGEM
+from avalanche.training import GEM, AGEM, Naive
+from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.plugins import EvaluationPlugin
 
 npz, method, scenario, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -44,9 +47,12 @@ model = MLP()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 common = dict(train_mb_size=128, train_epochs=2, eval_mb_size=1000, device="cpu",
               evaluator=EvaluationPlugin(loggers=[]))
-strategy = (GEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, memory_strength=0.5, **common)
-            if method == "gem" else
-            AGEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, sample_size=256, **common))
+if method == "gem":
+    strategy = GEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, memory_strength=0.5, **common)
+elif method == "agem":
+    strategy = AGEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, sample_size=256, **common)
+else:
+    strategy = Naive(model, opt, torch.nn.CrossEntropyLoss(), plugins=[ReplayPlugin(mem_size=500)], **common)
 start = time.time()
 for exp in bench.train_stream:
     strategy.train(exp, reset_optimizer_state=True)
