@@ -1,14 +1,15 @@
-"""Avalanche 0.6.0's GEM, AGEM or Replay on selfgrow's exported Split-MNIST (class- or task-IL), one seed: a measuring tool.
+"""Avalanche 0.6.0's GEM, AGEM, Replay or ICaRL on selfgrow's exported Split-MNIST (class- or task-IL), one seed: a measuring tool.
 
 Runs in Avalanche's own virtual environment (../shared/reference/avalanche/README.md, plus `pip install
 quadprog` for GEM), never in selfgrow's:
 
-    /tmp/av/bin/python benchmarks/reference/avalanche_run.py NPZ gem|agem|replay class|task SEED
+    /tmp/av/bin/python benchmarks/reference/avalanche_run.py NPZ gem|agem|replay|icarl class|task SEED
 
 MLP 784-400-400 as selfgrow's `mlp-small`, Adam 1e-3, batch 128, 2 epochs per task, the optimiser reset
 per task; GEM / AGEM keep 100 memory samples per experience, Replay a 500-sample buffer (Avalanche's
-default storage, balanced over experiences, replay batch = training batch); prints the final accuracy
-of each task and their mean.
+default storage, balanced over experiences, replay batch = training batch), ICaRL (class-IL only) a
+500-exemplar fixed memory, the trunk as feature extractor and a 10-way linear classifier for training
+(its nearest-class-mean classifier at test time); prints the final accuracy of each task and their mean.
 """
 import sys, time
 sys.path.insert(0, "/work/shared/reference/avalanche")
@@ -17,7 +18,7 @@ import numpy as np, torch
 from torch.utils.data import TensorDataset
 from avalanche.benchmarks.scenarios.deprecated.generators import nc_benchmark
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
-from avalanche.training import GEM, AGEM, Naive
+from avalanche.training import GEM, AGEM, ICaRL, Naive
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.plugins import EvaluationPlugin
 
@@ -51,8 +52,14 @@ if method == "gem":
     strategy = GEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, memory_strength=0.5, **common)
 elif method == "agem":
     strategy = AGEM(model, opt, torch.nn.CrossEntropyLoss(), patterns_per_exp=100, sample_size=256, **common)
-else:
+elif method == "replay":
     strategy = Naive(model, opt, torch.nn.CrossEntropyLoss(), plugins=[ReplayPlugin(mem_size=500)], **common)
+else:  # icarl: its own model, trunk + classifier, nearest class mean in eval mode
+    strategy = ICaRL(feature_extractor=model.trunk, classifier=torch.nn.Linear(400, 10), optimizer=None,
+                     memory_size=500, buffer_transform=None, fixed_memory=True, **common)
+    opt = torch.optim.Adam(strategy.model.parameters(), lr=1e-3)
+    strategy.optimizer = opt
+    model = strategy.model
 start = time.time()
 for exp in bench.train_stream:
     strategy.train(exp, reset_optimizer_state=True)
@@ -63,6 +70,8 @@ with torch.no_grad():
         x = torch.tensor(d[f"xte{t}"]); y = torch.tensor(d[f"yte{t}"]).long()
         if scenario == "task":
             out = model(x, torch.full((len(y),), t)); y = y - 2 * t
+        elif method == "icarl":
+            out = model(x)  # TrainEvalModel in eval mode: the nearest-class-mean scores
         else:
             out = model(x)
         accs.append(float((out.argmax(1) == y).float().mean()))

@@ -12,6 +12,7 @@
 | freeze | freeze every weight (and old slice of a widened weight) of earlier tasks |
 | slow_lr | old weights keep learning with a small lr factor (L2BG) |
 | bias_correction | weight aligning of the class-IL head after each task |
+| icarl_bce | iCaRL's sigmoid binary cross-entropy with distilled old-class targets, in place of cross-entropy |
 """
 
 from selfgrow.retention.base import Batch, Retention
@@ -19,6 +20,7 @@ from selfgrow.retention.bias import WeightAligning
 from selfgrow.retention.distill import FeatureKD, LwF
 from selfgrow.retention.ewc import EWC
 from selfgrow.retention.gem import AGEM, GEM
+from selfgrow.retention.icarl import ICaRLLoss
 from selfgrow.retention.old_weights import Freeze, SlowLR
 from selfgrow.retention.registry import RETENTION, build_retention, register_retention
 from selfgrow.retention.replay import Joint, Replay
@@ -28,5 +30,5 @@ __all__ = [
     "apply_settings",
     "current_settings",
     "Batch", "Retention", "RETENTION", "build_retention", "register_retention",
-    "EWC", "GEM", "AGEM", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning",
+    "EWC", "GEM", "AGEM", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning", "ICaRLLoss",
 ]

@@ -63,6 +63,19 @@ class Retention(Configurable):
         """Raw samples of earlier tasks to mix into the batch (None when there is no memory)."""
         return None
 
+    def classification_loss(self, x: torch.Tensor, logits: torch.Tensor, y_global: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample losses that replace the cross-entropy of the batch's new and replayed rows (class- and
+        domain-IL: one shared head, stream-wide ids), e.g. iCaRL's sigmoid binary cross-entropy with
+        distilled targets; `x` is the normalised, augmented input of `logits`. None keeps cross-entropy."""
+        return None
+
+    def predict(self, net: torch.nn.Module, x: torch.Tensor, task: "Task", scenario: str,
+                seen_class_ids: list[int] | None) -> torch.Tensor | None:
+        """Predicted labels of a normalised test batch by a classifier of the strategy's own (iCaRL's
+        nearest mean of exemplars), in the scenario's label space as `train.evaluate.predict` gives them;
+        None lets the net's head decide."""
+        return None
+
     def param_lr_scale(self, net: torch.nn.Module) -> dict[str, float]:
         """Learning-rate factor per parameter name; 0 freezes, missing names keep factor 1."""
         return {}

@@ -35,7 +35,6 @@ class _Distillation(Retention):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.alpha = float(self.alpha)
         self.teacher: torch.nn.Module | None = None
         self.teacher_tasks = 0
         self.old_classes: list[int] = []
@@ -105,7 +104,7 @@ class LwF(_Distillation):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.temperature = float(self.temperature)
+        self.alpha, self.temperature = float(self.alpha), float(self.temperature)
 
     def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
         if self.teacher is None:
@@ -135,6 +134,10 @@ class FeatureKD(_Distillation):
     """
 
     Options = FeatureKDOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.alpha = float(self.alpha)
 
     def penalty(self, net: torch.nn.Module, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
         if self.teacher is None:

@@ -54,6 +54,7 @@ class _GradientMemory(Replay):
     """
 
     selection, balance, replay_batch_size, batch_size = "reservoir", "task", None, 256  # Replay's settings
+    draw, mix, classifier = "uniform", "batch", "head"
 
     def __init__(self, **options: Any) -> None:
         self.budget = 0

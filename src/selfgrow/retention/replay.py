@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from selfgrow.options import option
 from selfgrow.retention.base import Batch, Retention
@@ -19,8 +20,11 @@ from selfgrow.streams.task import Task
 SELECTIONS = ("reservoir", "herding")
 BALANCES = ("class", "task", "none")
 DRAWS = ("uniform", "cycle")
+MIXES = ("batch", "dataset")
+CLASSIFIERS = ("head", "nme")
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
 FIELDS = ("x", "y", "task", "y_global", "priority")
+TASK_KEY = 10**6  # task-IL prototypes are keyed task * TASK_KEY + local label
 
 
 @dataclass
@@ -33,6 +37,8 @@ class ReplayOptions:
     dtype: str = option("uint8", choices=tuple(DTYPES))
     replay_batch_size: int | None = option(None, at_least=1, note="null: the trainer's batch size")
     draw: str = option("uniform", choices=DRAWS, note="uniform: with replacement; cycle: each sample once per pass")
+    mix: str = option("batch", choices=MIXES, note="batch: a replay batch per step; dataset: memory joins the task's data")
+    classifier: str = option("head", choices=CLASSIFIERS, note="nme: nearest mean of exemplars at test time")
     batch_size: int = option(256, at_least=1)
     seed: int = 0
 
@@ -56,10 +62,20 @@ class Replay(Retention):
     training on the task, inputs normalised, no augmentation); old classes keep their first-ranked
     samples when shares shrink, as iCaRL's exemplar reduction. Images are stored as uint8 by default
     (exact for streams built from 8-bit images; rotated streams lose < 1/255) or float32.
-    `replay` returns a batch of `replay_batch_size` samples, or of the trainer's batch size when unset,
-    as raw [0, 1] images on the CPU: drawn uniformly with replacement (`draw="uniform"`), or by
+    `replay` returns, with `mix="batch"`, a batch of `replay_batch_size` samples (or of the trainer's
+    batch size when unset); with `mix="dataset"` the memory is as good as part of the task's training
+    set (iCaRL's training set of new data and exemplars): each step of b new samples replays
+    ceil(b * memory / new samples), so an epoch passes over the memory once in expectation. Samples come
+    as raw [0, 1] images on the CPU, drawn uniformly with replacement (`draw="uniform"`), or by
     `draw="cycle"` in passes through the memory, each pass a fresh shuffle in which every sample comes
-    once (what Avalanche's replay data loader does; the pass restarts with each task). `budget=None` keeps every
+    once (what Avalanche's replay data loader does; the pass restarts with each task).
+    `classifier="nme"` classifies test samples by iCaRL's nearest mean of exemplars (Rebuffi et al. 2017,
+    Algorithm 1): after each task the mean of the L2-normalised features of each class's memory
+    samples (normalised again) is the class's prototype, and a test sample takes the class of the
+    nearest prototype among the classes it may have (its task's in task-IL); the trainer's validation,
+    early stopping and the growth searches keep using the head. Memory samples are normalised with the
+    latest task's statistics, as the trainer replays them (the paper also averages flipped exemplars;
+    we do not). `budget=None` keeps every
     sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
     """
 
@@ -69,6 +85,9 @@ class Replay(Retention):
         super().__init__(**options)
         self.generator = torch.Generator().manual_seed(int(self.seed))
         self._pass = torch.empty(0, dtype=torch.long)  # what is left of the `cycle` draw's current pass
+        self.new_samples = 1  # the current task's training samples (`mix="dataset"`)
+        self.means = torch.empty(0)  # `classifier="nme"`: one prototype per row, for the classes of `mean_ids`
+        self.mean_ids = torch.empty(0, dtype=torch.long)  # stream-wide class ids (task-IL: task * 10**6 + label)
         self.memory = {
             "x": torch.empty(0, dtype=DTYPES[self.dtype]),
             "y": torch.empty(0, dtype=torch.long),
@@ -82,6 +101,7 @@ class Replay(Retention):
 
     def before_task(self, learner: Any, task: Task) -> None:
         self._pass = torch.empty(0, dtype=torch.long)  # the `cycle` draw starts a new pass with each task
+        self.new_samples = max(1, int(task.y_train.numel()))
 
     def after_task(self, learner: Any, task: Task) -> None:
         """Add the task's training samples, then shrink every group to its share of the budget."""
@@ -102,9 +122,44 @@ class Replay(Retention):
             keep = group_ranks(groups, merged["priority"]) < quotas[groups]
             merged = {k: v[keep] for k, v in merged.items()}
         self.memory = merged
+        if self.classifier == "nme":
+            self._class_means(learner, task)
 
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
+        if self.mix == "dataset":
+            return self._sample(math.ceil(batch_size * len(self) / self.new_samples), generator)
         return self._sample(self.replay_batch_size or batch_size, generator)
+
+    def predict(self, net: torch.nn.Module, x: torch.Tensor, task: Task, scenario: str,
+                seen_class_ids: list[int] | None) -> torch.Tensor | None:
+        if self.classifier != "nme" or len(self.mean_ids) == 0:
+            return None
+        features = F.normalize(net.features(x, task.index if scenario == "task" else None), dim=1)
+        means, ids = self.means.to(features.device), self.mean_ids.to(features.device)
+        if scenario == "task":
+            allowed = ids // TASK_KEY == task.index
+        elif seen_class_ids is not None:
+            allowed = torch.isin(ids, torch.as_tensor(seen_class_ids, device=ids.device))
+        else:
+            allowed = torch.ones_like(ids, dtype=torch.bool)
+        distances = torch.cdist(features, means[allowed])
+        picked = ids[allowed][distances.argmin(1)]
+        return picked % TASK_KEY if scenario == "task" else picked
+
+    def _class_means(self, learner: Any, task: Task) -> None:
+        """iCaRL's prototypes: per class of the memory, the normalised mean of its samples' normalised features."""
+        task_il = learner.scenario == "task"
+        keys = self.memory["task"] * TASK_KEY + self.memory["y"] if task_il else self.memory["y_global"]
+        ids = keys.unique()
+        means = []
+        for key in ids.tolist():
+            rows = (keys == key).nonzero().squeeze(1)
+            x = self.memory["x"][rows]
+            x = x.float() / 255 if x.dtype == torch.uint8 else x
+            head = key // TASK_KEY if task_il else None
+            features = F.normalize(self._features_of(learner.net, x, task, head), dim=1)
+            means.append(F.normalize(features.mean(0), dim=0))
+        self.means, self.mean_ids = torch.stack(means).cpu(), ids
 
     def _sample(self, size: int, generator: torch.Generator) -> Batch | None:
         """`size` memory samples, drawn as `draw` says."""
@@ -156,25 +211,27 @@ class Replay(Retention):
 
     def _features(self, learner: Any, task: Task) -> torch.Tensor:
         """Penultimate features of the task's training images (eval mode, normalised, not augmented)."""
-        net = learner.net
+        return self._features_of(learner.net, task.x_train, task, task.index if learner.scenario == "task" else None)
+
+    def _features_of(self, net: torch.nn.Module, images: torch.Tensor, task: Task, head: int | None) -> torch.Tensor:
+        """Penultimate features of raw [0, 1] images normalised as `task`'s (eval mode, no augmentation)."""
         device = net_device(net)
-        head = task.index if learner.scenario == "task" else None
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            chunks = [
-                net.features(model_input(x.to(device), task), head)
-                for x in task.x_train.split(self.batch_size)
-            ]
+            chunks = [net.features(model_input(x.to(device), task), head) for x in images.split(self.batch_size)]
         net.train(was_training)
         return torch.cat(chunks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**{f"memory/{k}": v for k, v in self.memory.items()}, "generator": self.generator.get_state()}
+        return {**{f"memory/{k}": v for k, v in self.memory.items()}, "generator": self.generator.get_state(),
+                "means": self.means, "mean_ids": self.mean_ids}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.memory = {k: state[f"memory/{k}"] for k in FIELDS}
         self.generator.set_state(state["generator"])
+        self.means = state.get("means", torch.empty(0))  # absent in checkpoints of earlier versions
+        self.mean_ids = state.get("mean_ids", torch.empty(0, dtype=torch.long))
 
     def memory_bytes(self) -> int:
         return tensor_bytes(self.memory)
@@ -192,14 +249,4 @@ class Joint(Replay):
 
     Options = JointOptions
     budget, selection, balance, dtype, draw = None, "reservoir", "none", "float32", "uniform"  # Replay's, fixed here
-    replay_batch_size, batch_size = None, 256
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.new_samples = 1
-
-    def before_task(self, learner: Any, task: Task) -> None:
-        self.new_samples = max(1, int(task.y_train.numel()))
-
-    def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
-        return self._sample(math.ceil(batch_size * len(self) / self.new_samples), generator)
+    mix, classifier, replay_batch_size, batch_size = "dataset", "head", None, 256

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from selfgrow.errors import SelfgrowError
@@ -47,8 +50,12 @@ def accuracy(
     seen_class_ids: list[int] | None = None,
     device: torch.device | str | None = None,
     batch_size: int = 512,
+    classifiers: Sequence[Any] = (),
 ) -> float:
-    """Fraction of `split` of `task` predicted right (NaN for an empty split); the net's mode is restored."""
+    """Fraction of `split` of `task` predicted right (NaN for an empty split); the net's mode is restored.
+
+    `classifiers`: strategies whose `predict` may decide instead of the net's head (the first that answers).
+    """
     x_all, y_all = split_tensors(task, split)
     if len(y_all) == 0:
         return float("nan")
@@ -61,7 +68,10 @@ def accuracy(
             x = to_input(x_all[start : start + batch_size].to(device), task)
             y = y_all[start : start + batch_size].to(device)
             target = y if scenario == "task" else task.global_labels(y)
-            correct += int((predict(net, x, task, scenario, seen_class_ids) == target).sum())
+            own = next((p for p in (c.predict(net, x, task, scenario, seen_class_ids) for c in classifiers)
+                        if p is not None), None)
+            guess = own if own is not None else predict(net, x, task, scenario, seen_class_ids)
+            correct += int((guess == target).sum())
     finally:
         net.train(was_training)
     return correct / len(y_all)

@@ -31,7 +31,7 @@ from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario
 from selfgrow.train.evaluate import accuracy
 from selfgrow.train.records import TaskRecord
-from selfgrow.train.trainer import FitResult, OptimizerState, Trainer
+from selfgrow.train.trainer import FitResult, OptimizerState, Trainer, overriding
 
 
 def frozen_entries(net: torch.nn.Module, retention: Sequence[Retention]) -> dict[str, list[int]]:
@@ -181,7 +181,8 @@ class Learner:
                 accuracy(self.nets[t.index], dataclasses.replace(t, index=0), "task", split, batch_size=batch)
                 for t in tasks
             ]
-        return [accuracy(self.net, t, self.scenario, split, batch_size=batch) for t in tasks]
+        own = overriding(self.retention, "predict")  # e.g. a nearest-mean-of-exemplars classifier
+        return [accuracy(self.net, t, self.scenario, split, batch_size=batch, classifiers=own) for t in tasks]
 
     # ---- state --------------------------------------------------------------------------------
 

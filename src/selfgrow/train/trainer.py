@@ -327,7 +327,9 @@ class Trainer(TrainerConfig):
         parallel: DataParallel | None = None,
     ) -> torch.Tensor:
         """Classification loss of new and replayed samples plus every strategy's penalties (new and replayed samples)."""
-        loss, new, logits, replayed = self._loss(net, batch, replay, task, scenario, augment_gen, parallel)
+        classifiers = overriding(retention, "classification_loss")
+        classify = classifiers[0].classification_loss if classifiers else None
+        loss, new, logits, replayed = self._loss(net, batch, replay, task, scenario, augment_gen, parallel, classify)
         scale = 1.0 if parallel is None else parallel.penalty_scale(len(new.y), len(batch.y))
         for strategy in retention:
             extra = strategy.penalty(net, new, logits)
@@ -352,9 +354,11 @@ class Trainer(TrainerConfig):
         scenario: str,
         augment_gen: torch.Generator,
         parallel: DataParallel | None = None,
+        classify: Any = None,
     ) -> tuple[torch.Tensor, Batch, torch.Tensor, list[tuple[Batch, torch.Tensor]]]:
         """Mean cross-entropy over new and replayed samples; also the transformed new batch and its logits, and
-        the replayed samples with their logits (one group, or one per earlier task in task-IL).
+        the replayed samples with their logits (one group, or one per earlier task in task-IL). `classify`
+        (a strategy's `classification_loss`) replaces the cross-entropy on a shared head.
 
         Task-IL: each sample is scored by the head of its own task against local labels (a mixed batch is
         grouped by task id). Class-IL: the single head over all classes seen so far, global labels.
@@ -375,7 +379,8 @@ class Trainer(TrainerConfig):
         mean = (parallel.world if parallel is not None else 1, n_all)  # a sum of weighted CEs x world / n_all
         if scenario != "task":
             joined = x_all if parallel is None else torch.cat([new.x] + ([] if old is None else [old.x]))
-            loss, logits, replayed = _shared_head_loss(net, joined, new, old, w_new, w_old, mean, parallel is None)
+            loss, logits, replayed = _shared_head_loss(net, joined, new, old, w_new, w_old, mean, parallel is None,
+                                                       classify)
         else:
             loss, logits, replayed = _own_heads_loss(net, new, old, task.index, w_new, w_old, mean, parallel is None)
         return loss, new, logits, replayed
@@ -427,19 +432,24 @@ class _ValView:
 
 
 def _shared_head_loss(net: torch.nn.Module, x: torch.Tensor, new: Batch, old: Batch | None, w_new: float,
-                      w_old: float, mean: tuple[int, int], plain: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
+                      w_old: float, mean: tuple[int, int], plain: bool,
+                      classify: Any = None) -> tuple[torch.Tensor, torch.Tensor, list]:
     """Class- and domain-IL: one head over global labels for the new rows and the replayed ones after them.
 
-    `plain` (no data parallelism): the mean cross-entropy of the whole batch in one call, no weighting ops.
+    `plain` (no data parallelism): the mean loss of the whole batch in one call, no weighting ops. The loss
+    is cross-entropy, or the per-sample losses of `classify(x, logits, y)` when a strategy replaces it.
     """
     y = new.y_global if old is None else torch.cat([new.y_global, old.y_global])
     logits = net(x)
     replayed = [] if old is None else [(old, logits[len(new.y):])]
-    if plain:
+    if plain and classify is None:
         return F.cross_entropy(logits, y), logits[: len(new.y)], replayed
+    per_sample = F.cross_entropy(logits, y, reduction="none") if classify is None else classify(x, logits, y)
+    if plain:
+        return per_sample.mean(), logits[: len(new.y)], replayed
     weights = torch.full_like(y, w_new, dtype=logits.dtype)
     weights[len(new.y):] = w_old
-    ce = (F.cross_entropy(logits, y, reduction="none") * weights).sum()
+    ce = (per_sample * weights).sum()
     return ce * mean[0] / mean[1], logits[: len(new.y)], replayed
 
 
