@@ -124,3 +124,39 @@ def test_icarl_end_to_end_beats_finetune_and_refuses_task_il():
     assert sum(matrix[-1]) / 3 > sum(finetuned[-1]) / 3 + 0.2
     with pytest.raises(SelfgrowError, match="Retention 'icarl_bce' does not apply to scenario 'task'; accepted: class"):
         build_retention("icarl_bce").before_task(StubLearner(tiny_net(), "task"), stream[0])
+
+
+def test_bic_learns_the_correction_that_undoes_a_bias_towards_new_classes():
+    from selfgrow.retention.bic import corrected, fit_correction
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 4  # balanced held-out set: old classes 0, 1; new classes 2, 3
+    clean = F.one_hot(y, 4).float() * 3 + 0.3 * torch.randn(40, 4, generator=g)
+    biased = clean.clone()
+    biased[:, 2:] += 4.0  # the head favours the new classes
+    before = float((biased.argmax(1) == y).float().mean())
+    alpha, beta = fit_correction(biased, y, [2, 3], [], steps=300, lr=0.05)
+    after = float((corrected(biased, [([2, 3], alpha, beta)]).argmax(1) == y).float().mean())
+    assert before == 0.5 and after == 1.0
+    assert beta < -2.0  # the learnt shift takes the bias back
+    assert torch.equal(corrected(biased, [([2, 3], 1.0, 0.0)]), biased)  # identity correction
+
+
+def test_bic_end_to_end_keeps_a_held_out_set_and_corrects_at_test_time():
+    stream = cluster_stream(n_tasks=3)
+    stream = type(stream)(stream.name, stream.scenario, [_with_val(t) for t in stream])
+    strategies = [build_retention("replay", budget=40, selection="herding"), build_retention("lwf"),
+                  build_retention("bic", per_class=5, steps=50)]
+    learner, matrix = run(stream, strategies)
+    bic = strategies[-1]
+    assert torch.bincount(bic.held_out["y_global"]).tolist() == [5] * 6
+    assert [c for c, _, _ in bic.corrections] == [[2, 3], [4, 5]]  # one per task after the first
+    assert bic.memory_bytes() == 30 * 8 * 4 + 30 * 8  # float32 images of 8 pixels and int64 labels
+    assert all(0.0 <= a <= 1.0 for a in matrix[-1])
+
+
+def _with_val(task):
+    """The task with the first 10 training samples as its validation split (cluster tasks have none)."""
+    import dataclasses
+
+    return dataclasses.replace(task, x_val=task.x_train[:10], y_val=task.y_train[:10])

@@ -84,7 +84,7 @@ def task_il_finetune():
 
 def test_registry_lists_every_strategy_and_rejects_bad_names_and_options():
     assert set(RETENTION) == {"ewc", "lwf", "feature_kd", "replay", "joint", "freeze", "slow_lr", "bias_correction",
-                              "gem", "agem", "icarl_bce"}
+                              "gem", "agem", "icarl_bce", "bic"}
     with pytest.raises(SelfgrowError, match="Did you mean 'replay'"):
         build_retention("replya")
     with pytest.raises(SelfgrowError, match="Unknown option 'lambda' for retention strategy 'ewc'.*lam"):

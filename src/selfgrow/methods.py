@@ -104,6 +104,10 @@ METHODS: dict[str, Method] = {
         "iCaRL-like rehearsal + distillation with weight aligning of the class-IL head (Zhao et al. 2020)",
         _fixed([_replay("herding", "class"), _LWF, {"name": "bias_correction", "options": {}}]),
     ),
+    "bic": Method(
+        f"BiC (Wu et al. 2019): {MEMORY}-sample herding memory + LwF, new-class logits corrected on held-out data",
+        _fixed([_replay("herding", "class"), _LWF, {"name": "bic", "options": {}}]),
+    ),
     "pnn": Method(
         "Progressive Neural Networks (Rusu et al. 2016): a frozen MLP column per task, lateral links (task-IL)",
         _fixed([], net={"spec": {"kind": "pnn", "hidden": [64, 64]}}),

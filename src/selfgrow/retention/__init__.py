@@ -12,11 +12,13 @@
 | freeze | freeze every weight (and old slice of a widened weight) of earlier tasks |
 | slow_lr | old weights keep learning with a small lr factor (L2BG) |
 | bias_correction | weight aligning of the class-IL head after each task |
+| bic | BiC: a linear correction (alpha, beta) of each task's class logits, fit on a balanced held-out set |
 | icarl_bce | iCaRL's sigmoid binary cross-entropy with distilled old-class targets, in place of cross-entropy |
 """
 
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.bias import WeightAligning
+from selfgrow.retention.bic import BiC
 from selfgrow.retention.distill import FeatureKD, LwF
 from selfgrow.retention.ewc import EWC
 from selfgrow.retention.gem import AGEM, GEM
@@ -30,5 +32,5 @@ __all__ = [
     "apply_settings",
     "current_settings",
     "Batch", "Retention", "RETENTION", "build_retention", "register_retention",
-    "EWC", "GEM", "AGEM", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning", "ICaRLLoss",
+    "EWC", "GEM", "AGEM", "LwF", "FeatureKD", "Replay", "Joint", "Freeze", "SlowLR", "WeightAligning", "ICaRLLoss", "BiC",
 ]
