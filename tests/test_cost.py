@@ -81,3 +81,15 @@ def test_flop_counts_are_cached_per_spec_and_leave_the_rng_alone():
     cost._FLOP_CACHE[key] = first
     grown = ops.widen(net, "hidden.0", 2).net
     assert cost.inference_flops(grown) == 2 * (16 * 10 + 10 * 6 + 6 * 3)
+
+
+def test_a_masked_mlp_counts_the_sub_network_each_task_uses():
+    net = build({"kind": "mlp", "input_shape": [1, 4, 4], "hidden": [6, 5], "unit_masks": True,
+                 "head": {"kind": "multi", "classes": [2, 2]}})
+    with torch.no_grad():
+        net.unit_masks[0].born[4:] = 1  # units 4 and 5 of the first layer were added for task 1
+        net.unit_masks[0].retired[0] = 1  # unit 0 is replaced from task 1 on (task 0 still uses it)
+    assert cost.inference_flops(net, 0) == 2 * (16 * 4 + 4 * 5 + 5 * 2)
+    assert cost.inference_flops(net, 1) == 2 * (16 * 5 + 5 * 5 + 5 * 2)
+    unmasked = build({"kind": "mlp", "input_shape": [1, 4, 4], "hidden": [6, 5], "head": {"kind": "multi", "classes": [2, 2]}})
+    assert cost.inference_flops(unmasked, 1) == 2 * (16 * 6 + 6 * 5 + 5 * 2)

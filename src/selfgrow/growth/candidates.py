@@ -162,7 +162,7 @@ class CandidateTraining:
                 )
             out[str(task.index)] = (acc, len(view.y_val))
             head = task.index if scenario == "task" else None
-            self.spent_flops += float(inference_flops(self.net, head)) * len(view.y_val)
+            self.spent_flops += float(inference_flops(self.net, head, sub_network=False)) * len(view.y_val)
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

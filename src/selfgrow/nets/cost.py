@@ -30,10 +30,23 @@ def nbytes(net: GrowableNet) -> int:
     return sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
 
 
-def inference_flops(net: GrowableNet, task: int | None = None) -> int:
+def inference_flops(net: GrowableNet, task: int | None = None, sub_network: bool = True) -> int:
     """FLOPs (2 per multiply-add) of one forward pass of one input; `task` picks the head
-    (required for multi-head nets, defaults to the last task)."""
-    return _cached(net, task, "inference", _inference)
+    (required for multi-head nets, defaults to the last task). A net with per-task unit masks
+    (Firefly's continual mode) counts the sub-network the task's masks select, as a net of only
+    those units computes it; `sub_network=False` counts the whole master net, whose masked units
+    multiply by zero (what this implementation computes: the compute a run spends)."""
+    task = default_task(net, task)
+    return _cached_spec(task_spec(net, task) if sub_network else net.spec, task, "inference", _inference)
+
+
+def task_spec(net: GrowableNet, task: int | None) -> dict:
+    """The spec of what `task`'s forward pass uses: the net's own, or for an MLP with unit masks the MLP
+    whose hidden widths are the units the task's masks keep (gates dropped: their products are not counted)."""
+    if not net.spec.get("unit_masks") or task is None:
+        return net.spec
+    hidden = [int(mask.active(task).sum()) for mask in net.unit_masks]
+    return {**net.spec, "hidden": hidden, "unit_masks": False, "gates": {}}
 
 
 def training_flops_per_sample(net: GrowableNet, task: int | None = None) -> int:
@@ -43,13 +56,16 @@ def training_flops_per_sample(net: GrowableNet, task: int | None = None) -> int:
 
 
 def _cached(net: GrowableNet, task, what: str, count) -> int:
-    task = default_task(net, task)
-    key = (json.dumps(net.spec, sort_keys=True), what, task)
+    return _cached_spec(net.spec, default_task(net, task), what, count)
+
+
+def _cached_spec(spec: dict, task, what: str, count) -> int:
+    key = (json.dumps(spec, sort_keys=True), what, task)
     if key not in _FLOP_CACHE:
-        # A fresh copy (the real net's BN statistics stay untouched), built and probed under a
+        # A fresh net built from the spec (the real net's BN statistics stay untouched), probed under a
         # forked RNG so that cache hits and misses leave the global random stream identical.
         with torch.random.fork_rng(devices=[]):
-            _FLOP_CACHE[key] = int(count(build(net.spec), task))
+            _FLOP_CACHE[key] = int(count(build(spec), task))
     return _FLOP_CACHE[key]
 
 

@@ -285,7 +285,7 @@ class FireflyGrower(Grower):
 
         train = float(training_flops_per_sample(nb.net, head))
         return train * (self.grad_steps * batch_size + self.score_points * n_score) \
-            + 2.0 * float(inference_flops(nb.net, head)) * n_score
+            + 2.0 * float(inference_flops(nb.net, head, sub_network=False)) * n_score
 
     def _rule(self) -> str:
         existing = "unlocked copies" if self.continual else "splits"
