@@ -14,12 +14,14 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tolerance import assert_same_function, leaking
 from trainer_fixtures import make_net, make_tasks, run_config_file
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import GrowthPlan, build_grower
 from selfgrow.growth.firefly import FireflyGrower
+from selfgrow.growth.firefly.batches import Step, TaskInputs
 from selfgrow.growth.firefly.building import depth_neighbourhood, width_neighbourhood
 from selfgrow.growth.firefly.materialise import grow_depth, grow_width
 from selfgrow.growth.firefly.neighbourhood import descend, taylor_scores
@@ -27,11 +29,16 @@ from selfgrow.growth.firefly.selection import select
 from selfgrow.nets import build, ops
 from selfgrow.report.grower_figures import firefly as firefly_figures
 from selfgrow.report.results import Results
-from selfgrow.retention import build_retention
+from selfgrow.retention import Batch, build_retention
 from selfgrow.train import Learner, Trainer
 
 SHAPE = [1, 4, 4]
 EPS = 0.1
+
+
+def _step(x: torch.Tensor, y: torch.Tensor) -> Step:
+    """A scoring step of new-task rows only (no replay), targets = labels."""
+    return Step(Batch(x, y, torch.zeros_like(y), y), y)
 
 
 def mlp(hidden=(5, 4), head=None, masks=False, seed=0, double=True):
@@ -53,7 +60,7 @@ def data(n=24, classes=3, seed=1):
 
 
 def trained(nb, x, y, steps=6):
-    descend(nb, itertools.repeat((x, y)), steps, lr=0.05, eps=EPS)
+    descend(nb, itertools.repeat(_step(x, y)), steps, lr=0.05, eps=EPS)
     return nb
 
 
@@ -154,13 +161,13 @@ def test_taylor_scores_are_finite_differences_of_the_loss_in_each_gate():
     x, y = data()
     net = mlp()
     nb = trained(width_neighbourhood(net, ["hidden.0", "hidden.1"], 2, EPS, 0, None), x, y)
-    scores = taylor_scores(nb, [(x[:10], y[:10]), (x[10:], y[10:])], points=2)
+    scores = taylor_scores(nb, [_step(x[:10], y[:10]), _step(x[10:], y[10:])], points=2)
     gates = scores.gate
     h = 1e-6
 
     def loss(flat):
         with torch.no_grad():
-            return float(nb.loss(x, y, nb.split_gates(flat)))
+            return float(nb.loss(_step(x, y), nb.split_gates(flat)))
 
     for i in range(len(gates)):
         step = torch.zeros_like(gates)
@@ -169,7 +176,7 @@ def test_taylor_scores_are_finite_differences_of_the_loss_in_each_gate():
         assert fd == pytest.approx(float(scores.score[i]), abs=1e-6), i
     with torch.no_grad():
         assert scores.loss_before == pytest.approx(float(torch.nn.functional.cross_entropy(net(x), y)), abs=1e-12)
-    fine = taylor_scores(nb, [(x, y)], points=48)  # integrated gradients: Σ ε̃_i s_i = L(ε̃) - L(0)
+    fine = taylor_scores(nb, [_step(x, y)], points=48)  # integrated gradients: Σ ε̃_i s_i = L(ε̃) - L(0)
     assert float((fine.gate * fine.score).sum()) == pytest.approx(fine.loss_after - fine.loss_before, rel=1e-3)
 
 
@@ -180,7 +187,7 @@ def test_new_unit_scores_equal_the_hand_computed_gradient_and_the_best_are_chose
     nb = width_neighbourhood(net, ["hidden.0"], 6, EPS, 0, None, existing=False)
     with torch.no_grad():
         nb.net.layers[0].bias[3:] = 0.5  # every new unit alive, so every score differs from 0
-    scores = taylor_scores(nb, [(x, y)], points=1)
+    scores = taylor_scores(nb, [_step(x, y)], points=1)
     params = dict(nb.net.named_parameters())
     a, c = params["layers.0.weight"][3:], params["layers.0.bias"][3:]
     b = params[nb.net.width_groups()["hidden.0"].consumers[0].name][:, 3:]
@@ -443,3 +450,34 @@ def test_nothing_to_offer_leaves_the_learners_net_trainable():
     assert plan["ops"] == [] and plan["reasons"]["decision"] == "no growth: no candidate is eligible"
     assert all(p.requires_grad for p in learner.net.parameters())
     assert not torch.equal(learner.net.layers[0].weight, initial)
+
+
+# ---- scored on the learner's loss --------------------------------------------------------------
+
+
+def test_the_neighbourhood_scores_the_learners_loss_with_replay_and_distillation():
+    x, y = data()
+    net = mlp()
+    lwf = build_retention("lwf", temperature=2.0)
+    lwf.teacher, lwf.old_classes, lwf.scenario = copy.deepcopy(net).eval(), [0, 1], "class"
+    nb = width_neighbourhood(net, ["hidden.0"], 3, EPS, 0, None, existing=False)  # at its start: the net itself
+    nb.penalties = [lwf]
+    new, old = Batch(x[:16], y[:16], torch.zeros(16, dtype=torch.long), y[:16]), Batch(x[16:], y[16:], y[16:], y[16:])
+    step = Step(new, new.y_global, old, old.y_global)
+    logits = net(torch.cat([new.x, old.x]))
+    expected = F.cross_entropy(logits, torch.cat([new.y_global, old.y_global])) + lwf.penalty(net, new, logits[:16])
+    with torch.no_grad():
+        assert float(nb.loss(step)) == pytest.approx(float(expected), rel=1e-9)
+        assert float(nb.loss(_step(new.x, new.y))) != pytest.approx(float(nb.loss(step)))  # the replay rows count
+
+
+def test_task_inputs_join_the_runs_replay_draw_to_every_step():
+    tasks = make_tasks()
+    memory = build_retention("replay", budget=10, balance="none")
+    memory.after_task(type("L", (), {"net": make_net(), "scenario": "class"})(), tasks[0])
+    inputs = TaskInputs(tasks[1], "class", torch.device("cpu"), [memory])
+    step = next(inputs.batches(4, torch.Generator().manual_seed(0)))
+    assert len(step.target) == 4 and len(step.replay_target) == 4 and len(step) == 8
+    assert set(step.replay_target.tolist()) <= set(tasks[0].class_ids)
+    plain = next(TaskInputs(tasks[1], "class", torch.device("cpu")).batches(4, torch.Generator().manual_seed(0)))
+    assert plain.replay is None and torch.equal(plain.target, step.target)  # the new rows do not depend on replay

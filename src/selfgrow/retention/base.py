@@ -34,6 +34,9 @@ class Retention(Configurable):
 
     component = "retention strategy"
     name = "retention"
+    # True when `penalty` reads the net only through its forward passes (`net(x, task)`, `net.features`) and the
+    # logits it is given, as distillation does: a grower may then score candidates on it with a functional copy
+    penalty_on_outputs: bool = False
 
     def before_task(self, learner: Any, task: "Task") -> None:
         """Called after growth and before training on `task`."""

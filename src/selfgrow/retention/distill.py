@@ -33,6 +33,8 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, temperature
 class _Distillation(Retention):
     """Keeps the teacher: the net captured at the end of each task, used while learning the next one."""
 
+    penalty_on_outputs = True
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.teacher: torch.nn.Module | None = None

@@ -10,7 +10,10 @@ Per task, up to `max_steps` growth steps, each one round of the paper's Algorith
 2. build the neighbourhood (`building`: splits or unlocked copies of existing units, `new_candidates`
    ε-gated brand-new units per width group, and identity layers) and take `grad_steps` Adam steps
    (`lr`) on the gates, projected on [-eps, eps], and the candidates' weights, on minibatches of
-   the task's training data (the trainer's batch size and augmentation);
+   the task's training data (the trainer's batch size and augmentation) joined by the run's replay
+   draws, on the learner's loss: cross-entropy of new and replayed rows plus the distillation
+   penalties (`Neighbourhood.loss`), so that in class-IL a candidate that helps the new classes at
+   the old ones' expense does not score as a good one;
 3. score every candidate by its integrated gradient s_i (`score_points` nodes, on `score_samples`
    training samples) and keep the η = max(1, round(grow_ratio × units)) best by |s_i| (`selection`),
    units being the current width of the growable groups (in continual mode: the units the task
@@ -42,6 +45,10 @@ Deviations from the paper, and why:
 - The integral of s_i follows the path that scales all gates together (integrated gradients),
   one backward pass per node for all candidates (see `neighbourhood.taylor_scores`).
 - Splits are eligible only when they lower the loss (their loss is even in ε; see `selection`).
+- The loss scored is the learner's, except for penalties that read parameters (EWC's pull towards old
+  weights): the neighbourhood's over-grown tensors do not line up with their anchors, and brand-new
+  units, the bulk of the candidates, have no anchor; only strategies whose penalty reads outputs
+  (`Retention.penalty_on_outputs`: LwF, feature distillation) are added. The paper has no retention.
 - New layers: the paper's residual I + h_ℓ of m' new neurons becomes an identity-initialised layer
   (Net2DeeperNet, `ops.deepen`) whose units' incoming weights are ε-gated perturbations; each depth
   point is scored in a neighbourhood of its own, apart from the width candidates (at first order
@@ -74,6 +81,7 @@ from selfgrow.growth.firefly.materialise import grow_depth, grow_width
 from selfgrow.growth.firefly.neighbourhood import Neighbourhood, descend, taylor_scores
 from selfgrow.growth.firefly.selection import select
 from selfgrow.options import option
+from selfgrow.train.trainer import overriding
 
 MAX_LOGGED = 200  # candidates logged per growth step: the best by |score| (every chosen one included)
 
@@ -189,7 +197,9 @@ class FireflyGrower(Grower):
         units = self._units(net, groups, task.index)
         budget = max(1, round(self.grow_ratio * units))
         nbs = self._neighbourhoods(net, groups, task.index, head)
-        inputs = TaskInputs(task, learner.scenario, next(net.parameters()).device)
+        inputs = TaskInputs(task, learner.scenario, next(net.parameters()).device, overriding(learner.retention, "replay"))
+        for nb in nbs.values():  # scored on the learner's loss: replay joined above, distillation penalties here
+            nb.penalties = [r for r in learner.retention if r.penalty_on_outputs]
         records, owners, details = self._score(nbs, inputs, learner.trainer.batch_size, task.index * 1009 + entry["round"],
                                                head, branch)
         selection = select(records, [r["score"] for r in records], [r["gate"] for r in records], budget,
@@ -226,7 +236,8 @@ class FireflyGrower(Grower):
         for key, nb in nbs.items():
             descent = descend(nb, inputs.batches(batch_size, generator), self.grad_steps, self.lr, self.eps)
             scores = taylor_scores(nb, sample, self.score_points)
-            branch.spent_flops += self._flops(nb, head, batch_size, sum(len(t) for _, t in sample))
+            rows, new_rows = sum(len(step) for step in sample), sum(len(step.target) for step in sample)
+            branch.spent_flops += self._flops(nb, head, batch_size * rows / max(1, new_rows), rows)
             details[key] = {"loss_before": scores.loss_before, "loss_after": scores.loss_after,
                             "taylor_sum": float((scores.gate * scores.score).sum()),
                             "descent_loss": [descent[0], descent[-1]] if descent else []}
@@ -279,8 +290,9 @@ class FireflyGrower(Grower):
             return []
         return [p.name for p in net.depth_points() if not net.spec["gates"].get(p.name)]
 
-    def _flops(self, nb: Neighbourhood, head: int | None, batch_size: int, n_score: int) -> float:
-        """Training FLOPs of step one and step two on the neighbourhood's net."""
+    def _flops(self, nb: Neighbourhood, head: int | None, batch_size: float, n_score: int) -> float:
+        """Training FLOPs of step one and step two on the neighbourhood's net (`batch_size`: rows per step, the
+        replayed ones included; `n_score`: rows of the scoring sample)."""
         from selfgrow.nets.cost import inference_flops, training_flops_per_sample
 
         train = float(training_flops_per_sample(nb.net, head))

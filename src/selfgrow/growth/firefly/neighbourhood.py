@@ -26,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from selfgrow.growth.firefly.batches import Step
 from selfgrow.nets.base import GrowableNet
 from selfgrow.nets.groups import Port
+from selfgrow.retention.base import Retention
 from selfgrow.nets.ops.widen import channels
 
 
@@ -120,6 +122,7 @@ class Neighbourhood:
         self.perturbations = perturbations
         self.new_units = new_units
         self.free = self._free_weights()
+        self.penalties: list[Retention] = []  # the run's strategies whose penalty only reads outputs (distillation)
 
     def _free_weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per parameter: a zero-initialised trainable change and the mask of the new units' entries."""
@@ -166,23 +169,67 @@ class Neighbourhood:
 
     def logits(self, x: torch.Tensor, gates: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The output of f_{ε,δ} (head `self.head`) at gate values `gates`."""
-        return functional_call(self.net, self.parameters(gates), (x,), {"task": self.head})
+        return FunctionalNet(self.net, self.parameters(gates))(x, self.head)
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor, gates: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Mean cross-entropy of the neighbourhood's logits against `target`."""
-        return F.cross_entropy(self.logits(x, gates), target)
+    def loss(self, step: Step, gates: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The learner's training loss of f_{ε,δ} on one step: the mean cross-entropy of the new rows and the replayed
+        ones (as `Trainer` joins them: one shared head, or each replayed row on its own task's head in task-IL),
+        plus the `penalties` of the run's distillation strategies on the new rows."""
+        net = FunctionalNet(self.net, self.parameters(gates))
+        replay = step.replay
+        if replay is None or self.head is None:
+            x = step.new.x if replay is None else torch.cat([step.new.x, replay.x])
+            target = step.target if replay is None else torch.cat([step.target, step.replay_target])
+            logits = net(x, self.head)
+            loss, new_logits = F.cross_entropy(logits, target), logits[: len(step.target)]
+        else:
+            new_logits = net(step.new.x, self.head)
+            total = F.cross_entropy(new_logits, step.target, reduction="sum")
+            for t in torch.unique(replay.task).tolist():
+                rows = replay.task == t
+                total = total + F.cross_entropy(net(replay.x[rows], int(t)), step.replay_target[rows], reduction="sum")
+            loss = total / len(step)
+        for strategy in self.penalties:
+            extra = strategy.penalty(net, step.new, new_logits)
+            if extra is not None:
+                loss = loss + extra
+        return loss
 
 
-def descend(nb: Neighbourhood, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int, lr: float,
-            eps: float) -> list[float]:
+class FunctionalNet:
+    """A net evaluated with other parameters (the neighbourhood's effective ones) through `functional_call`:
+    callable as the net (`net(x, task)`) and with its `features`, as distillation penalties call them."""
+
+    def __init__(self, net: GrowableNet, params: dict[str, torch.Tensor]) -> None:
+        self._dispatch = _Dispatch(net)
+        self._params = {f"net.{name}": value for name, value in params.items()}
+
+    def __call__(self, x: torch.Tensor, task: int | None = None) -> torch.Tensor:
+        return functional_call(self._dispatch, self._params, ("forward", x), {"task": task})
+
+    def features(self, x: torch.Tensor, task: int | None = None) -> torch.Tensor:
+        return functional_call(self._dispatch, self._params, ("features", x), {"task": task})
+
+
+class _Dispatch(torch.nn.Module):
+    """Holds the net so that `functional_call` can run any of its methods (`forward(name, ...)` calls `net.name`)."""
+
+    def __init__(self, net: GrowableNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, method: str, x: torch.Tensor, task: int | None = None) -> torch.Tensor:
+        return getattr(self.net, method)(x, task)
+
+
+def descend(nb: Neighbourhood, batches: Iterator[Step], steps: int, lr: float, eps: float) -> list[float]:
     """Step one: `steps` Adam steps on every candidate variable, gates projected on [-eps, eps]; the losses."""
     if steps == 0:
         return []
     optimizer = torch.optim.Adam(nb.trainable(), lr=lr)
     losses = []
     for _ in range(steps):
-        x, target = next(batches)
-        loss = nb.loss(x, target)
+        loss = nb.loss(next(batches))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -193,7 +240,7 @@ def descend(nb: Neighbourhood, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     return losses
 
 
-def taylor_scores(nb: Neighbourhood, data: list[tuple[torch.Tensor, torch.Tensor]], points: int) -> Scores:
+def taylor_scores(nb: Neighbourhood, data: list[Step], points: int) -> Scores:
     """Step two: s_i = (1/ε̃_i) ∫_0^ε̃_i dL/dζ_i dζ_i by the midpoint rule with `points` nodes c_z = (2z-1)/2n.
 
     The path scales every gate together (integrated gradients), so one backward pass per node
@@ -201,16 +248,16 @@ def taylor_scores(nb: Neighbourhood, data: list[tuple[torch.Tensor, torch.Tensor
     integrates candidate i with the others held at ε̃; at first order in ε both are the same.
     """
     trained = [g.detach().clone() for g in nb.gates()]
-    total = sum(len(target) for _, target in data)
+    total = sum(len(step) for step in data)
     slopes = [torch.zeros_like(g) for g in trained]
     for z in range(points):
         c = (2 * z + 1) / (2 * points)
         scaled = [(c * g).requires_grad_() for g in trained]
-        for x, target in data:
-            loss = nb.loss(x, target, scaled) * (len(target) / total)
+        for step in data:
+            loss = nb.loss(step, scaled) * (len(step) / total)
             for slope, grad in zip(slopes, torch.autograd.grad(loss, scaled)):
                 slope += grad / points
     with torch.no_grad():
-        before = sum(float(nb.loss(x, t, [torch.zeros_like(g) for g in trained])) * len(t) for x, t in data) / total
-        after = sum(float(nb.loss(x, t, trained)) * len(t) for x, t in data) / total
+        before = sum(float(nb.loss(s, [torch.zeros_like(g) for g in trained])) * len(s) for s in data) / total
+        after = sum(float(nb.loss(s, trained)) * len(s) for s in data) / total
     return Scores(torch.cat(slopes), torch.cat(trained), before, after)
