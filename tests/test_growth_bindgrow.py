@@ -188,6 +188,29 @@ def test_a_task_repeating_an_old_one_binds_to_it_not_to_the_unrelated_task(seed)
     assert learner.net.spec["paths"][2][0] != learner.net.spec["paths"][0][0]  # δ = 1 expands every layer
 
 
+def test_the_random_growth_control_draws_the_binding_and_as_many_layers_as_rsa_would():
+    from selfgrow.growth.bindgrow.grower import BindContext
+
+    context = BindContext(task=3, layers=[0, 1, 2, 3], conflicts={0: [0.1, 0.1, 0.1, 0.7], 1: [0.2, 0.2, 0.3, 0.3]},
+                          rsa_binding=1, baseline=0.5, independent={}, rsa_samples=10, flops=0.0)
+    assert context.expansion(0, 0.5)[1] == [3]  # RSA: the one layer carrying most of the conflict
+    drawn = dataclasses.replace(context, random_layers=[2, 0, 3, 1])
+    assert drawn.expansion(0, 0.5)[1] == [2]  # as many layers, the first of the random order
+    assert drawn.expansion(0, 1.0)[1] == [0, 1, 2, 3]
+    bindings = set()
+    for seed in range(6):  # the random binding ranges over the old tasks; the RSA one stays put
+        first, unrelated = noisy_task(0, 0), noisy_task(1, 1)
+        repeat = dataclasses.replace(first, index=2, name="t2", class_ids=[6, 7, 8])
+        torch.manual_seed(0)
+        learner = Learner(joint_net([{"type": "linear", "width": 16}] * 2, shape=(1, 6, 6)),
+                          build_grower("bindgrow", delta=0.5, seed=seed, guide="random"), [], trainer(2, 0), "task")
+        records = [learner.learn(t) for t in (first, unrelated, repeat)]
+        reasons = records[2].plan.reasons
+        bindings.add(reasons["binding"])
+        assert reasons["guide"] == "random" and len(reasons["nucleus"]) >= 1
+    assert bindings == {0, 1}
+
+
 def searched_learner(retention: list | None = None, **options) -> Learner:
     torch.manual_seed(0)
     grower = build_grower("bindgrow", **{"n_trials": 4, "epochs": 1, "halving_batch": 2, "rsa_samples": 10, **options})

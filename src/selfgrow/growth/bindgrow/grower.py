@@ -87,10 +87,16 @@ class BindContext:
     def from_state(cls, state: dict[str, Any]) -> BindContext:
         return cls(**{**state, "conflicts": {int(b): list(c) for b, c in state["conflicts"].items()}})
 
+    random_layers: list[int] | None = None  # the random-growth control: layers drawn at random, in order of the draw
+
     def expansion(self, source: int, delta: float) -> tuple[list[float], list[int]]:
-        """The conflict distribution over the expandable layers when bound to `source`, and its δ-nucleus."""
+        """The conflict distribution over the expandable layers when bound to `source`, and its δ-nucleus (under
+        the random control: as many layers as the RSA nucleus holds, the first of `random_layers`)."""
         distribution = conflict_distribution([self.conflicts[source][d] for d in self.layers])
-        return distribution, nucleus(dict(zip(self.layers, distribution)), delta)
+        expand = nucleus(dict(zip(self.layers, distribution)), delta)
+        if self.random_layers is not None:
+            expand = sorted(self.random_layers[: len(expand)])
+        return distribution, expand
 
 
 @dataclasses.dataclass
@@ -108,6 +114,7 @@ class BindGrowOptions(SearchOptions):
     layers: list[int] | None = option(None, at_least=0, nonempty=True, note="distinct depths; null: all")
     task_epochs: int | None = option(None, at_least=1, note="null: the trainer's")
     rsa_samples: int = option(200, at_least=3)
+    guide: str = option("rsa", choices=("rsa", "random"), note="random: the paper's random-growth control")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,7 +139,10 @@ class BindGrowGrower(SearchGrower):
     Options: `delta` (a fixed grow coefficient in [0, 1]; null: searched), `delta_range` [low, high]
     and `delta_step` (the searched grid), `search_binding` (also search the bound task; the RSA
     choice is tried first), `layers` (the depths that may be expanded, over which the conflicts are
-    normalised; binding still weighs every depth; null: all), `task_epochs` (of
+    normalised; binding still weighs every depth; null: all), `guide` ("rsa", or "random": the paper's
+    random-growth control, binding to a random old task and expanding random layers, as many as the
+    RSA nucleus of the same δ would, so that the cost is the same and only the choice differs; its
+    reasons keep the conflicts that were measured and not used), `task_epochs` (of
     the independent task-net; null: the trainer's), `rsa_samples` (validation samples for RSA,
     at least 3), and the search options of `SearchGrower` (here n_trials 6, sampler nsga2, objective
     params by default).
@@ -190,7 +200,8 @@ class BindGrowGrower(SearchGrower):
             "old_tasks": old,
             "conflicts": [context.conflicts[b] for b in old],
             "task_conflicts": [task_conflict(context.conflicts[b]) for b in old],
-            "rsa_binding": context.rsa_binding,
+            "guide": self.guide,
+            "rsa_binding": context.rsa_binding,  # under guide "random": the drawn binding
             "binding": kwargs["source"],
             "layers": context.layers,
             "distribution": distribution,
@@ -264,11 +275,17 @@ class BindGrowGrower(SearchGrower):
             conflicts = {b.index: layer_conflicts([a.cpu() for a in net.layer_outputs(x, b.index)],
                                                   [a.cpu() for a in theirs]) for b in learner.seen}
         forward = inference_flops(independent, 0) + sum(inference_flops(net, b.index) for b in learner.seen)
+        binding, random_layers = least_conflicting(conflicts), None
+        if self.guide == "random":  # L2BG's control: a random old task, random layers (as many as RSA's nucleus)
+            draw = torch.Generator().manual_seed(self.seed * 1_000_003 + task.index + 700_001)
+            binding = sorted(conflicts)[int(torch.randint(len(conflicts), (1,), generator=draw))]
+            random_layers = [layers[i] for i in torch.randperm(len(layers), generator=draw).tolist()]
         return BindContext(
             task=task.index,
             layers=layers,
             conflicts=conflicts,
-            rsa_binding=least_conflicting(conflicts),
+            rsa_binding=binding,
+            random_layers=random_layers,
             baseline=baseline_error(accuracy, n_val),
             independent={"val_accuracy": accuracy, "epochs": fit.epochs, "train_flops": fit.train_flops},
             rsa_samples=len(order),

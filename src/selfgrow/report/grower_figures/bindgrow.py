@@ -127,6 +127,9 @@ def words(plan: dict[str, Any]) -> str:
     r = plan["reasons"]
     if "rsa_binding" not in r:
         return str(r.get("decision", r.get("rule", "")))
+    if r.get("guide") == "random":
+        return (f"random growth (control): bound to task {r['binding']} and grew depth(s) {r['nucleus']} drawn at "
+                f"random, as many as the RSA nucleus of δ = {r['delta']:g} holds")
     conflicts = ", ".join(f"task {t} {c:.2f}" for t, c in zip(r["old_tasks"], r["task_conflicts"]))
     bound = r["old_tasks"].index(r["binding"]) if r["binding"] in r["old_tasks"] else None
     per_layer = ", ".join(f"{c:.2f}" for c in r["conflicts"][bound]) if bound is not None else ""
