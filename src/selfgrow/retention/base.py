@@ -7,6 +7,7 @@ Every hook has a neutral default so a strategy only overrides what it uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,3 +105,8 @@ class Retention(Configurable):
     def memory_bytes(self) -> int:
         """Bytes held by the strategy beyond the network (replay memory, importances, old nets)."""
         return 0
+
+
+def overriding(retention: "Sequence[Retention]", hook: str) -> list[Retention]:
+    """The strategies whose class overrides `hook` of `Retention` (the others are not called: no cost per step)."""
+    return [r for r in retention if getattr(type(r), hook) is not getattr(Retention, hook)]

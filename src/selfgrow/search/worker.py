@@ -403,6 +403,13 @@ def serve(storage: str, study: str, artifacts: str | None = None, name: str | No
         torch.set_num_threads(threads)
     group = join_torchrun_group()
     if group is not None and group.rank > 0:
-        return Worker(storage, study, artifacts, f"{name or socket.gethostname()}-rank{group.rank}", quiet=True,
-                      group=group).follow()
-    return Worker(storage, study, artifacts, name, idle_timeout, parent, quiet, group).serve()
+        trained = Worker(storage, study, artifacts, f"{name or socket.gethostname()}-rank{group.rank}", quiet=True,
+                         group=group).follow()
+    else:
+        trained = Worker(storage, study, artifacts, name, idle_timeout, parent, quiet, group).serve()
+    if group is not None:  # after the "stop" every rank gets here: close the group together, not at interpreter exit
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return trained

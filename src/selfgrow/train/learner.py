@@ -25,13 +25,13 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import Grower, GrowthPlan
-from selfgrow.retention.base import Retention
+from selfgrow.retention.base import Retention, overriding
 from selfgrow.retention.settings import apply_settings
 from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario
 from selfgrow.train.evaluate import accuracy
 from selfgrow.train.records import TaskRecord
-from selfgrow.train.trainer import FitResult, OptimizerState, Trainer, overriding
+from selfgrow.train.trainer import FitResult, OptimizerState, Trainer
 
 
 def frozen_entries(net: torch.nn.Module, retention: Sequence[Retention]) -> dict[str, list[int]]:

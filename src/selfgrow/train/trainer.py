@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from selfgrow.config import TrainerConfig
 from selfgrow.errors import SelfgrowError, unknown_name
 from selfgrow.options import check_fields
-from selfgrow.retention.base import Batch, Retention
+from selfgrow.retention.base import Batch, Retention, overriding
 from selfgrow.streams.task import Task
 from selfgrow.train.batches import check_scenario, to_input
 from selfgrow.train.device import DEVICES, resolve_device
@@ -576,11 +576,6 @@ def _step(optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler 
         scaler.step(optimizer)
         scaler.update()
     return extra
-
-
-def overriding(retention: Sequence[Retention], hook: str) -> list[Retention]:
-    """The strategies whose class overrides `hook` of `Retention` (the others are not called: no cost per step)."""
-    return [r for r in retention if getattr(type(r), hook) is not getattr(Retention, hook)]
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:

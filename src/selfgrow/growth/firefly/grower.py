@@ -81,7 +81,7 @@ from selfgrow.growth.firefly.materialise import grow_depth, grow_width
 from selfgrow.growth.firefly.neighbourhood import Neighbourhood, descend, taylor_scores
 from selfgrow.growth.firefly.selection import select
 from selfgrow.options import option
-from selfgrow.train.trainer import overriding
+from selfgrow.retention.base import overriding
 
 MAX_LOGGED = 200  # candidates logged per growth step: the best by |score| (every chosen one included)
 
