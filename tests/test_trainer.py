@@ -13,6 +13,7 @@ from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.train import Trainer, accuracy, resolve_device
 from selfgrow.train.batches import to_input
+from selfgrow.train.trainer import _Run
 
 
 def _with_head(net, task, scenario):
@@ -295,7 +296,8 @@ def test_a_strategy_sees_the_replayed_samples_logits_and_its_replay_penalty_ente
     x = batch.x
     strategy = ReplayLogitPenalty(0.5)
     trainer = Trainer(device="cpu")
-    loss = trainer._batch_loss(net, batch, replay, new, "class", [strategy], torch.Generator())
+    run = _Run(trainer, new, torch.device("cpu"), curve_batches=0, val_acc=None, parallel=None)
+    loss = trainer._batch_loss(net, batch, replay, new, "class", [strategy], run)
     inputs = to_input(torch.cat([x, replay.x]), new)
     logits = net(inputs)
     expected = F.cross_entropy(logits, torch.cat([batch.y_global, replay.y_global])) + 0.5 * logits[4:].sum()
@@ -303,7 +305,7 @@ def test_a_strategy_sees_the_replayed_samples_logits_and_its_replay_penalty_ente
     [(given, given_logits)] = strategy.seen
     assert torch.equal(given.y_global, replay.y_global) and given_logits.shape == (3, 4)
     # without replayed samples the hook is not called
-    trainer._batch_loss(net, batch, None, new, "class", [strategy], torch.Generator())
+    trainer._batch_loss(net, batch, None, new, "class", [strategy], run)
     assert len(strategy.seen) == 1
 
 

@@ -207,7 +207,7 @@ def run_bench(bench: Bench, only: list[str] | None = None, quiet: bool = False, 
         again = "resumed and " if (label, seed) in resumed else ""
         return f"{label} seed {seed}: {again}done ({time.perf_counter() - started:.0f} s since start)"
 
-    bar = progress_bar(len(pending), "bench", "run", None if not quiet else False)
+    bar = progress_bar(len(pending), "bench", "run", False if quiet else None)
     if bench.workers <= 1:
         for label, seed, config in pending:
             bar.set_postfix_str(f"{label} seed {seed}")

@@ -65,7 +65,8 @@ def _draw_row(ax: Any, task: int, spec: dict[str, Any], growth: dict[str, Any], 
               widest: int, depth: int, tall: int) -> None:
     blocks = blocks_of(spec)
     new = changes(growth.get("spec_before") or None, spec, growth.get("applied", []))
-    on_path = {b.name for b in task_path(spec, task)}
+    path = sorted(task_path(spec, task), key=lambda b: b.depth)
+    on_path = {b.name for b in path}
     for b in blocks:
         height = 0.6 * math.sqrt(b.width / widest)
         x, y = b.depth - 0.38, b.index - height / 2
@@ -88,7 +89,6 @@ def _draw_row(ax: Any, task: int, spec: dict[str, Any], growth: dict[str, Any], 
         grown = "" if not added or fresh else f" (+{added})"
         ax.text(b.depth, b.index + height / 2 + 0.03, b.label + grown, ha="center", va="bottom", fontsize=6.5,
                 color="#222222" if not faded else "#888888")
-    path = sorted(task_path(spec, task), key=lambda b: b.depth)
     if len(path) > 1 and spec.get("kind") in ("modular", "jointnet"):  # one module per depth: a path to draw
         ax.plot([b.depth for b in path], [b.index for b in path], color="black", lw=0.8, ls="--", zorder=0)
     ax.text(-0.9, (tall - 1) / 2, "input", ha="center", va="center", fontsize=7)

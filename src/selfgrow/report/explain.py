@@ -45,7 +45,8 @@ def what_grew(applied: list[dict[str, Any]], before: dict[str, Any] | None, afte
     renamed = {c["layer"] for i, c in enumerate(applied) if c.get("op") == "widen" and i > first_deepen}
     parts = [_widened(layer, counts, widths.get(layer), layer in renamed) for layer, counts in widened.items()] + parts
     if not parts and before is not None and after is not None:  # blocks a head operator brought (a PNN column, an extractor)
-        fresh = [b.label for b in blocks_of(after) if changes(before, after, applied).get(b.name) == "new"]
+        changed = changes(before, after, applied)
+        fresh = [b.label for b in blocks_of(after) if changed.get(b.name) == "new"]
         if fresh:
             parts.append("added " + _join(fresh))
     if before is not None and after is not None:

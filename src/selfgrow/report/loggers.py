@@ -158,7 +158,13 @@ class CsvLogger:
                 if len(row) == 2 and row[0].isdigit() and int(row[0]) <= resume_step:
                     kept.append(row)
         atomic_write_text(self.steps_path, _csv(kept))
-        self._write_tasks(results)
+        self.header: list[str] = ["step", "task"]
+        self.rows: list[list[Any]] = []  # one per finished task, computed once
+        step = 0
+        for i, task in enumerate(results.tasks):
+            step += task_steps(task)
+            self._add_row(results, i, step)
+        self._write_tasks()
         self.steps = self.steps_path.open("a", newline="")
         self.writer = csv.writer(self.steps)
 
@@ -166,21 +172,19 @@ class CsvLogger:
         self.writer.writerow([step, f"{value:.6g}"])
 
     def task(self, step: int, results: Results) -> None:
-        self._write_tasks(results)
+        self._add_row(results, results.n_done - 1, step)
+        self._write_tasks()
 
-    def _write_tasks(self, results: Results) -> None:
-        """tasks.csv from the results (whole, atomically: it always agrees with what is checkpointed or about to be)."""
-        rows: list[list[Any]] = []
-        step = 0
-        for i, task in enumerate(results.tasks):
-            step += task_steps(task)
-            scalars, sentence = _task_rows(results, i)
-            named = {k: v for k, v in scalars.items() if not k.startswith("accuracy/task_")}
-            if not rows:
-                rows.append(["step", "task", *named, "accuracies", "growth"])
-            rows.append([step, i, *[f"{v:.6g}" for v in named.values()],
-                         " ".join(f"{a:.4f}" for a in results.accuracy[i]), sentence])
-        atomic_write_text(self.tasks_path, _csv(rows or [["step", "task"]]))
+    def _add_row(self, results: Results, i: int, step: int) -> None:
+        scalars, sentence = _task_rows(results, i)
+        named = {k: v for k, v in scalars.items() if not k.startswith("accuracy/task_")}
+        self.header = ["step", "task", *named, "accuracies", "growth"]
+        self.rows.append([step, i, *[f"{v:.6g}" for v in named.values()],
+                          " ".join(f"{a:.4f}" for a in results.accuracy[i]), sentence])
+
+    def _write_tasks(self) -> None:
+        """tasks.csv whole, atomically: it always agrees with what is checkpointed or about to be."""
+        atomic_write_text(self.tasks_path, _csv([self.header, *self.rows]))
 
     def flush(self) -> None:
         self.steps.flush()

@@ -292,13 +292,14 @@ class Trainer(TrainerConfig):
             check_interrupt()
             batch, replay = self._assemble(data, idx, task, retention, run)
             with run.autocast():
-                loss = self._batch_loss(net, batch, replay, task, scenario, retention, run.augment_gen, run.parallel)
+                loss = self._batch_loss(net, batch, replay, task, scenario, retention, run)
             run.samples += len(idx) + (len(replay.y) if replay is not None else 0)
             value = float(loss.detach())  # the step's one device sync: NaN check and loss curve
             if run.parallel is not None:
                 value = run.parallel.mean(value, run.device)  # every rank skips or steps alike
             if run.guard.finite(value, optimizer):
-                run.samples += _step(optimizer, run.scaler, loss, run.parallel, run.surgeons(retention), net)
+                run.samples += _step(optimizer, run.scaler, loss, run.parallel, run.overriders(retention, "after_backward"),
+                                     net)
                 loss_sum += value * len(idx)
                 seen += len(idx)
             run.steps += 1
@@ -323,13 +324,13 @@ class Trainer(TrainerConfig):
         task: Task,
         scenario: str,
         retention: list[Retention],
-        augment_gen: torch.Generator,
-        parallel: DataParallel | None = None,
+        run: _Run,
     ) -> torch.Tensor:
         """Classification loss of new and replayed samples plus every strategy's penalties (new and replayed samples)."""
-        classifiers = overriding(retention, "classification_loss")
+        parallel = run.parallel
+        classifiers = run.overriders(retention, "classification_loss")
         classify = classifiers[0].classification_loss if classifiers else None
-        loss, new, logits, replayed = self._loss(net, batch, replay, task, scenario, augment_gen, parallel, classify)
+        loss, new, logits, replayed = self._loss(net, batch, replay, task, scenario, run.augment_gen, parallel, classify)
         scale = 1.0 if parallel is None else parallel.penalty_scale(len(new.y), len(batch.y))
         for strategy in retention:
             extra = strategy.penalty(net, new, logits)
@@ -338,7 +339,7 @@ class Trainer(TrainerConfig):
         if replayed:
             mine = sum(len(group.y) for group, _ in replayed)
             old_scale = 1.0 if parallel is None else parallel.penalty_scale(mine, len(replay.y))
-            for strategy in overriding(retention, "replay_penalty"):
+            for strategy in run.overriders(retention, "replay_penalty"):
                 for group, group_logits in replayed:
                     extra = strategy.replay_penalty(net, group, group_logits)
                     if extra is not None:
@@ -494,16 +495,16 @@ class _Run:
         self.samples, self.steps = 0, 0
         self.on_step: Any = None  # called with each step's loss (`Trainer.fit`'s `on_step`)
         self.batch_curve: list[float] = [val_acc()] if curve_batches else []
-        self._surgeons: list[Retention] | None = None
+        self._overriders: dict[str, list[Retention]] = {}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else contextlib.nullcontext()
 
-    def surgeons(self, retention: list[Retention]) -> list[Retention]:
-        """The strategies that edit gradients after backward (found once per run)."""
-        if self._surgeons is None:
-            self._surgeons = overriding(retention, "after_backward")
-        return self._surgeons
+    def overriders(self, retention: list[Retention], hook: str) -> list[Retention]:
+        """The strategies overriding `hook` (`after_backward`, `classification_loss`, ...), found once per run."""
+        if hook not in self._overriders:
+            self._overriders[hook] = overriding(retention, hook)
+        return self._overriders[hook]
 
 
 class _Best:

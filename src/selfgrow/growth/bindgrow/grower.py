@@ -141,8 +141,8 @@ class BindGrowGrower(SearchGrower):
     choice is tried first), `layers` (the depths that may be expanded, over which the conflicts are
     normalised; binding still weighs every depth; null: all), `guide` ("rsa", or "random": the paper's
     random-growth control, binding to a random old task and expanding random layers, as many as the
-    RSA nucleus of the same δ would, so that the cost is the same and only the choice differs; its
-    reasons keep the conflicts that were measured and not used), `task_epochs` (of
+    RSA nucleus of the same δ would: the same number of layers, whose parameters still differ with
+    their widths; its reasons keep the conflicts that were measured and not used), `task_epochs` (of
     the independent task-net; null: the trainer's), `rsa_samples` (validation samples for RSA,
     at least 3), and the search options of `SearchGrower` (here n_trials 6, sampler nsga2, objective
     params by default).
