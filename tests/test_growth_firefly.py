@@ -3,7 +3,8 @@
 Known answers: the neighbourhood computes the current function before step one; Taylor scores
 equal finite differences of the loss in each gate and a hand-computed gradient for new units;
 chosen candidates have the largest |score| within the budget; the grown net is the neighbourhood
-at the chosen gates; continual mode never changes an earlier task's outputs, also after a resume.
+at the chosen gates; continual mode never changes an earlier task's outputs, also after a resume;
+on a toy regression splitting alone stalls and new neurons reach a lower loss (the paper's Figure 3).
 """
 
 from __future__ import annotations
@@ -481,3 +482,71 @@ def test_task_inputs_join_the_runs_replay_draw_to_every_step():
     assert set(step.replay_target.tolist()) <= set(tasks[0].class_ids)
     plain = next(TaskInputs(tasks[1], "class", torch.device("cpu")).batches(4, torch.Generator().manual_seed(0)))
     assert plain.replay is None and torch.equal(plain.target, step.target)  # the new rows do not depend on replay
+
+
+# ---- the paper's Figure 3: splitting alone stalls, new neurons do not ------------------------------
+
+
+def _regression(seed):
+    """256 points of a 1-D target made of 8 random ReLU kinks on [-3, 3] (inputs shaped [1, 1, 1])."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.linspace(-3, 3, 256, dtype=torch.float64).view(-1, 1)
+    w, a = torch.randn(8, generator=gen, dtype=torch.float64), torch.randn(8, generator=gen, dtype=torch.float64)
+    b = (torch.rand(8, generator=gen, dtype=torch.float64) * 6 - 3) * w.abs()
+    return x.view(-1, 1, 1, 1), (torch.relu(x * w + b) * a).sum(1, keepdim=True)
+
+
+def _mse(out, target, reduction="mean"):
+    """Squared error of the net's first output (the regression head)."""
+    return F.mse_loss(out[:, :1], target, reduction=reduction)
+
+
+def _fit(net, x, y, steps=400):
+    """Full-batch Adam on the squared error; the final loss."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
+    for _ in range(steps):
+        loss = _mse(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float(_mse(net(x), y))
+
+
+def _grow_on_regression(seed, new_candidates, rounds=4):
+    """Firefly rounds (neighbourhood, descent, scores, one unit chosen, refit) from one hidden unit; the
+    losses after each fit and the number of rounds where no candidate was eligible."""
+    x, y = _regression(seed)
+    torch.manual_seed(seed)
+    net = build({"kind": "mlp", "input_shape": [1, 1, 1], "hidden": [1],
+                 "head": {"kind": "single", "classes": 2}}).double()
+    losses, stalled = [_fit(net, x, y)], 0
+    step = _step(x, y)
+    for _ in range(rounds):
+        nb = width_neighbourhood(net, ["hidden.0"], new_candidates, 0.05, 0, None, existing=True)
+        nb.criterion = _mse
+        descend(nb, itertools.repeat(step), 30, lr=0.01, eps=0.05)
+        scores = taylor_scores(nb, [step], 3)
+        chosen = select(nb.candidates(), scores.score.tolist(), scores.gate.tolist(), 1, 0.05)
+        if not chosen.chosen:
+            stalled += 1
+            losses.append(losses[-1])
+            continue
+        net = grow_width(net, nb, chosen.gates, 0)[1][-1].net.train()
+        for p in net.parameters():
+            p.requires_grad_(True)
+        losses.append(_fit(net, x, y))
+    return losses, stalled
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_on_a_toy_regression_splitting_alone_stalls_and_new_neurons_reach_a_lower_loss(seed):
+    """Wu et al. 2020, Figure 3 (there an RBF net; here a ReLU MLP fitting a 1-D teacher of 8 kinks, by squared
+    error): splits help while a unit's split lowers the loss, then no split is eligible (or a chosen one does not
+    move the refit) and the loss stays; brand-new ε-gated neurons keep finding the kinks the net lacks."""
+    split_losses, _ = _grow_on_regression(seed, new_candidates=0)
+    new_losses, new_stalls = _grow_on_regression(seed, new_candidates=8)
+    assert split_losses[-1] >= 0.99 * split_losses[-3]  # no progress in the last two rounds
+    assert new_stalls == 0
+    assert new_losses[-1] < 0.3 * split_losses[-1]
+    assert all(later <= 1.01 * earlier for earlier, later in zip(new_losses, new_losses[1:]))

@@ -19,7 +19,7 @@ on [-ε, ε]); `taylor_scores` is step two's integrated gradient. Everything run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -101,10 +101,15 @@ def parameter_ports(net: GrowableNet, ports: list[Port]) -> list[Port]:
     return [p for p in ports if p.name in names]
 
 
+Criterion = Callable[..., torch.Tensor]  # (outputs, target, reduction=...) -> loss, as torch's functional losses
+
+
 class Neighbourhood:
-    """An over-grown net plus its candidate variables; `loss(x, target, gates)` is L(f_{ε,δ}).
+    """An over-grown net plus its candidate variables; `loss(step, gates)` is L(f_{ε,δ}).
 
     The neighbourhood owns `net` (it is put in eval mode and its parameters stop requiring grad).
+    `criterion` compares outputs with targets: the learner's cross-entropy, or a regression loss such as
+    `F.mse_loss` (the paper's toy problems, Figure 3).
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class Neighbourhood:
         self.new_units = new_units
         self.free = self._free_weights()
         self.penalties: list[Retention] = []  # the run's strategies whose penalty only reads outputs (distillation)
+        self.criterion: Criterion = F.cross_entropy
 
     def _free_weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per parameter: a zero-initialised trainable change and the mask of the new units' entries."""
@@ -172,7 +178,7 @@ class Neighbourhood:
         return FunctionalNet(self.net, self.parameters(gates))(x, self.head)
 
     def loss(self, step: Step, gates: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """The learner's training loss of f_{ε,δ} on one step: the mean cross-entropy of the new rows and the replayed
+        """The learner's training loss of f_{ε,δ} on one step: the mean `criterion` of the new rows and the replayed
         ones (as `Trainer` joins them: one shared head, or each replayed row on its own task's head in task-IL),
         plus the `penalties` of the run's distillation strategies on the new rows."""
         net = FunctionalNet(self.net, self.parameters(gates))
@@ -181,13 +187,13 @@ class Neighbourhood:
             x = step.new.x if replay is None else torch.cat([step.new.x, replay.x])
             target = step.target if replay is None else torch.cat([step.target, step.replay_target])
             logits = net(x, self.head)
-            loss, new_logits = F.cross_entropy(logits, target), logits[: len(step.target)]
+            loss, new_logits = self.criterion(logits, target), logits[: len(step.target)]
         else:
             new_logits = net(step.new.x, self.head)
-            total = F.cross_entropy(new_logits, step.target, reduction="sum")
+            total = self.criterion(new_logits, step.target, reduction="sum")
             for t in torch.unique(replay.task).tolist():
                 rows = replay.task == t
-                total = total + F.cross_entropy(net(replay.x[rows], int(t)), step.replay_target[rows], reduction="sum")
+                total = total + self.criterion(net(replay.x[rows], int(t)), step.replay_target[rows], reduction="sum")
             loss = total / len(step)
         for strategy in self.penalties:
             extra = strategy.penalty(net, step.new, new_logits)
