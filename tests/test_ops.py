@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.nets import build, ops
-from selfgrow.nets.modular import ModularNet
+from selfgrow.nets.modular import Adapter, ModularNet
 
 KINDS = ("mlp", "resnet", "convnet", "modular")
 SHAPE = {"mlp": [1, 4, 4], "resnet": [2, 6, 6], "convnet": [2, 8, 8], "modular": [2, 6, 6]}
@@ -49,6 +49,8 @@ def draw_spec(data, kind: str) -> dict:
                            {"type": "blocks", "width": data.draw(widths), "stride": 2}]
         spec["library"] = [data.draw(st.integers(1, 2)) for _ in range(2)]
         spec["paths"] = [[data.draw(st.integers(0, n - 1)) for n in spec["library"]] for _ in range(n_tasks)]
+        if spec["library"][1] == 2 and data.draw(st.booleans(), label="adapter"):
+            spec["adapters"] = [[1, 1, 0]]  # Learn to Grow's adaptation of module 0
     return spec
 
 
@@ -61,7 +63,7 @@ def label(op, kwargs) -> str:
 
 OPERATORS = {kind: ["widen zero", "widen split", "widen gated", "fold_gates", "deepen", "head", "scale"]
              for kind in ("mlp", "resnet", "convnet")}
-OPERATORS["modular"] = ["add_module", "add_task_path", "branch", "drop_unused_modules"]
+OPERATORS["modular"] = ["add_module", "add_adapter", "add_task_path", "branch", "drop_unused_modules"]
 CASES = [(kind, op) for kind, names in OPERATORS.items() for op in names]
 
 
@@ -80,7 +82,7 @@ def candidate_ops(net) -> list[tuple]:
         if not net.spec["gates"].get(point.name):
             cands.append((ops.deepen, {"at": point.name}))
     if isinstance(net, ModularNet):
-        cands += [(ops.add_module, {}), (ops.add_task_path, {}), (ops.branch, {}),
+        cands += [(ops.add_module, {}), (ops.add_adapter, {}), (ops.add_task_path, {}), (ops.branch, {}),
                   (ops.drop_unused_modules, {})]
     elif net.spec["head"]["kind"] == "multi":
         cands.append((ops.add_head, {}))
@@ -110,6 +112,11 @@ def draw_growth(data, net, min_units: int = 1, only: str | None = None) -> ops.G
         kwargs["position"] = data.draw(st.integers(lowest, stage["blocks"]))
     elif op is ops.add_module:
         kwargs["depth"] = data.draw(st.integers(0, len(net.spec["library"]) - 1))
+    elif op is ops.add_adapter:
+        kwargs["depth"] = data.draw(st.integers(0, len(net.spec["library"]) - 1))
+        adapted = {m for d, m, _ in net.spec["adapters"] if d == kwargs["depth"]}
+        kwargs["base"] = data.draw(st.sampled_from([m for m in range(net.spec["library"][kwargs["depth"]])
+                                                    if m not in adapted]))
     elif op is ops.add_task_path:
         kwargs["path"] = [data.draw(st.integers(0, n - 1)) for n in net.spec["library"]]
         kwargs["n_classes"] = data.draw(st.integers(2, 3))
@@ -149,6 +156,10 @@ def randomize_(net) -> None:
         for name, p in net.named_parameters():
             if name.endswith(".eps"):
                 p.normal_()
+        for m in net.modules():
+            if isinstance(m, Adapter):  # adapters start at 0; a trained one adds to its base
+                for p in m.parameters():
+                    p.normal_(0, 0.3)
 
 
 def draw_net(data, kind: str, then: str | None = None):
@@ -211,7 +222,7 @@ def new_entry_masks(growth: ops.Growth) -> dict[str, torch.Tensor]:
     return masks
 
 
-NO_NEW_WEIGHTS = ("add_module", "drop_unused_modules", "fold_gates")  # unused / removed / folded
+NO_NEW_WEIGHTS = ("add_module", "add_adapter", "drop_unused_modules", "fold_gates")  # unused / removed / folded
 
 
 @pytest.mark.parametrize("kind, operator", [c for c in CASES if c[1] not in NO_NEW_WEIGHTS])
@@ -505,3 +516,72 @@ def train_steps_on(net, optimizer, x: torch.Tensor) -> None:
         optimizer.zero_grad()
         net(x).square().mean().backward()
         optimizer.step()
+
+
+CONV_MODULES = [{"type": "stem", "width": 3}, {"type": "blocks", "width": 4, "stride": 2}]
+LINEAR_MODULES = [{"type": "linear", "width": 5}, {"type": "linear", "width": 4}]
+
+
+def _two_task_modular(modules=CONV_MODULES):
+    net = build({"kind": "modular", "input_shape": [1, 6, 6], "head": {"kind": "multi", "classes": [2, 3]},
+                 "modules": modules, "paths": [[0, 0]]})
+    randomize_(net)
+    return net
+
+
+@pytest.mark.parametrize("modules, depth", [(CONV_MODULES, 0), (CONV_MODULES, 1), (LINEAR_MODULES, 0),
+                                            (LINEAR_MODULES, 1)])
+def test_an_adapted_path_starts_as_its_base_and_trains_only_the_adapter_and_head(modules, depth):
+    """Learn to Grow's adaptation: base(x) + a(x) with a = 0 at first; the base stays frozen (and in eval mode)
+    although only the newest task uses the adapter."""
+    net = _two_task_modular(modules).eval()
+    x = torch.randn(5, 1, 6, 6)
+    growth = ops.add_adapter(net, depth, 0)
+    index = growth.op["index"]
+    path = [0, 0]
+    path[depth] = index
+    routed = ops.set_task_path(growth.net, 1, path).net.eval()
+    assert routed.spec["adapters"] == [[depth, index, 0]]
+    with torch.no_grad():
+        assert torch.equal(routed(x, 1), net(x, 1))  # a copy of the function: the adapter adds exact zeros
+        assert torch.equal(routed(x, 0), net(x, 0))
+    frozen = routed.frozen_parameter_names()
+    assert {n for n in routed.task_parameter_names(1) if n.startswith(f"library.{depth}.0.")} <= frozen
+    trainable = routed.task_parameter_names(1) - frozen
+    assert trainable and all(n.startswith((f"library.{depth}.{index}.", "head.heads.1.")) for n in trainable)
+    routed.train()
+    assert not routed.library[depth][0].training
+    logits = routed(x, 1)
+    torch.nn.functional.cross_entropy(logits, torch.randint(3, (5,))).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in routed.library[depth][index].parameters())
+
+
+def test_dropping_unused_modules_keeps_the_base_of_a_used_adapter():
+    net = _two_task_modular()
+    grown = ops.add_module(net, 1).net  # module 1 of depth 1: unused
+    grown = ops.add_adapter(grown, 1, 0).net  # module 2 adapts module 0
+    grown = ops.set_task_path(grown, 1, [0, 2]).net
+    with torch.no_grad():
+        grown.library[1][2].map[0].weight.normal_()
+    x = torch.randn(4, 1, 6, 6)
+    pruned = ops.drop_unused_modules(grown.eval()).net.eval()
+    assert pruned.spec["library"] == [1, 2] and pruned.spec["adapters"] == [[1, 1, 0]]
+    assert pruned.spec["paths"] == [[0, 0], [0, 1]]
+    with torch.no_grad():
+        for task in (0, 1):
+            assert torch.equal(pruned(x, task), grown(x, task))
+
+
+@pytest.mark.parametrize("adapters, message", [
+    ([[1, 0, 0]], "two distinct modules"),
+    ([[3, 1, 0]], "two distinct modules"),
+    ([[1, 1, 0], [1, 1, 0]], "each adapter once"),
+    ("x", "must be a list"),
+])
+def test_bad_adapters_are_one_sentence_errors(adapters, message):
+    with pytest.raises(SelfgrowError, match=message):
+        build({"kind": "modular", "input_shape": [1, 6, 6], "head": {"kind": "multi", "classes": [2]},
+               "modules": [{"type": "stem", "width": 3}, {"type": "blocks", "width": 4}], "library": [1, 2],
+               "adapters": adapters})
+    with pytest.raises(SelfgrowError, match="not an adapter"):
+        ops.add_adapter(ops.add_adapter(_two_task_modular(), 0, 0).net, 0, 1)

@@ -10,6 +10,7 @@ from selfgrow.config import RunConfig
 from selfgrow.data import DatasetArrays, data_root, download, load
 from selfgrow.errors import SelfgrowError
 from selfgrow.experiment import run
+from selfgrow.grow_sequences import SequenceSearch, run_sequence, search_grow_sequences
 from selfgrow.growth import GROWERS, Grower, GrowthPlan, build_grower, register_grower
 from selfgrow.methods import METHODS, resolve_method
 from selfgrow.nets import GrowableNet, build, preset, register_net
@@ -26,9 +27,10 @@ __version__ = "0.1.0"
 __all__ = [
     "GROWERS", "METHODS", "RETENTION", "STREAMS",
     "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "Results",
-    "Retention", "RunConfig", "SelfgrowError", "Stream", "Task", "TaskRecord", "Trainer",
+    "Retention", "RunConfig", "SelfgrowError", "SequenceSearch", "Stream", "Task", "TaskRecord", "Trainer",
     "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
     "load_plugins",
     "metrics", "nets", "option", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
-    "resolve_method", "run", "run_bench", "save_checkpoint", "streams", "write_report",
+    "resolve_method", "run", "run_bench", "run_sequence", "save_checkpoint", "search_grow_sequences", "streams",
+    "write_report",
 ]

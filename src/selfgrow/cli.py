@@ -1,4 +1,4 @@
-"""The `selfgrow` command: run, worker, bench, list, data download, report.
+"""The `selfgrow` command: run, worker, bench, list, data download, report, meta, sequences.
 
 Every user mistake (a `SelfgrowError`) ends with exit code 2 and one sentence on stderr; `--debug`
 shows the traceback instead.
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "worker": _cmd_worker, "bench": _cmd_bench, "list": _cmd_list, "data": _cmd_data,
-                "report": _cmd_report, "meta": _cmd_meta}
+                "report": _cmd_report, "meta": _cmd_meta, "sequences": _cmd_sequences}
     if command not in handlers:
         from selfgrow.errors import unknown_name
 
@@ -53,6 +53,7 @@ COMMANDS = {
     "data": "data download NAME: fetch a dataset, verify its checksums, prepare it",
     "report": "report RUN_DIR: redraw the plots and report.html of a run folder",
     "meta": "meta list | show KEY | export FILE | import FILE: the growth knowledge base of past searches",
+    "sequences": "search bindgrow's grow sequences globally (L2BG): each trial re-learns the stream with a shared delta",
 }
 
 
@@ -165,6 +166,38 @@ def _cmd_report(argv: list[str]) -> int:
     if not (args.run_dir / "results.json").exists():
         raise SelfgrowError(f"No results.json in {str(args.run_dir)!r}; give a run folder written by `selfgrow run`.")
     print(write_report(args.run_dir, Results.load(args.run_dir)))
+    return 0
+
+
+def _cmd_sequences(argv: list[str]) -> int:
+    from selfgrow.config_cli import parse_run_args
+    from selfgrow.grow_sequences import search_in_folder
+    from selfgrow.search.pareto import RULES
+    from selfgrow.search.samplers import SAMPLERS
+
+    parser = argparse.ArgumentParser(
+        prog="selfgrow sequences",
+        description="L2BG's global optimisation: every trial learns the whole stream of a bindgrow config with one "
+        "grow coefficient delta shared by all tasks; objectives: the final multi-task gain (validation) and the "
+        "parameter count. The other options are those of `selfgrow run` (--config FILE, --trainer.epochs 3, ...).",
+    )
+    parser.add_argument("--trials", type=int, default=20, help="grow sequences asked of the sampler (default: 20, the paper's)")
+    parser.add_argument("--sampler", default="nsga2", choices=SAMPLERS, help="default: nsga2 (the paper's)")
+    parser.add_argument("--population", type=int, default=4, help="NSGA-II's generation size (default: 4)")
+    parser.add_argument("--rule", default="knee", choices=RULES, help="how the front's point is chosen (default: knee)")
+    parser.add_argument("--delta-range", type=float, nargs=2, default=[0.0, 1.0], metavar=("LOW", "HIGH"))
+    parser.add_argument("--delta-step", type=float, default=0.05, help="the grid of delta (default: 0.05, the paper's)")
+    args, rest = parser.parse_known_args(argv)
+    config, options = parse_run_args(rest)
+    if config is None or options.resume:
+        raise SelfgrowError("selfgrow sequences takes --config FILE (and run options), not --resume; run it again "
+                            "with the same config to continue a killed search.")
+    search, folder = search_in_folder(config, n_trials=args.trials, sampler=args.sampler,
+                                      population_size=args.population, rule=args.rule,
+                                      delta_range=tuple(args.delta_range), delta_step=args.delta_step)
+    chosen = search.sequences[search.chosen]
+    print(f"\n{search.table()}\n\nchosen by {search.rule}: delta {chosen.delta:.2f} (gain {chosen.gain:+.4f}, "
+          f"params {chosen.params:,}); results in {folder / 'sequences.json'}")
     return 0
 
 

@@ -7,7 +7,12 @@ Spec: `{"kind": "modular", "input_shape": [C, H, W], "modules": [template per de
 "kernel": 3, "stride": 1}` (conv + BN + ReLU), `{"type": "blocks", "width": w, "blocks": n,
 "stride": s}` (BasicBlocks; projection shortcut on the first block when the stride or width
 changes), `{"type": "linear", "width": w}` (Linear + ReLU; the input is flattened first).
-Conv features are globally average-pooled before the head. Defaults: one module per depth;
+Conv features are globally average-pooled before the head. `"adapters": [[depth, index, base], ...]`
+makes library module `index` of `depth` an adapter of module `base` of that depth (Learn to Grow's
+"adaptation", Li et al. 2019): it outputs base(x) + a(x), with `a` a small additive function of the
+module's input (a 1x1 convolution with the module's stride for conv modules, a rank-`adapter_rank`
+linear map for linear ones, default rank 8), zero-initialised so that an adapted path computes what
+the base does until it trains. Defaults: one module per depth;
 a task without a path (e.g. a head just added by `ops.add_head`, as the learner does for each
 new task) runs the path of the task before it, task 0 module 0 at every depth. So a new task
 starts on frozen trunk modules with only its head to train, until a grower routes it through
@@ -15,7 +20,8 @@ other modules (`ops.set_task_path`).
 
 Modules used by any task except the last are **frozen**: `frozen_parameter_names()` lists
 their parameters (and the older heads) for the trainer, and `train()` keeps them in eval
-mode so their BatchNorm statistics never move (MNTDP does not forget by construction).
+mode so their BatchNorm statistics never move (MNTDP does not forget by construction). The
+base of an adapter is frozen too, whichever path uses the adapter: adapting never changes it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,25 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv_bn(x))
+
+
+class Adapter(nn.Module):
+    """The additive part of an adapted module: a 1x1 convolution (conv modules) or a rank-r linear map
+    (linear modules) of the module's input, its output weights zero so that it starts at 0."""
+
+    def __init__(self, template: dict, c_in: int, flat: int, rank: int):
+        super().__init__()
+        if template["type"] == "linear":
+            self.map = nn.Sequential(nn.Flatten(1), nn.Linear(flat, rank, bias=False), nn.Linear(rank, template["width"]))
+        else:
+            stride = template.get("stride", 1)
+            self.map = nn.Sequential(nn.Conv2d(c_in, template["width"], 1, stride=stride, bias=False))
+        nn.init.zeros_(self.map[-1].weight)
+        if getattr(self.map[-1], "bias", None) is not None:
+            nn.init.zeros_(self.map[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.map(x)
 
 
 class LinearReLU(nn.Module):
@@ -98,6 +123,10 @@ class ModularNet(GrowableNet):
             )
         for t, path in enumerate(paths):
             check_path(path, library, f"path of task {t}")
+        spec["adapters"] = _adapters(spec.get("adapters", []), library)
+        rank = spec.setdefault("adapter_rank", 8)
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise SelfgrowError(f"modular 'adapter_rank' must be a positive int; got {rank!r}.")
         spec["paths"] = [list(p) for p in paths] + [
             list(paths[-1]) if paths else [0] * depth for _ in range(n_tasks - len(paths))
         ]
@@ -108,8 +137,10 @@ class ModularNet(GrowableNet):
         c_in = spec["input_shape"][0]
         flat = math.prod(spec["input_shape"])
         depths = []
-        for template, count in zip(spec["modules"], spec["library"]):
-            depths.append(nn.ModuleList(self._module(template, c_in, flat) for _ in range(count)))
+        adapted = {(d, m) for d, m, _ in spec["adapters"]}
+        for d, (template, count) in enumerate(zip(spec["modules"], spec["library"])):
+            depths.append(nn.ModuleList(Adapter(template, c_in, flat, spec["adapter_rank"]) if (d, m) in adapted
+                                        else self._module(template, c_in, flat) for m in range(count)))
             c_in = flat = template["width"]
         self.library = nn.ModuleList(depths)
         self.feature_dim = c_in
@@ -141,13 +172,26 @@ class ModularNet(GrowableNet):
         """Features of `x` through any path of library modules (one index per depth), e.g. a
         candidate path that no task uses yet (MNTDP-S trains several through shared modules)."""
         h = x
-        for depth, m in zip(self.library, path, strict=True):
-            h = depth[m](h)
+        for d, m in enumerate(check_length(path, len(self.library))):
+            h = self.run_module(d, m, h)
         return h.mean(dim=(2, 3)) if h.dim() == 4 else h
 
+    def run_module(self, depth: int, index: int, h: torch.Tensor) -> torch.Tensor:
+        """Module `index` of `depth` on `h`; an adapter adds its output to its base's."""
+        base = self.adapter_bases().get((depth, index))
+        if base is None:
+            return self.library[depth][index](h)
+        return self.library[depth][base](h) + self.library[depth][index](h)
+
+    def adapter_bases(self) -> dict[tuple[int, int], int]:
+        """(depth, adapter index) -> index of the module it adapts."""
+        return {(d, m): base for d, m, base in self.spec["adapters"]}
+
     def frozen_modules(self) -> set[tuple[int, int]]:
-        """(depth, index) of every module used by a task other than the last one."""
-        return {(d, m) for path in self.spec["paths"][:-1] for d, m in enumerate(path)}
+        """(depth, index) of every module used by a task other than the last one, and every adapted base."""
+        used = {(d, m) for path in self.spec["paths"][:-1] for d, m in enumerate(path)}
+        bases = self.adapter_bases()
+        return used | {(d, bases[(d, m)]) for path in self.spec["paths"] for d, m in enumerate(path) if (d, m) in bases}
 
     def frozen_parameter_names(self) -> set[str]:
         """Parameters MNTDP never updates again: frozen modules and the older tasks' heads."""
@@ -166,13 +210,44 @@ class ModularNet(GrowableNet):
     def task_parameter_names(self, task: int | None) -> set[str]:
         if task is None:
             return super().task_parameter_names(None)
-        prefixes = tuple(f"library.{d}.{m}." for d, m in enumerate(self.path(task)))
+        bases = self.adapter_bases()
+        path = self.path(task)
+        prefixes = tuple(f"library.{d}.{m}." for d, m in enumerate(path))
+        prefixes += tuple(f"library.{d}.{bases[(d, m)]}." for d, m in enumerate(path) if (d, m) in bases)
         prefixes += (f"head.heads.{int(task)}.",)
         return {n for n, _ in self.named_parameters() if n.startswith(prefixes)}
 
     def growth_points(self) -> list[GrowthPoint]:
         return [GrowthPoint("module", f"depth.{d}", n, {"template": t})
                 for d, (t, n) in enumerate(zip(self.spec["modules"], self.spec["library"]))]
+
+
+def check_length(path, depth: int) -> list[int] | tuple[int, ...]:
+    """`path` if it names one module per depth."""
+    if len(path) != depth:
+        raise SelfgrowError(f"A modular path needs one module index per depth ({depth}); got {list(path)!r}.")
+    return path
+
+
+def _adapters(adapters, library: list[int]) -> list[list[int]]:
+    """Validate the adapter entries [depth, index, base]: existing modules, a base that is not an adapter."""
+    if not isinstance(adapters, list):
+        raise SelfgrowError(f"modular 'adapters' must be a list of [depth, index, base]; got {adapters!r}.")
+    out, indices = [], set()
+    for entry in adapters:
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 3 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in entry)
+        if ok:
+            d, m, base = entry
+            ok = 0 <= d < len(library) and 0 <= m < library[d] and 0 <= base < library[d] and m != base
+        if not ok or (entry[0], entry[1]) in indices:
+            raise SelfgrowError(f"modular adapter {entry!r} is invalid; accepted: [depth, index, base] naming two "
+                                f"distinct modules of the library {library}, each adapter once.")
+        indices.add((d, m))
+        out.append([d, m, base])
+    if any((d, base) in indices for d, _, base in out):
+        raise SelfgrowError(f"modular adapters {adapters!r} adapt an adapter; accepted: bases that are plain modules.")
+    return out
 
 
 def check_path(path, library: list[int], what: str) -> list[int]:

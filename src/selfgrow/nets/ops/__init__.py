@@ -11,6 +11,7 @@ from selfgrow.nets.ops.deepen import deepen
 from selfgrow.nets.ops.growth import Growth, compose
 from selfgrow.nets.ops.heads import add_classes, add_head
 from selfgrow.nets.ops.modular import (
+    add_adapter,
     add_module,
     add_task_path,
     branch,
@@ -24,6 +25,7 @@ from selfgrow.nets.ops.widen import WIDEN_MODES, fold_gates, widen, widen_to
 __all__ = [
     "WIDEN_MODES",
     "Growth",
+    "add_adapter",
     "add_classes",
     "add_head",
     "add_module",

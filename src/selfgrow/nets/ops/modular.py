@@ -1,4 +1,5 @@
-"""Operators of the MNTDP modular net: new modules, new task paths, routing the newest task, pruning unused modules."""
+"""Operators of the MNTDP modular net: new modules and adapters, new task paths, routing the newest task, pruning
+unused modules."""
 
 from __future__ import annotations
 
@@ -24,6 +25,24 @@ def add_module(net: GrowableNet, depth: int) -> Growth:
     library[depth] += 1
     new, copied = transplant(net, {**net.spec, "library": library})
     return growth_from(net, new, copied, {"op": "add_module", "depth": depth, "index": library[depth] - 1})
+
+
+def add_adapter(net: GrowableNet, depth: int, base: int) -> Growth:
+    """Append an adapter of module `base` at `depth` (Learn to Grow's adaptation: base(x) + a(x), `a` starting at
+    0); no path uses it yet, so every task's function is unchanged. Its index is `growth.op["index"]`."""
+    net = _modular(net, "add_adapter")
+    library = list(net.spec["library"])
+    if not isinstance(depth, int) or not 0 <= depth < len(library):
+        raise SelfgrowError(f"add_adapter depth must be an int in 0..{len(library) - 1}; got {depth!r}.")
+    adapted = {(d, m) for d, m, _ in net.spec["adapters"]}
+    if not isinstance(base, int) or not 0 <= base < library[depth] or (depth, base) in adapted:
+        raise SelfgrowError(f"add_adapter base must be a plain module of depth {depth} (0..{library[depth] - 1}, not "
+                            f"an adapter); got {base!r}.")
+    index = library[depth]
+    library[depth] += 1
+    spec = {**net.spec, "library": library, "adapters": net.spec["adapters"] + [[depth, index, base]]}
+    new, copied = transplant(net, spec)
+    return growth_from(net, new, copied, {"op": "add_adapter", "depth": depth, "base": base, "index": index})
 
 
 def add_task_path(net: GrowableNet, path: list[int], n_classes: int) -> Growth:
@@ -82,12 +101,16 @@ def drop_unused_modules(net: GrowableNet) -> Growth:
     """Remove modules no task path uses (MNTDP discards the candidates it did not select);
     every task's function is unchanged, module indices are compacted."""
     net = _modular(net, "drop_unused_modules")
-    used = [sorted({path[d] for path in net.spec["paths"]}) for d in range(len(net.spec["library"]))]
+    bases = net.adapter_bases()
+    used = [sorted({m for path in net.spec["paths"] for m in (path[d], bases.get((d, path[d])))} - {None})
+            for d in range(len(net.spec["library"]))]
     if any(not u for u in used):
         raise SelfgrowError("drop_unused_modules needs at least one task path (it would empty the library).")
     position = [{old: new for new, old in enumerate(u)} for u in used]
     spec = {**net.spec, "library": [len(u) for u in used],
-            "paths": [[position[d][m] for d, m in enumerate(path)] for path in net.spec["paths"]]}
+            "paths": [[position[d][m] for d, m in enumerate(path)] for path in net.spec["paths"]],
+            "adapters": [[d, position[d][m], position[d][base]] for d, m, base in net.spec["adapters"]
+                         if m in position[d]]}
 
     def rename(name: str) -> str | None:
         if not name.startswith("library."):
