@@ -14,6 +14,8 @@ import optuna
 import pytest
 import yaml
 
+from trainer_fixtures import bindgrow_digits_config
+
 from selfgrow import grow_sequences
 from selfgrow.cli import main
 from selfgrow.config import from_dict
@@ -24,15 +26,7 @@ from selfgrow.search.storage import make_storage
 
 
 def config_dict(tmp_path=None, name="seq"):
-    return {
-        "name": name, "seed": 0, "output": str(tmp_path / "runs") if tmp_path else "runs",
-        "stream": {"name": "split", "dataset": "digits", "scenario": "task", "n_tasks": 3, "classes_per_task": 2},
-        "net": {"spec": {"kind": "jointnet", "modules": [{"type": "linear", "width": 16}] * 2}},
-        "growth": {"name": "bindgrow", "options": {"task_epochs": 2, "rsa_samples": 30, "n_trials": 2, "epochs": 1,
-                                                   "halving_batch": 2}},
-        "retention": [{"name": "slow_lr", "options": {"factor": 0.1}}],
-        "trainer": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
-    }
+    return bindgrow_digits_config(str(tmp_path / "runs") if tmp_path else "runs", name, n_trials=2, halving_batch=2)
 
 
 @pytest.fixture(scope="module")

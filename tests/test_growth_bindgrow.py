@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from trainer_fixtures import make_task
+from trainer_fixtures import bindgrow_digits_config, make_task
 
 import selfgrow.growth.bindgrow  # noqa: F401  (registers the grower)
 from selfgrow.config import from_dict
@@ -319,15 +319,7 @@ def test_bad_options_and_nets_are_refused_in_one_sentence():
 
 
 def test_selfgrow_run_on_digits_logs_the_reasons_and_draws_the_figures(tmp_path):
-    config = from_dict({
-        "name": "bindgrow", "seed": 0, "output": str(tmp_path),
-        "stream": {"name": "split", "dataset": "digits", "scenario": "task", "n_tasks": 3, "classes_per_task": 2},
-        "net": {"spec": {"kind": "jointnet", "modules": [{"type": "linear", "width": 16}] * 2}},
-        "growth": {"name": "bindgrow", "options": {"n_trials": 3, "epochs": 1, "halving_batch": 3, "task_epochs": 2,
-                                                   "rsa_samples": 30}},
-        "retention": [{"name": "slow_lr", "options": {"factor": 0.1}}],
-        "trainer": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
-    })
+    config = from_dict(bindgrow_digits_config(str(tmp_path)))
     results = run(config, quiet=True)
     run_dir = tmp_path / "bindgrow"
     logged = [json.loads(line) for line in (run_dir / "growth.jsonl").read_text().splitlines()]

@@ -106,3 +106,16 @@ def run_config_file(tmp_path, config: dict) -> tuple:
     assert main(["run", "--config", str(path)]) == 0
     run_dir = tmp_path / "runs" / config["name"]
     return run_dir, [json.loads(line) for line in (run_dir / "growth.jsonl").read_text().splitlines()]
+
+
+def bindgrow_digits_config(output: str, name: str = "bindgrow", **growth_options) -> dict:
+    """A bindgrow run on 3 task-IL digits tasks: a JointNet of two 16-unit linear modules, slow-lr 0.1, a small search."""
+    options = {"n_trials": 3, "epochs": 1, "halving_batch": 3, "task_epochs": 2, "rsa_samples": 30, **growth_options}
+    return {
+        "name": name, "seed": 0, "output": output,
+        "stream": {"name": "split", "dataset": "digits", "scenario": "task", "n_tasks": 3, "classes_per_task": 2},
+        "net": {"spec": {"kind": "jointnet", "modules": [{"type": "linear", "width": 16}] * 2}},
+        "growth": {"name": "bindgrow", "options": options},
+        "retention": [{"name": "slow_lr", "options": {"factor": 0.1}}],
+        "trainer": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
+    }

@@ -140,6 +140,12 @@ METHODS: dict[str, Method] = {
                net={"preset": "modular-resnet18-reduced", "options": {}}),
         task_il_only=True,
     ),
+    "learn-to-grow": Method(
+        "Learn to Grow (Li et al. 2019): modular net, per depth reuse / adapt / new chosen by a DARTS relaxation",
+        _fixed([], growth={"name": "learn-to-grow", "options": {}},
+               net={"preset": "modular-resnet18-reduced", "options": {}}),
+        task_il_only=True,
+    ),
     "searched-meta": Method(
         "growth search warm-started from the knowledge base: the nearest past searches' best points tried first",
         _fixed([_replay("herding", "class"), _LWF],

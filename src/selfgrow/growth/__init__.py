@@ -13,6 +13,7 @@ from selfgrow.growth.bindgrow import BindGrowGrower
 from selfgrow.growth.compound import CompoundGrower
 from selfgrow.growth.firefly import FireflyGrower
 from selfgrow.growth.fixed import FixedGrower
+from selfgrow.growth.learn_to_grow import LearnToGrowGrower
 from selfgrow.growth.mntdp import MNTDPGrower
 from selfgrow.growth.random_growth import RandomGrower
 from selfgrow.growth.schedule import ScheduleGrower
@@ -27,6 +28,7 @@ __all__ = [
     "FixedGrower",
     "Grower",
     "GrowthPlan",
+    "LearnToGrowGrower",
     "MNTDPGrower",
     "RandomGrower",
     "ScheduleGrower",

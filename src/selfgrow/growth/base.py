@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from selfgrow.errors import unknown_name
+from selfgrow.errors import SelfgrowError, unknown_name
 from selfgrow.options import Configurable
 from selfgrow.registry import Registry
 
@@ -127,3 +127,14 @@ class Grower(Configurable):
 GROWERS = Registry("grower")
 register_grower = GROWERS.register
 build_grower = GROWERS.build
+
+
+def path_net(learner: Any, kind: type, grower: str, example: str) -> Any:
+    """The learner's net for a grower of task paths (bindgrow, learn-to-grow): one shared net of class `kind`,
+    learning task-incrementally; otherwise a one-sentence error naming `example`, a net that fits."""
+    if learner.scenario != "task":
+        raise SelfgrowError(f"{grower} is task-incremental (a path and head per task id); got scenario {learner.scenario!r}.")
+    if learner.independent or not isinstance(learner.net, kind):
+        found = "independent mode" if learner.independent else f"net kind {learner.net.kind!r}"
+        raise SelfgrowError(f"{grower} grows one shared {example} in mode shared; got {found}.")
+    return learner.net

@@ -156,6 +156,8 @@ def _other_op(call: dict[str, Any]) -> str:
         return f"bound task {call.get('task')} to task {call.get('source')}'s path{grown}"
     if op == "add_module":
         return f"added module {call.get('depth')}.{call.get('index')}"
+    if op == "add_adapter":
+        return f"added adapter {call.get('depth')}.{call.get('index')} of module {call.get('depth')}.{call.get('base')}"
     if op in ("add_task_path", "set_task_path"):
         return f"set the task's path to modules {call.get('path')}"
     if op == "fold_gates":

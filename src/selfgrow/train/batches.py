@@ -34,3 +34,14 @@ def single_head_mask(width: int, seen_class_ids: list[int] | None, device: torch
     mask = torch.full((width,), float("-inf"), device=device)
     mask[torch.as_tensor(seen_class_ids, dtype=torch.long, device=device)] = 0.0
     return mask
+
+
+def endless_batches(indices: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """Mini-batches (of 2 samples or more, as BatchNorm needs in train mode) of `indices` without end, reshuffled
+    at each pass."""
+    while True:
+        order = indices[torch.randperm(len(indices), generator=generator)]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            if len(batch) > 1:  # a trailing single sample would break BatchNorm in train mode
+                yield batch

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import GrowthPlan, register_grower
+from selfgrow.growth.base import GrowthPlan, path_net, register_grower
 from selfgrow.growth.bindgrow.gain import GainScored, baseline_error
 from selfgrow.growth.bindgrow.nucleus import (
     conflict_distribution,
@@ -337,12 +337,7 @@ class BindGrowGrower(SearchGrower):
 
 def _joint_net(learner: Any) -> JointNet:
     """The learner's net, checked to be a shared JointNet learning task-incrementally."""
-    if learner.scenario != "task":
-        raise SelfgrowError(f"bindgrow is task-incremental (one head and path per task); got scenario {learner.scenario!r}.")
-    if learner.independent or not isinstance(learner.net, JointNet):
-        kind = "independent mode" if learner.independent else f"net kind {learner.net.kind!r}"
-        raise SelfgrowError(f"bindgrow grows one shared JointNet (net spec kind 'jointnet', mode shared); got {kind}.")
-    return learner.net
+    return path_net(learner, JointNet, "bindgrow", "JointNet (net spec kind 'jointnet')")
 
 
 def _required(context: BindContext | None) -> BindContext:

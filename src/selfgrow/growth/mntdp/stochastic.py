@@ -25,7 +25,6 @@ noise, while 0.1 let the better paths gain mass (a measurement on small tasks, n
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -52,7 +51,7 @@ def search_stochastic(
     """Learn Gamma over `space` with shared fresh modules, then fine-tune its most likely path."""
     from selfgrow.data import stratified_split
     from selfgrow.train import resolve_device
-    from selfgrow.train.batches import to_input
+    from selfgrow.train.batches import endless_batches, to_input
     from selfgrow.train.interrupt import check as check_interrupt
 
     trainer = learner.trainer
@@ -77,7 +76,7 @@ def search_stochastic(
     generator = torch.Generator().manual_seed(seed + 1)
     augment = torch.Generator().manual_seed(seed + 2)
     batch_size = max(2, trainer.batch_size)  # BatchNorm needs 2 samples in train mode
-    batches = [_cycle(module_half, batch_size, generator), _cycle(path_half, batch_size, generator)]
+    batches = [endless_batches(module_half, batch_size, generator), endless_batches(path_half, batch_size, generator)]
     baseline: float | None = None
     spent = 0.0
     show = sys.stderr.isatty() if trainer.progress is None else bool(trainer.progress)
@@ -149,13 +148,3 @@ def _path_flops(supernet: torch.nn.Module, task_index: int, space: list[Candidat
         train.append(float(training_flops_per_sample(net, task_index)))
         infer.append(float(inference_flops(net, task_index)))
     return train, infer
-
-
-def _cycle(indices: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Mini-batches (of 2 samples or more) of `indices` without end, reshuffled at each pass."""
-    while True:
-        order = indices[torch.randperm(len(indices), generator=generator)]
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            if len(batch) > 1:  # a trailing single sample would break BatchNorm in train mode
-                yield batch
