@@ -140,6 +140,12 @@ METHODS: dict[str, Method] = {
                net={"preset": "modular-resnet18-reduced", "options": {}}),
         task_il_only=True,
     ),
+    "den": Method(
+        "DEN (Yoon et al. 2018): selective retraining, expansion with group sparsity, split of drifted units; "
+        "an MLP with net.options.unit_masks: true",
+        {"mode": "shared", "growth": {"name": "den", "options": {}}, "retention": []},
+        task_il_only=True,
+    ),
     "learn-to-grow": Method(
         "Learn to Grow (Li et al. 2019): modular net, per depth reuse / adapt / new chosen by a DARTS relaxation",
         _fixed([], growth={"name": "learn-to-grow", "options": {}},

@@ -11,6 +11,7 @@ from selfgrow.growth.base import (
 )
 from selfgrow.growth.bindgrow import BindGrowGrower
 from selfgrow.growth.compound import CompoundGrower
+from selfgrow.growth.den import DENGrower
 from selfgrow.growth.firefly import FireflyGrower
 from selfgrow.growth.fixed import FixedGrower
 from selfgrow.growth.learn_to_grow import LearnToGrowGrower
@@ -24,6 +25,7 @@ __all__ = [
     "GROWERS",
     "BindGrowGrower",
     "CompoundGrower",
+    "DENGrower",
     "FireflyGrower",
     "FixedGrower",
     "Grower",
