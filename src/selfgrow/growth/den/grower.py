@@ -35,7 +35,9 @@ Deviations from the paper, and why:
   the task's function is unchanged by it); weight decay is turned off in every phase (it would move
   the entries a phase must keep), and its regulariser takes its place.
 - Hyper-parameters (μ, μ₂, γ, λ, τ, σ, k) are this implementation's defaults, not the paper's
-  cross-validated values.
+  cross-validated values. σ = 0.1 is a measurement (Split-MNIST task-IL, 784-400-400, seed 0): at 0.5
+  no unit was duplicated (largest drift 0.36) and the earlier tasks lost 0.04; at 0.1 they lost
+  0.0006 with 1.65x the parameters; at 0.05, 2.9x for 0.002 more accuracy.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class DENOptions:
     group: float = option(1e-2, at_least=0, note="γ: group-lasso weight on the new units")
     pull: float = option(1e-2, at_least=0, note="λ: pull towards the weights before the task (split phase)")
     loss_threshold: float = option(0.1, at_least=0, note="τ: expand when the validation loss stays above it")
-    drift_threshold: float = option(0.5, at_least=0, note="σ: duplicate units whose weights drifted more")
+    drift_threshold: float = option(0.1, at_least=0, note="σ: duplicate units whose weights drifted more")
     expand_by: int = option(10, at_least=1, note="k: units added to every hidden layer")
     prune_threshold: float = option(1e-3, above=0, note="entries below it are zeros after an L1 phase")
     seed: int | None = option(None, at_least=0, note="null: the run's seed")
@@ -88,12 +90,16 @@ class DENGrower(Grower):
                 return self._first(work, task, trainer)
             return self._later(net, work, task, trainer)
 
+    def _rule(self) -> str:
+        return (f"DEN: L1 μ={self.l1:g}, expand by {self.expand_by} when the validation loss > τ={self.loss_threshold:g}, "
+                f"duplicate units drifted > σ={self.drift_threshold:g}")
+
     def _first(self, work: Any, task: Any, trainer: Any) -> GrowthPlan:
         """Eq. 2: the whole net with L1, then small entries set to 0."""
         everything = {n: torch.ones_like(p, dtype=torch.bool) for n, p in work.named_parameters()}
         fit = trainer.fit(work, task, "task", [Phase(everything, Regulariser(l1=self.l1, sparse=_weights(everything)))])
         pruned = prune_small(work, _weights(everything), self.prune_threshold)
-        reasons = {"task": task.index, "decision": "first task: the whole net trained with L1",
+        reasons = {"task": task.index, "rule": self._rule(), "decision": "first task: the whole net trained with L1",
                    "pruned_entries": pruned, "zero_share": _zero_share(work)}
         return GrowthPlan(reasons=reasons, weights=_state(work), fit=fit)
 
@@ -111,7 +117,7 @@ class DENGrower(Grower):
         fit = trainer.fit(work, task, "task", [Phase(trainable, Regulariser(l2=self.l2))])
         spent += fit.train_flops
         loss = _val_loss(work, task)
-        reasons: dict[str, Any] = {"task": t, "selected": [int(s.sum()) for s in selected], "val_loss": loss,
+        reasons: dict[str, Any] = {"task": t, "rule": self._rule(), "selected": [int(s.sum()) for s in selected], "val_loss": loss,
                                    "loss_threshold": self.loss_threshold}
         # Algorithm 3: expansion, new units' weights with L1 and group lasso, unneeded units dropped
         old_widths = [g.width for g in _groups(work)]
