@@ -141,8 +141,7 @@ METHODS: dict[str, Method] = {
         task_il_only=True,
     ),
     "den": Method(
-        "DEN (Yoon et al. 2018): selective retraining, expansion with group sparsity, split of drifted units; "
-        "an MLP with net.options.unit_masks: true",
+        "DEN (Yoon et al. 2018): selective retraining, sparse expansion, split of drifted units; needs unit_masks",
         {"mode": "shared", "growth": {"name": "den", "options": {}}, "retention": []},
         task_il_only=True,
     ),
