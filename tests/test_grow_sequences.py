@@ -124,6 +124,9 @@ def test_the_command_writes_the_search_and_refuses_another_config_in_its_folder(
     assert "holds a grow-sequence search of another config" in capsys.readouterr().err
     with pytest.raises(SelfgrowError, match="another config"):
         search_in_folder(from_dict({**config_dict(tmp_path), "seed": 1}), quiet=True)
+    with pytest.raises(SelfgrowError, match="n_trials=0"):  # checked before the folder is written
+        search_in_folder(from_dict({**config_dict(tmp_path), "name": "other"}), quiet=True, n_trials=0)
+    assert not (tmp_path / "runs" / "other").exists()
 
 
 @pytest.mark.parametrize("change, message", [

@@ -185,6 +185,9 @@ def search_in_folder(config: RunConfig, quiet: bool = False, **options: Any) -> 
     from selfgrow.experiment import saved_config_differences
     from selfgrow.factories import apply_method
 
+    given = {**_defaults(search_grow_sequences), **options}
+    _check(config, given["n_trials"], given["delta_range"], given["delta_step"], given["rule"],
+           given["population_size"])  # before anything is written
     folder = Path(config.output) / config.name
     journal = folder / "sequences.journal"
     if journal.exists() and (folder / "config.yaml").exists():
@@ -205,6 +208,14 @@ def search_in_folder(config: RunConfig, quiet: bool = False, **options: Any) -> 
     atomic_write_text(folder / "sequences.json", json.dumps(search.to_dict(), indent=1))
     atomic_write_text(folder / "sequences.md", search.table() + "\n")
     return search, folder
+
+
+def _defaults(function: Any) -> dict[str, Any]:
+    """The keyword defaults of `function`."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _finished(study: Any) -> dict[float, SequenceTrial]:
