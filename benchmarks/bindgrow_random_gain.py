@@ -6,7 +6,7 @@ its base, seeds and two guides); each run is scored by `selfgrow.grow_sequences.
 final JointNet's validation accuracies against the single-task baselines, parameters, mean test accuracy),
 in `--workers` processes of 1 torch thread each (default: one process of torch's threads).
 
-    python benchmarks/bindgrow_random_gain.py [--config FILE] [--workers 2]
+    python benchmarks/bindgrow_random_gain.py [--config FILE] [--workers 2] [--seeds 3 4 5]
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="default: the bench file's")
     args = parser.parse_args()
     bench = yaml.safe_load(args.config.read_text())
+    bench["seeds"] = args.seeds or bench["seeds"]
     jobs = [({**copy.deepcopy(bench["base"]), **copy.deepcopy(method), "seed": seed, "output": "/tmp"},
              1 if args.workers > 1 else 0) for method in bench["methods"].values() for seed in bench["seeds"]]
     if args.workers > 1:
