@@ -132,9 +132,9 @@ def test_the_command_writes_the_search_and_refuses_another_config_in_its_folder(
 @pytest.mark.parametrize("change, message", [
     ({"growth": {"name": "mntdp"}}, "set growth.name: bindgrow"),
     ({"n_trials": 0}, "n_trials=0 is invalid"),
-    ({"delta_step": 0.3}, "divides"),
-    ({"delta_range": (0.5, 0.2)}, "delta_range"),
-    ({"rule": "best"}, "Unknown selection rule"),
+    ({"delta_step": 0.3}, "not a whole number of delta_step 0.3"),
+    ({"delta_range": (0.5, 0.2)}, "delta_range=\\[0.5, 0.2\\] is invalid"),
+    ({"rule": "best"}, "rule='best' is invalid"),
     ({"population_size": 1}, "population_size=1"),
 ])
 def test_bad_searches_are_one_sentence_errors(change, message):

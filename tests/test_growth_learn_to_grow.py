@@ -50,7 +50,7 @@ def test_one_hot_architecture_weights_compute_exactly_the_chosen_path():
     assert [[c.kind for c in depth] for depth in choices] == [["reuse", "new", "adapt"]] * 2
     x = torch.randn(7, 1, 8, 8)
     for picks in ([0, 0], [1, 2], [2, 1]):
-        mix = [torch.nn.functional.one_hot(torch.tensor(i), len(c)).double().float() for c, i in zip(choices, picks)]
+        mix = [torch.nn.functional.one_hot(torch.tensor(i), len(c)).float() for c, i in zip(choices, picks)]
         path = [c[i].index for c, i in zip(choices, picks)]
         with torch.no_grad():
             assert torch.equal(_mixed_features(supernet, x, choices, mix), supernet.path_features(x, path))

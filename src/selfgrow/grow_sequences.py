@@ -37,7 +37,7 @@ from typing import Any
 
 from selfgrow.config import RunConfig
 from selfgrow.errors import SelfgrowError
-from selfgrow.search.pareto import RULES, pareto_front, select
+from selfgrow.search.pareto import pareto_front, select
 
 SEQUENCE_ATTR = "grow_sequence"  # user attribute of a told trial: its SequenceTrial as JSON
 
@@ -249,16 +249,11 @@ def _check(config: RunConfig, n_trials: int, delta_range: tuple[float, float], d
                             "set growth.name: bindgrow.")
     if not isinstance(n_trials, int) or n_trials < 1:
         raise SelfgrowError(f"n_trials={n_trials!r} is invalid; accepted: an integer >= 1.")
-    low, high = delta_range
-    if not 0 <= low <= high <= 1:
-        raise SelfgrowError(f"delta_range={list(delta_range)!r} is invalid; accepted: [low, high] with 0 <= low <= high <= 1.")
-    if not 0 < delta_step <= 1 or abs((high - low) / delta_step - round((high - low) / delta_step)) > 1e-6:
-        raise SelfgrowError(f"delta_step={delta_step!r} is invalid; accepted: a step in (0, 1] that divides "
-                            f"[{low:g}, {high:g}] into whole steps.")
-    if rule not in RULES:
-        raise SelfgrowError(f"Unknown selection rule {rule!r}; accepted: {', '.join(RULES)}.")
-    if not isinstance(population_size, int) or population_size < 2:
-        raise SelfgrowError(f"population_size={population_size!r} is invalid; accepted: an integer >= 2.")
+    from selfgrow.growth import build_grower
+
+    # the grid, the rule and the population are bindgrow's own options: its checks say what is accepted
+    build_grower("bindgrow", delta_range=list(delta_range), delta_step=delta_step, rule=rule,
+                 population_size=population_size)
 
 
 __all__ = ["SequenceSearch", "SequenceTrial", "run_sequence", "search_grow_sequences", "search_in_folder"]

@@ -137,9 +137,9 @@ class ModularNet(GrowableNet):
         c_in = spec["input_shape"][0]
         flat = math.prod(spec["input_shape"])
         depths = []
-        adapted = {(d, m) for d, m, _ in spec["adapters"]}
+        self._bases = {(d, m): base for d, m, base in spec["adapters"]}  # the spec is fixed: operators build new nets
         for d, (template, count) in enumerate(zip(spec["modules"], spec["library"])):
-            depths.append(nn.ModuleList(Adapter(template, c_in, flat, spec["adapter_rank"]) if (d, m) in adapted
+            depths.append(nn.ModuleList(Adapter(template, c_in, flat, spec["adapter_rank"]) if (d, m) in self._bases
                                         else self._module(template, c_in, flat) for m in range(count)))
             c_in = flat = template["width"]
         self.library = nn.ModuleList(depths)
@@ -178,14 +178,14 @@ class ModularNet(GrowableNet):
 
     def run_module(self, depth: int, index: int, h: torch.Tensor) -> torch.Tensor:
         """Module `index` of `depth` on `h`; an adapter adds its output to its base's."""
-        base = self.adapter_bases().get((depth, index))
+        base = self._bases.get((depth, index))
         if base is None:
             return self.library[depth][index](h)
         return self.library[depth][base](h) + self.library[depth][index](h)
 
     def adapter_bases(self) -> dict[tuple[int, int], int]:
         """(depth, adapter index) -> index of the module it adapts."""
-        return {(d, m): base for d, m, base in self.spec["adapters"]}
+        return dict(self._bases)
 
     def frozen_modules(self) -> set[tuple[int, int]]:
         """(depth, index) of every module used by a task other than the last one, and every adapted base."""

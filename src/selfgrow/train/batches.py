@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from selfgrow.data.transforms import augment_batch, normalize
@@ -36,7 +38,7 @@ def single_head_mask(width: int, seen_class_ids: list[int] | None, device: torch
     return mask
 
 
-def endless_batches(indices: torch.Tensor, batch_size: int, generator: torch.Generator):
+def endless_batches(indices: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Mini-batches (of 2 samples or more, as BatchNorm needs in train mode) of `indices` without end, reshuffled
     at each pass."""
     while True:

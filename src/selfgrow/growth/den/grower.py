@@ -42,6 +42,7 @@ Deviations from the paper, and why:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +86,7 @@ class DENGrower(Grower):
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            work = _copy(net)
+            work = copy.deepcopy(net)
             if not learner.seen:
                 return self._first(work, task, trainer)
             return self._later(net, work, task, trainer)
@@ -138,7 +139,8 @@ class DENGrower(Grower):
         reasons["added"] = [len(k) for k in kept]
         # Algorithm 4: every weight of the task with a pull towards the old ones, then drifted units duplicated
         before = {n: p.detach().clone() for n, p in net.named_parameters()}
-        used = _task_entries(work, t, old_widths, kept, head, head_bias)
+        used = {**_rows_and_columns(work, [_active(work, l, t) for l in range(depth)]),  # its old and kept units
+                head: _full(work, head), head_bias: _full(work, head_bias)}  # the head, widened by the expansion
         pulled = {n: _old_block(work, n, before[n]) for n in used if n in before and n != head and n != head_bias}
         anchor = {n: _padded(before[n], work.get_parameter(n)) for n in pulled}
         fit = trainer.fit(work, task, "task", [Phase(used, Regulariser(pull=self.pull, anchor=anchor, pulled=pulled))])
@@ -174,12 +176,6 @@ def _check(learner: Any) -> Any:
         names = ", ".join(r.name for r in learner.retention)
         raise SelfgrowError(f"den keeps old tasks by its own regularisers and timestamps; remove {names}.")
     return net
-
-
-def _copy(net: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(net)
 
 
 def _groups(net: Any) -> list[Any]:
@@ -222,7 +218,8 @@ def _selected(net: Any, task: int) -> list[torch.Tensor]:
 
 
 def _rows_and_columns(net: Any, selected: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The incoming weights and biases of the selected units from selected units (the input for layer 0)."""
+    """The incoming weights and biases of the selected units (a mask per layer) from selected units (the input for
+    layer 0)."""
     out = {}
     for l, rows in enumerate(selected):
         cols = torch.ones(net.layers[l].weight.shape[1], dtype=torch.bool) if l == 0 else selected[l - 1]
@@ -305,19 +302,6 @@ def _silence(net: Any, old: list[int], kept: list[list[int]]) -> None:
         consumers = [net.layers[l + 1].weight] if l + 1 < depth else [h.weight for h in net.head.heads]
         for w in consumers:
             w[:, dropped] = 0
-
-
-def _task_entries(net: Any, task: int, old: list[int], kept: list[list[int]], head: str,
-                  head_bias: str) -> dict[str, torch.Tensor]:
-    """Every entry the task uses: the incoming weights of its units (old and kept new) and its own head."""
-    out = {}
-    for l in range(len(net.layers)):
-        rows = _active(net, l, task)
-        cols = torch.ones(net.layers[l].weight.shape[1], dtype=torch.bool) if l == 0 else _active(net, l - 1, task)
-        out[f"layers.{l}.weight"] = rows[:, None] & cols[None, :]
-        out[f"layers.{l}.bias"] = rows.clone()
-    out[head], out[head_bias] = _full(net, head), _full(net, head_bias)
-    return out
 
 
 def _old_block(net: Any, name: str, before: torch.Tensor) -> torch.Tensor:

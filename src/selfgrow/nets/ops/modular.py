@@ -34,8 +34,7 @@ def add_adapter(net: GrowableNet, depth: int, base: int) -> Growth:
     library = list(net.spec["library"])
     if not isinstance(depth, int) or not 0 <= depth < len(library):
         raise SelfgrowError(f"add_adapter depth must be an int in 0..{len(library) - 1}; got {depth!r}.")
-    adapted = {(d, m) for d, m, _ in net.spec["adapters"]}
-    if not isinstance(base, int) or not 0 <= base < library[depth] or (depth, base) in adapted:
+    if not isinstance(base, int) or not 0 <= base < library[depth] or (depth, base) in net.adapter_bases():
         raise SelfgrowError(f"add_adapter base must be a plain module of depth {depth} (0..{library[depth] - 1}, not "
                             f"an adapter); got {base!r}.")
     index = library[depth]
