@@ -1,21 +1,26 @@
-"""Does the growth knowledge base make the search cheaper? Leave one stream out, warm against cold (issue 18).
+"""Does the growth knowledge base make the search cheaper? Leave one dataset out, warm against cold (issue 18).
 
-Runs `benchmarks/meta_warm_start.yaml` in two phases: first every stream's cold runs, which
-record their searches into one journal per stream; then, per held-out stream, a base of the other
-streams' entries (`<stream>-others`) and a misleading one (`<stream>-bad`: the same entries with
-their chosen and best points replaced by their least accurate candidate), and the warm and bad
-runs that consult them. Finished runs are read back, so a rerun only computes what is missing.
+Runs a bench file (`benchmarks/meta_warm_start.yaml` by default; `--config` names another, e.g.
+`benchmarks/meta_surrogate.yaml`) in two phases: first every `<stream>-cold` run, each recording its
+searches into the journal its `record` option names; then, per held-out dataset (a stream with a
+`-warm` row; a stream's dataset is its label before the first "."), a base of the cold entries of the
+other datasets' streams (`bases/<dataset>-others.journal`) and a misleading one (`<dataset>-bad`:
+the same entries with every score mirrored, 1 - accuracy, and their chosen and best points replaced
+by their least accurate candidate), and the warm and bad runs that consult them. Finished runs are
+read back, so a rerun only computes what is missing.
 
 Measure, per search (stream, seed, task): the cold search's final best score; the trials, and the
 search FLOPs spent by them, until each search's best score so far comes within `EPS` of it
-(candidates in trial order, complete ones only). A search that never gets there counts at its
-full budget and is reported as not reached. Also the run's average incremental accuracy.
+(candidates in trial order, complete ones only; points the surrogate screened untrained are not
+trials). A search that never gets there counts at its full budget and is reported as not reached.
+Also the run's average incremental accuracy.
 
-    python benchmarks/meta_warm_start.py
+    python benchmarks/meta_warm_start.py [--config FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 from pathlib import Path
@@ -27,22 +32,26 @@ from selfgrow.report import Results
 from selfgrow.report.table import format_table
 
 CONFIG = Path(__file__).with_name("meta_warm_start.yaml")
-STREAMS = ("digits", "mnist", "fashion", "cifar10")
 KINDS = ("cold", "warm", "bad")
 EPS = 0.005
 
 
 def main() -> None:
-    os.chdir(CONFIG.parent.parent)  # the bench file's paths are relative to the repository
-    bench = load_bench(CONFIG)
-    run_bench(bench, only=[f"{s}-cold" for s in STREAMS], quiet=True, resume=True)
-    build_bases(bench.output / "bases")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    config = parser.parse_args().config.resolve()
+    os.chdir(Path(__file__).resolve().parent.parent)  # the bench files' paths are relative to the repository
+    bench = load_bench(config)
+    colds = [label[:-len("-cold")] for label in bench.methods if label.endswith("-cold")]
+    held_out = [label[:-len("-warm")] for label in bench.methods if label.endswith("-warm")]
+    run_bench(bench, only=[f"{s}-cold" for s in colds], quiet=True, resume=True)
+    build_bases(bench, colds, held_out)
     comparison = run_bench(bench, quiet=True, resume=True)
     print(comparison["header"])
     print(f"eps = {EPS}; trials and search FLOPs until the best score so far is within eps of the cold search's "
           "final best; not reached = searches that never got there (counted at their full budget)")
     rows, totals = [], {kind: [] for kind in KINDS}
-    for stream in STREAMS:
+    for stream in held_out:
         searches = {kind: plans(bench, f"{stream}-{kind}") for kind in KINDS}
         for kind in KINDS:
             reached = [until(plan, best(cold)) for plan, cold in zip(searches[kind], searches["cold"])
@@ -64,12 +73,15 @@ def main() -> None:
               f"{cold_flops / sum(r[1] for r in totals[kind]):.2f}x fewer search FLOPs than cold (all streams)")
 
 
-def build_bases(folder: Path) -> None:
-    """Per held-out stream, the base of the other streams' cold entries and its misleading twin (made anew)."""
-    entries = {s: KnowledgeBase(str(folder / f"{s}.journal")).entries() for s in STREAMS}
-    for held_out in STREAMS:
-        others = [e for s in STREAMS if s != held_out for e in entries[s]]
-        for name, chosen in ((f"{held_out}-others", lambda e: e), (f"{held_out}-bad", misleading)):
+def build_bases(bench: Any, colds: list[str], held_out: list[str]) -> None:
+    """Per held-out dataset, the base of the other datasets' cold entries and its misleading twin (made anew),
+    beside the cold journals."""
+    journals = {s: Path(bench.methods[f"{s}-cold"]["growth"]["options"]["record"]) for s in colds}
+    folder = next(iter(journals.values())).parent
+    entries = {s: KnowledgeBase(str(path)).entries() for s, path in journals.items()}
+    for stream in held_out:
+        others = [e for s in colds if dataset(s) != dataset(stream) for e in entries[s]]
+        for name, chosen in ((f"{stream}-others", lambda e: e), (f"{stream}-bad", misleading)):
             path = folder / f"{name}.journal"
             path.unlink(missing_ok=True)
             base = KnowledgeBase(str(path))
@@ -77,11 +89,18 @@ def build_bases(folder: Path) -> None:
                 base.record(chosen(entry))
 
 
+def dataset(stream: str) -> str:
+    """"mnist.shuffled" -> "mnist": streams of one dataset never inform each other's held-out searches."""
+    return stream.split(".", 1)[0]
+
+
 def misleading(entry: Entry) -> Entry:
-    """`entry` with its chosen and best points replaced by its least accurate complete candidate."""
+    """`entry` with every score mirrored (1 - accuracy) and its chosen and best points replaced by its least
+    accurate complete candidate: a prior that points the wrong way, to the nearest points and to a surrogate."""
     complete = [c for c in entry.candidates if c["status"] == "complete"]
     worst = min(complete, key=lambda c: c["accuracy"])["params"] if complete else entry.chosen
-    return Entry(**{**entry.__dict__, "chosen": dict(worst), "best": dict(worst)})
+    mirrored = [{**c, "accuracy": 1.0 - c["accuracy"]} if c["status"] == "complete" else c for c in entry.candidates]
+    return Entry(**{**entry.__dict__, "candidates": mirrored, "chosen": dict(worst), "best": dict(worst)})
 
 
 def plans(bench: Any, label: str) -> list[dict[str, Any]]:
@@ -98,11 +117,12 @@ def best(plan: dict[str, Any]) -> float | None:
 def until(plan: dict[str, Any], target: float) -> tuple[int, float, bool]:
     """Trials and FLOPs until a complete candidate of `plan` scores within EPS of `target`, and whether one did."""
     spent = 0.0
-    for number, candidate in enumerate(plan["candidates"], 1):
+    trials = [c for c in plan["candidates"] if c["status"] != "screened"]
+    for number, candidate in enumerate(trials, 1):
         spent += candidate.get("spent_flops") or 0.0
         if candidate["status"] == "complete" and candidate["accuracy"] >= target - EPS:
             return number, spent, True
-    return len(plan["candidates"]), spent, False
+    return len(trials), spent, False
 
 
 def headline(comparison: dict[str, Any], label: str) -> list[str]:

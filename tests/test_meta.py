@@ -87,7 +87,7 @@ def test_bad_knowledge_base_input_is_refused_in_one_sentence(tmp_path):
         KnowledgeBase(str(tmp_path / "c.journal")).entry("nothing/task0")
     with pytest.raises(SelfgrowError, match="is off"):
         KnowledgeBase("off")
-    for bad in ({"k": 1}, {"from": "x", "k": 0}, {"from": "x", "within": -1}, {"from": "x", "size": 2},
+    for bad in ({"k": 1}, {"from": "x", "k": -1}, {"from": "x", "within": -1}, {"from": "x", "size": 2},
                 {"from": "x", "max_distance": -0.5}):
         with pytest.raises(SelfgrowError, match="warm_start=.*accepted: an integer >= 0 or a mapping with 'from'"):
             build_grower("searched", warm_start=bad)

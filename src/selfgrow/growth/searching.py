@@ -38,7 +38,10 @@ resumed run warm-starts as the uninterrupted one does. Across runs (the growth k
 and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, max_distance: 1.0,
 within: 2}` also enqueues, after this run's points, the transferred chosen and best points of the
 `k` past searches of the same grower whose tasks are most similar, none farther than
-`max_distance` (`selfgrow.search.meta.transfer`), and the plan's
+`max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random forest fitted on every
+such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n` points it
+ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
+status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; the plan's
 reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
 probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
 trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
@@ -73,6 +76,7 @@ from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+from selfgrow.search.meta.transfer import contains
 from selfgrow.options import option
 from selfgrow.search import (
     DEFAULT_RULE,
@@ -118,7 +122,8 @@ class SearchOptions:
     warm_start: int | dict[str, Any] = option(
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
         "searches consulted (3), max_distance: farthest meta-feature distance consulted (1.0), within: the last "
-        "tasks of this run (2)}")
+        "tasks of this run (2), surrogate: proposals of a surrogate over the past searches, which also screens "
+        "hopeless points (0: off)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -221,14 +226,18 @@ class SearchGrower(Grower):
             return GrowthPlan(reasons=reasons)
         features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
-        proposed, consulted = self.knowledge.consult(space, features)
-        if consulted is not None:
-            reasons["knowledge"] = consulted
-        enqueue = [*reasons["warm_start"], *self._fitting_points(space, proposed, learner, context),
-                   self._baseline(learner, space, context),
+        baseline = self._baseline(learner, space, context)
+        consultation = self.knowledge.consult(space, features, baseline)
+        if consultation.reasons is not None:
+            reasons["knowledge"] = consultation.reasons
+        enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
+                   *self._fitting_points(space, consultation.nearest, learner, context), baseline,
                    *self._fitting_points(space, self.initial_points, learner, context)]
-        outcome = self._search(learner, task, space, enqueue, context)
+        screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
+        outcome = self._search(learner, task, space, enqueue, context, screen)
         records = outcome.records
+        if consultation.surrogate is not None:
+            reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
         choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference))
@@ -283,9 +292,9 @@ class SearchGrower(Grower):
         return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
-                context: Any) -> SearchOutcome:
-        """The task's study: shared with workers when the learner has a distributed backend, else run here under a
-        forked torch RNG."""
+                context: Any, screen: Any = None) -> SearchOutcome:
+        """The task's study: shared with workers when the learner has a distributed backend (the surrogate's
+        `screen` then does not act: workers sample on their own), else run here under a forked torch RNG."""
         coordinator = learner.search_backend
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue, context)
@@ -299,7 +308,7 @@ class SearchGrower(Grower):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
-                                 propose, evaluate, enqueue, keep if self.keep_winner else None)
+                                 propose, evaluate, enqueue, keep if self.keep_winner else None, screen)
         outcome.weights = lambda record: kept[record.get("same_as", record["trial"])]
         return outcome
 
@@ -349,7 +358,7 @@ class SearchGrower(Grower):
         names at their no-growth value); parameters naming nothing in `space` give no point."""
         points: list[dict[str, Any]] = []
         for params in given:
-            fitting = {k: v for k, v in params.items() if k in space and _contains(space[k], v)}
+            fitting = {k: v for k, v in params.items() if k in space and contains(space[k], v)}
             point = {**self._baseline(learner, space, context), **fitting}
             if fitting and point not in points:
                 points.append(point)
@@ -426,14 +435,6 @@ def _retention_params(params: dict[str, Any]) -> dict[str, float]:
 
 def _describe(record: dict[str, Any]) -> str:
     return f"val accuracy {record['accuracy']:.4f}, {record['flops']:,} FLOPs, {record['n_params']:,} params"
-
-
-def _contains(distribution: Any, value: Any) -> bool:
-    """Whether `value` is a point of the Optuna `distribution`."""
-    try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))
-    except (ValueError, TypeError):
-        return False
 
 
 __all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]

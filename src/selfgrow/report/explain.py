@@ -77,6 +77,10 @@ def why_chosen(growth: dict[str, Any]) -> str:
     consulted = (reasons.get("knowledge") or {}).get("consulted") or []
     if consulted:
         text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
+    surrogate = (reasons.get("knowledge") or {}).get("surrogate") or {}
+    if surrogate.get("proposed"):
+        text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
+                 f"point(s) and screened {surrogate.get('screened', 0)}")
     return text
 
 

@@ -127,11 +127,25 @@ def _knowledge_table(knowledge: dict | None) -> str:
              "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
              _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
+    surrogate = _surrogate_text(knowledge.get("surrogate"))
     if not rows:
-        return f"<p>Warm start from the knowledge base {base}: no past search of this grower to consult.</p>"
+        nearest = "" if knowledge.get("k") == 0 else " no past search of this grower near enough to propose its points."
+        return f"<p>Warm start from the knowledge base {base}:{nearest}{surrogate}</p>"
     header = ["past search", "its task", "distance", "proposed (chosen; best)", "its outcome after task", "at its end"]
     return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past searches proposed "
-            f"their chosen and most accurate points, tried first.</p>" + _table(rows, header))
+            f"their chosen and most accurate points.{surrogate}</p>" + _table(rows, header))
+
+
+def _surrogate_text(surrogate: dict | None) -> str:
+    """What the knowledge base's surrogate proposed and screened, in a sentence ("" without one)."""
+    if surrogate is None:
+        return ""
+    if not surrogate.get("searches"):
+        return " No surrogate: fewer than two past searches to fit it on."
+    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in surrogate.get("proposed", []))
+    return html.escape(f" A surrogate fitted on {surrogate['searches']} past searches ({surrogate['candidates']} "
+                       f"candidates) proposed {proposed}, tried first, and screened {surrogate.get('screened', 0)} "
+                       "of the sampler's points untrained.")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -20,6 +20,12 @@ already evaluated (same key) reuse its result at no cost.
 The sampler's population (NSGA-II's generation size) is `population_size`, independent of the
 halving batch, so a small batch still lets the sampler evolve over several batches.
 
+Screening: `screen(params, records so far)`, when given, says why a sampled point is not worth
+training (None: it is); such a point is told PRUNED untrained, recorded with status "screened",
+and does not count against `n_trials` (at most `SCREEN_FACTOR` x `n_trials` are screened, after
+which every point passes). Enqueued points are never screened. The knowledge base's surrogate
+(`selfgrow.search.meta.surrogate`) is the screen the searched growers use.
+
 Optuna's per-trial log lines are turned down to warnings: the records hold every trial.
 
 Warm start: `enqueue` lists earlier tasks' chosen parameters; they become the study's first
@@ -99,6 +105,8 @@ class SearchSettings:
 
 
 Keep = Callable[[Any, dict[str, Any], Evaluation], None]
+Screen = Callable[[dict[str, Any], list[dict[str, Any]]], "str | None"]
+SCREEN_FACTOR = 4  # a search screens at most this many times n_trials points
 
 
 @dataclass
@@ -137,6 +145,7 @@ def run_search(
     evaluate: Callable[[dict[str, Any]], Evaluation],
     enqueue: Sequence[dict[str, Any]] = (),
     keep: Keep | None = None,
+    screen: Screen | None = None,
 ) -> SearchOutcome:
     """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring."""
     import optuna
@@ -149,16 +158,45 @@ def run_search(
     known: dict[str, dict[str, Any]] = {}
     spent = 0.0
     with progress_bar(settings.n_trials, f"search {study_name}", "trial") as bar:
-        while len(records) < settings.n_trials:
-            size = min(settings.halving_batch, settings.n_trials - len(records))
+        while (done := _counted(records)) < settings.n_trials:
+            size = min(settings.halving_batch, settings.n_trials - done)
             # asked lazily: a repeat or an over-budget point is told before the next point is sampled
-            asked = (study.ask(space) for _ in range(size))
-            batch, batch_spent = race_batch(settings, study, asked, len(records) // settings.halving_batch,
+            asked = _screened(study, space, size, screen, propose, records, settings.n_trials * SCREEN_FACTOR,
+                              enqueue)
+            batch, batch_spent = race_batch(settings, study, asked, done // settings.halving_batch,
                                             propose, evaluate, known, keep, bar)
             records += batch
             spent += batch_spent
             bar.update(len(batch))
+    records.sort(key=lambda r: r["trial"])
     return SearchOutcome(records, study, spent)
+
+
+def _counted(records: Sequence[dict[str, Any]]) -> int:
+    """The trials that count against `n_trials`: all but those the screen turned away untrained."""
+    return sum(r["status"] != "screened" for r in records)
+
+
+def _screened(study: Any, space: dict[str, Any], size: int, screen: Screen | None,
+              propose: Callable[[dict[str, Any]], Proposal], records: list[dict[str, Any]], most: int,
+              enqueued: Sequence[dict[str, Any]]) -> Iterable[Any]:
+    """`size` asked trials that pass `screen`; a screened trial is told PRUNED untrained and recorded in
+    `records` with status "screened" (at most `most` screened per search, then every point passes; the
+    `enqueued` points always pass)."""
+    for _ in range(size):
+        trial = study.ask(space)
+        while (screen is not None and dict(trial.params) not in enqueued
+               and sum(r["status"] == "screened" for r in records) < most):
+            reason = screen(dict(trial.params), records)
+            if reason is None:
+                break
+            proposal = propose(dict(trial.params))
+            record = {"trial": trial.number, "batch": None, "params": dict(trial.params), **proposal.info,
+                      "cost": proposal.cost, "status": "screened", "reason": reason, "spent_flops": 0.0}
+            records.append(record)
+            _tell(study, trial, record)
+            trial = study.ask(space)
+        yield trial
 
 
 def race_batch(

@@ -110,7 +110,7 @@ class KnowledgeBase:
         for candidate in entry.candidates:
             params = {k: v for k, v in candidate["params"].items() if k in distributions}
             complete = candidate.get("status") == "complete"
-            state = (TrialState.COMPLETE if complete else TrialState.PRUNED if candidate.get("status") == "pruned"
+            state = (TrialState.COMPLETE if complete else TrialState.PRUNED if candidate.get("status") in ("pruned", "screened")
                      else TrialState.FAIL)
             study.add_trial(create_trial(
                 params=params, distributions={k: distributions[k] for k in params},

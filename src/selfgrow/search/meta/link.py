@@ -2,7 +2,9 @@
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
 source base, proposes the transferred best points of the `k` most similar past searches
-(`selfgrow.search.meta.transfer`); after the search it records the entry (`selfgrow.search.meta.base`); after
+(`selfgrow.search.meta.transfer`) and, with `surrogate: n`, the `n` best points of a surrogate fitted
+on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the
+sampler's points; after the search it records the entry (`selfgrow.search.meta.base`); after
 the task's training it writes the outcome, the mean validation accuracy over the seen tasks, into
 this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id and the
 keys it wrote are state, so a resumed run keeps writing the same entries.
@@ -18,33 +20,49 @@ from typing import Any
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features
+from selfgrow.search.meta.surrogate import Surrogate
 from selfgrow.search.meta.transfer import nearest, transfer
 
 
 @dataclass(frozen=True)
 class WarmStart:
     """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past searches
-    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.search.meta.transfer`)."""
+    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.search.meta.transfer`);
+    `surrogate` > 0: that many proposals of a surrogate over those past searches, and its screen."""
 
     within: int = 2
     source: str | None = None
     k: int = 3
     max_distance: float = 1.0
+    surrogate: int = 0
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
-        """From an integer (`within`) or a mapping {from, k, max_distance, within}; SelfgrowError otherwise."""
+        """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate}; SelfgrowError
+        otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
-        numbers = {"k": (int, 1), "within": (int, 0), "max_distance": ((int, float), 0)}
+        numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0)}
         if not (isinstance(value.get("from"), str) and set(value) <= {"from", *numbers} and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
             raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
-                                "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 1), "
-                                "'max_distance' (a number >= 0) and 'within' (an integer >= 0).")
+                                "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 0), "
+                                "'max_distance' (a number >= 0), 'within' (an integer >= 0) and 'surrogate' (an "
+                                "integer >= 0: the surrogate's proposals, 0: no surrogate).")
         return cls(within=value.get("within", 2), source=value["from"], k=value.get("k", 3),
-                   max_distance=float(value.get("max_distance", 1.0)))
+                   max_distance=float(value.get("max_distance", 1.0)), surrogate=value.get("surrogate", 0))
+
+
+@dataclass
+class Consultation:
+    """What the knowledge base offers one search: the surrogate's proposals (tried first), the nearest past
+    searches' transferred points, the surrogate itself (its screen), and what was consulted (None: no base)."""
+
+    proposed: list[dict[str, Any]]
+    nearest: list[dict[str, Any]]
+    surrogate: Surrogate | None
+    reasons: dict[str, Any] | None
 
 
 class KnowledgeLink:
@@ -56,6 +74,7 @@ class KnowledgeLink:
         self.source = resolve(warm.source) if warm.source is not None else None
         self.k = warm.k
         self.max_distance = warm.max_distance
+        self.proposals = warm.surrogate
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -72,24 +91,31 @@ class KnowledgeLink:
             return None, 0.0
         return task_features(learner, task, self.seed)
 
-    def consult(self, space: dict[str, Any], features: dict[str, float] | None) -> tuple[list[dict[str, Any]],
-                                                                                          dict[str, Any] | None]:
-        """The points the nearest past searches propose for `space` (their chosen, then their most accurate
-        point, transferred), and what was consulted, for the plan's reasons (None without a source)."""
+    def consult(self, space: dict[str, Any], features: dict[str, float] | None,
+                baseline: dict[str, Any]) -> Consultation:
+        """What the base offers a search over `space` whose no-growth point is `baseline`: the nearest past
+        searches' chosen, then most accurate points, transferred; with `surrogate`, its proposals and screen."""
         if self.source is None or features is None:
-            return [], None
+            return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
 
-        found = nearest(self._base(self.source).entries(), features, self.grower, self.k, exclude_run=self.run,
-                        max_distance=self.max_distance)
+        within = nearest(self._base(self.source).entries(), features, self.grower, None, exclude_run=self.run,
+                         max_distance=self.max_distance)
         points, consulted = [], []
-        for entry, distance in found:
+        for entry, distance in within[:self.k]:
             proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
             points += proposed
             consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
                               "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
-        return points, {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance,
-                        "consulted": consulted}
+        reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": consulted}
+        surrogate = None
+        if self.proposals:
+            surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
+            reasons["surrogate"] = surrogate.describe() if surrogate else {"searches": 0}
+        proposed = surrogate.propose(self.proposals) if surrogate else []
+        if proposed:
+            reasons["surrogate"]["proposed"] = proposed
+        return Consultation(proposed, points, surrogate, reasons)
 
     def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
                best: dict[str, Any], features: dict[str, float] | None) -> None:

@@ -26,10 +26,10 @@ from selfgrow.search.meta.base import Entry
 from selfgrow.search.meta.features import FEATURES
 
 
-def nearest(entries: list[Entry], features: dict[str, float], grower: str, k: int, exclude_run: str | None = None,
-            max_distance: float = math.inf) -> list[tuple[Entry, float]]:
-    """The `k` entries of `grower` closest to `features` (ties by key) and no farther than `max_distance`, with
-    their distances."""
+def nearest(entries: list[Entry], features: dict[str, float], grower: str, k: int | None,
+            exclude_run: str | None = None, max_distance: float = math.inf) -> list[tuple[Entry, float]]:
+    """The `k` entries of `grower` (None: all) closest to `features` (ties by key) and no farther than
+    `max_distance`, with their distances."""
     pool = [e for e in entries if e.grower == grower and e.run != exclude_run]
     if not pool:
         return []
@@ -64,6 +64,14 @@ def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, A
         if position is not None and position < len(same_kind) and same_kind[position] not in params:
             point.setdefault(same_kind[position], value)
     return point
+
+
+def contains(distribution: Any, value: Any) -> bool:
+    """Whether `value` is a point of the Optuna `distribution`."""
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError, IndexError):
+        return False
 
 
 def _kind(name: str) -> str:
