@@ -53,6 +53,18 @@ def test_the_surrogate_learns_the_ranking_of_past_searches_whatever_their_diffic
     assert predicted == pytest.approx([gain(p) - mean_gain for p in POINTS], abs=0.02)
 
 
+def test_proposals_are_only_points_within_the_budget_and_the_screen_compares_with_the_best_of_them():
+    surrogate = fitted()
+    agreeing = observed({1.0: 0.50, 1.5: 0.52, 2.0: 0.55})
+    wider = {"widen:hidden.0": 2.0, "deepen:hidden.0": 0}
+    assert surrogate.hopeless(wider, agreeing) is not None  # gain 0.10, below the best point's 0.15
+    affordable = surrogate.propose(1, feasible=lambda p: p["widen:hidden.0"] <= 1.5)
+    assert affordable == [{"widen:hidden.0": 1.5, "deepen:hidden.0": 0}]
+    assert surrogate.hopeless(wider, agreeing) is None  # above the best affordable proposal's 0.075
+    assert surrogate.hopeless({"widen:hidden.0": 1.0, "deepen:hidden.0": 2}, agreeing) is not None
+    assert surrogate.propose(2, feasible=lambda p: False) == []
+
+
 def test_points_of_another_nets_space_are_transferred_by_kind_and_position():
     surrogate = fitted(names=("widen:stage.0", "deepen:stage.0"))
     assert surrogate.propose(1) == [{"widen:hidden.0": 3.0, "deepen:hidden.0": 0}]

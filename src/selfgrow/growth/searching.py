@@ -227,7 +227,9 @@ class SearchGrower(Grower):
         features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
         baseline = self._baseline(learner, space, context)
-        consultation = self.knowledge.consult(space, features, baseline)
+        consultation = self.knowledge.consult(
+            space, features, baseline,
+            lambda point: self._propose(net, head, {**baseline, **point}, context).over_budget is None)
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,10 +92,11 @@ class KnowledgeLink:
             return None, 0.0
         return task_features(learner, task, self.seed)
 
-    def consult(self, space: dict[str, Any], features: dict[str, float] | None,
-                baseline: dict[str, Any]) -> Consultation:
+    def consult(self, space: dict[str, Any], features: dict[str, float] | None, baseline: dict[str, Any],
+                feasible: Callable[[dict[str, Any]], bool] | None = None) -> Consultation:
         """What the base offers a search over `space` whose no-growth point is `baseline`: the nearest past
-        searches' chosen, then most accurate points, transferred; with `surrogate`, its proposals and screen."""
+        searches' chosen, then most accurate points, transferred; with `surrogate`, its proposals (`feasible`
+        ones: within the search's budget) and screen."""
         if self.source is None or features is None:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
@@ -112,7 +114,7 @@ class KnowledgeLink:
         if self.proposals:
             surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
             reasons["surrogate"] = surrogate.describe() if surrogate else {"searches": 0}
-        proposed = surrogate.propose(self.proposals) if surrogate else []
+        proposed = surrogate.propose(self.proposals, feasible) if surrogate else []
         if proposed:
             reasons["surrogate"]["proposed"] = proposed
         return Consultation(proposed, points, surrogate, reasons)

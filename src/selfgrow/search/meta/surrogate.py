@@ -10,11 +10,12 @@ differ by more than their candidates do, and within one search only the ranking 
 model is a random forest (scikit-learn, `TREES` trees, seeded); the spread of its trees'
 predictions is its uncertainty.
 
-It does two things for a new task: `propose(n)` ranks every point of the space (the grid when it
-has at most `GRID` points, else `GRID` seeded random draws) by the predicted score and returns the
-`n` best, which the search tries first; `hopeless(params, observed)` screens the sampler's later
-points, a point whose optimistic prediction (mean + `Z_SCREEN` tree spreads) falls below the
-prediction of the best point is not trained. The screen only acts while the surrogate ranks this
+It does two things for a new task: `propose(n, feasible)` ranks every point of the space (the grid
+when it has at most `GRID` points, else `GRID` seeded random draws) by the predicted score and returns
+the `n` best that are `feasible` (within the search's budget), which the search tries first;
+`hopeless(params, observed)` screens the sampler's later points, a point whose optimistic prediction
+(mean + `Z_SCREEN` tree spreads) falls below the prediction of the best proposal (of the best point
+of the pool before any proposal) is not trained. The screen only acts while the surrogate ranks this
 search's own complete candidates rightly (Kendall tau > 0 over at least `MIN_OBSERVED` of them), so
 a base of unrelated or misleading tasks stops screening as soon as the search contradicts it.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ class Surrogate:
         self.searches = searches
         self.rows = rows
         self.seed = seed
+        self.reference: float | None = None  # the best proposal's prediction, which the screen compares with
         self._pool: tuple[list[dict[str, Any]], np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -87,10 +89,18 @@ class Surrogate:
         per_tree = np.stack([tree.predict(x) for tree in self.model.estimators_])
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
-    def propose(self, n: int) -> list[dict[str, Any]]:
-        """The `n` points of the space with the highest predicted score (distinct, best first)."""
+    def propose(self, n: int, feasible: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """The `n` `feasible` points of the space with the highest predicted score (distinct, best first)."""
         points, mean, _ = self._ranked_pool()
-        return [dict(points[i]) for i in np.argsort(-mean, kind="stable")[:n]]
+        chosen: list[int] = []
+        for i in np.argsort(-mean, kind="stable"):
+            if len(chosen) == n:
+                break
+            if feasible is None or feasible(dict(points[i])):
+                chosen.append(int(i))
+        if chosen:
+            self.reference = float(mean[chosen[0]])
+        return [dict(points[i]) for i in chosen]
 
     def hopeless(self, params: dict[str, Any], observed: Sequence[dict[str, Any]]) -> str | None:
         """Why `params` is not worth training (None: it is, or the screen is off); `observed`: this search's
@@ -98,12 +108,12 @@ class Surrogate:
         tau = self.agreement(observed)
         if tau is None or tau <= 0:
             return None
-        _, pool_mean, _ = self._ranked_pool()
+        reference = self.reference if self.reference is not None else float(self._ranked_pool()[1].max())
         mean, spread = self.predict([params])
-        if mean[0] + Z_SCREEN * spread[0] >= pool_mean.max():
+        if mean[0] + Z_SCREEN * spread[0] >= reference:
             return None
         return (f"screened by the surrogate: predicted {mean[0]:+.4f} (spread {spread[0]:.4f}) against the best "
-                f"point's {pool_mean.max():+.4f}; it ranks this search's candidates with tau {tau:.2f}")
+                f"proposal's {reference:+.4f}; it ranks this search's candidates with tau {tau:.2f}")
 
     def agreement(self, observed: Sequence[dict[str, Any]]) -> float | None:
         """Kendall tau between predicted and measured scores of the distinct complete candidates in `observed`
