@@ -50,13 +50,14 @@ def main() -> None:
     print(comparison["header"])
     print(f"eps = {EPS}; trials and search FLOPs until the best score so far is within eps of the cold search's "
           "final best; not reached = searches that never got there (counted at their full budget)")
-    rows, totals = [], {kind: [] for kind in KINDS}
+    rows, totals, firsts = [], {kind: [] for kind in KINDS}, {kind: [] for kind in KINDS}
     for stream in held_out:
         searches = {kind: plans(bench, f"{stream}-{kind}") for kind in KINDS}
         for kind in KINDS:
-            reached = [until(plan, best(cold)) for plan, cold in zip(searches[kind], searches["cold"])
-                       if best(cold) is not None]
+            pairs = [(plan, cold) for plan, cold in zip(searches[kind], searches["cold"]) if best(cold) is not None]
+            reached = [until(plan, best(cold)) for plan, cold in pairs]
             totals[kind] += reached
+            firsts[kind] += [r for r, (_, cold) in zip(reached, pairs) if cold["reasons"]["task"] == 0]
             rows.append([stream, kind, len(reached), statistics.fmean(r[0] for r in reached),
                          sum(r[1] for r in reached), sum(not r[2] for r in reached),
                          *headline(comparison, f"{stream}-{kind}")])
@@ -66,11 +67,18 @@ def main() -> None:
                      sum(not r[2] for r in reached), "", ""])
     print(format_table(rows, ["stream", "search", "searches", "trials to cold's best", "search FLOPs to it",
                               "not reached", "avg inc acc", "train FLOPs"]))
+    ratios(totals, "all streams, all tasks")
+    ratios(firsts, "all streams, first task only: the same net as cold's, whatever the earlier choices")
+
+
+def ratios(totals: dict[str, list[tuple[int, float, bool]]], scope: str) -> None:
+    """Print how many times fewer trials and search FLOPs warm and bad spent than cold over `totals`."""
     cold_trials = statistics.fmean(r[0] for r in totals["cold"])
     cold_flops = sum(r[1] for r in totals["cold"])
     for kind in ("warm", "bad"):
         print(f"{kind}: {cold_trials / statistics.fmean(r[0] for r in totals[kind]):.2f}x fewer trials, "
-              f"{cold_flops / sum(r[1] for r in totals[kind]):.2f}x fewer search FLOPs than cold (all streams)")
+              f"{cold_flops / sum(r[1] for r in totals[kind]):.2f}x fewer search FLOPs than cold, "
+              f"{sum(not r[2] for r in totals[kind])} of {len(totals[kind])} not reached ({scope})")
 
 
 def build_bases(bench: Any, colds: list[str], held_out: list[str]) -> None:
