@@ -144,7 +144,7 @@ def test_points_over_a_params_budget_are_never_trained():
 
 
 def test_a_budget_below_the_current_net_stops_with_one_sentence():
-    with pytest.raises(SelfgrowError, match=r"budget is smaller than the current net .*max_flops >= [\d,]+"):
+    with pytest.raises(SelfgrowError, match=r"budget is smaller than the cheapest net .*max_flops >= [\d,]+"):
         learn("compound", {**QUICK, "max_flops": 10}, n_tasks=1)
 
 

@@ -85,7 +85,7 @@ def test_with_no_draw_within_the_budget_the_net_does_not_grow():
 
 
 def test_a_budget_below_the_current_net_stops_with_one_sentence():
-    with pytest.raises(SelfgrowError, match=r"random grower's budget is smaller than the current net before task 0"):
+    with pytest.raises(SelfgrowError, match=r"random grower's budget is smaller than the cheapest net it can choose before task 0"):
         plans(build_grower("random", max_params=10), mlp(), 1)
 
 
@@ -127,7 +127,7 @@ def test_a_resumed_grower_draws_what_the_uninterrupted_one_draws(tmp_path):
 
 def test_bad_options_are_refused_in_one_sentence():
     cases = [
-        ({"space": "nas"}, r"grower 'random' option space='nas' is invalid; accepted: one of searched, compound\."),
+        ({"space": "nas"}, r"grower 'random' option space='nas' is invalid; accepted: one of searched, compound, searched-extractor\."),
         ({"max_phi": 2}, r"random option 'max_phi' belongs to space 'compound'; with space 'searched' accepted: "
                          r"width_factors, max_deepen, layers, depth_points\."),
         ({"space": "compound", "width_factors": [2]}, r"'width_factors' belongs to space 'searched'"),
@@ -141,9 +141,10 @@ def test_bad_options_are_refused_in_one_sentence():
             build_grower("random", **options)
 
 
-def test_its_space_options_are_exactly_those_of_the_two_spaces():
+def test_its_space_options_are_exactly_those_of_the_spaces():
     own = {"space", "max_draws", "max_flops", "max_params", "mode", "seed"}
-    assert set(accepted_options(RandomGrower)) - own == set(space_options("searched")) | set(space_options("compound"))
+    spaces = ("searched", "compound", "searched-extractor")
+    assert set(accepted_options(RandomGrower)) - own == set().union(*(space_options(s) for s in spaces))
 
 
 @pytest.mark.parametrize("space, scenario", [("compound", "class"), ("searched", "task")])

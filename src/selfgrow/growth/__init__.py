@@ -12,6 +12,7 @@ from selfgrow.growth.base import (
 from selfgrow.growth.bindgrow import BindGrowGrower
 from selfgrow.growth.compound import CompoundGrower
 from selfgrow.growth.den import DENGrower
+from selfgrow.growth.extractor_search import ExtractorGrower
 from selfgrow.growth.firefly import FireflyGrower
 from selfgrow.growth.fixed import FixedGrower
 from selfgrow.growth.learn_to_grow import LearnToGrowGrower
@@ -26,6 +27,7 @@ __all__ = [
     "BindGrowGrower",
     "CompoundGrower",
     "DENGrower",
+    "ExtractorGrower",
     "FireflyGrower",
     "FixedGrower",
     "Grower",

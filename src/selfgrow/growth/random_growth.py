@@ -7,9 +7,10 @@ subset of layers to expand; the network so grown did much worse than the one RSA
 gain down to -20, against positive values with RSA). A search that grows the net earns its keep
 only when it beats such a control at the same budget, so this grower draws, before each task, a
 point of the *same* space as `searched` (`space: searched`: a widening factor per width group and
-a number of identity layers per depth point) or `compound` (`space: compound`: φ, and α on a
-fitting first task), with that grower's own space options and the same budget (`max_flops`,
-`max_params`), and grows the net to it without training any candidate (search cost 0).
+a number of identity layers per depth point), `compound` (`space: compound`: φ, and α on a
+fitting first task) or `searched-extractor` (the width factor of an expandable net's new
+extractor), with that grower's own space options and the same budget (`max_flops`, `max_params`),
+and grows the net to it without training any candidate (search cost 0).
 
 How it deviates from L2BG's experiment: there is no binding to an earlier task (our searched
 spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
@@ -37,12 +38,14 @@ from typing import Any, Optional
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
 from selfgrow.growth.compound import CompoundOptions
+from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions
 from selfgrow.options import option
 from selfgrow.search import Proposal
 
-SPACES = {"searched": SearchedOptions, "compound": CompoundOptions}  # space name -> the declaration of its grower
+# space name -> the declaration of its grower
+SPACES = {"searched": SearchedOptions, "compound": CompoundOptions, "searched-extractor": ExtractorOptions}
 
 
 class _Untrained:
@@ -62,7 +65,7 @@ def space_options(space: str) -> list[str]:
 
 def _random_options() -> type:
     """The `random` grower's declaration: its own options, the budget, `mode` and `seed` as the searched growers
-    declare them, and every space option of the two spaces, typed as there, null meaning that grower's default."""
+    declare them, and every space option of the spaces, typed as there, null meaning that grower's default."""
     searched = {f.name: f for f in fields(SearchOptions)}
     hints = typing.get_type_hints(SearchOptions)
     own = [("space", str, option("searched", choices=tuple(SPACES))), ("max_draws", int, option(64, at_least=1))]
@@ -77,7 +80,7 @@ def _random_options() -> type:
 
 @register_grower("random")
 class RandomGrower(Grower):
-    """L2BG's random-growth control: a uniform point of the searched or compound space within the budget, untrained.
+    """L2BG's random-growth control: a uniform point of a searched grower's space within the budget, untrained.
 
     Options other than `space`, `max_draws`, the budget, `mode` and `seed` are the chosen space's
     own (null: that grower's default); naming another space's option is refused.
@@ -110,10 +113,10 @@ class RandomGrower(Grower):
         space = inner.space(learner, task)
         current = inner._propose(net, head, inner.no_growth(space)).info
         current = {"flops": current["flops"], "n_params": current["n_params"]}
-        exceeded = inner._over_budget(current)
+        exceeded = inner._over_budget(inner.cheapest_cost(net, head))
         if exceeded:
-            raise SelfgrowError(f"The random grower's budget is smaller than the current net before task {task.index} "
-                                f"({exceeded}); growth cannot shrink a net, so raise or remove the budget.")
+            raise SelfgrowError(f"The random grower's budget is smaller than the cheapest net it can choose before task "
+                                f"{task.index} ({exceeded}), so raise or remove the budget.")
         reasons: dict[str, Any] = {
             "task": task.index,
             "rule": f"random growth (control): a uniform point of the {self.space_name} space within the budget"

@@ -194,6 +194,11 @@ class SearchGrower(Grower):
         """The context a worker rebuilds from `context_state`'s data."""
         return state
 
+    def cheapest_cost(self, net: Any, head: int | None) -> dict[str, Any]:
+        """The cost of the cheapest net the space can give before a task: the current net, as growth never
+        shrinks a net (a subclass whose space can, like the new extractor's size, says otherwise)."""
+        return _cost(net, head)
+
     def chosen(self, net: Any, record: dict[str, Any], outcome: Any, reasons: dict[str, Any]) -> None:
         """Hook called with the chosen candidate before the plan is returned (subclass state updates)."""
 
@@ -212,13 +217,13 @@ class SearchGrower(Grower):
             "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
             "current": _cost(net, head),
         }
-        exceeded = self._over_budget(reasons["current"])
+        floor = self.cheapest_cost(net, head)
+        exceeded = self._over_budget(floor)
         if exceeded:
-            current = reasons["current"]
             raise SelfgrowError(
-                f"The {self.name} grower's budget is smaller than the current net before task {task.index} "
-                f"({exceeded}); growth cannot shrink a net, so give max_flops >= {current['flops']:,} and "
-                f"max_params >= {current['n_params']:,}, or no budget."
+                f"The {self.name} grower's budget is smaller than the cheapest net it can choose before task "
+                f"{task.index} ({exceeded}), so give max_flops >= {floor['flops']:,} and "
+                f"max_params >= {floor['n_params']:,}, or no budget."
             )
         space = self.search_space(learner, task, context)
         if not space:

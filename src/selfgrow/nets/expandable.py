@@ -8,8 +8,10 @@ confused with Dark Experience Replay, also called DER.)
 
 Spec: `{"kind": "expandable", "input_shape": [C, H, W], "extractor": {"kind": "mlp", "hidden": [64]},
 "head": {"kind": "single", "classes": n}}` plus the bookkeeping keys `extractor_classes` (the head's
-class count when each extractor was added; [0] for the first) and `known_classes`. Any registered
-kind with a `feature_dim` can be the extractor (its own head is dropped).
+class count when each extractor was added; [0] for the first), `known_classes`, and `extractors`
+(each extractor's own spec, oldest first; `extractor` is the template an expansion adds, and a
+grower may give the newest one another size with `ops.set_new_extractor`). Any registered kind with
+a `feature_dim` can be an extractor (its own head is dropped).
 
 Expansion follows the head: whenever the single head gains classes (the learner's `ops.add_classes`
 at a new task) after the current newest extractor has already been given classes, the rebuilt spec
@@ -22,6 +24,7 @@ eval mode, so they never change; the newest extractor and the whole head learn, 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,28 +46,29 @@ class ExpandableNet(GrowableNet):
         if head["kind"] != "single" or head["cosine"]:
             raise SelfgrowError("An expandable net needs a linear single head (kind 'single', cosine false); class-IL only.")
         extractor = spec.get("extractor", {"kind": "mlp", "hidden": [64]})
-        if not isinstance(extractor, dict) or extractor.get("kind") in (None, "expandable"):
-            raise SelfgrowError(f"expandable 'extractor' must be a net spec of another kind; got {extractor!r}.")
-        extractor = normalize_spec({**extractor, "input_shape": spec["input_shape"], "head": EXTRACTOR_HEAD})
-        spec["extractor"] = {k: v for k, v in extractor.items() if k not in ("input_shape", "head")}
+        spec["extractor"] = _extractor_spec(extractor, spec["input_shape"])
         counts = spec.get("extractor_classes", [0])
         if not isinstance(counts, list) or not counts or not all(isinstance(c, int) and c >= 0 for c in counts):
             raise SelfgrowError(f"expandable 'extractor_classes' must be a non-empty list of ints >= 0; got {counts!r}.")
+        extractors = spec.get("extractors", [spec["extractor"]] * len(counts))
+        if not isinstance(extractors, list) or len(extractors) != len(counts):
+            raise SelfgrowError(f"expandable 'extractors' must be a list of {len(counts)} net specs, one per entry "
+                                f"of 'extractor_classes'; got {extractors!r}.")
         previous, classes = spec.get("known_classes", head["classes"]), head["classes"]
         if classes > previous > counts[-1]:
-            counts = [*counts, previous]
+            counts, extractors = [*counts, previous], [*extractors, spec["extractor"]]
+        spec["extractors"] = [_extractor_spec(e, spec["input_shape"]) for e in extractors]
         spec["extractor_classes"], spec["known_classes"] = counts, classes
         return spec
 
     def __init__(self, spec: dict):
         super().__init__(spec)
-        extractor_spec = {**spec["extractor"], "input_shape": spec["input_shape"], "head": EXTRACTOR_HEAD}
-        self.extractors = nn.ModuleList(_extractor(extractor_spec) for _ in spec["extractor_classes"])
-        width = self.extractors[0].feature_dim
-        self.feature_dim = width * len(self.extractors)
+        self.extractors = nn.ModuleList(
+            _extractor({**e, "input_shape": spec["input_shape"], "head": EXTRACTOR_HEAD}) for e in spec["extractors"])
+        self.feature_dim = sum(e.feature_dim for e in self.extractors)
         self.head = build_head(spec["head"], self.feature_dim)
         with torch.no_grad():
-            self.head.classifier.weight[:, width:] = 0
+            self.head.classifier.weight[:, self.extractors[0].feature_dim:] = 0
 
     def features(self, x: torch.Tensor, task: int | None = None) -> torch.Tensor:
         """Concatenated features of every extractor, oldest first (`task` is ignored)."""
@@ -85,6 +89,14 @@ class ExpandableNet(GrowableNet):
         for extractor in list(self.extractors)[:-1]:
             extractor.eval()
         return self
+
+
+def _extractor_spec(extractor: Any, input_shape: list[int]) -> dict:
+    """An extractor's normalised spec without the keys its expandable net supplies (input shape, empty head)."""
+    if not isinstance(extractor, dict) or extractor.get("kind") in (None, "expandable"):
+        raise SelfgrowError(f"An expandable net's extractor must be a net spec of another kind; got {extractor!r}.")
+    full = normalize_spec({**extractor, "input_shape": input_shape, "head": EXTRACTOR_HEAD})
+    return {k: v for k, v in full.items() if k not in ("input_shape", "head")}
 
 
 def _extractor(spec: dict) -> GrowableNet:

@@ -134,12 +134,12 @@ def _pnn(spec: dict[str, Any]) -> list[Block]:
 
 
 def _expandable(spec: dict[str, Any]) -> list[Block]:
-    extractor = spec.get("extractor", {})
-    inner = blocks_of({**extractor, "input_shape": spec.get("input_shape")})
     count = len(spec.get("extractor_classes", [])) or 1
+    extractors = spec.get("extractors") or [spec.get("extractor", {})] * count
     return [replace(b, name=f"extractor {k} {b.name}", label=f"e{k} {b.label}", index=k,
                     params=tuple(f"extractors.{k}.{p}" for p in b.params))
-            for k in range(count) for b in inner]
+            for k, extractor in enumerate(extractors)
+            for b in blocks_of({**extractor, "input_shape": spec.get("input_shape")})]
 
 
 _READERS = {"mlp": _mlp, "convnet": _convnet, "resnet": _resnet, "modular": _modular, "jointnet": _modular,

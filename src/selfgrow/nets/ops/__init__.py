@@ -8,6 +8,7 @@ where every old parameter's values sit, so optimizer and retention state can fol
 
 from selfgrow.nets.ops.bindgrow import bind_task
 from selfgrow.nets.ops.deepen import deepen
+from selfgrow.nets.ops.extractor import set_new_extractor
 from selfgrow.nets.ops.growth import Growth, compose
 from selfgrow.nets.ops.heads import add_classes, add_head
 from selfgrow.nets.ops.modular import (
@@ -39,6 +40,7 @@ __all__ = [
     "fold_gates",
     "remap_tensors",
     "scale",
+    "set_new_extractor",
     "set_task_path",
     "widen",
     "widen_to",
