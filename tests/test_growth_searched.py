@@ -231,3 +231,37 @@ def test_repeated_candidates_train_each_repeat_on_its_own_stream_and_score_their
     trained = [c for r in repeated for c in r.plan.candidates if c["status"] == "complete"]
     assert all(len(c["repeat_scores"]) == 3 for c in trained)
     assert any(len(set(c["repeat_scores"])) > 1 for c in trained)  # the repeats differ (batch order, growth draws)
+
+
+@pytest.mark.parametrize("deciding", ["bic", "bias_correction", "nme"])
+def test_candidates_are_scored_as_the_learner_evaluates_after_the_task(deciding):
+    """An after-task step that decides predictions (BiC's correction, weight aligning) counts in a candidate's score,
+    run on copies: the candidate's net and strategies stay as trained."""
+    from selfgrow.growth.candidates import CandidateTraining
+    from selfgrow.retention import build_retention
+    from selfgrow.train import accuracy
+
+    torch.manual_seed(0)
+    learner = learner_for("fixed")
+    if deciding == "nme":  # the nearest-mean classifier: the new classes' means come from the memory update
+        learner.retention = [build_retention("lwf"), build_retention("replay", budget=12, classifier="nme")]
+    else:
+        options = {"per_class": 4, "steps": 100} if deciding == "bic" else {}
+        learner.retention = [build_retention("replay", budget=12), build_retention(deciding, **options)]
+    tasks = make_tasks(2, per_class=40)
+    learner.learn(tasks[0])
+    learner.net = ops.add_classes(learner.net, 2).net
+    candidate = CandidateTraining(learner, tasks[1], [])
+    scored = candidate.train_to(3)["val_accuracy"]["1"]
+    trained = candidate.state_dict()
+    state = json.dumps(candidate.retention[1].state_dict(), default=str)
+    assert candidate.score()["val_accuracy"]["1"] == scored  # scoring again: the copies start anew
+    assert all(torch.equal(v, trained[k]) for k, v in candidate.net.state_dict().items())
+    assert json.dumps(candidate.retention[1].state_dict(), default=str) == state
+    raw = accuracy(candidate.net, tasks[1], "class", "val")
+    learner.net.load_state_dict(candidate.state_dict())  # the learner, trained as the candidate was
+    learner.retention = candidate.retention
+    learner.seen.append(tasks[1])
+    for strategy in learner.retention:
+        strategy.after_task(learner, tasks[1])
+    assert learner.evaluate([tasks[1]], "val")[0] == scored != raw

@@ -8,11 +8,18 @@ the validation split of the new task and on the validation memory of every task 
 (`selfgrow.growth.validation_memory`: at most `val_memory_per_class` samples per class, counted
 in the learner's memory). Its objectives (`selfgrow.search.objectives`) are the plasticity (new
 task), the stability (earlier tasks' accuracy after minus before its training), the score (mean
-over all seen tasks) and the score's standard error from the validation sizes. The strategies' after-task
-steps (Fisher, memory update, weight aligning) are not run for candidates: they cost compute
-and act on every candidate alike. Training runs in the learner's trainer configuration except:
-no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping, no progress bar, and
-optimizer state carried from rung to rung, each rung's batch order drawn from a seed of its own.
+over all seen tasks) and the score's standard error from the validation sizes. Candidates are
+scored as the learner's evaluation will predict: through the strategies' `predict` (BiC's
+corrections, the nearest mean of exemplars), after the after-task steps that decide predictions
+(`Retention.decides_predictions_after_task`: BiC's correction of the new classes, weight aligning,
+the nearest-mean classifier's memory update), run at each scoring on copies of the candidate and
+of those strategies (BiC's held-out images of the new task are then drawn from the validation
+split the candidate is scored on: 10 per class, against the whole split). The other after-task
+steps (Fisher, a head-classified memory's update) are not run for candidates: they cost compute
+and do not change what the candidate predicts. Training runs in the learner's trainer
+configuration except: no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping,
+no progress bar, and optimizer state carried from rung to rung, each rung's batch order drawn
+from a seed of its own.
 With `data_fraction` < 1 candidates train on a stratified subset of the task's training data
 (the same subset for every candidate of a task: a cheaper proxy, as in proxy-data NAS); they are
 always scored on the new task's full validation split.
@@ -45,6 +52,7 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GrowthPlan
 from selfgrow.growth.validation_memory import memory_view
+from selfgrow.retention.base import overriding
 from selfgrow.retention.settings import apply_settings
 from selfgrow.search.objectives import candidate_objectives
 from selfgrow.train.parallel import DataParallel
@@ -119,7 +127,8 @@ class CandidateTraining:
     def train_to(self, epochs: int) -> dict[str, Any]:
         """Train on to `epochs` epochs in total, then score: mean and per-task validation accuracy."""
         if self.before is None:
-            self.before = {key: acc for key, (acc, _) in self._accuracies(self.learner.seen).items()}
+            before = self._accuracies(self.learner.seen, self.net, overriding(self.retention, "predict"))
+            self.before = {key: acc for key, (acc, _) in before.items()}
         if epochs > self.epochs_done:
             trainer = dataclasses.replace(self.trainer, epochs=epochs - self.epochs_done,
                                           seed=self.trainer.seed + 7919 * self.epochs_done)
@@ -135,7 +144,7 @@ class CandidateTraining:
 
     def score(self) -> dict[str, Any]:
         """The candidate's objectives on the validation data of every seen task and the new one."""
-        measured = self._accuracies([*self.learner.seen, self.task])
+        measured = self._accuracies([*self.learner.seen, self.task], *self._as_evaluated())
         per_task = {key: acc for key, (acc, _) in measured.items()}
         sizes = {key: n for key, (_, n) in measured.items()}
         result = {**candidate_objectives(per_task, sizes, str(self.task.index), self.before),
@@ -145,8 +154,23 @@ class CandidateTraining:
             result = json.loads(parallel.from_leader(json.dumps(result).encode() if parallel.rank == 0 else None))
         return result
 
-    def _accuracies(self, tasks: list[Any]) -> dict[str, tuple[float, int]]:
-        """Task key -> (validation accuracy, samples): the new task's whole split, earlier ones' memory."""
+    def _as_evaluated(self) -> tuple[torch.nn.Module, list[Any]]:
+        """The net and the predicting strategies as the learner's evaluation will see them after the task: the
+        after-task steps that decide predictions run on copies (the candidate itself trains on unchanged)."""
+        deciding = [s.decides_predictions_after_task for s in self.retention]
+        if not any(deciding):
+            return self.net, overriding(self.retention, "predict")
+        net = copy.deepcopy(self.net)
+        strategies = [copy.deepcopy(s) if d else s for s, d in zip(self.retention, deciding)]
+        view = LearnerView(self.learner, net)
+        for strategy, d in zip(strategies, deciding):
+            if d:
+                strategy.after_task(view, self.task)
+        return net, overriding(strategies, "predict")
+
+    def _accuracies(self, tasks: list[Any], net: torch.nn.Module, classifiers: list[Any]) -> dict[str, tuple[float, int]]:
+        """Task key -> (validation accuracy, samples): the new task's whole split, earlier ones' memory, predicted
+        by `net` through `classifiers` (the strategies overriding `predict`)."""
         from selfgrow.nets.cost import inference_flops
         from selfgrow.train import accuracy
 
@@ -154,7 +178,7 @@ class CandidateTraining:
         out = {}
         for task in tasks:
             view = task if task is self.task else memory_view(task, self.val_memory_per_class)
-            acc = accuracy(self.net, view, scenario, "val", batch_size=self.trainer.eval_batch_size)
+            acc = accuracy(net, view, scenario, "val", batch_size=self.trainer.eval_batch_size, classifiers=classifiers)
             if math.isnan(acc):
                 raise SelfgrowError(
                     f"Task {task.name!r} has no validation data to score growth candidates on; "
@@ -162,7 +186,7 @@ class CandidateTraining:
                 )
             out[str(task.index)] = (acc, len(view.y_val))
             head = task.index if scenario == "task" else None
-            self.spent_flops += float(inference_flops(self.net, head, sub_network=False)) * len(view.y_val)
+            self.spent_flops += float(inference_flops(net, head, sub_network=False)) * len(view.y_val)
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

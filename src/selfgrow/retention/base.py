@@ -38,6 +38,9 @@ class Retention(Configurable):
     # True when `penalty` reads the net only through its forward passes (`net(x, task)`, `net.features`) and the
     # logits it is given, as distillation does: a grower may then score candidates on it with a functional copy
     penalty_on_outputs: bool = False
+    # True when `after_task` fits how the net's outputs become predictions (a bias correction, aligned head rows):
+    # growth candidates then run it on copies before they are scored, so their scores are the evaluation's
+    decides_predictions_after_task: bool = False
 
     def before_task(self, learner: Any, task: "Task") -> None:
         """Called after growth and before training on `task`."""

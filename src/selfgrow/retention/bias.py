@@ -49,6 +49,8 @@ class WeightAligning(Retention):
     (combine with `lwf`). Class-IL only.
     """
 
+    decides_predictions_after_task = True
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.old_classes: list[int] = []

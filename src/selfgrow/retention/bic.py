@@ -70,6 +70,7 @@ class BiC(Retention):
     """
 
     Options = BiCOptions
+    decides_predictions_after_task = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -130,6 +130,11 @@ class Replay(Retention):
             return self._sample(math.ceil(batch_size * len(self) / self.new_samples), generator)
         return self._sample(self.replay_batch_size or batch_size, generator)
 
+    @property
+    def decides_predictions_after_task(self) -> bool:
+        """With the nearest-mean classifier, the after-task memory update gives the new classes their means."""
+        return self.classifier == "nme"
+
     def predict(self, net: torch.nn.Module, x: torch.Tensor, task: Task, scenario: str,
                 seen_class_ids: list[int] | None) -> torch.Tensor | None:
         if self.classifier != "nme" or len(self.mean_ids) == 0:
