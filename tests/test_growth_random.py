@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from search_fixtures import resumed_pair
-from trainer_fixtures import run_config_file
+from search_fixtures import learner_for, resumed_pair
+from trainer_fixtures import make_tasks, run_config_file
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import RandomGrower, build_grower
@@ -17,6 +17,7 @@ from selfgrow.growth.compound import FLOPS_TOLERANCE
 from selfgrow.growth.random_growth import space_options
 from selfgrow.nets import build, cost, preset
 from selfgrow.registry import accepted_options
+from selfgrow.retention import build_retention
 
 HEAD = {"kind": "single", "classes": 4}
 
@@ -72,6 +73,22 @@ def test_every_choice_is_within_the_budget_and_trains_nothing(space):
         for plan in made:
             assert plan.reasons["random"]["flops"] <= budget and plan.search_flops == 0.0
             assert plan.reasons["rule"].startswith("random growth (control)") and plan.candidates == []
+
+
+def test_retention_strengths_are_drawn_uniformly_with_the_growth_and_set_on_the_learner():
+    grower = build_grower("random", space="searched", retention_space={"lwf.alpha": [0.0, 4.0]})
+    learner = SimpleNamespace(net=mlp(), scenario="class", retention=[build_retention("lwf")])
+    made = [grower.plan(learner, SimpleNamespace(index=index)) for index in range(300)]
+    counts = Counter(plan.retention["lwf.alpha"] for plan in made)
+    assert set(counts) == {0.0, 1.0, 4.0}  # 1.0, the present value, joins the choices as in a search
+    assert all(70 <= n <= 130 for n in counts.values())  # 100 expected each
+    assert all(plan.retention["lwf.alpha"] == plan.reasons["random"]["point"]["retention:lwf.alpha"] for plan in made)
+    torch.manual_seed(0)
+    trained = learner_for("random", {"space": "searched", "retention_space": {"lwf.alpha": [0.0, 4.0]}})
+    records = [trained.learn(task) for task in make_tasks(2)]
+    lwf = next(s for s in trained.retention if s.name == "lwf")
+    assert lwf.alpha == records[-1].plan.retention["lwf.alpha"]
+    assert trained.retention_settings == {"lwf.alpha": lwf.alpha}
 
 
 def test_with_no_draw_within_the_budget_the_net_does_not_grow():
@@ -142,7 +159,7 @@ def test_bad_options_are_refused_in_one_sentence():
 
 
 def test_its_space_options_are_exactly_those_of_the_spaces():
-    own = {"space", "max_draws", "max_flops", "max_params", "mode", "seed"}
+    own = {"space", "max_draws", "max_flops", "max_params", "mode", "seed", "retention_space"}
     spaces = ("searched", "compound", "searched-extractor")
     assert set(accepted_options(RandomGrower)) - own == set().union(*(space_options(s) for s in spaces))
 

@@ -24,6 +24,18 @@ WIDEN_MODES = ("zero", "split")  # the `ops.widen` modes a grower's `mode` optio
 
 
 @dataclass
+class AdoptedTraining:
+    """A candidate's training that becomes the task's: its trained net, optimizer state and retention strategies
+    (which ran `before_task` and trained with it, so in-training state such as SI's path integral is theirs), and
+    its `FitResult` (whose compute the plan's `search_flops` already holds)."""
+
+    net: torch.nn.Module
+    optimizer_state: dict[str, dict[str, torch.Tensor]]
+    retention: list[Any]
+    fit: "FitResult"
+
+
+@dataclass
 class GrowthPlan:
     """Operator calls to apply before a task, with the reasons, the candidates weighed and the one chosen.
 
@@ -37,7 +49,8 @@ class GrowthPlan:
     this task on, when the grower searched them together with the growth. `search_flops`: the compute
     the grower spent deciding (candidate training and scoring, probes), which the run adds to the
     task's training FLOPs. `grower`: the registered name of the grower that made the plan (the
-    learner fills it in).
+    learner fills it in). `adopted`: the chosen candidate's whole training taken over as the task's
+    (`AdoptedTraining`); the learner then neither runs the strategies' `before_task` nor trains.
     """
 
     ops: list[dict[str, Any]] = field(default_factory=list)
@@ -49,6 +62,7 @@ class GrowthPlan:
     retention: dict[str, float] = field(default_factory=dict)
     search_flops: float = 0.0
     grower: str = ""
+    adopted: "AdoptedTraining | None" = None
 
     def apply(self, net: torch.nn.Module) -> tuple[torch.nn.Module, list["Growth"]]:
         """Run the operators in order; returns the grown net and each operator's `Growth` (input net untouched)."""

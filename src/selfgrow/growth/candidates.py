@@ -50,12 +50,13 @@ from typing import Any
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import GrowthPlan
+from selfgrow.growth.base import AdoptedTraining, GrowthPlan
 from selfgrow.growth.validation_memory import memory_view
 from selfgrow.retention.base import overriding
 from selfgrow.retention.settings import apply_settings
 from selfgrow.search.objectives import candidate_objectives
 from selfgrow.train.parallel import DataParallel
+from selfgrow.train.trainer import FitResult, OptimizerState
 
 
 REPEAT_SEED_STEP = 1_000_033  # trainer-seed offset of each repeat: its own batch order and augmentations
@@ -92,6 +93,7 @@ class CandidateTraining:
         )
         self.epochs_done = 0
         self.spent_flops = 0.0
+        self.fits: list[Any] = []  # each rung's FitResult, for a training adopted as the task's
         self.val_memory_per_class = val_memory_per_class
         self.before: dict[str, float] | None = None  # earlier tasks' accuracies before any training
 
@@ -137,6 +139,7 @@ class CandidateTraining:
                                   optimizer_state=self.optimizer_state)
             self.optimizer_state = fit.optimizer_state
             self.spent_flops += fit.train_flops
+            self.fits.append(fit)
             self.epochs_done = epochs
             if fit.skipped_steps or not all(torch.isfinite(p).all() for p in self.net.parameters()):
                 return {"accuracy": 0.0, "diverged": True, "skipped_steps": fit.skipped_steps}
@@ -193,6 +196,11 @@ class CandidateTraining:
         """The candidate's trained weights and buffers as CPU copies (a winner handed to the learner)."""
         return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
 
+    def adoption(self) -> AdoptedTraining:
+        """This candidate's training as the task's: its net, optimizer state, strategies and its rungs' fits as one."""
+        return AdoptedTraining(net=self.net, optimizer_state=self.optimizer_state, retention=self.retention,
+                               fit=merged_fit(self.fits, self.optimizer_state))
+
 
 class RepeatedTraining:
     """A candidate trained `len(runs)` times (growth draws, batch orders and augmentations differ), scored by the mean.
@@ -221,6 +229,26 @@ class RepeatedTraining:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.runs[0].state_dict()
+
+    def adoption(self) -> AdoptedTraining:
+        return self.runs[0].adoption()
+
+
+def merged_fit(fits: list[FitResult], optimizer_state: OptimizerState) -> FitResult:
+    """The rungs' fits of one candidate as one training: epochs, curves and samples joined, the last rung's
+    accuracy; its train FLOPs are 0, as the search's FLOPs (the plan's `search_flops`) already count them."""
+    if not fits:
+        raise SelfgrowError("A candidate that never trained has no training to adopt.")
+    last = fits[-1]
+    best = max(fits, key=lambda f: -1.0 if f.best_val_acc is None else f.best_val_acc)
+    offset = sum(f.epochs for f in fits[:fits.index(best)])
+    return dataclasses.replace(
+        last, epochs=sum(f.epochs for f in fits), best_val_acc=best.best_val_acc,
+        best_epoch=None if best.best_epoch is None else offset + best.best_epoch,
+        val_curve=[v for f in fits for v in f.val_curve], loss_curve=[v for f in fits for v in f.loss_curve],
+        batch_curve=[v for f in fits for v in f.batch_curve], train_samples=sum(f.train_samples for f in fits),
+        train_flops=0.0, wall_time=sum(f.wall_time for f in fits), skipped_steps=sum(f.skipped_steps for f in fits),
+        lr_drops=sum(f.lr_drops for f in fits), grid=[], optimizer_state=optimizer_state)
 
 
 def combine_repeats(results: list[dict[str, Any]]) -> dict[str, Any]:

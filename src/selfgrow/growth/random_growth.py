@@ -10,7 +10,9 @@ point of the *same* space as `searched` (`space: searched`: a widening factor pe
 a number of identity layers per depth point), `compound` (`space: compound`: φ, and α on a
 fitting first task) or `searched-extractor` (the width factor of an expandable net's new
 extractor), with that grower's own space options and the same budget (`max_flops`, `max_params`),
-and grows the net to it without training any candidate (search cost 0).
+and grows the net to it without training any candidate (search cost 0). With `retention_space` the
+strategies' strengths are drawn too, uniformly from the same choices as a search's (the present
+value among them), and set from that task on: the control of a search of growth and retention.
 
 How it deviates from L2BG's experiment: there is no binding to an earlier task (our searched
 spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
@@ -40,12 +42,13 @@ from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.searched import SearchedOptions
-from selfgrow.growth.searching import SearchGrower, SearchOptions
+from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
 from selfgrow.options import option
 from selfgrow.search import Proposal
 
 # space name -> the declaration of its grower
 SPACES = {"searched": SearchedOptions, "compound": CompoundOptions, "searched-extractor": ExtractorOptions}
+SHARED = ("max_flops", "max_params", "mode", "seed", "retention_space")  # taken as the searched growers take them
 
 
 class _Untrained:
@@ -70,7 +73,7 @@ def _random_options() -> type:
     hints = typing.get_type_hints(SearchOptions)
     own = [("space", str, option("searched", choices=tuple(SPACES))), ("max_draws", int, option(64, at_least=1))]
     own += [(name, hints[name], field(default=searched[name].default, metadata=searched[name].metadata))
-            for name in ("max_flops", "max_params", "mode", "seed")]
+            for name in SHARED]
     for declaration in SPACES.values():
         space_hints = typing.get_type_hints(declaration)
         own += [(f.name, Optional[space_hints[f.name]], field(default=None))
@@ -92,7 +95,7 @@ class RandomGrower(Grower):
         super().__init__(**options)
         space = self.space
         given = {name: value for name, value in options.items()
-                 if name not in ("space", "max_draws", "max_flops", "max_params", "mode", "seed") and value is not None}
+                 if name not in ("space", "max_draws", *SHARED) and value is not None}
         own = space_options(space)
         for name in given:
             if name not in own:
@@ -100,8 +103,7 @@ class RandomGrower(Grower):
                 raise SelfgrowError(f"random option {name!r} belongs to space {other!r}; with space {space!r} "
                                     f"accepted: {', '.join(own)}.")
         try:
-            inner = GROWERS[space](**given, max_flops=self.max_flops, max_params=self.max_params, mode=self.mode,
-                                   seed=self.seed)
+            inner = GROWERS[space](**given, **{name: getattr(self, name) for name in SHARED})
         except SelfgrowError as err:
             raise SelfgrowError(f"random grower (space {space!r}): {err}") from err
         self.space_name = space
@@ -110,8 +112,8 @@ class RandomGrower(Grower):
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
         net, inner = learner.net, self.inner
         head = task.index if learner.scenario == "task" else None
-        space = inner.space(learner, task)
-        current = inner._propose(net, head, inner.no_growth(space)).info
+        space = inner.search_space(learner, task)
+        current = inner._propose(net, head, inner._baseline(learner, space, None)).info
         current = {"flops": current["flops"], "n_params": current["n_params"]}
         exceeded = inner._over_budget(inner.cheapest_cost(net, head))
         if exceeded:
@@ -126,7 +128,7 @@ class RandomGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: empty growth space"
             return GrowthPlan(reasons=reasons)
-        point, proposal, draws = self._draw(net, head, space, task.index)
+        point, proposal, draws = self._draw(learner, head, space, task.index)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
         reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],
                              "n_params": record["n_params"], "draws": draws, "seed": self.seed}
@@ -134,14 +136,15 @@ class RandomGrower(Grower):
         reasons["decision"] = (f"random growth (control): {point} ({record['flops']:,} FLOPs, "
                                f"{record['n_params']:,} params, draw {draws})" if within else
                                f"random growth (control): no draw of {self.max_draws} within the budget, no growth")
-        ops = inner.ops_for(net, point)
+        ops = inner.ops_for(net, growth_params(point))
         inner.chosen(net, record, _Untrained(), reasons)
         inner.history.append({"task": task.index, "chosen": dict(point), "best": dict(point)})
-        return GrowthPlan(ops=ops, reasons=reasons)
+        return GrowthPlan(ops=ops, reasons=reasons, retention=retention_params(point))
 
-    def _draw(self, net: Any, head: int | None, space: dict[str, Any], task: int) -> tuple[dict[str, Any], Proposal, int]:
+    def _draw(self, learner: Any, head: int | None, space: dict[str, Any], task: int) -> tuple[dict[str, Any], Proposal, int]:
         """The first of up to `max_draws` uniform points within the budget: (point, its proposal, draws made);
-        when none is, the no-growth point with draws = max_draws + 1."""
+        when none is, the no-growth point (strengths as they are) with draws = max_draws + 1."""
+        net = learner.net
         rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
         proposals: dict[str, Proposal] = {}
         for n in range(1, self.max_draws + 1):
@@ -151,7 +154,7 @@ class RandomGrower(Grower):
                 proposals[key] = self.inner._propose(net, head, point)
             if proposals[key].over_budget is None:
                 return point, proposals[key], n
-        point = self.inner.no_growth(space)
+        point = self.inner._baseline(learner, space, None)
         return point, self.inner._propose(net, head, point), self.max_draws + 1
 
     # ---- state ------------------------------------------------------------------------------

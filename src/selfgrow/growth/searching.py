@@ -50,6 +50,13 @@ space lacks are dropped, missing names take their no-growth value.
 `keep_winner`: the learner starts the task's training from the chosen candidate's trained
 weights (`GrowthPlan.weights`) instead of from the freshly grown net; it then trains the task
 as usual. Off by default: the learner's training then does not depend on the search's.
+`adopt_winner`: the chosen candidate's training is the task's training (`GrowthPlan.adopted`): the
+learner takes its trained net, optimizer state and retention strategies and does not train the
+task again, which saves one training per task and keeps the training the score was measured on
+(keep_winner trains the task a second time on top, so the old classes forget more). It needs
+candidates trained as the task would be, so `data_fraction` 1 and a last rung of the trainer's
+epochs, and a search in this process (workers hand back weights only); candidates train without
+the trainer's lr/wd grid and early stopping, so an adopted task's training has neither.
 
 The search runs under a forked torch RNG (the global random stream of the run is untouched) and
 every candidate draws from a stream of its own, seeded from (`seed`, task index, its operator
@@ -130,6 +137,7 @@ class SearchOptions:
     initial_points: list[dict[str, Any]] | None = option(
         None, note="mappings from parameter names to values")
     keep_winner: bool = False
+    adopt_winner: bool = False
     retention_space: dict[str, list[float]] | None = option(
         None, note="a mapping from '<strategy>.<attribute>' to a non-empty list of numbers")
     repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
@@ -137,6 +145,12 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         WarmStart.parse(self.warm_start)  # refuses a bad mapping now
+        if self.adopt_winner and self.keep_winner:
+            raise SelfgrowError("growth keep_winner and adopt_winner are both true; accepted: at most one of them "
+                                "(adopt_winner already takes the winner's weights, and its training).")
+        if self.adopt_winner and float(self.data_fraction) < 1:
+            raise SelfgrowError(f"growth adopt_winner needs candidates trained on all of the task, not "
+                                f"data_fraction={self.data_fraction}; accepted: data_fraction 1.")
         space = self.retention_space
         if space is not None and not all(isinstance(v, list) and v and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in space.values()):
@@ -225,6 +239,7 @@ class SearchGrower(Grower):
                 f"{task.index} ({exceeded}), so give max_flops >= {floor['flops']:,} and "
                 f"max_params >= {floor['n_params']:,}, or no budget."
             )
+        self._check_adoptable(learner)
         space = self.search_space(learner, task, context)
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
@@ -254,19 +269,35 @@ class SearchGrower(Grower):
         reasons["trials_to_chosen"] = first["trial"] + 1
         reasons["batches_to_chosen"] = first["batch"] + 1
         reasons["decision"] = f"trial {choice['trial']}: {choice['params']} ({_describe(choice)})"
-        weights = None
+        weights = adopted = None
         if self.keep_winner:
             weights = outcome.weights(choice)
             reasons["decision"] += "; training starts from its trained weights"
-        ops = self.ops_for(net, _growth_params(choice["params"]), context)
-        settings = _retention_params(choice["params"])
+        if self.adopt_winner:
+            adopted = outcome.adopted(choice)
+            reasons["decision"] += "; its training is the task's (adopted, not trained again)"
+        ops = self.ops_for(net, growth_params(choice["params"]), context)
+        settings = retention_params(choice["params"])
         if settings:
             reasons["retention"] = settings
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
         self.knowledge.record(task, space, records, choice["params"], best["params"], features)
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
-                          retention=settings, search_flops=outcome.spent_flops + probe_flops)
+                          retention=settings, search_flops=outcome.spent_flops + probe_flops, adopted=adopted)
+
+    def _check_adoptable(self, learner: Any) -> None:
+        """With `adopt_winner`, refuse a search whose candidates would not train as the task (see the module docstring)."""
+        if not self.adopt_winner:
+            return
+        last = self.epochs[-1] if isinstance(self.epochs, list) else self.epochs
+        if last != learner.trainer.epochs:
+            raise SelfgrowError(f"growth adopt_winner needs the last rung to train the trainer's "
+                                f"{learner.trainer.epochs} epochs, not {last}; accepted: epochs ending in "
+                                f"{learner.trainer.epochs}.")
+        if learner.search_backend is not None:
+            raise SelfgrowError("growth adopt_winner needs the search in this process (workers hand back weights "
+                                "only); accepted: no search workers, or keep_winner instead.")
 
     def after_task(self, learner: Any, task: Any) -> None:
         """The trained task's outcome into the knowledge base (see `selfgrow.search.meta.link`)."""
@@ -295,7 +326,7 @@ class SearchGrower(Grower):
 
         growth = {k: v for k, v in space.items() if not k.startswith(RETENTION)}
         keys = [k[len(RETENTION):] for k in space if k.startswith(RETENTION)]
-        present = current_settings(learner.retention, keys)
+        present = current_settings(learner.retention, keys) if keys else {}
         return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
@@ -306,17 +337,19 @@ class SearchGrower(Grower):
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue, context)
         propose, evaluate = self.problem(learner, task, context)
-        kept: dict[int, dict[str, torch.Tensor]] = {}
+        kept: dict[int, Any] = {}  # trial -> its trained weights (keep_winner) or the candidate itself (adopt_winner)
 
         def keep(trial: Any, record: dict[str, Any], evaluation: Any) -> None:
-            kept[record["trial"]] = evaluation.state_dict()
+            kept[record["trial"]] = evaluation if self.adopt_winner else evaluation.state_dict()
 
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
-                                 propose, evaluate, enqueue, keep if self.keep_winner else None, screen)
+                                 propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
+                                 screen)
         outcome.weights = lambda record: kept[record.get("same_as", record["trial"])]
+        outcome.adopted = lambda record: kept[record.get("same_as", record["trial"])].adoption()
         return outcome
 
     def problem(self, learner: Any, task: Any, context: Any = None) -> tuple[Any, Any]:
@@ -325,8 +358,8 @@ class SearchGrower(Grower):
         head = task.index if learner.scenario == "task" else None
 
         def evaluate(params: dict[str, Any]) -> Evaluation:
-            ops = self.ops_for(net, _growth_params(params), context)
-            settings = _retention_params(params)
+            ops = self.ops_for(net, growth_params(params), context)
+            settings = retention_params(params)
             seed = candidate_seed(self.seed, task.index, _key(ops, settings))
             runs = [CandidateTraining(learner, task, ops, self.data_fraction, seed=seed + k,
                                       val_memory_per_class=self.val_memory_per_class, retention_settings=settings,
@@ -338,11 +371,11 @@ class SearchGrower(Grower):
 
     def _propose(self, net: Any, head: int | None, params: dict[str, Any], context: Any = None) -> Proposal:
         """Grow the net to `params` (untrained) to know its cost; the operator calls are its identity."""
-        ops = self.ops_for(net, _growth_params(params), context)
+        ops = self.ops_for(net, growth_params(params), context)
         grown = GrowthPlan(ops=ops).apply(net)[0]
         cost = _cost(grown, head)
         value = cost["flops"] if self.objective == "flops" else cost["n_params"]
-        return Proposal(key=_key(ops, _retention_params(params)), cost=float(value), info={"ops": ops, **cost},
+        return Proposal(key=_key(ops, retention_params(params)), cost=float(value), info={"ops": ops, **cost},
                         over_budget=self._over_budget(cost))
 
     def _over_budget(self, cost: dict[str, Any]) -> str | None:
@@ -430,12 +463,12 @@ def _key(ops: list[dict[str, Any]], settings: dict[str, float] | None = None) ->
     return json.dumps({"ops": ops, "retention": settings} if settings else ops, sort_keys=True)
 
 
-def _growth_params(params: dict[str, Any]) -> dict[str, Any]:
+def growth_params(params: dict[str, Any]) -> dict[str, Any]:
     """The growth part of a point (what `ops_for` reads)."""
     return {k: v for k, v in params.items() if not k.startswith(RETENTION)}
 
 
-def _retention_params(params: dict[str, Any]) -> dict[str, float]:
+def retention_params(params: dict[str, Any]) -> dict[str, float]:
     """The retention strengths of a point, as "<strategy>.<attribute>" -> value."""
     return {k[len(RETENTION):]: float(v) for k, v in params.items() if k.startswith(RETENTION)}
 

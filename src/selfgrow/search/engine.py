@@ -113,13 +113,15 @@ SCREEN_FACTOR = 4  # a search screens at most this many times n_trials points
 class SearchOutcome:
     """The candidates of one search (plain-data records, in trial order) and the study itself.
 
-    `weights(record)`, when the search kept them, gives a complete candidate's trained state dict.
+    `weights(record)`, when the search kept them, gives a complete candidate's trained state dict;
+    `adopted(record)`, when it kept the candidates themselves (in process), its whole training.
     """
 
     records: list[dict[str, Any]]
     study: Any
     spent_flops: float
     weights: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    adopted: Callable[[dict[str, Any]], Any] | None = None
 
     def finished(self) -> list[dict[str, Any]]:
         """The complete candidates (within the budget and trained through every rung)."""

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import Grower, GrowthPlan
+from selfgrow.growth.base import AdoptedTraining, Grower, GrowthPlan
 from selfgrow.retention.base import Retention, overriding
 from selfgrow.retention.settings import apply_settings
 from selfgrow.streams.task import Task
@@ -99,12 +99,16 @@ class Learner:
             self.retention_settings.update(plan.retention)
         if self.independent:
             self.nets.append(self.net)
-        for strategy in self.retention:
-            strategy.before_task(self, task)
-        frozen = frozen_entries(self.net, self.retention)
-        fit: FitResult = plan.fit or self.trainer.fit(
-            self.net, train_task, scenario, self.retention, optimizer_state=self.optimizer_state, on_step=self.on_step
-        )
+        if plan.adopted is not None:
+            fit, frozen = self._take_over(plan.adopted)
+        else:
+            for strategy in self.retention:
+                strategy.before_task(self, task)
+            frozen = frozen_entries(self.net, self.retention)
+            fit = plan.fit or self.trainer.fit(
+                self.net, train_task, scenario, self.retention, optimizer_state=self.optimizer_state,
+                on_step=self.on_step,
+            )
         self.optimizer_state = fit.optimizer_state
         self.seen.append(task)
         self.seen_class_ids = sorted({*self.seen_class_ids, *task.class_ids})
@@ -123,6 +127,17 @@ class Learner:
         )
         self.records.append(record)
         return record
+
+    def _take_over(self, adopted: AdoptedTraining) -> tuple[FitResult, dict[str, list[int]]]:
+        """Make a candidate's training the task's: its net, optimizer state and strategies replace the learner's
+        (in place, so the strategies list stays the one others hold); returns its fit and what it kept frozen."""
+        if len(adopted.retention) != len(self.retention):
+            raise SelfgrowError(f"The adopted training has {len(adopted.retention)} retention strategies; "
+                                f"the learner has {len(self.retention)}.")
+        self.net = adopted.net
+        self.optimizer_state = adopted.optimizer_state
+        self.retention[:] = adopted.retention
+        return adopted.fit, frozen_entries(self.net, self.retention)
 
     def _adopt(self, growths: list[Any]) -> None:
         """Make the last grown net current and carry optimizer and retention state through each growth."""

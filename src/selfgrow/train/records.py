@@ -39,7 +39,7 @@ class TaskRecord:
         return cls(
             task=task,
             name=name,
-            plan=copy.deepcopy(dataclasses.replace(plan, weights=None, fit=None)),
+            plan=copy.deepcopy(dataclasses.replace(plan, weights=None, fit=None, adopted=None)),
             growth=copy.deepcopy(growth),
             spec=copy.deepcopy(spec),
             fit=copy.deepcopy(dataclasses.replace(fit, optimizer_state={})),
