@@ -84,3 +84,12 @@ def test_adopt_winner_refuses_a_last_rung_unlike_the_trainer_and_search_workers(
     learner.search_backend = object()
     with pytest.raises(SelfgrowError, match="in this process"):
         learner.learn(make_tasks(1)[0])
+
+
+def test_an_adopted_training_of_two_rungs_is_one_fit_of_their_epochs():
+    learner, plans, records = _learn_recording_plans({**OPTIONS, "epochs": [1, 2], "adopt_winner": True})
+    task = make_tasks(1)[0]
+    fit = records[0].fit
+    assert fit.epochs == 2 and len(fit.loss_curve) == 2
+    assert fit.train_samples == 2 * len(task.y_train)  # both rungs' samples (replay is empty on task 0)
+    assert fit.train_flops == 0.0 and records[0].plan.search_flops > 0

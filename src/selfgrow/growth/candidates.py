@@ -209,7 +209,7 @@ class RepeatedTraining:
     noise, its variance over the repeats' count) and the validation sample's (the repeats share
     the validation images, so averaging does not shrink it): se = sqrt(se_val^2 + s^2 / r), with s
     the repeats' sample standard deviation. The objectives are the repeats' means; the weights a
-    kept winner hands on are the first repeat's.
+    kept winner hands on, and the training an adopted winner hands over, are the first repeat's.
     """
 
     def __init__(self, runs: list[CandidateTraining]) -> None:
