@@ -159,7 +159,7 @@ def test_the_random_control_draws_from_the_same_extractor_space():
     grower = build_grower("random", space="searched-extractor", width_factors=[0.5, 2.0], seed=1)
     drawn = set()
     for index in range(12):
-        plan = grower.plan(SimpleNamespace(net=net, scenario="class"), SimpleNamespace(index=index))
+        plan = grower.plan(SimpleNamespace(net=net, scenario="class", retention=[]), SimpleNamespace(index=index))
         factor = plan.reasons["random"]["point"]["extractor:width"]
         drawn.add(factor)
         grown = plan.apply(net)[0]
@@ -169,7 +169,7 @@ def test_the_random_control_draws_from_the_same_extractor_space():
 
 def test_a_parameter_budget_below_the_template_but_above_the_smallest_extractor_is_searched_within():
     net = trained_then_expanded()  # two 6-unit extractors: 256 parameters; with a 3-unit new one: 193
-    learner_view = SimpleNamespace(net=net, scenario="class")
+    learner_view = SimpleNamespace(net=net, scenario="class", retention=[])
     grower = build_grower("random", space="searched-extractor", width_factors=[0.5, 2.0], max_params=200, seed=0)
     for index in range(6):
         plan = grower.plan(learner_view, SimpleNamespace(index=index))

@@ -29,7 +29,7 @@ def mlp(hidden: int = 16):
 
 def plans(grower, net, n_tasks: int = 4, grow: bool = True):
     """The grower's plans for tasks 0..n_tasks-1 (no training), the net growing by each plan unless not `grow`."""
-    learner = SimpleNamespace(net=net, scenario="class")
+    learner = SimpleNamespace(net=net, scenario="class", retention=[])
     made = []
     for index in range(n_tasks):
         plan = grower.plan(learner, SimpleNamespace(index=index))

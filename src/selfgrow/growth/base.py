@@ -26,7 +26,8 @@ WIDEN_MODES = ("zero", "split")  # the `ops.widen` modes a grower's `mode` optio
 @dataclass
 class AdoptedTraining:
     """A candidate's training that becomes the task's: its trained net, optimizer state and retention strategies
-    (which ran `before_task` and trained with it, so in-training state such as SI's path integral is theirs), and
+    (which ran `before_task` and trained with it, so their in-training state, e.g. a replay draw's position, is the
+    training's), and
     its `FitResult` (whose compute the plan's `search_flops` already holds)."""
 
     net: torch.nn.Module

@@ -326,7 +326,7 @@ class SearchGrower(Grower):
 
         growth = {k: v for k, v in space.items() if not k.startswith(RETENTION)}
         keys = [k[len(RETENTION):] for k in space if k.startswith(RETENTION)]
-        present = current_settings(learner.retention, keys) if keys else {}
+        present = current_settings(learner.retention, keys)
         return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
@@ -348,8 +348,14 @@ class SearchGrower(Grower):
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
                                  propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
                                  screen)
-        outcome.weights = lambda record: kept[record.get("same_as", record["trial"])]
-        outcome.adopted = lambda record: kept[record.get("same_as", record["trial"])].adoption()
+
+        def winner(record: dict[str, Any]) -> Any:
+            return kept[record.get("same_as", record["trial"])]
+
+        if self.adopt_winner:
+            outcome.adopted = lambda record: winner(record).adoption()
+        else:
+            outcome.weights = winner
         return outcome
 
     def problem(self, learner: Any, task: Any, context: Any = None) -> tuple[Any, Any]:
