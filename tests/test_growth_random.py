@@ -159,7 +159,7 @@ def test_bad_options_are_refused_in_one_sentence():
 
 
 def test_its_space_options_are_exactly_those_of_the_spaces():
-    own = {"space", "max_draws", "max_flops", "max_params", "mode", "seed", "retention_space"}
+    own = {"space", "max_draws", "max_flops", "max_params", "train_budget", "mode", "seed", "retention_space"}
     spaces = ("searched", "compound", "searched-extractor")
     assert set(accepted_options(RandomGrower)) - own == set().union(*(space_options(s) for s in spaces))
 

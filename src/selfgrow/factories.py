@@ -103,6 +103,7 @@ def build_learner(config: RunConfig, stream: Stream) -> Any:
         trainer,
         scenario=stream.scenario,
         independent=config.mode == "independent",
+        stream_tasks=len(stream),
     )
 
 

@@ -9,8 +9,9 @@ only when it beats such a control at the same budget, so this grower draws, befo
 point of the *same* space as `searched` (`space: searched`: a widening factor per width group and
 a number of identity layers per depth point), `compound` (`space: compound`: φ, and α on a
 fitting first task) or `searched-extractor` (the width factor of an expandable net's new
-extractor), with that grower's own space options and the same budget (`max_flops`, `max_params`),
-and grows the net to it without training any candidate (search cost 0). With `retention_space` the
+extractor), with that grower's own space options and the same budget (`max_flops`, `max_params`,
+and `train_budget`, the stream's training FLOPs, planned as the searched growers plan it with a
+search that costs nothing), and grows the net to it without training any candidate (search cost 0). With `retention_space` the
 strategies' strengths are drawn too, uniformly from the same choices as a search's (the present
 value among them), and set from that task on: the control of a search of growth and retention.
 
@@ -43,12 +44,13 @@ from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
+from selfgrow.growth.stream_budget import TaskBudget, plan_budget
 from selfgrow.options import option
 from selfgrow.search import Proposal
 
 # space name -> the declaration of its grower
 SPACES = {"searched": SearchedOptions, "compound": CompoundOptions, "searched-extractor": ExtractorOptions}
-SHARED = ("max_flops", "max_params", "mode", "seed", "retention_space")  # taken as the searched growers take them
+SHARED = ("max_flops", "max_params", "train_budget", "mode", "seed", "retention_space")  # taken as the searched growers take them
 
 
 class _Untrained:
@@ -128,7 +130,8 @@ class RandomGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: empty growth space"
             return GrowthPlan(reasons=reasons)
-        point, proposal, draws = self._draw(learner, head, space, task.index)
+        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, 0.0, False)
+        point, proposal, draws = self._draw(learner, head, space, task.index, budget)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
         reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],
                              "n_params": record["n_params"], "draws": draws, "seed": self.seed}
@@ -141,9 +144,11 @@ class RandomGrower(Grower):
         inner.history.append({"task": task.index, "chosen": dict(point), "best": dict(point)})
         return GrowthPlan(ops=ops, reasons=reasons, retention=retention_params(point))
 
-    def _draw(self, learner: Any, head: int | None, space: dict[str, Any], task: int) -> tuple[dict[str, Any], Proposal, int]:
-        """The first of up to `max_draws` uniform points within the budget: (point, its proposal, draws made);
-        when none is, the no-growth point (strengths as they are) with draws = max_draws + 1."""
+    def _draw(self, learner: Any, head: int | None, space: dict[str, Any], task: int,
+              budget: TaskBudget | None) -> tuple[dict[str, Any], Proposal, int]:
+        """The first of up to `max_draws` uniform points within the budget (`budget`: the stream's, when given):
+        (point, its proposal, draws made); when none is, the no-growth point (strengths as they are) with
+        draws = max_draws + 1."""
         net = learner.net
         rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
         proposals: dict[str, Proposal] = {}
@@ -151,11 +156,11 @@ class RandomGrower(Grower):
             point = {name: draw(distribution, rng) for name, distribution in space.items()}
             key = json.dumps(point, sort_keys=True)
             if key not in proposals:
-                proposals[key] = self.inner._propose(net, head, point)
+                proposals[key] = self.inner._propose(net, head, point, None, budget)
             if proposals[key].over_budget is None:
                 return point, proposals[key], n
         point = self.inner._baseline(learner, space, None)
-        return point, self.inner._propose(net, head, point), self.max_draws + 1
+        return point, self.inner._propose(net, head, point, None, budget), self.max_draws + 1
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -191,4 +196,6 @@ def draw(distribution: Any, rng: random.Random) -> Any:
 
 def _budget_text(grower: SearchGrower) -> str:
     budget = [f"{k} {v:,}" for k, v in (("max_flops", grower.max_flops), ("max_params", grower.max_params)) if v]
+    if grower.train_budget:
+        budget.append(f"train_budget {grower.train_budget:.3e}")
     return f" ({', '.join(budget)})" if budget else ""

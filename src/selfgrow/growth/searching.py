@@ -14,8 +14,12 @@ the study's batches of `halving_batch` trials), on a `data_fraction` of the task
 Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
 and the new one, with its standard error), plasticity and stability are recorded per candidate;
 the study maximises the score and minimises `objective` ("flops": inference FLOPs of one input, or
-"params"); `rule` (default "parsimony", with `z` and `tolerance`) picks the point
-(`selfgrow.search.pareto`). Earlier tasks are scored on at most `val_memory_per_class` validation
+"params"); `rule` (with `z` and `tolerance`) picks the point (`selfgrow.search.pareto`): by default
+"parsimony", or "capacity" when the run has a `train_budget`. `train_budget`: the training FLOPs the
+whole stream may spend, search included (`selfgrow.growth.stream_budget`): before each task, a
+point whose training to the end of the stream would not fit is over budget, the choice is among
+the candidates that fit with the search's measured cost, and no search runs when the current net
+and the search's estimate leave no room (that task trains without growth). Earlier tasks are scored on at most `val_memory_per_class` validation
 samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
@@ -81,6 +85,7 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
+from selfgrow.growth.stream_budget import TaskBudget, plan_budget
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.transfer import contains
@@ -121,7 +126,9 @@ class SearchOptions:
     objective: str = option("flops", choices=OBJECTIVES)
     max_flops: float | None = option(None, above=0)
     max_params: int | None = option(None, above=0)
-    rule: str = option(DEFAULT_RULE, choices=lambda: RULES)
+    train_budget: float | None = option(None, above=0, note="training FLOPs of the whole stream, search included")
+    rule: str | None = option(None, choices=lambda: [*RULES, None],
+                              note=f"null: capacity with a train_budget, else {DEFAULT_RULE}")
     tolerance: float = option(0.0, at_least=0)
     z: float = option(1.0, at_least=0, note="standard errors")
     val_memory_per_class: int | None = option(None, at_least=1, note="null keeps every validation sample")
@@ -177,6 +184,7 @@ class SearchGrower(Grower):
         self.initial_points = [dict(p) for p in self.initial_points or []]
         self.tolerance = float(self.tolerance)
         self.z = float(self.z)
+        self.rule = self.rule or ("capacity" if self.train_budget else DEFAULT_RULE)
         self.history: list[dict[str, Any]] = []  # per task: the chosen and the most accurate parameters
         warm = WarmStart.parse(self.warm_start)
         self.within = warm.within
@@ -244,16 +252,25 @@ class SearchGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
+        budget = self._task_budget(learner, task)
+        if budget is not None:
+            reasons["stream_budget"] = budget.describe()
+            no_room = (self._no_room_to_search(learner, task, budget)
+                       or self._no_growth_fits(net, head, space, self._baseline(learner, space, context), context, budget))
+            if no_room:
+                reasons["decision"] = no_room
+                return GrowthPlan(reasons=reasons)
         features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
         baseline = self._baseline(learner, space, context)
         consultation = self.knowledge.consult(
             space, features, baseline,
-            lambda point: self._propose(net, head, {**baseline, **point}, context).over_budget is None)
+            lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None)
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
+        largest = self._largest_uniform_growth(net, head, space, baseline, context, budget)
         enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
-                   *self._fitting_points(space, consultation.nearest, learner, context), baseline,
+                   *self._fitting_points(space, consultation.nearest, learner, context), baseline, *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
         outcome = self._search(learner, task, space, enqueue, context, screen)
@@ -262,7 +279,9 @@ class SearchGrower(Grower):
             reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
-        choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference))
+        search_flops = outcome.spent_flops + probe_flops
+        choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference),
+                                among=self._affordable(outcome.finished(), budget, search_flops, reasons))
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
         first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
@@ -284,7 +303,7 @@ class SearchGrower(Grower):
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
         self.knowledge.record(task, space, records, choice["params"], best["params"], features)
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
-                          retention=settings, search_flops=outcome.spent_flops + probe_flops, adopted=adopted)
+                          retention=settings, search_flops=search_flops, adopted=adopted)
 
     def _check_adoptable(self, learner: Any) -> None:
         """With `adopt_winner`, refuse a search whose candidates would not train as the task (see the module docstring)."""
@@ -298,6 +317,71 @@ class SearchGrower(Grower):
         if learner.search_backend is not None:
             raise SelfgrowError("growth adopt_winner needs the search in this process (workers hand back weights "
                                 "only); accepted: no search workers, or keep_winner instead.")
+
+    def _task_budget(self, learner: Any, task: Any) -> TaskBudget | None:
+        """The stream's training budget before `task` (`selfgrow.growth.stream_budget`); None without `train_budget`."""
+        if self.train_budget is None:
+            return None
+        last = self.epochs[-1] if isinstance(self.epochs, list) else self.epochs
+        share = self.n_trials * self.repeats * self.data_fraction * last / learner.trainer.epochs
+        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner)
+
+    def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:
+        """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a
+        budget that cannot even train the starting net to the end is a user error."""
+        head = task.index if learner.scenario == "task" else None
+        current = _cost(learner.net, head, per_sample=True)["train_flops_per_sample"]
+        if not learner.records and budget.exceeded(current, search=0.0):
+            raise SelfgrowError(f"The {self.name} grower's train_budget {budget.total:.3e} is smaller than training "
+                                f"the starting net to the end of the stream ({budget.projected(current, 0.0):.3e}); "
+                                f"give train_budget >= {budget.projected(current, 0.0):.3e}, or no train_budget.")
+        exceeded = budget.exceeded(current)
+        if exceeded is None:
+            return None
+        return f"no growth: no room in the stream's budget for a search (with its estimate, {exceeded}), no search"
+
+    def _no_growth_fits(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
+                        context: Any, budget: TaskBudget) -> str | None:
+        """Why no growth point can be chosen under the budgets (None: some may): every smallest growth step (one
+        growth parameter at its next value) is over them, and so, in a space whose values grow the net as they
+        increase, is every growth point. Spaces with continuous parameters are searched."""
+        steps = _next_values(space, baseline)
+        if steps is None or not steps:
+            return None
+        reasons = [self._propose(net, head, {**baseline, name: value}, context, budget).over_budget
+                   for name, value in steps]
+        if any(reason is None for reason in reasons):
+            return None
+        return f"no growth: no growth step fits the budgets (e.g. {reasons[0]}), no search"
+
+    def _largest_uniform_growth(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
+                                context: Any, budget: TaskBudget | None) -> list[dict[str, Any]]:
+        """Under the capacity rule, the point that grows the most uniformly within every budget (so that the rule's
+        costliest end is always a candidate, as no growth is its cheapest): each growth parameter at its k-th
+        smallest value (its largest when it has fewer), for the largest k whose point fits; none when none does."""
+        if self.rule != "capacity":
+            return []
+        levels = {name: values for name, values in _growth_values(space).items() if values is not None}
+        largest: list[dict[str, Any]] = []
+        for k in range(1, max((len(v) for v in levels.values()), default=1)):
+            point = {**baseline, **{name: values[min(k, len(values) - 1)] for name, values in levels.items()}}
+            if self._propose(net, head, point, context, budget).over_budget is not None:
+                break
+            largest = [point] if point != baseline else largest
+        return largest
+
+    @staticmethod
+    def _affordable(finished: list[dict[str, Any]], budget: TaskBudget | None, search_flops: float,
+                    reasons: dict[str, Any]) -> list[dict[str, Any]]:
+        """The finished candidates the rule may choose: under a stream budget, those whose training to the end of
+        the stream fits it with the search's measured cost; the cheapest when none does (growth cannot shrink)."""
+        if budget is None:
+            return finished
+        reasons["stream_budget"] = budget.describe(search_flops)
+        fits = [r for r in finished if budget.exceeded(r["train_flops_per_sample"], search_flops) is None]
+        if not fits:
+            reasons["stream_budget"]["over"] = "no candidate fits with the search's measured cost; the cheapest is kept"
+        return fits or [min(finished, key=lambda r: (r["train_flops_per_sample"], r["trial"]))]
 
     def after_task(self, learner: Any, task: Any) -> None:
         """The trained task's outcome into the knowledge base (see `selfgrow.search.meta.link`)."""
@@ -363,6 +447,8 @@ class SearchGrower(Grower):
         net = learner.net
         head = task.index if learner.scenario == "task" else None
 
+        budget = self._task_budget(learner, task)
+
         def evaluate(params: dict[str, Any]) -> Evaluation:
             ops = self.ops_for(net, growth_params(params), context)
             settings = retention_params(params)
@@ -373,23 +459,26 @@ class SearchGrower(Grower):
                     for k in range(self.repeats)]
             return runs[0] if self.repeats == 1 else RepeatedTraining(runs)
 
-        return (lambda params: self._propose(net, head, params, context)), evaluate
+        return (lambda params: self._propose(net, head, params, context, budget)), evaluate
 
-    def _propose(self, net: Any, head: int | None, params: dict[str, Any], context: Any = None) -> Proposal:
+    def _propose(self, net: Any, head: int | None, params: dict[str, Any], context: Any = None,
+                 budget: TaskBudget | None = None) -> Proposal:
         """Grow the net to `params` (untrained) to know its cost; the operator calls are its identity."""
         ops = self.ops_for(net, growth_params(params), context)
         grown = GrowthPlan(ops=ops).apply(net)[0]
-        cost = _cost(grown, head)
+        cost = _cost(grown, head, per_sample=budget is not None)
         value = cost["flops"] if self.objective == "flops" else cost["n_params"]
         return Proposal(key=_key(ops, retention_params(params)), cost=float(value), info={"ops": ops, **cost},
-                        over_budget=self._over_budget(cost))
+                        over_budget=self._over_budget(cost, budget))
 
-    def _over_budget(self, cost: dict[str, Any]) -> str | None:
-        """Which budget `cost` exceeds, in words (None when within)."""
+    def _over_budget(self, cost: dict[str, Any], budget: TaskBudget | None = None) -> str | None:
+        """Which budget `cost` exceeds, in words (None when within); `budget`: the stream's, with the search's estimate."""
         if self.max_flops is not None and cost["flops"] > self.max_flops:
             return f"{cost['flops']:,} inference FLOPs > max_flops {self.max_flops:,.0f}"
         if self.max_params is not None and cost["n_params"] > self.max_params:
             return f"{cost['n_params']:,} parameters > max_params {self.max_params:,}"
+        if budget is not None:
+            return budget.exceeded(cost["train_flops_per_sample"])
         return None
 
     def _warm_start_points(self, space: dict[str, Any], learner: Any, context: Any) -> list[dict[str, Any]]:
@@ -412,12 +501,15 @@ class SearchGrower(Grower):
 
     def _rule_text(self) -> str:
         budget = [f"{k} {v:,}" for k, v in (("max_flops", self.max_flops), ("max_params", self.max_params)) if v]
+        if self.train_budget:
+            budget.append(f"train_budget {self.train_budget:.3e} training FLOPs for the stream")
         slack = f" + {self.tolerance:g}" if self.tolerance else ""
         rule = {
             "parsimony": f"cheapest candidate within {self.z:g} standard errors{slack} of the best score (parsimony)",
             "accuracy": "highest score" if not self.tolerance else f"cheapest candidate within {self.tolerance:g} of the best score",
             "mnas": f"highest score x (cost / current cost)^{MNAS_EXPONENT} (MnasNet)",
             "knee": "knee of the Pareto front",
+            "capacity": f"costliest candidate within {self.z:g} standard errors{slack} of the best score (capacity)",
         }[self.rule]
         return rule + (f" within {', '.join(budget)}" if budget else "")
 
@@ -458,10 +550,14 @@ def widenable_groups(net: Any) -> dict[str, int]:
     return {name: g.width for name, g in net.width_groups().items() if not (cosine and g.feeds_head) and not g.gated}
 
 
-def _cost(net: Any, head: int | None) -> dict[str, Any]:
-    from selfgrow.nets.cost import count_params, inference_flops
+def _cost(net: Any, head: int | None, per_sample: bool = False) -> dict[str, Any]:
+    """Inference FLOPs of one input and parameters of `net`; with `per_sample`, also its training FLOPs per sample."""
+    from selfgrow.nets.cost import count_params, inference_flops, training_flops_per_sample
 
-    return {"flops": int(inference_flops(net, head)), "n_params": int(count_params(net))}
+    cost = {"flops": int(inference_flops(net, head)), "n_params": int(count_params(net))}
+    if per_sample:
+        cost["train_flops_per_sample"] = int(training_flops_per_sample(net, head))
+    return cost
 
 
 def _key(ops: list[dict[str, Any]], settings: dict[str, float] | None = None) -> str:
@@ -477,6 +573,36 @@ def growth_params(params: dict[str, Any]) -> dict[str, Any]:
 def retention_params(params: dict[str, Any]) -> dict[str, float]:
     """The retention strengths of a point, as "<strategy>.<attribute>" -> value."""
     return {k[len(RETENTION):]: float(v) for k, v in params.items() if k.startswith(RETENTION)}
+
+
+def _next_values(space: dict[str, Any], baseline: dict[str, Any]) -> list[tuple[str, Any]] | None:
+    """Each growth parameter of `space` with its next value above the baseline's (none at its largest); None when
+    a growth parameter is continuous (no next value)."""
+    steps = []
+    for name, values in _growth_values(space).items():
+        if values is None:
+            return None
+        above = [v for v in values if v > baseline[name]]
+        if above:
+            steps.append((name, above[0]))
+    return steps
+
+
+def _growth_values(space: dict[str, Any]) -> dict[str, list[Any] | None]:
+    """The sorted values of each growth parameter of `space` (None for a continuous one)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    values: dict[str, list[Any] | None] = {}
+    for name, distribution in space.items():
+        if name.startswith(RETENTION):
+            continue
+        if isinstance(distribution, CategoricalDistribution):
+            values[name] = sorted(distribution.choices)
+        elif isinstance(distribution, IntDistribution):
+            values[name] = list(range(distribution.low, distribution.high + 1, distribution.step))
+        else:
+            values[name] = None
+    return values
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -20,6 +20,12 @@ Rules (`RULES`; `DEFAULT_RULE` is "parsimony"):
   normalised over the front, the point farthest above the chord joining the cheapest and the most
   accurate front points. A front of one or two points, or one with no point above its chord, has
   no knee; the rule then falls back to "parsimony".
+- "capacity": the costliest candidate whose score is not distinguishable from the best one's (the
+  same test as parsimony's). It is the rule for a cost that is already paid: under a stream's
+  training budget (`train_budget` of the searched growers) every candidate offered fits the
+  budget, so being cheaper buys nothing, and in a class-incremental stream capacity added late
+  learns the old classes from a replay memory only (BENCHMARKS.md: on Split-CIFAR-10 the nets that
+  were large from the first task won). Differences the scores resolve still decide.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from collections.abc import Sequence
 
 from selfgrow.errors import SelfgrowError
 
-RULES = ("parsimony", "accuracy", "mnas", "knee")
+RULES = ("parsimony", "accuracy", "mnas", "knee", "capacity")
 DEFAULT_RULE = "parsimony"
 MNAS_EXPONENT = -0.07
 
@@ -99,7 +105,9 @@ def select(points: Sequence[tuple[float, float]], rule: str = "accuracy", tolera
         ref = reference if reference is not None and reference > 0 else min(c for _, c in points)
         value = [acc * (max(cost, 1e-12) / max(ref, 1e-12)) ** MNAS_EXPONENT for acc, cost in points]
         return max(range(len(points)), key=lambda i: (value[i], -points[i][1], -i))
-    near = indistinguishable(points, errors if rule == "parsimony" else None, z, tolerance)
+    near = indistinguishable(points, errors if rule in ("parsimony", "capacity") else None, z, tolerance)
+    if rule == "capacity":
+        return max(near, key=lambda i: (points[i][1], points[i][0], -i))
     return min(near, key=lambda i: (points[i][1], -points[i][0], i))
 
 

@@ -56,6 +56,7 @@ class Learner:
         trainer: Trainer | None = None,
         scenario: str = "class",
         independent: bool = False,
+        stream_tasks: int | None = None,
     ) -> None:
         self.scenario = check_scenario(scenario)
         if independent and retention:
@@ -67,6 +68,7 @@ class Learner:
         self.retention = list(retention)
         self.trainer = trainer or Trainer()
         self.independent = independent
+        self.stream_tasks = stream_tasks  # the stream's length, for growers that plan over it (None: unknown)
         self.template_spec = copy.deepcopy(net.spec)
         self.net = net
         self.nets: list[torch.nn.Module] = []  # independent mode: the net of task k at position k

@@ -164,6 +164,18 @@ class Trainer(TrainerConfig):
             run.optimizer_state = {**optimizer_state, **run.optimizer_state}
         return run
 
+    def planned_samples(self, n_train: int, replaying: int = 0) -> int:
+        """At most how many samples one `fit` on `n_train` new samples passes (its training FLOPs are these times
+        the net's per-sample FLOPs): every epoch run (no early stop), every grid setting, and each of `replaying`
+        strategies filling every batch with as many replayed samples (`Retention.replay` gives at most that)."""
+        passes = max(1, math.ceil((self.min_epoch_steps or 0) * self.batch_size / n_train)) if n_train else 1
+        per_epoch = n_train * passes * (1 + replaying)
+        settings = len(self.lr_grid or [self.lr]) * len(self.wd_grid or [self.weight_decay])
+        if settings == 1:
+            return self.epochs * per_epoch
+        again = self.epochs if self.grid_epochs not in (None, self.epochs) else 0
+        return (settings * (self.grid_epochs or self.epochs) + again) * per_epoch
+
     def _select(
         self,
         net: torch.nn.Module,

@@ -1,0 +1,83 @@
+"""The training FLOPs a whole stream may spend, search included, planned again before every task.
+
+A searched grower with `train_budget` B asks, before task t of a stream of N tasks, what a
+candidate would cost to the end of the stream if it were chosen and never grown again:
+
+    spent          every earlier task's training and search, as measured
+  + search         this task's search: estimated before it runs, measured once it has
+  + p x samples    the candidate's training FLOPs per sample x the samples still to train: this
+                   task's (none when the search's training is adopted as the task's) and N - t - 1
+                   later tasks' of the same size
+
+Samples are the trainer's upper bound (`Trainer.planned_samples`: every epoch and grid setting,
+each replay strategy filling every batch, replay counted once a task has been learnt), so a run
+whose choices all fit stays within B; a later task re-plans with what was really spent. Not
+projected: a strategy's own extra passes (GEM's memory gradients), which the run still counts.
+
+The search's estimate, before it runs: n_trials x repeats x data_fraction x (last rung / trainer
+epochs) of this task's planned training of the current net. Halving trains most candidates fewer
+epochs and larger candidates cost more per sample; the estimate only decides whether a search is
+worth starting, and which points are over budget while it runs (the measured cost decides the
+choice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.retention.base import overriding
+
+
+@dataclass(frozen=True)
+class TaskBudget:
+    """The stream budget as it stands before one task (see the module docstring); all numbers in training FLOPs."""
+
+    total: float
+    spent: float
+    samples_now: float  # this task's samples still to train after the search (0 when the search's training is adopted)
+    samples_later: float  # the samples of every later task together
+    search_estimate: float
+
+    def projected(self, per_sample: float, search: float | None = None) -> float:
+        """The stream's training FLOPs if a net of `per_sample` training FLOPs is trained to the end (search: the
+        measured cost of this task's search; None: its estimate)."""
+        search = self.search_estimate if search is None else search
+        return self.spent + search + per_sample * (self.samples_now + self.samples_later)
+
+    def exceeded(self, per_sample: float, search: float | None = None) -> str | None:
+        """Why a net of `per_sample` training FLOPs would break the budget, in words (None when it fits)."""
+        projected = self.projected(per_sample, search)
+        if projected <= self.total:
+            return None
+        return f"{projected:.3e} training FLOPs to the end of the stream > train_budget {self.total:.3e}"
+
+    def describe(self, search: float | None = None) -> dict[str, float]:
+        """Plain data for the plan's reasons."""
+        return {"train_budget": self.total, "spent": self.spent,
+                "search": self.search_estimate if search is None else float(search),
+                "samples_now": self.samples_now, "samples_later": self.samples_later}
+
+
+def plan_budget(total: float, learner: Any, task: Any, search_share: float, adopt: bool) -> TaskBudget:
+    """The `TaskBudget` of `learner` before `task`; `search_share` is the share of this task's planned training of
+    the current net the search is estimated at (n_trials x repeats x data_fraction x last rung / epochs)."""
+    from selfgrow.nets.cost import training_flops_per_sample
+
+    stream_tasks = getattr(learner, "stream_tasks", None)
+    if stream_tasks is None:
+        raise SelfgrowError("growth train_budget needs the stream's length, which this learner was not told; "
+                            "accepted: a run from a config (selfgrow run, bench), or Learner(..., stream_tasks=N).")
+    replaying = len(overriding(learner.retention, "replay"))
+    n_train = int(task.y_train.numel())
+    now = learner.trainer.planned_samples(n_train, replaying if learner.seen else 0)
+    later = max(0, stream_tasks - task.index - 1) * learner.trainer.planned_samples(n_train, replaying)
+    spent = sum(float(r.fit.train_flops) + float(r.plan.search_flops) for r in learner.records)
+    head = task.index if learner.scenario == "task" else None
+    current = float(training_flops_per_sample(learner.net, head))
+    return TaskBudget(total=float(total), spent=spent, samples_now=0.0 if adopt else float(now),
+                      samples_later=float(later), search_estimate=search_share * now * current)
+
+
+__all__ = ["TaskBudget", "plan_budget"]

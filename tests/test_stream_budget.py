@@ -1,0 +1,177 @@
+"""The stream's training budget of the searched growers (`train_budget`) and the capacity rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from search_fixtures import QUICK, learner_for
+from trainer_fixtures import make_tasks
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth.stream_budget import plan_budget
+from selfgrow.nets import ops
+from selfgrow.nets.cost import training_flops_per_sample
+from selfgrow.retention import build_retention
+from selfgrow.search import select
+from selfgrow.train import Trainer
+
+SPACE = {**QUICK, "n_trials": 4, "halving_batch": 4, "width_factors": [1.0, 2.0, 4.0], "max_deepen": 0}
+
+
+def budget_learner(options: dict, n_tasks: int = 3):
+    """A class-IL learner of the fixture tasks (replay + LwF) told the stream's length."""
+    torch.manual_seed(0)
+    learner = learner_for("searched", options)
+    learner.stream_tasks = n_tasks
+    return learner
+
+
+def per_sample(learner) -> float:
+    return float(training_flops_per_sample(learner.net, None))
+
+
+@pytest.mark.parametrize("trainer_options", [{}, {"min_epoch_steps": 7}, {"lr_grid": [0.01, 0.001], "grid_epochs": 1}],
+                         ids=["plain", "min-steps", "grid-retrained"])
+def test_planned_samples_are_what_a_fit_passes_with_and_without_replay(trainer_options):
+    trainer = Trainer(epochs=2, batch_size=16, optimizer="adam", lr=0.01, device="cpu", curve_batches=0, progress=False,
+                      **trainer_options)
+    learner = learner_for("fixed")
+    learner.trainer = trainer
+    learner.retention = [build_retention("replay", budget=40)]
+    first, second = make_tasks(2)
+    n = int(first.y_train.numel())
+    assert learner.learn(first).fit.train_samples == trainer.planned_samples(n, replaying=0)
+    # the memory (40 samples) fills every batch of 16 with as many replayed samples
+    assert learner.learn(second).fit.train_samples == trainer.planned_samples(n, replaying=1)
+
+
+def test_the_task_budget_adds_what_was_spent_the_search_and_the_training_to_the_end():
+    learner = budget_learner({})
+    first, second, _ = make_tasks(3)
+    learner.learn(first)
+    learner.net = ops.add_classes(learner.net, 2).net
+    n = int(second.y_train.numel())
+    budget = plan_budget(1e12, learner, second, search_share=0.5, adopt=False)
+    spent = learner.records[0].fit.train_flops + learner.records[0].plan.search_flops
+    now = learner.trainer.planned_samples(n, replaying=1)  # replay (and LwF, which does not replay) after task 0
+    assert budget.spent == spent and budget.samples_now == now and budget.samples_later == now  # one task after this
+    assert budget.search_estimate == pytest.approx(0.5 * now * per_sample(learner))
+    assert budget.projected(1000.0) == pytest.approx(spent + budget.search_estimate + 1000.0 * 2 * now)
+    assert budget.projected(1000.0, search=5.0) == pytest.approx(spent + 5.0 + 1000.0 * 2 * now)
+    adopted = plan_budget(1e12, learner, second, search_share=0.5, adopt=True)
+    assert adopted.samples_now == 0 and adopted.samples_later == now  # the adopted search's training is the task's
+    tight = plan_budget(budget.projected(1000.0, search=5.0), learner, second, 0.5, adopt=False)
+    assert tight.exceeded(1000.0, search=5.0) is None
+    assert "train_budget" in tight.exceeded(1001.0, search=5.0)
+
+
+def test_a_learner_that_does_not_know_the_streams_length_is_refused_in_one_sentence():
+    learner = learner_for("searched", {**SPACE, "train_budget": 1e12})
+    with pytest.raises(SelfgrowError, match="train_budget needs the stream's length.*stream_tasks=N"):
+        learner.learn(make_tasks(1)[0])
+
+
+def test_the_capacity_rule_takes_the_costliest_candidate_not_distinguishable_from_the_best():
+    points = [(0.80, 1.0), (0.84, 2.0), (0.83, 4.0), (0.70, 8.0)]
+    errors = [0.02, 0.02, 0.02, 0.02]  # within 1 combined se (0.028) of 0.84: 0.83 and 0.84, not 0.80 nor 0.70
+    assert select(points, "capacity", errors=errors) == 2
+    assert select(points, "parsimony", errors=errors) == 1
+    assert select(points, "capacity", errors=[0.0] * 4) == 1  # exact scores: the best alone is indistinguishable
+
+
+def affording_2x_not_4x(task) -> float:
+    """A train_budget whose first task affords the fixture net widened 2x, not 4x (search estimate included)."""
+    from trainer_fixtures import make_net
+
+    probe = budget_learner({**SPACE, "train_budget": 1e15})
+    probe.net = ops.add_classes(probe.net, 2).net
+    budget = plan_budget(1e15, probe, task, search_share=SPACE["n_trials"] * 1 / probe.trainer.epochs, adopt=False)
+    wider = {f: float(training_flops_per_sample(ops.add_classes(make_net("class", hidden=[int(8 * f)]), 2).net, None))
+             for f in (2.0, 4.0)}
+    return (budget.projected(wider[2.0]) + budget.projected(wider[4.0])) / 2
+
+
+def test_with_a_train_budget_the_default_rule_is_capacity_and_the_stream_never_spends_more():
+    tasks = make_tasks(3)
+    total = affording_2x_not_4x(tasks[0])
+    learner = budget_learner({**SPACE, "train_budget": total})
+    assert learner.grower.rule == "capacity"
+    learner.net = ops.add_classes(learner.net, 2).net
+    propose = learner.grower.problem(learner, tasks[0])[0]
+    assert propose({"widen:hidden.0": 2.0}).over_budget is None
+    assert "train_budget" in propose({"widen:hidden.0": 4.0}).over_budget  # never trained nor chosen
+    learner = budget_learner({**SPACE, "train_budget": total})
+    records = [learner.learn(t) for t in tasks]
+    assert sum(r.fit.train_flops + r.plan.search_flops for r in records) <= total
+    first = records[0].plan
+    assert first.reasons["rule"].startswith("costliest candidate within 1 standard errors")
+    planned = first.reasons["stream_budget"]["samples_now"] + first.reasons["stream_budget"]["samples_later"]
+    assert all(c["train_flops_per_sample"] * planned <= total for c in first.candidates if c["status"] == "complete")
+    # the first task grew, and what is left affords neither a search nor a growth step afterwards
+    assert first.ops and all(r.plan.reasons["decision"].startswith("no growth: no") for r in records[1:])
+
+
+def test_a_budget_below_training_the_starting_net_to_the_end_is_refused_in_one_sentence():
+    learner = budget_learner({**SPACE, "train_budget": 1e3})
+    with pytest.raises(SelfgrowError, match="train_budget 1.000e\\+03 is smaller than training the starting net.*"
+                                            "give train_budget >= "):
+        learner.learn(make_tasks(1)[0])
+
+
+def test_a_run_under_a_train_budget_resumes_as_the_uninterrupted_one(tmp_path):
+    from search_fixtures import same_net
+
+    from selfgrow.train import load_latest, restore, save_checkpoint
+
+    options = {**SPACE, "train_budget": 1e9}
+    tasks = make_tasks(3)
+    whole = budget_learner(options)
+    records = [whole.learn(t) for t in tasks]
+    half = budget_learner(options)
+    for t in tasks[:2]:
+        half.learn(t)
+    save_checkpoint(tmp_path, 1, half, {})
+    resumed = budget_learner(options)
+    restore(resumed, load_latest(tmp_path)[1], tasks)
+    last = resumed.learn(tasks[2])
+    assert last.plan.reasons["stream_budget"] == records[2].plan.reasons["stream_budget"]
+    assert same_net(resumed.net, whole.net)
+
+
+def test_the_random_control_draws_only_points_whose_training_fits_the_streams_budget():
+    from selfgrow.growth import build_grower
+
+    start = budget_learner({})
+    start.net = ops.add_classes(start.net, 2).net
+    n = int(make_tasks(1)[0].y_train.numel())
+    trainer = start.trainer
+    total = 1.6 * per_sample(start) * (trainer.planned_samples(n) + 2 * trainer.planned_samples(n, replaying=1))
+    unbounded, bounded = [], []
+    for budget, out in ((None, unbounded), (total, bounded)):
+        learner = budget_learner({})
+        learner.grower = build_grower("random", width_factors=[1.0, 4.0], max_deepen=0, train_budget=budget, seed=3)
+        records = [learner.learn(t) for t in make_tasks(3)]
+        out.append(sum(r.fit.train_flops + r.plan.search_flops for r in records))
+        out.append([r.plan.reasons["random"]["point"] for r in records])
+    assert bounded[0] <= total < unbounded[0]  # the same seed's unbounded draws would not have fitted
+    assert "train_budget" in records[0].plan.reasons["rule"]  # the bounded run's, said in its plan
+
+
+def test_under_the_capacity_rule_the_largest_uniform_growth_that_fits_is_always_a_candidate():
+    task = make_tasks(1)[0]
+    for total, level in ((1e15, 4.0), (affording_2x_not_4x(task), 2.0)):
+        learner = budget_learner({**SPACE, "train_budget": total})
+        record = learner.learn(task)
+        enqueued = record.plan.candidates[1]  # after the no-growth point
+        assert enqueued["params"] == {"widen:hidden.0": level} and enqueued["status"] != "over_budget"
+
+
+def test_no_search_runs_when_no_growth_step_fits_the_budgets():
+    from selfgrow.nets.cost import count_params
+
+    start = budget_learner({})
+    size = count_params(ops.add_classes(start.net, 2).net)  # the first task's net: it fits, any growth does not
+    learner = budget_learner({**SPACE, "train_budget": 1e15, "max_params": size})
+    record = learner.learn(make_tasks(1)[0])
+    assert record.plan.candidates == [] and record.plan.search_flops == 0
+    assert record.plan.reasons["decision"].startswith("no growth: no growth step fits the budgets")
