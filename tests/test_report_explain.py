@@ -46,6 +46,17 @@ def test_a_search_sentence_says_what_grew_how_many_candidates_and_the_rule():
         "rule: cheapest candidate within 1 standard errors of the best score (parsimony).")
 
 
+def test_a_search_under_a_stream_budget_says_what_was_spent_before_the_task_and_on_its_search():
+    budget = {"train_budget": 3.3e12, "spent": 4.1e11, "search": 1.25e11, "samples_now": 24000.0, "samples_later": 72000.0}
+    record = {**SEARCH, "reasons": {**SEARCH["reasons"], "stream_budget": budget}}
+    assert growth_sentence(record, MLP_AFTER).endswith(
+        "(parsimony); stream training budget 3.3e+12 FLOPs: 4.1e+11 spent before this task, 1.25e+11 for its search.")
+    skipped = {"task": 3, "grower": "searched", "applied": [], "spec_before": MLP_AFTER, "candidates": [], "retention": {},
+               "reasons": {"rule": "costliest candidate within 1 standard errors of the best score (capacity)",
+                           "decision": "no growth: no room in the stream's budget for a search", "stream_budget": budget}}
+    assert "no room in the stream's budget for a search; rule: costliest" in growth_sentence(skipped, MLP_AFTER)
+
+
 def test_what_grew_names_head_only_tasks_no_growth_and_widths_after_a_deepening_by_count():
     assert what_grew([{"op": "add_head", "n_classes": 2}], MLP_BEFORE, MLP_BEFORE) == \
         "no growth (a head for 2 classes was added)"

@@ -110,7 +110,7 @@ class _Diverging(_Fake):
         return {"accuracy": 0.0, "diverged": True}
 
 
-def _search(settings, enqueue=(), budget=None, name="s", high=7, diverging=()):
+def _search(settings, enqueue=(), budget=None, name="s", high=7, diverging=(), protected=()):
     log: list = []
     space = {"x": IntDistribution(0, high)}
 
@@ -121,7 +121,7 @@ def _search(settings, enqueue=(), budget=None, name="s", high=7, diverging=()):
     def evaluate(params):
         return (_Diverging if params["x"] in diverging else _Fake)(params["x"] / 7, log)
 
-    return run_search(settings, name, space, propose, evaluate, enqueue), log
+    return run_search(settings, name, space, propose, evaluate, enqueue, protected=protected), log
 
 
 def test_a_diverging_candidate_fails_and_is_never_chosen():
@@ -148,6 +148,15 @@ def test_successive_halving_trains_only_the_best_half_on_and_records_every_candi
     states = [t.state for t in outcome.study.trials]
     assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE] * 2
     json.dumps(outcome.records)  # plain data
+
+
+def test_a_protected_point_is_never_pruned_by_the_halving():
+    settings = SearchSettings(n_trials=4, epochs=[1, 3], eta=2, halving_batch=4, sampler="tpe", seed=0)
+    enqueue = [{"x": 1}, {"x": 5}, {"x": 3}, {"x": 6}]
+    outcome, log = _search(settings, enqueue, protected=[{"x": 1}])  # the weakest at the first rung
+    status = {r["params"]["x"]: r["status"] for r in outcome.records}
+    assert status == {1: "complete", 3: "pruned", 5: "complete", 6: "complete"}  # the others halve as before
+    assert (1 / 7, 3) in log and outcome.spent_flops == 4 * 1 + 3 * 2
 
 
 def test_rungs_are_shared_across_batches_so_a_later_batch_is_pruned_against_earlier_candidates():

@@ -18,10 +18,10 @@ from selfgrow.train import Trainer
 SPACE = {**QUICK, "n_trials": 4, "halving_batch": 4, "width_factors": [1.0, 2.0, 4.0], "max_deepen": 0}
 
 
-def budget_learner(options: dict, n_tasks: int = 3):
+def budget_learner(options: dict, n_tasks: int = 3, hidden: list[int] | None = None):
     """A class-IL learner of the fixture tasks (replay + LwF) told the stream's length."""
     torch.manual_seed(0)
-    learner = learner_for("searched", options)
+    learner = learner_for("searched", options, hidden)
     learner.stream_tasks = n_tasks
     return learner
 
@@ -175,3 +175,19 @@ def test_no_search_runs_when_no_growth_step_fits_the_budgets():
     record = learner.learn(make_tasks(1)[0])
     assert record.plan.candidates == [] and record.plan.search_flops == 0
     assert record.plan.reasons["decision"].startswith("no growth: no growth step fits the budgets")
+
+
+def test_the_largest_growth_is_maximal_no_single_parameter_can_grow_further_within_the_budget():
+    task = make_tasks(1)[0]
+    options = {**SPACE, "train_budget": affording_2x_not_4x(task)}  # of one layer of 8: two layers afford less
+    record = budget_learner(options, hidden=[8, 8]).learn(task)
+    largest = record.plan.candidates[1]["params"]
+    assert largest != {"widen:hidden.0": 1.0, "widen:hidden.1": 1.0}
+    learner = budget_learner(options, hidden=[8, 8])
+    learner.net = ops.add_classes(learner.net, 2).net
+    propose = learner.grower.problem(learner, task)[0]
+    assert propose(largest).over_budget is None
+    for name in largest:
+        above = [f for f in (1.0, 2.0, 4.0) if f > largest[name]]
+        if above:
+            assert propose({**largest, name: above[0]}).over_budget is not None

@@ -268,12 +268,12 @@ class SearchGrower(Grower):
             lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None)
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
-        largest = self._largest_uniform_growth(net, head, space, baseline, context, budget)
+        largest = self._largest_growth(net, head, space, baseline, context, budget)
         enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
                    *self._fitting_points(space, consultation.nearest, learner, context), baseline, *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
-        outcome = self._search(learner, task, space, enqueue, context, screen)
+        outcome = self._search(learner, task, space, enqueue, context, screen, protected=largest)
         records = outcome.records
         if consultation.surrogate is not None:
             reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
@@ -354,21 +354,35 @@ class SearchGrower(Grower):
             return None
         return f"no growth: no growth step fits the budgets (e.g. {reasons[0]}), no search"
 
-    def _largest_uniform_growth(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
-                                context: Any, budget: TaskBudget | None) -> list[dict[str, Any]]:
-        """Under the capacity rule, the point that grows the most uniformly within every budget (so that the rule's
-        costliest end is always a candidate, as no growth is its cheapest): each growth parameter at its k-th
-        smallest value (its largest when it has fewer), for the largest k whose point fits; none when none does."""
+    def _largest_growth(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
+                        context: Any, budget: TaskBudget | None) -> list[dict[str, Any]]:
+        """Under the capacity rule, a largest growth within every budget, so that the rule's costliest end is always
+        a candidate (as no growth is its cheapest; the search never prunes it, see `_search`): the largest uniform
+        growth that fits (each growth parameter at its k-th smallest value, its largest when it has fewer), then
+        each parameter in the space's order raised value by value while the point still fits, so that no single
+        parameter can grow further. None when no growth fits (or the space has continuous parameters)."""
         if self.rule != "capacity":
             return []
-        levels = {name: values for name, values in _growth_values(space).items() if values is not None}
-        largest: list[dict[str, Any]] = []
+        levels = _growth_values(space)
+        if any(values is None for values in levels.values()):
+            return []
+
+        def fits(point: dict[str, Any]) -> bool:
+            return self._propose(net, head, point, context, budget).over_budget is None
+
+        point = dict(baseline)
         for k in range(1, max((len(v) for v in levels.values()), default=1)):
-            point = {**baseline, **{name: values[min(k, len(values) - 1)] for name, values in levels.items()}}
-            if self._propose(net, head, point, context, budget).over_budget is not None:
+            uniform = {**baseline, **{name: max(values[min(k, len(values) - 1)], baseline[name])
+                                      for name, values in levels.items()}}
+            if not fits(uniform):
                 break
-            largest = [point] if point != baseline else largest
-        return largest
+            point = uniform
+        for name, values in levels.items():
+            for value in (v for v in values if v > point[name]):
+                if not fits({**point, name: value}):
+                    break
+                point = {**point, name: value}
+        return [point] if point != baseline else []
 
     @staticmethod
     def _affordable(finished: list[dict[str, Any]], budget: TaskBudget | None, search_flops: float,
@@ -414,12 +428,13 @@ class SearchGrower(Grower):
         return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
-                context: Any, screen: Any = None) -> SearchOutcome:
+                context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
         """The task's study: shared with workers when the learner has a distributed backend (the surrogate's
-        `screen` then does not act: workers sample on their own), else run here under a forked torch RNG."""
+        `screen` then does not act: workers sample on their own), else run here under a forked torch RNG;
+        `protected`: enqueued points the halving never prunes."""
         coordinator = learner.search_backend
         if coordinator is not None:
-            return coordinator.search(self, learner, task, space, enqueue, context)
+            return coordinator.search(self, learner, task, space, enqueue, context, protected=protected)
         propose, evaluate = self.problem(learner, task, context)
         kept: dict[int, Any] = {}  # trial -> its trained weights (keep_winner) or the candidate itself (adopt_winner)
 
@@ -431,7 +446,7 @@ class SearchGrower(Grower):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
                                  propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
-                                 screen)
+                                 screen, protected or ())
 
         def winner(record: dict[str, Any]) -> Any:
             return kept[record.get("same_as", record["trial"])]

@@ -77,6 +77,10 @@ def why_chosen(growth: dict[str, Any]) -> str:
     consulted = (reasons.get("knowledge") or {}).get("consulted") or []
     if consulted:
         text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
+    budget = reasons.get("stream_budget")
+    if budget:
+        text += (f"; stream training budget {budget['train_budget']:.3g} FLOPs: {budget['spent']:.3g} spent before "
+                 f"this task, {budget['search']:.3g} for its search")
     surrogate = (reasons.get("knowledge") or {}).get("surrogate") or {}
     if surrogate.get("proposed"):
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "

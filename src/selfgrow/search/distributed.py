@@ -62,7 +62,7 @@ from selfgrow.search.artifacts import (
     unpack,
     upload,
 )
-from selfgrow.search.engine import RECORD_ATTR, SearchOutcome
+from selfgrow.search.engine import RECORD_ATTR, SearchOutcome, enqueue_points
 from selfgrow.search.liveness import fail_stale_trials
 from selfgrow.search.storage import JOURNAL_PREFIX, is_shared, make_storage, redact
 from selfgrow.train.interrupt import check as check_interrupt
@@ -220,11 +220,13 @@ class Coordinator:
     # ---- one task's search --------------------------------------------------------------------
 
     def search(self, grower: Any, learner: Any, task: Any, space: dict[str, Any],
-               enqueue: list[dict[str, Any]], context: Any = None) -> SearchOutcome:
-        """Share the task's study with the workers, wait for its trials, return its records (see the module docstring)."""
+               enqueue: list[dict[str, Any]], context: Any = None,
+               protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
+        """Share the task's study with the workers, wait for its trials, return its records (see the module docstring);
+        `protected`: enqueued points the halving never prunes (`selfgrow.search.engine`)."""
         self._await_local_workers()
         started = time.perf_counter()
-        study = self._task_study(learner, task, enqueue, grower.context_state(context))
+        study = self._task_study(learner, task, enqueue, grower.context_state(context), protected or [])
         self.run_study.set_user_attr(CURRENT_ATTR, study.study_name)
         propose = grower.problem(learner, task, context)[0]
         records = self._wait(study, grower.settings, propose, task.index)
@@ -234,7 +236,8 @@ class Coordinator:
         return SearchOutcome(records, study, float(sum(r.get("spent_flops", 0.0) for r in records)),
                              weights=lambda record: unpack(download(store, record["weights"]))["weights"])
 
-    def _task_study(self, learner: Any, task: Any, enqueue: list[dict[str, Any]], context: Any) -> Any:
+    def _task_study(self, learner: Any, task: Any, enqueue: list[dict[str, Any]], context: Any,
+                    protected: list[dict[str, Any]]) -> Any:
         """The task's study, created with its enqueued points and job (the learner's state, the grower's task
         context as plain data), or found as a killed coordinator left it."""
         import optuna
@@ -247,8 +250,7 @@ class Coordinator:
         if JOB_ATTR in study.user_attrs:
             requeue_errors(study)
         else:
-            for params in enqueue:
-                study.enqueue_trial(params, skip_if_exists=True)
+            enqueue_points(study, enqueue, protected)
             study.set_user_attr(JOB_ATTR, upload(self.store, self.storage, study, f"job-task{task.index}.pt", blob))
         return study
 

@@ -29,7 +29,10 @@ which every point passes). Enqueued points are never screened. The knowledge bas
 Optuna's per-trial log lines are turned down to warnings: the records hold every trial.
 
 Warm start: `enqueue` lists earlier tasks' chosen parameters; they become the study's first
-trials (`study.enqueue_trial`), which the sampler then learns from like any other trial.
+trials (`study.enqueue_trial`), which the sampler then learns from like any other trial. Enqueued
+points that are also in `protected` are never pruned by the halving (they carry `PROTECTED_ATTR`,
+so a distributed worker reads it from the study): the capacity rule's largest growth, which
+short rungs are biased against (a wider net learns slower in its first epochs; BENCHMARKS.md).
 
 Every told trial carries its record as the user attribute `RECORD_ATTR` (JSON) and its identity
 key as `KEY_ATTR`, so other processes (the distributed coordinator, the optuna-dashboard) read
@@ -55,6 +58,7 @@ from selfgrow.search.storage import make_storage
 
 RECORD_ATTR = "selfgrow:record"
 KEY_ATTR = "selfgrow:key"
+PROTECTED_ATTR = "selfgrow:protected"
 
 class Evaluation(Protocol):
     """A candidate being trained: `train_to(epochs)` trains to that many epochs in total and scores it."""
@@ -150,14 +154,14 @@ def run_search(
     enqueue: Sequence[dict[str, Any]] = (),
     keep: Keep | None = None,
     screen: Screen | None = None,
+    protected: Sequence[dict[str, Any]] = (),
 ) -> SearchOutcome:
     """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _fresh_study(settings, study_name)
-    for params in enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
+    enqueue_points(study, enqueue, protected)
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
     spent = 0.0
@@ -174,6 +178,13 @@ def run_search(
             bar.update(len(batch))
     records.sort(key=lambda r: r["trial"])
     return SearchOutcome(records, study, spent)
+
+
+def enqueue_points(study: Any, enqueue: Sequence[dict[str, Any]], protected: Sequence[dict[str, Any]] = ()) -> None:
+    """Enqueue `enqueue` in order (repeats skipped), marking those in `protected` as never pruned by the halving."""
+    for params in enqueue:
+        attrs = {PROTECTED_ATTR: True} if params in protected else None
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
 
 def _counted(records: Sequence[dict[str, Any]]) -> int:
@@ -274,6 +285,7 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
     """
     history = history or RungHistory()
     evaluations = {key: evaluate(dict(group[0][1]["params"])) for key, group in batch.items()}
+    protected = {key for key, group in batch.items() if any(t.user_attrs.get(PROTECTED_ATTR) for t, _ in group)}
     spent = 0.0
     for rung, epochs in enumerate(settings.epochs):
         if bar is not None:
@@ -291,6 +303,7 @@ def _race(settings: SearchSettings, batch: dict[str, list[tuple[Any, dict[str, A
         ranked = sorted(evaluations, key=lambda k: (-batch[k][0][1]["accuracy"], batch[k][0][1]["cost"]))
         going_on = ranked if last else _survivors(ranked, [batch[k][0][1]["accuracy"] for k in ranked],
                                                    history.scores.get(rung, []), settings.eta, not history.any_complete)
+        going_on = [key for key in ranked if key in going_on or key in protected]
         leaving = [key for key in ranked if key not in going_on]
         for key in ranked:
             record = batch[key][0][1]
