@@ -66,7 +66,7 @@ from selfgrow.search.distributed import (
     job_digest,
     task_fingerprint,
 )
-from selfgrow.search.engine import KEY_ATTR, RECORD_ATTR, race_batch
+from selfgrow.search.engine import KEY_ATTR, PROTECTED_ATTR, RECORD_ATTR, race_batch
 from selfgrow.search.liveness import Heartbeat, beat, fail_stale_trials
 from selfgrow.search.samplers import make_sampler
 from selfgrow.search.storage import make_storage
@@ -145,7 +145,7 @@ class Worker:
                 self.job = self._problem(None, unpack(self.group.from_leader(None)))
                 continue
             assert self.job is not None
-            trials = [_MirroredTrial(number, params) for number, params in message["trials"]]
+            trials = [_MirroredTrial(number, params, attrs) for number, params, attrs in message["trials"]]
             with torch.random.fork_rng(devices=[]):
                 race_batch(self.job.settings, _MIRRORED_STUDY, trials, trials[0].number, self.job.propose,
                            self.job.evaluate, message["known"])
@@ -224,7 +224,8 @@ class Worker:
         numbers = [t.number for t in trials]
         started = time.perf_counter()
         known = known_results(job.study.get_trials(deepcopy=False))
-        self._to_group({"op": "race", "trials": [[t.number, dict(t.params)] for t in trials], "known": known})
+        self._to_group({"op": "race", "known": known, "trials": [
+            [t.number, dict(t.params), {k: v for k, v in t.user_attrs.items() if k == PROTECTED_ATTR}] for t in trials]})
         with Heartbeat(self.storage, [t._trial_id for t in trials], self.heartbeat), torch.random.fork_rng(devices=[]):
             try:
                 records, _ = race_batch(job.settings, job.study, trials, trials[0].number, job.propose,
@@ -373,11 +374,13 @@ def known_results(trials: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 class _MirroredTrial:
-    """A trial as a follower rank races it: number and parameters from the leader; records stay with the leader."""
+    """A trial as a follower rank races it: number, parameters and the user attributes that steer the race (whether
+    the halving may prune it) from the leader; records stay with the leader."""
 
-    def __init__(self, number: int, params: dict[str, Any]) -> None:
+    def __init__(self, number: int, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
         self.number = number
         self.params = params
+        self.user_attrs = user_attrs
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Records are the leader's to store."""
