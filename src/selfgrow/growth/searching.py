@@ -85,6 +85,7 @@ import torch
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
+from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
@@ -103,7 +104,6 @@ from selfgrow.search import (
 from selfgrow.search.samplers import SAMPLERS
 
 OBJECTIVES = ("flops", "params")
-RETENTION = "retention:"
 OBJECTIVES_TEXT = [
     "score: mean validation accuracy over the earlier tasks and the new one (chosen by the rule)",
     "plasticity: validation accuracy on the new task",
@@ -345,11 +345,10 @@ class SearchGrower(Grower):
         """Why no growth point can be chosen under the budgets (None: some may): every smallest growth step (one
         growth parameter at its next value) is over them, and so, in a space whose values grow the net as they
         increase, is every growth point. Spaces with continuous parameters are searched."""
-        steps = _next_values(space, baseline)
-        if steps is None or not steps:
+        steps = smallest_steps(space, baseline)
+        if not steps:
             return None
-        reasons = [self._propose(net, head, {**baseline, name: value}, context, budget).over_budget
-                   for name, value in steps]
+        reasons = [self._propose(net, head, step, context, budget).over_budget for step in steps]
         if any(reason is None for reason in reasons):
             return None
         return f"no growth: no growth step fits the budgets (e.g. {reasons[0]}), no search"
@@ -358,31 +357,12 @@ class SearchGrower(Grower):
                         context: Any, budget: TaskBudget | None) -> list[dict[str, Any]]:
         """Under the capacity rule, a largest growth within every budget, so that the rule's costliest end is always
         a candidate (as no growth is its cheapest; the search never prunes it, see `_search`): the largest uniform
-        growth that fits (each growth parameter at its k-th smallest value, its largest when it has fewer), then
-        each parameter in the space's order raised value by value while the point still fits, so that no single
-        parameter can grow further. None when no growth fits (or the space has continuous parameters)."""
+        growth that fits, then each parameter raised while the point still fits (`growth_points.largest_point`)."""
         if self.rule != "capacity":
             return []
-        levels = _growth_values(space)
-        if any(values is None for values in levels.values()):
-            return []
-
-        def fits(point: dict[str, Any]) -> bool:
-            return self._propose(net, head, point, context, budget).over_budget is None
-
-        point = dict(baseline)
-        for k in range(1, max((len(v) for v in levels.values()), default=1)):
-            uniform = {**baseline, **{name: max(values[min(k, len(values) - 1)], baseline[name])
-                                      for name, values in levels.items()}}
-            if not fits(uniform):
-                break
-            point = uniform
-        for name, values in levels.items():
-            for value in (v for v in values if v > point[name]):
-                if not fits({**point, name: value}):
-                    break
-                point = {**point, name: value}
-        return [point] if point != baseline else []
+        point = largest_point(space, baseline,
+                              lambda p: self._propose(net, head, p, context, budget).over_budget is None)
+        return [point] if point is not None else []
 
     @staticmethod
     def _affordable(finished: list[dict[str, Any]], budget: TaskBudget | None, search_flops: float,
@@ -415,17 +395,17 @@ class SearchGrower(Grower):
         if space and self.retention_space:
             present = current_settings(learner.retention, list(self.retention_space))
             for key, values in self.retention_space.items():
-                space[RETENTION + key] = CategoricalDistribution(sorted({*values, float(present[key])}))
+                space[RETENTION_PREFIX + key] = CategoricalDistribution(sorted({*values, float(present[key])}))
         return space
 
     def _baseline(self, learner: Any, space: dict[str, Any], context: Any) -> dict[str, Any]:
         """The point of `space` that keeps the net and the strategies' strengths as they are."""
         from selfgrow.retention.settings import current_settings
 
-        growth = {k: v for k, v in space.items() if not k.startswith(RETENTION)}
-        keys = [k[len(RETENTION):] for k in space if k.startswith(RETENTION)]
+        growth = {k: v for k, v in space.items() if not k.startswith(RETENTION_PREFIX)}
+        keys = [k[len(RETENTION_PREFIX):] for k in space if k.startswith(RETENTION_PREFIX)]
         present = current_settings(learner.retention, keys)
-        return {**self.no_growth(growth, context), **{RETENTION + k: float(v) for k, v in present.items()}}
+        return {**self.no_growth(growth, context), **{RETENTION_PREFIX + k: float(v) for k, v in present.items()}}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
                 context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
@@ -582,42 +562,12 @@ def _key(ops: list[dict[str, Any]], settings: dict[str, float] | None = None) ->
 
 def growth_params(params: dict[str, Any]) -> dict[str, Any]:
     """The growth part of a point (what `ops_for` reads)."""
-    return {k: v for k, v in params.items() if not k.startswith(RETENTION)}
+    return {k: v for k, v in params.items() if not k.startswith(RETENTION_PREFIX)}
 
 
 def retention_params(params: dict[str, Any]) -> dict[str, float]:
     """The retention strengths of a point, as "<strategy>.<attribute>" -> value."""
-    return {k[len(RETENTION):]: float(v) for k, v in params.items() if k.startswith(RETENTION)}
-
-
-def _next_values(space: dict[str, Any], baseline: dict[str, Any]) -> list[tuple[str, Any]] | None:
-    """Each growth parameter of `space` with its next value above the baseline's (none at its largest); None when
-    a growth parameter is continuous (no next value)."""
-    steps = []
-    for name, values in _growth_values(space).items():
-        if values is None:
-            return None
-        above = [v for v in values if v > baseline[name]]
-        if above:
-            steps.append((name, above[0]))
-    return steps
-
-
-def _growth_values(space: dict[str, Any]) -> dict[str, list[Any] | None]:
-    """The sorted values of each growth parameter of `space` (None for a continuous one)."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    values: dict[str, list[Any] | None] = {}
-    for name, distribution in space.items():
-        if name.startswith(RETENTION):
-            continue
-        if isinstance(distribution, CategoricalDistribution):
-            values[name] = sorted(distribution.choices)
-        elif isinstance(distribution, IntDistribution):
-            values[name] = list(range(distribution.low, distribution.high + 1, distribution.step))
-        else:
-            values[name] = None
-    return values
+    return {k[len(RETENTION_PREFIX):]: float(v) for k, v in params.items() if k.startswith(RETENTION_PREFIX)}
 
 
 def _describe(record: dict[str, Any]) -> str:
