@@ -30,6 +30,15 @@ def test_mlp_params_and_flops_equal_hand_counts():
     assert cost.nbytes(net) == 211 * 4
 
 
+def test_one_more_class_costs_the_heads_column_forward_and_backward_per_training_sample():
+    net = small_mlp()
+    # the 7th->new output column of the 6-unit head: forward 6 MACs, weight and input gradients 6 each
+    assert cost.training_flops_per_class(net) == 2 * (6 + 6 + 6) == 36
+    assert cost.training_flops_per_sample(ops.add_classes(net, 1).net) == 908 + 36
+    multi = build({"kind": "mlp", "input_shape": [1, 4, 4], "hidden": [8], "head": {"kind": "multi", "classes": [2]}})
+    assert cost.training_flops_per_class(multi) == 0  # a task's samples train through its own head only
+
+
 def test_convnet_params_and_flops_equal_hand_counts():
     net = small_convnet()
     # conv 1->2 (3x3) on 8x8 -> 6x6, pool -> 3x3, flatten 18, fc 18->4, head 4->3.

@@ -10,7 +10,7 @@ from trainer_fixtures import make_tasks
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.stream_budget import plan_budget
 from selfgrow.nets import ops
-from selfgrow.nets.cost import training_flops_per_sample
+from selfgrow.nets.cost import training_flops_per_class, training_flops_per_sample
 from selfgrow.retention import build_retention
 from selfgrow.search import select
 from selfgrow.train import Trainer
@@ -54,15 +54,21 @@ def test_the_task_budget_adds_what_was_spent_the_search_and_the_training_to_the_
     budget = plan_budget(1e12, learner, second, search_share=0.5, adopt=False)
     spent = learner.records[0].fit.train_flops + learner.records[0].plan.search_flops
     now = learner.trainer.planned_samples(n, replaying=1)  # replay (and LwF, which does not replay) after task 0
-    assert budget.spent == spent and budget.samples_now == now and budget.samples_later == now  # one task after this
+    assert budget.spent == spent and budget.samples_now == now and budget.samples_later == now
+    assert budget.later_tasks == 1 and budget.new_classes == 2  # the third task, adding 2 classes to the head
     assert budget.search_estimate == pytest.approx(0.5 * now * per_sample(learner))
     assert budget.projected(1000.0) == pytest.approx(spent + budget.search_estimate + 1000.0 * 2 * now)
-    assert budget.projected(1000.0, search=5.0) == pytest.approx(spent + 5.0 + 1000.0 * 2 * now)
+    # the later task trains through a head of 2 more outputs, 10 FLOPs per sample each
+    assert budget.projected(1000.0, 10.0, search=5.0) == pytest.approx(spent + 5.0 + 1000.0 * 2 * now + 20.0 * now)
     adopted = plan_budget(1e12, learner, second, search_share=0.5, adopt=True)
     assert adopted.samples_now == 0 and adopted.samples_later == now  # the adopted search's training is the task's
-    tight = plan_budget(budget.projected(1000.0, search=5.0), learner, second, 0.5, adopt=False)
-    assert tight.exceeded(1000.0, search=5.0) is None
-    assert "train_budget" in tight.exceeded(1001.0, search=5.0)
+    tight = plan_budget(budget.projected(1000.0, 10.0, search=5.0), learner, second, 0.5, adopt=False)
+    assert tight.exceeded(1000.0, 10.0, search=5.0) is None
+    assert "train_budget" in tight.exceeded(1000.0, 11.0, search=5.0)
+    first = plan_budget(1e12, budget_learner({}), make_tasks(1)[0], search_share=0.0, adopt=False)
+    n0, later = learner.trainer.planned_samples(n), now
+    assert first.later_tasks == 2 and first.projected(1000.0, 10.0) == pytest.approx(
+        1000.0 * n0 + later * (2 * 1000.0 + 10.0 * 2 * (1 + 2)))  # heads of 2 and 4 more outputs
 
 
 def test_a_learner_that_does_not_know_the_streams_length_is_refused_in_one_sentence():
@@ -86,9 +92,9 @@ def affording_2x_not_4x(task) -> float:
     probe = budget_learner({**SPACE, "train_budget": 1e15})
     probe.net = ops.add_classes(probe.net, 2).net
     budget = plan_budget(1e15, probe, task, search_share=SPACE["n_trials"] * 1 / probe.trainer.epochs, adopt=False)
-    wider = {f: float(training_flops_per_sample(ops.add_classes(make_net("class", hidden=[int(8 * f)]), 2).net, None))
-             for f in (2.0, 4.0)}
-    return (budget.projected(wider[2.0]) + budget.projected(wider[4.0])) / 2
+    nets = {f: ops.add_classes(make_net("class", hidden=[int(8 * f)]), 2).net for f in (2.0, 4.0)}
+    return sum(budget.projected(training_flops_per_sample(net, None), training_flops_per_class(net))
+               for net in nets.values()) / 2
 
 
 def test_with_a_train_budget_the_default_rule_is_capacity_and_the_stream_never_spends_more():
@@ -105,7 +111,8 @@ def test_with_a_train_budget_the_default_rule_is_capacity_and_the_stream_never_s
     assert sum(r.fit.train_flops + r.plan.search_flops for r in records) <= total
     first = records[0].plan
     assert first.reasons["rule"].startswith("costliest candidate within 1 standard errors")
-    planned = first.reasons["stream_budget"]["samples_now"] + first.reasons["stream_budget"]["samples_later"]
+    plan = first.reasons["stream_budget"]
+    planned = plan["samples_now"] + plan["later_tasks"] * plan["samples_later"]
     assert all(c["train_flops_per_sample"] * planned <= total for c in first.candidates if c["status"] == "complete")
     # the first task grew, and what is left affords neither a search nor a growth step afterwards
     assert first.ops and all(r.plan.reasons["decision"].startswith("no growth: no") for r in records[1:])

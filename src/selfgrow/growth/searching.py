@@ -330,12 +330,14 @@ class SearchGrower(Grower):
         """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a
         budget that cannot even train the starting net to the end is a user error."""
         head = task.index if learner.scenario == "task" else None
-        current = _cost(learner.net, head, per_sample=True)["train_flops_per_sample"]
-        if not learner.records and budget.exceeded(current, search=0.0):
+        cost = _cost(learner.net, head, per_sample=True)
+        current = (cost["train_flops_per_sample"], cost["train_flops_per_class"])
+        if not learner.records and budget.exceeded(*current, search=0.0):
+            least = budget.projected(*current, search=0.0)
             raise SelfgrowError(f"The {self.name} grower's train_budget {budget.total:.3e} is smaller than training "
-                                f"the starting net to the end of the stream ({budget.projected(current, 0.0):.3e}); "
-                                f"give train_budget >= {budget.projected(current, 0.0):.3e}, or no train_budget.")
-        exceeded = budget.exceeded(current)
+                                f"the starting net to the end of the stream ({least:.3e}); "
+                                f"give train_budget >= {least:.3e}, or no train_budget.")
+        exceeded = budget.exceeded(*current)
         if exceeded is None:
             return None
         return f"no growth: no room in the stream's budget for a search (with its estimate, {exceeded}), no search"
@@ -372,7 +374,8 @@ class SearchGrower(Grower):
         if budget is None:
             return finished
         reasons["stream_budget"] = budget.describe(search_flops)
-        fits = [r for r in finished if budget.exceeded(r["train_flops_per_sample"], search_flops) is None]
+        fits = [r for r in finished
+                if budget.exceeded(r["train_flops_per_sample"], r["train_flops_per_class"], search_flops) is None]
         if not fits:
             reasons["stream_budget"]["over"] = "no candidate fits with the search's measured cost; the cheapest is kept"
         return fits or [min(finished, key=lambda r: (r["train_flops_per_sample"], r["trial"]))]
@@ -473,7 +476,7 @@ class SearchGrower(Grower):
         if self.max_params is not None and cost["n_params"] > self.max_params:
             return f"{cost['n_params']:,} parameters > max_params {self.max_params:,}"
         if budget is not None:
-            return budget.exceeded(cost["train_flops_per_sample"])
+            return budget.exceeded(cost["train_flops_per_sample"], cost["train_flops_per_class"])
         return None
 
     def _warm_start_points(self, space: dict[str, Any], learner: Any, context: Any) -> list[dict[str, Any]]:
@@ -546,12 +549,14 @@ def widenable_groups(net: Any) -> dict[str, int]:
 
 
 def _cost(net: Any, head: int | None, per_sample: bool = False) -> dict[str, Any]:
-    """Inference FLOPs of one input and parameters of `net`; with `per_sample`, also its training FLOPs per sample."""
-    from selfgrow.nets.cost import count_params, inference_flops, training_flops_per_sample
+    """Inference FLOPs of one input and parameters of `net`; with `per_sample`, also its training FLOPs per sample and
+    what one more output class adds to them (what a stream budget projects)."""
+    from selfgrow.nets.cost import count_params, inference_flops, training_flops_per_class, training_flops_per_sample
 
     cost = {"flops": int(inference_flops(net, head)), "n_params": int(count_params(net))}
     if per_sample:
         cost["train_flops_per_sample"] = int(training_flops_per_sample(net, head))
+        cost["train_flops_per_class"] = int(training_flops_per_class(net))
     return cost
 
 

@@ -5,9 +5,12 @@ candidate would cost to the end of the stream if it were chosen and never grown 
 
     spent          every earlier task's training and search, as measured
   + search         this task's search: estimated before it runs, measured once it has
-  + p x samples    the candidate's training FLOPs per sample x the samples still to train: this
-                   task's (none when the search's training is adopted as the task's) and N - t - 1
-                   later tasks' of the same size
+  + p x samples    the candidate's training FLOPs per sample x this task's samples still to train
+                   (none when the search's training is adopted as the task's)
+  + later tasks    the L = N - t - 1 later tasks, each of as many samples as this one, at p plus
+                   what the classes they add cost (class-incremental: each later task adds as many
+                   outputs to the single head as this one did, each costing `per_class` FLOPs per
+                   sample, `selfgrow.nets.cost.training_flops_per_class`)
 
 Samples are the trainer's upper bound (`Trainer.planned_samples`: every epoch and grid setting,
 each replay strategy filling every batch, replay counted once a task has been learnt), so a run
@@ -37,18 +40,22 @@ class TaskBudget:
     total: float
     spent: float
     samples_now: float  # this task's samples still to train after the search (0 when the search's training is adopted)
-    samples_later: float  # the samples of every later task together
+    samples_later: float  # the samples of one later task
+    later_tasks: int
+    new_classes: int  # the outputs each later task adds to a single head (0: the head does not grow)
     search_estimate: float
 
-    def projected(self, per_sample: float, search: float | None = None) -> float:
-        """The stream's training FLOPs if a net of `per_sample` training FLOPs is trained to the end (search: the
-        measured cost of this task's search; None: its estimate)."""
+    def projected(self, per_sample: float, per_class: float = 0.0, search: float | None = None) -> float:
+        """The stream's training FLOPs if a net of `per_sample` training FLOPs (`per_class` more per sample for each
+        output added) is trained to the end (search: the measured cost of this task's search; None: its estimate)."""
         search = self.search_estimate if search is None else search
-        return self.spent + search + per_sample * (self.samples_now + self.samples_later)
+        later = self.later_tasks * per_sample + per_class * self.new_classes * self.later_tasks * (self.later_tasks + 1) / 2
+        return self.spent + search + per_sample * self.samples_now + self.samples_later * later
 
-    def exceeded(self, per_sample: float, search: float | None = None) -> str | None:
-        """Why a net of `per_sample` training FLOPs would break the budget, in words (None when it fits)."""
-        projected = self.projected(per_sample, search)
+    def exceeded(self, per_sample: float, per_class: float = 0.0, search: float | None = None) -> str | None:
+        """Why a net of `per_sample` training FLOPs (`per_class` per added output) would break the budget, in words
+        (None when it fits)."""
+        projected = self.projected(per_sample, per_class, search)
         if projected <= self.total:
             return None
         return f"{projected:.3e} training FLOPs to the end of the stream > train_budget {self.total:.3e}"
@@ -57,7 +64,8 @@ class TaskBudget:
         """Plain data for the plan's reasons."""
         return {"train_budget": self.total, "spent": self.spent,
                 "search": self.search_estimate if search is None else float(search),
-                "samples_now": self.samples_now, "samples_later": self.samples_later}
+                "samples_now": self.samples_now, "samples_later": self.samples_later, "later_tasks": self.later_tasks,
+                "new_classes": self.new_classes}
 
 
 def plan_budget(total: float, learner: Any, task: Any, search_share: float, adopt: bool) -> TaskBudget:
@@ -72,12 +80,14 @@ def plan_budget(total: float, learner: Any, task: Any, search_share: float, adop
     replaying = len(overriding(learner.retention, "replay"))
     n_train = int(task.y_train.numel())
     now = learner.trainer.planned_samples(n_train, replaying if learner.seen else 0)
-    later = max(0, stream_tasks - task.index - 1) * learner.trainer.planned_samples(n_train, replaying)
     spent = sum(float(r.fit.train_flops) + float(r.plan.search_flops) for r in learner.records)
     head = task.index if learner.scenario == "task" else None
     current = float(training_flops_per_sample(learner.net, head))
     return TaskBudget(total=float(total), spent=spent, samples_now=0.0 if adopt else float(now),
-                      samples_later=float(later), search_estimate=search_share * now * current)
+                      samples_later=float(learner.trainer.planned_samples(n_train, replaying)),
+                      later_tasks=max(0, stream_tasks - task.index - 1),
+                      new_classes=task.n_classes if learner.scenario == "class" else 0,
+                      search_estimate=search_share * now * current)
 
 
 __all__ = ["TaskBudget", "plan_budget"]

@@ -55,6 +55,16 @@ def training_flops_per_sample(net: GrowableNet, task: int | None = None) -> int:
     return _cached(net, task, "training", _training)
 
 
+def training_flops_per_class(net: GrowableNet) -> int:
+    """Training FLOPs per sample that one more output of a single head adds (0 for other heads): what each new class
+    of a class-incremental stream costs every later training sample."""
+    head = net.spec["head"]
+    if head["kind"] != "single":
+        return 0
+    wider = {**net.spec, "head": {**head, "classes": head["classes"] + 1}}
+    return _cached_spec(wider, None, "training", _training) - _cached(net, None, "training", _training)
+
+
 def _cached(net: GrowableNet, task, what: str, count) -> int:
     return _cached_spec(net.spec, default_task(net, task), what, count)
 
