@@ -91,8 +91,10 @@ def affording_2x_not_4x(task) -> float:
 
     probe = budget_learner({**SPACE, "train_budget": 1e15})
     probe.net = ops.add_classes(probe.net, 2).net
-    budget = plan_budget(1e15, probe, task, search_share=SPACE["n_trials"] * 1 / probe.trainer.epochs, adopt=False)
     nets = {f: ops.add_classes(make_net("class", hidden=[int(8 * f)]), 2).net for f in (2.0, 4.0)}
+    # the search is estimated at its most: every trial trains the costliest net of the space (4x) through every rung
+    budget = plan_budget(1e15, probe, task, search_share=SPACE["n_trials"] * 1 / probe.trainer.epochs, adopt=False,
+                         search_per_sample=training_flops_per_sample(nets[4.0], None))
     return sum(budget.projected(training_flops_per_sample(net, None), training_flops_per_class(net))
                for net in nets.values()) / 2
 
@@ -186,10 +188,10 @@ def test_no_search_runs_when_no_growth_step_fits_the_budgets():
 
 def test_the_largest_growth_is_maximal_no_single_parameter_can_grow_further_within_the_budget():
     task = make_tasks(1)[0]
-    options = {**SPACE, "train_budget": affording_2x_not_4x(task)}  # of one layer of 8: two layers afford less
+    options = {**SPACE, "train_budget": 3 * affording_2x_not_4x(task)}  # two layers of 8: (4x, 2x) fits, (4x, 4x) not
     record = budget_learner(options, hidden=[8, 8]).learn(task)
     largest = record.plan.candidates[1]["params"]
-    assert largest != {"widen:hidden.0": 1.0, "widen:hidden.1": 1.0}
+    assert largest == {"widen:hidden.0": 4.0, "widen:hidden.1": 2.0}  # uniform 2x, then the first layer raised
     learner = budget_learner(options, hidden=[8, 8])
     learner.net = ops.add_classes(learner.net, 2).net
     propose = learner.grower.problem(learner, task)[0]

@@ -252,7 +252,7 @@ class SearchGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
-        budget = self._task_budget(learner, task)
+        budget = self._task_budget(learner, task, context)
         if budget is not None:
             reasons["stream_budget"] = budget.describe()
             no_room = (self._no_room_to_search(learner, task, budget)
@@ -273,7 +273,9 @@ class SearchGrower(Grower):
                    *self._fitting_points(space, consultation.nearest, learner, context), baseline, *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
-        outcome = self._search(learner, task, space, enqueue, context, screen, protected=largest)
+        # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
+        protected = largest + ([baseline] if budget is not None else [])
+        outcome = self._search(learner, task, space, enqueue, context, screen, protected=protected)
         records = outcome.records
         if consultation.surrogate is not None:
             reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
@@ -281,7 +283,7 @@ class SearchGrower(Grower):
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
         search_flops = outcome.spent_flops + probe_flops
         choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference),
-                                among=self._affordable(outcome.finished(), budget, search_flops, reasons))
+                                among=self._affordable(outcome.finished(), budget, search_flops, reasons, baseline))
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
         first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
@@ -318,13 +320,23 @@ class SearchGrower(Grower):
             raise SelfgrowError("growth adopt_winner needs the search in this process (workers hand back weights "
                                 "only); accepted: no search workers, or keep_winner instead.")
 
-    def _task_budget(self, learner: Any, task: Any) -> TaskBudget | None:
-        """The stream's training budget before `task` (`selfgrow.growth.stream_budget`); None without `train_budget`."""
+    def _task_budget(self, learner: Any, task: Any, context: Any = None) -> TaskBudget | None:
+        """The stream's training budget before `task` (`selfgrow.growth.stream_budget`); None without `train_budget`.
+        The search is estimated at its most: every trial trains the costliest net `max_flops` and `max_params` allow
+        (a largest growth within them, `growth_points.largest_point`; the current net when none is found)
+        through every rung, so a search never costs more than the budget counted on."""
         if self.train_budget is None:
             return None
+        net, head = learner.net, (task.index if learner.scenario == "task" else None)
+        space = self.search_space(learner, task, context)
+        baseline = self._baseline(learner, space, context)
+        costliest = largest_point(space, baseline, lambda p: self._propose(net, head, p, context).over_budget is None)
+        grown = GrowthPlan(ops=self.ops_for(net, growth_params(costliest), context)).apply(net)[0] if costliest else net
+        per_sample = max(_cost(grown, head, per_sample=True)["train_flops_per_sample"],
+                         _cost(net, head, per_sample=True)["train_flops_per_sample"])
         last = self.epochs[-1] if isinstance(self.epochs, list) else self.epochs
         share = self.n_trials * self.repeats * self.data_fraction * last / learner.trainer.epochs
-        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner)
+        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner, per_sample)
 
     def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:
         """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a
@@ -368,17 +380,17 @@ class SearchGrower(Grower):
 
     @staticmethod
     def _affordable(finished: list[dict[str, Any]], budget: TaskBudget | None, search_flops: float,
-                    reasons: dict[str, Any]) -> list[dict[str, Any]]:
+                    reasons: dict[str, Any], baseline: dict[str, Any]) -> list[dict[str, Any]]:
         """The finished candidates the rule may choose: under a stream budget, those whose training to the end of
-        the stream fits it with the search's measured cost; the cheapest when none does (growth cannot shrink)."""
+        the stream fits it with the search's measured cost; no growth (`baseline`, never pruned) when none does."""
         if budget is None:
             return finished
         reasons["stream_budget"] = budget.describe(search_flops)
         fits = [r for r in finished
                 if budget.exceeded(r["train_flops_per_sample"], r["train_flops_per_class"], search_flops) is None]
         if not fits:
-            reasons["stream_budget"]["over"] = "no candidate fits with the search's measured cost; the cheapest is kept"
-        return fits or [min(finished, key=lambda r: (r["train_flops_per_sample"], r["trial"]))]
+            reasons["stream_budget"]["over"] = "no candidate fits with the search's measured cost; no growth"
+        return fits or [r for r in finished if r["params"] == baseline][:1]
 
     def after_task(self, learner: Any, task: Any) -> None:
         """The trained task's outcome into the knowledge base (see `selfgrow.search.meta.link`)."""
@@ -445,7 +457,7 @@ class SearchGrower(Grower):
         net = learner.net
         head = task.index if learner.scenario == "task" else None
 
-        budget = self._task_budget(learner, task)
+        budget = self._task_budget(learner, task, context)
 
         def evaluate(params: dict[str, Any]) -> Evaluation:
             ops = self.ops_for(net, growth_params(params), context)

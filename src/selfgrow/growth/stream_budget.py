@@ -18,10 +18,11 @@ whose choices all fit stays within B; a later task re-plans with what was really
 projected: a strategy's own extra passes (GEM's memory gradients), which the run still counts.
 
 The search's estimate, before it runs: n_trials x repeats x data_fraction x (last rung / trainer
-epochs) of this task's planned training of the current net. Halving trains most candidates fewer
-epochs and larger candidates cost more per sample; the estimate only decides whether a search is
-worth starting, and which points are over budget while it runs (the measured cost decides the
-choice).
+epochs) of this task's planned training of the costliest net the search may train (the searched
+growers pass a largest growth within `max_flops` and `max_params`): a bound, as halving trains most
+candidates fewer epochs. It decides whether a search starts and which points are over budget
+while it runs; the measured cost decides the choice, and no growth is chosen when nothing fits
+with it (a search whose candidates are unbounded, with continuous sizes, may then have overspent).
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ class TaskBudget:
                 "new_classes": self.new_classes}
 
 
-def plan_budget(total: float, learner: Any, task: Any, search_share: float, adopt: bool) -> TaskBudget:
-    """The `TaskBudget` of `learner` before `task`; `search_share` is the share of this task's planned training of
-    the current net the search is estimated at (n_trials x repeats x data_fraction x last rung / epochs)."""
+def plan_budget(total: float, learner: Any, task: Any, search_share: float, adopt: bool,
+                search_per_sample: float | None = None) -> TaskBudget:
+    """The `TaskBudget` of `learner` before `task`; the search is estimated at `search_share` (n_trials x repeats x
+    data_fraction x last rung / epochs) of this task's planned training of a net of `search_per_sample` training
+    FLOPs per sample (None: the current net's)."""
     from selfgrow.nets.cost import training_flops_per_sample
 
     stream_tasks = getattr(learner, "stream_tasks", None)
@@ -87,7 +90,7 @@ def plan_budget(total: float, learner: Any, task: Any, search_share: float, adop
                       samples_later=float(learner.trainer.planned_samples(n_train, replaying)),
                       later_tasks=max(0, stream_tasks - task.index - 1),
                       new_classes=task.n_classes if learner.scenario == "class" else 0,
-                      search_estimate=search_share * now * current)
+                      search_estimate=search_share * now * (current if search_per_sample is None else search_per_sample))
 
 
 __all__ = ["TaskBudget", "plan_budget"]
