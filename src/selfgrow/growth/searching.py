@@ -324,7 +324,7 @@ class SearchGrower(Grower):
         """The stream's training budget before `task` (`selfgrow.growth.stream_budget`); None without `train_budget`.
         The search is estimated at its most: every trial trains the costliest net `max_flops` and `max_params` allow
         (a largest growth within them, `growth_points.largest_point`; the current net when none is found)
-        through every rung, so a search never costs more than the budget counted on."""
+        through every rung (see `selfgrow.growth.stream_budget` for when that bound is not strict)."""
         if self.train_budget is None:
             return None
         net, head = learner.net, (task.index if learner.scenario == "task" else None)

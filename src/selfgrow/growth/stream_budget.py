@@ -19,10 +19,12 @@ projected: a strategy's own extra passes (GEM's memory gradients), which the run
 
 The search's estimate, before it runs: n_trials x repeats x data_fraction x (last rung / trainer
 epochs) of this task's planned training of the costliest net the search may train (the searched
-growers pass a largest growth within `max_flops` and `max_params`): a bound, as halving trains most
-candidates fewer epochs. It decides whether a search starts and which points are over budget
-while it runs; the measured cost decides the choice, and no growth is chosen when nothing fits
-with it (a search whose candidates are unbounded, with continuous sizes, may then have overspent).
+growers pass a largest growth within `max_flops` and `max_params`, `growth_points.largest_point`:
+a maximal point, raised in the space's order, so in a space where another maximal point costs more
+per sample the bound is not strict); as halving trains most candidates fewer epochs it is usually
+2-5x the real cost (BENCHMARKS.md). It decides whether a search starts and which points are over
+budget while it runs; the measured cost decides the choice, and no growth is chosen when nothing
+fits with it (the search itself may then have overspent).
 """
 
 from __future__ import annotations
