@@ -18,9 +18,10 @@ the study maximises the score and minimises `objective` ("flops": inference FLOP
 "parsimony", or "capacity" when the run has a `train_budget`. `train_budget`: the training FLOPs the
 whole stream may spend, search included (`selfgrow.growth.stream_budget`): before each task, a
 point whose training to the end of the stream would not fit is over budget, the choice is among
-the candidates that fit with the search's measured cost, and no search runs when the current net
-and the search's estimate leave no room (that task trains without growth). Earlier tasks are scored on at most `val_memory_per_class` validation
-samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
+the candidates that fit with the search's measured cost (no growth, never pruned, when none
+does), and no search runs when the current net and the search's estimate leave no room or no
+growth step fits (that task trains without growth). Earlier tasks are scored on at most
+`val_memory_per_class` validation samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
 strengths of the run's strategies to the space; the chosen ones go into the plan. Budget: `max_flops` and
@@ -87,6 +88,7 @@ from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget
+from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.transfer import contains
@@ -332,11 +334,10 @@ class SearchGrower(Grower):
         baseline = self._baseline(learner, space, context)
         costliest = largest_point(space, baseline, lambda p: self._propose(net, head, p, context).over_budget is None)
         grown = GrowthPlan(ops=self.ops_for(net, growth_params(costliest), context)).apply(net)[0] if costliest else net
-        per_sample = max(_cost(grown, head, per_sample=True)["train_flops_per_sample"],
-                         _cost(net, head, per_sample=True)["train_flops_per_sample"])
         last = self.epochs[-1] if isinstance(self.epochs, list) else self.epochs
         share = self.n_trials * self.repeats * self.data_fraction * last / learner.trainer.epochs
-        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner, per_sample)
+        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner,
+                           float(training_flops_per_sample(grown, head)))
 
     def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:
         """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a

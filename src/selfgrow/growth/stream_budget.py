@@ -21,8 +21,8 @@ The search's estimate, before it runs: n_trials x repeats x data_fraction x (las
 epochs) of this task's planned training of the costliest net the search may train (the searched
 growers pass a largest growth within `max_flops` and `max_params`, `growth_points.largest_point`:
 a maximal point, raised in the space's order, so in a space where another maximal point costs more
-per sample the bound is not strict); as halving trains most candidates fewer epochs it is usually
-2-5x the real cost (BENCHMARKS.md). It decides whether a search starts and which points are over
+per sample the bound is not strict); as halving trains most candidates fewer epochs it was 1.5-5x
+the real cost on Split-CIFAR-10 (BENCHMARKS.md). It decides whether a search starts and which points are over
 budget while it runs; the measured cost decides the choice, and no growth is chosen when nothing
 fits with it (the search itself may then have overspent).
 """
@@ -75,7 +75,7 @@ def plan_budget(total: float, learner: Any, task: Any, search_share: float, adop
                 search_per_sample: float | None = None) -> TaskBudget:
     """The `TaskBudget` of `learner` before `task`; the search is estimated at `search_share` (n_trials x repeats x
     data_fraction x last rung / epochs) of this task's planned training of a net of `search_per_sample` training
-    FLOPs per sample (None: the current net's)."""
+    FLOPs per sample, or of the current net when that costs more (None: the current net)."""
     from selfgrow.nets.cost import training_flops_per_sample
 
     stream_tasks = getattr(learner, "stream_tasks", None)
@@ -92,7 +92,7 @@ def plan_budget(total: float, learner: Any, task: Any, search_share: float, adop
                       samples_later=float(learner.trainer.planned_samples(n_train, replaying)),
                       later_tasks=max(0, stream_tasks - task.index - 1),
                       new_classes=task.n_classes if learner.scenario == "class" else 0,
-                      search_estimate=search_share * now * (current if search_per_sample is None else search_per_sample))
+                      search_estimate=search_share * now * max(current, search_per_sample or 0.0))
 
 
 __all__ = ["TaskBudget", "plan_budget"]
