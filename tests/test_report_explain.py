@@ -55,6 +55,8 @@ def test_a_search_under_a_stream_budget_says_what_was_spent_before_the_task_and_
                "reasons": {"rule": "costliest candidate within 1 standard errors of the best score (capacity)",
                            "decision": "no growth: no room in the stream's budget for a search", "stream_budget": budget}}
     assert "no room in the stream's budget for a search; rule: costliest" in growth_sentence(skipped, MLP_AFTER)
+    bounded = {**SEARCH, "reasons": {**SEARCH["reasons"], "stream_budget": {**budget, "search_estimate": 3.9e11}}}
+    assert growth_sentence(bounded, MLP_AFTER).endswith("1.25e+11 for its search (bounded at 3.9e+11 before it ran).")
 
 
 def test_what_grew_names_head_only_tasks_no_growth_and_widths_after_a_deepening_by_count():

@@ -51,24 +51,98 @@ def test_the_task_budget_adds_what_was_spent_the_search_and_the_training_to_the_
     learner.learn(first)
     learner.net = ops.add_classes(learner.net, 2).net
     n = int(second.y_train.numel())
-    budget = plan_budget(1e12, learner, second, search_share=0.5, adopt=False)
+    budget = plan_budget(1e12, learner, second, adopt=False, search_samples=300.0)
     spent = learner.records[0].fit.train_flops + learner.records[0].plan.search_flops
     now = learner.trainer.planned_samples(n, replaying=1)  # replay (and LwF, which does not replay) after task 0
     assert budget.spent == spent and budget.samples_now == now and budget.samples_later == now
     assert budget.later_tasks == 1 and budget.new_classes == 2  # the third task, adding 2 classes to the head
-    assert budget.search_estimate == pytest.approx(0.5 * now * per_sample(learner))
+    # a loose budget: the search's 300 samples at the costliest net it may train, here the current one
+    assert budget.search_estimate == pytest.approx(300.0 * per_sample(learner))
     assert budget.projected(1000.0) == pytest.approx(spent + budget.search_estimate + 1000.0 * 2 * now)
     # the later task trains through a head of 2 more outputs, 10 FLOPs per sample each
     assert budget.projected(1000.0, 10.0, search=5.0) == pytest.approx(spent + 5.0 + 1000.0 * 2 * now + 20.0 * now)
-    adopted = plan_budget(1e12, learner, second, search_share=0.5, adopt=True)
+    adopted = plan_budget(1e12, learner, second, adopt=True)
     assert adopted.samples_now == 0 and adopted.samples_later == now  # the adopted search's training is the task's
-    tight = plan_budget(budget.projected(1000.0, 10.0, search=5.0), learner, second, 0.5, adopt=False)
+    assert adopted.search_estimate == 0.0  # no search samples: no search
+    tight = plan_budget(budget.projected(1000.0, 10.0, search=5.0), learner, second, adopt=False)
     assert tight.exceeded(1000.0, 10.0, search=5.0) is None
     assert "train_budget" in tight.exceeded(1000.0, 11.0, search=5.0)
-    first = plan_budget(1e12, budget_learner({}), make_tasks(1)[0], search_share=0.0, adopt=False)
+    first = plan_budget(1e12, budget_learner({}), make_tasks(1)[0], adopt=False)
     n0, later = learner.trainer.planned_samples(n), now
     assert first.later_tasks == 2 and first.projected(1000.0, 10.0) == pytest.approx(
         1000.0 * n0 + later * (2 * 1000.0 + 10.0 * 2 * (1 + 2)))  # heads of 2 and 4 more outputs
+
+
+def test_under_a_tight_budget_the_search_is_estimated_at_the_fixed_point_of_what_its_candidates_may_cost():
+    learner = budget_learner({})
+    first, second, _ = make_tasks(3)
+    learner.learn(first)
+    learner.net = ops.add_classes(learner.net, 2).net
+    spent = learner.records[0].fit.train_flops + learner.records[0].plan.search_flops
+    now = learner.trainer.planned_samples(int(second.y_train.numel()), replaying=1)
+    remaining = 2 * now  # this task's samples and the last task's
+    total = spent + 3 * per_sample(learner) * (remaining + 300.0)  # affords 3x the current net, search included
+    budget = plan_budget(total, learner, second, adopt=False, search_samples=300.0,
+                         search_per_sample=10 * per_sample(learner))  # the space's cap, above the fixed point
+    ceiling = 3 * per_sample(learner)  # (total - spent) / (R + N)
+    assert budget.search_estimate == pytest.approx(300.0 * ceiling)
+    # the costliest point that fits pays exactly the estimate's per-sample bound: none the search trains costs more
+    assert budget.exceeded(ceiling * (1 - 1e-9)) is None and budget.exceeded(ceiling * (1 + 1e-9)) is not None
+    capped = plan_budget(total, learner, second, adopt=False, search_samples=300.0,
+                         search_per_sample=2 * per_sample(learner))
+    assert capped.search_estimate == pytest.approx(300.0 * 2 * per_sample(learner))  # the cap below the fixed point
+    last = plan_budget(total, learner, make_tasks(3)[2], adopt=True, search_samples=300.0,
+                       search_per_sample=10 * per_sample(learner))
+    assert last.search_estimate == pytest.approx(300.0 * 10 * per_sample(learner))  # nothing left to train: the cap
+
+
+def test_the_search_samples_are_every_trial_trained_through_every_rung_and_every_sample_scored():
+    from selfgrow.growth.stream_budget import search_samples
+    from selfgrow.growth.validation_memory import memory_view
+
+    learner = budget_learner({})
+    first, second, _ = make_tasks(3)
+    assert search_samples(learner, first, trials=3, data_fraction=1.0, epochs=2, rungs=2, val_memory_per_class=None) \
+        == 3 * (learner.trainer.planned_samples(int(first.y_train.numel())) + 2 * len(first.y_val))
+    learner.learn(first)
+    subset = 12  # half of the task's 24 training samples (2 classes x 12)
+    memory = len(memory_view(first, 2).y_val)
+    assert memory == 4  # 2 per class of the first task
+    expected = 4 * (2 * 3 * subset + 3 * (len(second.y_val) + memory) + memory)  # 3 epochs, replay fills every batch
+    assert search_samples(learner, second, trials=4, data_fraction=0.5, epochs=3, rungs=3,
+                          val_memory_per_class=2) == expected
+
+
+@pytest.mark.parametrize("options", [{}, {"epochs": [1, 2], "halving_batch": 2, "data_fraction": 0.5,
+                                          "val_memory_per_class": 3, "repeats": 2}], ids=["one-rung", "halving"])
+def test_the_searchs_estimate_bounds_what_it_spends_and_what_its_candidates_cost(options):
+    from selfgrow.growth.stream_budget import search_samples
+
+    tasks = make_tasks(3)
+    probe = budget_learner({})
+    probe.net = ops.add_classes(probe.net, 2).net
+    n = int(tasks[0].y_train.numel())
+    trainer = probe.trainer
+    grower = budget_learner({**SPACE, **options}).grower
+    searching = search_samples(probe, tasks[0], grower.n_trials * grower.repeats, grower.data_fraction,
+                               grower.settings.epochs[-1], len(grower.settings.epochs), grower.val_memory_per_class)
+    remaining = trainer.planned_samples(n) + 2 * trainer.planned_samples(n, replaying=1)
+    total = 3 * per_sample(probe) * (remaining + searching)  # the first search's candidates may cost 3x the start
+    learner = budget_learner({**SPACE, **options, "train_budget": total})
+    records = [learner.learn(t) for t in tasks]
+    searched = [r.plan for r in records if r.plan.candidates]
+    assert searched  # the budget leaves room for a search on the first task at least
+    # on the first task the fixed point (3x the start, below the 4x widening's cost) bounds the search
+    assert records[0].plan.reasons["stream_budget"]["search_estimate"] == pytest.approx(searching * 3 * per_sample(probe))
+    for plan in searched:
+        budget = plan.reasons["stream_budget"]
+        assert 0 < plan.search_flops <= budget["search_estimate"]
+        # every trained candidate fits what the budget leaves it after the search's estimate
+        trained = [c for c in plan.candidates if c.get("spent_flops")]
+        remaining = budget["samples_now"] + budget["later_tasks"] * budget["samples_later"]
+        per_sample_bound = (budget["train_budget"] - budget["spent"] - budget["search_estimate"]) / remaining
+        assert trained and all(c["train_flops_per_sample"] <= per_sample_bound for c in trained)
+    assert sum(r.fit.train_flops + r.plan.search_flops for r in records) <= total
 
 
 def test_a_learner_that_does_not_know_the_streams_length_is_refused_in_one_sentence():
@@ -86,17 +160,24 @@ def test_the_capacity_rule_takes_the_costliest_candidate_not_distinguishable_fro
 
 
 def affording_2x_not_4x(task) -> float:
-    """A train_budget whose first task affords the fixture net widened 2x, not 4x (search estimate included)."""
+    """A train_budget whose first task affords the fixture net widened 2x, not 4x (search estimate included): midway
+    between the least budget that affords each, found by bisection on the grower's own plan."""
     from trainer_fixtures import make_net
 
     probe = budget_learner({**SPACE, "train_budget": 1e15})
     probe.net = ops.add_classes(probe.net, 2).net
     nets = {f: ops.add_classes(make_net("class", hidden=[int(8 * f)]), 2).net for f in (2.0, 4.0)}
-    # the search is estimated at its most: every trial trains the costliest net of the space (4x) through every rung
-    budget = plan_budget(1e15, probe, task, search_share=SPACE["n_trials"] * 1 / probe.trainer.epochs, adopt=False,
-                         search_per_sample=training_flops_per_sample(nets[4.0], None))
-    return sum(budget.projected(training_flops_per_sample(net, None), training_flops_per_class(net))
-               for net in nets.values()) / 2
+
+    def least_affording(net) -> float:
+        low, high = 0.0, 1e15
+        for _ in range(200):
+            probe.grower.train_budget = middle = (low + high) / 2
+            fits = probe.grower._task_budget(probe, task).exceeded(
+                training_flops_per_sample(net, None), training_flops_per_class(net)) is None
+            low, high = (low, middle) if fits else (middle, high)
+        return high
+
+    return sum(least_affording(net) for net in nets.values()) / 2
 
 
 def test_with_a_train_budget_the_default_rule_is_capacity_and_the_stream_never_spends_more():

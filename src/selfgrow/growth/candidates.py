@@ -274,11 +274,18 @@ def _seeded_state(seed: int) -> torch.Tensor:
     return torch.Generator().manual_seed(seed).get_state()
 
 
-def _subset(task: Any, fraction: float, seed: int) -> Any:
-    """The task with a stratified `fraction` of its training samples (seeded by the trainer seed and task index)."""
+def subset_indices(task: Any, fraction: float, seed: int) -> torch.Tensor:
+    """The indices of a stratified `fraction` of the task's training samples (seeded by the trainer seed and task
+    index): what a candidate trains on."""
     from selfgrow.data import stratified_split
 
     keep = stratified_split(task.y_train, fraction, seed * 1_000_003 + task.index)[1]
     if len(keep) == 0:
         raise SelfgrowError(f"data_fraction {fraction:g} leaves no training sample of task {task.name!r}; raise it.")
+    return keep
+
+
+def _subset(task: Any, fraction: float, seed: int) -> Any:
+    """The task cut to `subset_indices`."""
+    keep = subset_indices(task, fraction, seed)
     return dataclasses.replace(task, x_train=task.x_train[keep], y_train=task.y_train[keep])

@@ -130,7 +130,7 @@ class RandomGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: empty growth space"
             return GrowthPlan(reasons=reasons)
-        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, 0.0, False)
+        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, adopt=False)
         point, proposal, draws = self._draw(learner, head, space, task.index, budget)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
         reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],

@@ -87,7 +87,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
-from selfgrow.growth.stream_budget import TaskBudget, plan_budget
+from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
 from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
@@ -324,9 +324,10 @@ class SearchGrower(Grower):
 
     def _task_budget(self, learner: Any, task: Any, context: Any = None) -> TaskBudget | None:
         """The stream's training budget before `task` (`selfgrow.growth.stream_budget`); None without `train_budget`.
-        The search is estimated at its most: every trial trains the costliest net `max_flops` and `max_params` allow
-        (a largest growth within them, `growth_points.largest_point`; the current net when none is found)
-        through every rung (see `selfgrow.growth.stream_budget` for when that bound is not strict)."""
+        The search is bounded by its samples (`stream_budget.search_samples`: every trial through every rung, every
+        sample it scores) at the costliest net it may train: a largest growth within `max_flops` and `max_params`
+        (`growth_points.largest_point`; the current net when none is found) or what the budget's fixed point allows,
+        whichever is smaller."""
         if self.train_budget is None:
             return None
         net, head = learner.net, (task.index if learner.scenario == "task" else None)
@@ -334,9 +335,10 @@ class SearchGrower(Grower):
         baseline = self._baseline(learner, space, context)
         costliest = largest_point(space, baseline, lambda p: self._propose(net, head, p, context).over_budget is None)
         grown = GrowthPlan(ops=self.ops_for(net, growth_params(costliest), context)).apply(net)[0] if costliest else net
-        last = self.epochs[-1] if isinstance(self.epochs, list) else self.epochs
-        share = self.n_trials * self.repeats * self.data_fraction * last / learner.trainer.epochs
-        return plan_budget(self.train_budget, learner, task, share, self.adopt_winner,
+        rungs = self.settings.epochs
+        samples = search_samples(learner, task, self.n_trials * self.repeats, self.data_fraction, rungs[-1], len(rungs),
+                                 self.val_memory_per_class)
+        return plan_budget(self.train_budget, learner, task, self.adopt_winner, samples,
                            float(training_flops_per_sample(grown, head)))
 
     def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:

@@ -17,18 +17,31 @@ each replay strategy filling every batch, replay counted once a task has been le
 whose choices all fit stays within B; a later task re-plans with what was really spent. Not
 projected: a strategy's own extra passes (GEM's memory gradients), which the run still counts.
 
-The search's estimate, before it runs: n_trials x repeats x data_fraction x (last rung / trainer
-epochs) of this task's planned training of the costliest net the search may train (the searched
-growers pass a largest growth within `max_flops` and `max_params`, `growth_points.largest_point`:
-a maximal point, raised in the space's order, so in a space where another maximal point costs more
-per sample the bound is not strict); as halving trains most candidates fewer epochs it was 1.5-5x
-the real cost on Split-CIFAR-10 (BENCHMARKS.md). It decides whether a search starts and which points are over
-budget while it runs; the measured cost decides the choice, and no growth is chosen when nothing
-fits with it (the search itself may then have overspent).
+The search's estimate, before it runs, is a bound on what it can spend (`search_samples`): its N
+samples, every trial of every repeat trained on its share of the task through every rung (the trainer's
+upper bound on the subset) plus every sample it scores (the new task's validation split at each rung,
+the validation memory of earlier tasks at each rung and once before training, each counted at the
+candidate's training FLOPs per sample, which a forward pass never exceeds), times the costliest
+candidate's training FLOPs per sample. That costliest candidate is the smaller of
+
+  cap            the largest growth within `max_flops` and `max_params` (`growth_points.largest_point`: a
+                 maximal point, raised in the space's order, so in a space where another maximal point
+                 costs more per sample this part is not strict), and
+  fixed point    (B - spent) / (R + N), with R the samples left to train (this task's and the later
+                 tasks'): a point is trained only when spent + S + p x R fits B, so with
+                 S = N x (B - spent) / (R + N) no trained point costs more than that per sample and the
+                 search never spends more than S. This part is strict: the search is budgeted as one
+                 more training of the stream's remaining share at the size it may afford. (With R = 0,
+                 an adopted search on the last task, it bounds nothing and the cap alone counts.)
+
+Not in the estimate: the knowledge base's probe of the task (counted in the search's measured cost).
+The estimate decides whether a search starts and which points are over budget while it runs; the
+measured cost decides the choice, and no growth is chosen when nothing fits with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,35 +77,59 @@ class TaskBudget:
         return f"{projected:.3e} training FLOPs to the end of the stream > train_budget {self.total:.3e}"
 
     def describe(self, search: float | None = None) -> dict[str, float]:
-        """Plain data for the plan's reasons."""
-        return {"train_budget": self.total, "spent": self.spent,
+        """Plain data for the plan's reasons (`search`: the search's measured cost when given, else its estimate)."""
+        return {"train_budget": self.total, "spent": self.spent, "search_estimate": self.search_estimate,
                 "search": self.search_estimate if search is None else float(search),
                 "samples_now": self.samples_now, "samples_later": self.samples_later, "later_tasks": self.later_tasks,
                 "new_classes": self.new_classes}
 
 
-def plan_budget(total: float, learner: Any, task: Any, search_share: float, adopt: bool,
+def plan_budget(total: float, learner: Any, task: Any, adopt: bool, search_samples: float = 0.0,
                 search_per_sample: float | None = None) -> TaskBudget:
-    """The `TaskBudget` of `learner` before `task`; the search is estimated at `search_share` (n_trials x repeats x
-    data_fraction x last rung / epochs) of this task's planned training of a net of `search_per_sample` training
-    FLOPs per sample, or of the current net when that costs more (None: the current net)."""
+    """The `TaskBudget` of `learner` before `task`. The search's estimate: `search_samples` (N, see
+    `search_samples`; 0: no search) at the smaller of the cap (`search_per_sample`, or the current net when that
+    costs more) and the fixed point (total - spent) / (R + N) (see the module docstring)."""
     from selfgrow.nets.cost import training_flops_per_sample
 
     stream_tasks = getattr(learner, "stream_tasks", None)
     if stream_tasks is None:
         raise SelfgrowError("growth train_budget needs the stream's length, which this learner was not told; "
                             "accepted: a run from a config (selfgrow run, bench), or Learner(..., stream_tasks=N).")
-    replaying = len(overriding(learner.retention, "replay"))
+    replaying = _replaying(learner)
     n_train = int(task.y_train.numel())
-    now = learner.trainer.planned_samples(n_train, replaying if learner.seen else 0)
+    now = 0.0 if adopt else float(learner.trainer.planned_samples(n_train, replaying if learner.seen else 0))
+    later = max(0, stream_tasks - task.index - 1)
+    samples_later = float(learner.trainer.planned_samples(n_train, replaying))
     spent = sum(float(r.fit.train_flops) + float(r.plan.search_flops) for r in learner.records)
     head = task.index if learner.scenario == "task" else None
-    current = float(training_flops_per_sample(learner.net, head))
-    return TaskBudget(total=float(total), spent=spent, samples_now=0.0 if adopt else float(now),
-                      samples_later=float(learner.trainer.planned_samples(n_train, replaying)),
-                      later_tasks=max(0, stream_tasks - task.index - 1),
-                      new_classes=task.n_classes if learner.scenario == "class" else 0,
-                      search_estimate=search_share * now * max(current, search_per_sample or 0.0))
+    cap = max(float(training_flops_per_sample(learner.net, head)), search_per_sample or 0.0)
+    remaining = now + later * samples_later  # R: with none (an adopted last task) the budget does not bound a candidate
+    fixed_point = max(0.0, float(total) - spent) / (remaining + search_samples) if remaining else cap
+    return TaskBudget(total=float(total), spent=spent, samples_now=now, samples_later=samples_later,
+                      later_tasks=later, new_classes=task.n_classes if learner.scenario == "class" else 0,
+                      search_estimate=search_samples * min(cap, fixed_point))
 
 
-__all__ = ["TaskBudget", "plan_budget"]
+def search_samples(learner: Any, task: Any, trials: int, data_fraction: float, epochs: int, rungs: int,
+                   val_memory_per_class: int | None) -> float:
+    """At most how many samples a search before `task` trains and scores, at a candidate's training FLOPs each:
+    `trials` candidates (repeats included), each trained on `data_fraction` of the task to `epochs` (the last
+    rung) and scored on the new task's validation split after each of `rungs` rungs and on the validation memory
+    of earlier tasks after each rung and once before training (`CandidateTraining`)."""
+    from selfgrow.growth.candidates import subset_indices
+    from selfgrow.growth.validation_memory import memory_view
+
+    trainer = dataclasses.replace(learner.trainer, epochs=epochs, lr_grid=None, wd_grid=None, grid_epochs=None)
+    n_train = len(subset_indices(task, data_fraction, learner.trainer.seed)) if data_fraction < 1 else task.y_train.numel()
+    replaying = _replaying(learner) if learner.seen else 0
+    memory = sum(len(memory_view(t, val_memory_per_class).y_val) for t in learner.seen)
+    scored = rungs * (len(task.y_val) + memory) + memory
+    return float(trials * (trainer.planned_samples(int(n_train), replaying) + scored))
+
+
+def _replaying(learner: Any) -> int:
+    """How many of the learner's strategies replay (each fills a batch with as many samples at most)."""
+    return len(overriding(learner.retention, "replay"))
+
+
+__all__ = ["TaskBudget", "plan_budget", "search_samples"]

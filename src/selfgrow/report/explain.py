@@ -81,6 +81,8 @@ def why_chosen(growth: dict[str, Any]) -> str:
     if budget:
         text += (f"; stream training budget {budget['train_budget']:.3g} FLOPs: {budget['spent']:.3g} spent before "
                  f"this task, {budget['search']:.3g} for its search")
+        if "search_estimate" in budget and budget["search_estimate"] != budget["search"]:
+            text += f" (bounded at {budget['search_estimate']:.3g} before it ran)"
     surrogate = (reasons.get("knowledge") or {}).get("surrogate") or {}
     if surrogate.get("proposed"):
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
