@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from search_fixtures import QUICK, learner_for
@@ -197,8 +199,34 @@ def test_with_a_train_budget_the_default_rule_is_capacity_and_the_stream_never_s
     plan = first.reasons["stream_budget"]
     planned = plan["samples_now"] + plan["later_tasks"] * plan["samples_later"]
     assert all(c["train_flops_per_sample"] * planned <= total for c in first.candidates if c["status"] == "complete")
-    # the first task grew, and what is left affords neither a search nor a growth step afterwards
-    assert first.ops and all(r.plan.reasons["decision"].startswith("no growth: no") for r in records[1:])
+    # the first task grew; what is left affords no search afterwards, yet the second task spends it on capacity
+    second = records[1].plan
+    assert first.ops and not second.candidates and second.search_flops == 0
+    assert second.reasons["decision"].startswith("largest growth without a search: {'widen:hidden.0': 2.0}")
+    assert second.reasons["stream_budget"]["search"] == 0.0
+    assert records[2].plan.reasons["decision"].startswith("no growth: no room in the stream's budget")
+
+
+def test_without_room_for_a_search_only_the_capacity_rule_grows_and_to_the_largest_growth_that_fits():
+    tasks = make_tasks(3)
+    total = affording_2x_not_4x(tasks[0])
+    grown = budget_learner({**SPACE, "train_budget": total})
+    assert grown.learn(tasks[0]).plan.ops  # the search widened the net 2x
+    grown.net = ops.add_classes(grown.net, 2).net
+    kept = copy.deepcopy(grown)
+    kept.grower.rule = "parsimony"
+    plan = grown.grower.plan(grown, tasks[1])
+    budget = plan.reasons["stream_budget"]
+    assert not plan.candidates and budget["search"] == 0.0
+    point = {"widen:hidden.0": 2.0}
+    assert plan.reasons["decision"].startswith(f"largest growth without a search: {point}")
+    propose = grown.grower.problem(grown, tasks[1])[0]
+    assert "train_budget" in (propose(point).over_budget or "")  # with the search's estimate it would not fit ...
+    unsearched = plan_budget(total, grown, tasks[1], adopt=False)
+    wider = {f: ops.widen(grown.net, "hidden.0", int(16 * (f - 1)), mode="zero").net for f in (2.0, 4.0)}
+    costs = {f: (training_flops_per_sample(n, None), training_flops_per_class(n)) for f, n in wider.items()}
+    assert unsearched.exceeded(*costs[2.0]) is None and unsearched.exceeded(*costs[4.0])  # ... without it, it does
+    assert kept.grower.plan(kept, tasks[1]).ops == []  # parsimony: no search, no growth
 
 
 def test_a_budget_below_training_the_starting_net_to_the_end_is_refused_in_one_sentence():

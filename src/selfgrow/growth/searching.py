@@ -20,7 +20,8 @@ whole stream may spend, search included (`selfgrow.growth.stream_budget`): befor
 point whose training to the end of the stream would not fit is over budget, the choice is among
 the candidates that fit with the search's measured cost (no growth, never pruned, when none
 does), and no search runs when the current net and the search's estimate leave no room or no
-growth step fits (that task trains without growth). Earlier tasks are scored on at most
+growth step fits: that task grows, under the capacity rule, to the largest growth that fits without a
+search (none scored, so the costliest; the budget goes to capacity, not unspent), else not at all. Earlier tasks are scored on at most
 `val_memory_per_class` validation samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
@@ -77,6 +78,7 @@ candidates (`selfgrow.search.worker`); the choice, the records and the plan are 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -261,7 +263,7 @@ class SearchGrower(Grower):
                        or self._no_growth_fits(net, head, space, self._baseline(learner, space, context), context, budget))
             if no_room:
                 reasons["decision"] = no_room
-                return GrowthPlan(reasons=reasons)
+                return self._unsearched_growth(learner, task, space, context, budget, reasons)
         features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
         baseline = self._baseline(learner, space, context)
@@ -369,6 +371,29 @@ class SearchGrower(Grower):
         if any(reason is None for reason in reasons):
             return None
         return f"no growth: no growth step fits the budgets (e.g. {reasons[0]}), no search"
+
+    def _unsearched_growth(self, learner: Any, task: Any, space: dict[str, Any], context: Any, budget: TaskBudget,
+                           reasons: dict[str, Any]) -> GrowthPlan:
+        """The plan when the stream's budget leaves no room for a search: under the capacity rule, the largest growth
+        that fits without one (no candidate scored, none is distinguishable from the best, so the rule takes the
+        costliest: the budget goes to capacity rather than unspent); otherwise, and when none fits, no growth."""
+        net, head = learner.net, (task.index if learner.scenario == "task" else None)
+        if self.rule != "capacity":
+            return GrowthPlan(reasons=reasons)
+        unsearched = dataclasses.replace(budget, search_estimate=0.0)
+        baseline = self._baseline(learner, space, context)
+        point = largest_point(space, baseline,
+                              lambda p: self._propose(net, head, p, context, unsearched).over_budget is None)
+        if point is None:
+            return GrowthPlan(reasons=reasons)
+        reasons["stream_budget"] = unsearched.describe()
+        why = reasons["decision"].removeprefix("no growth: ").removesuffix(", no search")
+        reasons["decision"] = (f"largest growth without a search: {point} ({why}; under the capacity rule, with no "
+                               f"candidate scored, the costliest that fits the stream's budget)")
+        settings = retention_params(point)
+        if settings:
+            reasons["retention"] = settings
+        return GrowthPlan(ops=self.ops_for(net, growth_params(point), context), reasons=reasons, retention=settings)
 
     def _largest_growth(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
                         context: Any, budget: TaskBudget | None) -> list[dict[str, Any]]:
