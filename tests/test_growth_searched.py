@@ -265,3 +265,20 @@ def test_candidates_are_scored_as_the_learner_evaluates_after_the_task(deciding)
     for strategy in learner.retention:
         strategy.after_task(learner, tasks[1])
     assert learner.evaluate([tasks[1]], "val")[0] == scored != raw
+
+
+def test_a_search_widens_the_feature_layer_under_the_nearest_mean_classifier():
+    """Candidates whose features grow are scored by the nearest means of their own features (the replay memory's
+    prototypes follow the growth), and the learner predicts by the grown net's means."""
+    from selfgrow.retention import build_retention
+
+    torch.manual_seed(0)
+    widened = {"widen:hidden.0": 2.0}
+    learner = learner_for("searched", {**QUICK, "width_factors": [1.0, 2.0], "max_deepen": 0,
+                                       "initial_points": [widened]})
+    learner.retention = [build_retention("lwf"), build_retention("replay", budget=12, classifier="nme")]
+    records = [learner.learn(t) for t in make_tasks(2)]
+    scored = [c for c in records[1].plan.candidates if c["params"] == widened]
+    assert scored and scored[0]["status"] == "complete"
+    replay = learner.retention[1]
+    assert replay.means.shape == (4, learner.net.spec["hidden"][-1])

@@ -104,6 +104,28 @@ def test_nme_prototypes_survive_a_checkpoint():
     copy = build_retention("replay", budget=40, selection="herding", classifier="nme")
     copy.load_state_dict(memory.state_dict())
     assert torch.equal(copy.means, memory.means) and torch.equal(copy.mean_ids, memory.mean_ids)
+    assert copy.mean_basis == memory.mean_basis == {"mean": [], "std": [], "task_il": False}
+
+
+@pytest.mark.parametrize("mode", ["zero", "split"])
+def test_nme_prototypes_follow_a_growth_of_the_feature_layer(mode):
+    from selfgrow.nets import ops
+
+    stream, net, memory = _memory_with_means()
+    growth = ops.widen(net, "hidden.0", 3, mode=mode)  # the features grow from 4 to 7 values
+    restored = build_retention("replay", budget=40, selection="herding", classifier="nme")
+    restored.load_state_dict(memory.state_dict())  # a run resumed between the task and the growth
+    for strategy in (memory, restored):
+        strategy.on_growth(growth)
+        assert strategy.means.shape == (4, 7)
+    for row, c in enumerate(memory.mean_ids.tolist()):  # the normalised means of the grown net's features
+        x = memory.memory["x"][memory.memory["y_global"] == c].float() / 255
+        with torch.no_grad():
+            features = F.normalize(growth.net.eval().features(x), dim=1)
+        assert torch.allclose(memory.means[row], F.normalize(features.mean(0), dim=0), atol=1e-6)
+    assert torch.equal(restored.means, memory.means)
+    with torch.no_grad():
+        assert memory.predict(growth.net, stream[1].x_test, stream[1], "class", None).shape == (len(stream[1].x_test),)
 
 
 def test_mixing_the_memory_into_the_dataset_replays_in_proportion_to_the_task():

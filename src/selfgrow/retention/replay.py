@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from selfgrow.options import option
 from selfgrow.retention.base import Batch, Retention
 from selfgrow.retention.registry import register_retention
-from selfgrow.retention.scenario import model_input, net_device
+from selfgrow.retention.scenario import Normalisation, model_input, net_device
 from selfgrow.retention.selection import equal_quotas, group_ranks, herding_order, reservoir_keys
 from selfgrow.retention.tensors import tensor_bytes
 from selfgrow.streams.task import Task
@@ -72,8 +72,10 @@ class Replay(Retention):
     `classifier="nme"` classifies test samples by iCaRL's nearest mean of exemplars (Rebuffi et al. 2017,
     Algorithm 1): after each task the mean of the L2-normalised features of each class's memory
     samples (normalised again) is the class's prototype, and a test sample takes the class of the
-    nearest prototype among the classes it may have (its task's in task-IL); the trainer's validation,
-    early stopping and the growth searches keep using the head. Memory samples are normalised with the
+    nearest prototype among the classes it may have (its task's in task-IL); the trainer's validation
+    and early stopping keep using the head (growth searches score candidates by the nearest means, see
+    `selfgrow.growth.candidates`); when the net grows the prototypes are computed again from the grown
+    net's features (`on_growth`). Memory samples are normalised with the
     latest task's statistics, as the trainer replays them (the paper also averages flipped exemplars;
     we do not). `budget=None` keeps every
     sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
@@ -88,6 +90,7 @@ class Replay(Retention):
         self.new_samples = 1  # the current task's training samples (`mix="dataset"`)
         self.means = torch.empty(0)  # `classifier="nme"`: one prototype per row, for the classes of `mean_ids`
         self.mean_ids = torch.empty(0, dtype=torch.long)  # stream-wide class ids (task-IL: task * 10**6 + label)
+        self.mean_basis: dict[str, Any] = {}  # how the means were computed: normalisation and scenario, for regrowth
         self.memory = {
             "x": torch.empty(0, dtype=DTYPES[self.dtype]),
             "y": torch.empty(0, dtype=torch.long),
@@ -123,7 +126,15 @@ class Replay(Retention):
             merged = {k: v[keep] for k, v in merged.items()}
         self.memory = merged
         if self.classifier == "nme":
-            self._class_means(learner, task)
+            self.mean_basis = {"mean": list(task.mean or ()), "std": list(task.std or ()),
+                               "task_il": learner.scenario == "task"}
+            self._class_means(learner.net)
+
+    def on_growth(self, growth: Any) -> None:
+        """With the nearest-mean classifier, the prototypes again from the grown net's features (a grown feature
+        layer changes their size and values; logits are what growth preserves, not features)."""
+        if self.classifier == "nme" and len(self.mean_ids):
+            self._class_means(growth.net)
 
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
         if self.mix == "dataset":
@@ -151,9 +162,11 @@ class Replay(Retention):
         picked = ids[allowed][distances.argmin(1)]
         return picked % TASK_KEY if scenario == "task" else picked
 
-    def _class_means(self, learner: Any, task: Task) -> None:
-        """iCaRL's prototypes: per class of the memory, the normalised mean of its samples' normalised features."""
-        task_il = learner.scenario == "task"
+    def _class_means(self, net: torch.nn.Module) -> None:
+        """iCaRL's prototypes: per class of the memory, the normalised mean of its samples' normalised features
+        (`mean_basis`: the normalisation of the task they were computed after, and the scenario)."""
+        task_il = self.mean_basis["task_il"]
+        norm = Normalisation(mean=tuple(self.mean_basis["mean"]), std=tuple(self.mean_basis["std"]))
         keys = self.memory["task"] * TASK_KEY + self.memory["y"] if task_il else self.memory["y_global"]
         ids = keys.unique()
         means = []
@@ -162,7 +175,7 @@ class Replay(Retention):
             x = self.memory["x"][rows]
             x = x.float() / 255 if x.dtype == torch.uint8 else x
             head = key // TASK_KEY if task_il else None
-            features = F.normalize(self._features_of(learner.net, x, task, head), dim=1)
+            features = F.normalize(self._features_of(net, x, norm, head), dim=1)
             means.append(F.normalize(features.mean(0), dim=0))
         self.means, self.mean_ids = torch.stack(means).cpu(), ids
 
@@ -218,7 +231,8 @@ class Replay(Retention):
         """Penultimate features of the task's training images (eval mode, normalised, not augmented)."""
         return self._features_of(learner.net, task.x_train, task, task.index if learner.scenario == "task" else None)
 
-    def _features_of(self, net: torch.nn.Module, images: torch.Tensor, task: Task, head: int | None) -> torch.Tensor:
+    def _features_of(self, net: torch.nn.Module, images: torch.Tensor, task: Task | Normalisation,
+                     head: int | None) -> torch.Tensor:
         """Penultimate features of raw [0, 1] images normalised as `task`'s (eval mode, no augmentation)."""
         device = net_device(net)
         was_training = net.training
@@ -230,13 +244,14 @@ class Replay(Retention):
 
     def state_dict(self) -> dict[str, Any]:
         return {**{f"memory/{k}": v for k, v in self.memory.items()}, "generator": self.generator.get_state(),
-                "means": self.means, "mean_ids": self.mean_ids}
+                "means": self.means, "mean_ids": self.mean_ids, "mean_basis": dict(self.mean_basis)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.memory = {k: state[f"memory/{k}"] for k in FIELDS}
         self.generator.set_state(state["generator"])
         self.means = state.get("means", torch.empty(0))  # absent in checkpoints of earlier versions
         self.mean_ids = state.get("mean_ids", torch.empty(0, dtype=torch.long))
+        self.mean_basis = dict(state.get("mean_basis", {}))
 
     def memory_bytes(self) -> int:
         return tensor_bytes(self.memory)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from selfgrow.data.transforms import normalize
@@ -19,8 +21,15 @@ def task_targets(y_local: torch.Tensor, y_global: torch.Tensor, scenario: str) -
     return y_local if scenario == "task" else y_global
 
 
-def model_input(x: torch.Tensor, task: Task) -> torch.Tensor:
-    """Raw [0, 1] images of `task` normalised as the trainer does, without augmentation."""
+class Normalisation(NamedTuple):
+    """A task's per-channel input statistics, kept without its data."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def model_input(x: torch.Tensor, task: Task | Normalisation) -> torch.Tensor:
+    """Raw [0, 1] images of `task` (or of its `Normalisation`) normalised as the trainer does, without augmentation."""
     return normalize(x, task.mean, task.std) if task.mean else x
 
 
