@@ -124,6 +124,10 @@ def test_nme_prototypes_follow_a_growth_of_the_feature_layer(mode):
             features = F.normalize(growth.net.eval().features(x), dim=1)
         assert torch.allclose(memory.means[row], F.normalize(features.mean(0), dim=0), atol=1e-6)
     assert torch.equal(restored.means, memory.means)
+    earlier = build_retention("replay", budget=40, selection="herding", classifier="nme")
+    earlier.load_state_dict({k: v for k, v in _memory_with_means()[2].state_dict().items() if k != "mean_basis"})
+    earlier.on_growth(growth)  # a checkpoint without the means' basis: the head decides until the task's end
+    assert len(earlier.means) == 0 and earlier.predict(growth.net, stream[1].x_test, stream[1], "class", None) is None
     with torch.no_grad():
         assert memory.predict(growth.net, stream[1].x_test, stream[1], "class", None).shape == (len(stream[1].x_test),)
 

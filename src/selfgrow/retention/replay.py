@@ -134,7 +134,10 @@ class Replay(Retention):
         """With the nearest-mean classifier, the prototypes again from the grown net's features (a grown feature
         layer changes their size and values; logits are what growth preserves, not features)."""
         if self.classifier == "nme" and len(self.mean_ids):
-            self._class_means(growth.net)
+            if self.mean_basis:
+                self._class_means(growth.net)
+            else:  # a checkpoint of an earlier version: the head decides until the task's end computes them again
+                self.means, self.mean_ids = torch.empty(0), torch.empty(0, dtype=torch.long)
 
     def replay(self, batch_size: int, generator: torch.Generator) -> Batch | None:
         if self.mix == "dataset":
