@@ -21,7 +21,8 @@ point whose training to the end of the stream would not fit is over budget, the 
 the candidates that fit with the search's measured cost (no growth, never pruned, when none
 does), and no search runs when the current net and the search's estimate leave no room or no
 growth step fits: that task grows, under the capacity rule, to the largest growth that fits without a
-search (none scored, so the costliest; the budget goes to capacity, not unspent), else not at all. Earlier tasks are scored on at most
+search (none scored, so the costliest; the budget goes to capacity, not unspent), else not at all.
+Earlier tasks are scored on at most
 `val_memory_per_class` validation samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the

@@ -120,7 +120,7 @@ def search_samples(learner: Any, task: Any, trials: int, data_fraction: float, e
     from selfgrow.growth.validation_memory import memory_view
 
     trainer = dataclasses.replace(learner.trainer, epochs=epochs, lr_grid=None, wd_grid=None, grid_epochs=None)
-    n_train = len(subset_indices(task, data_fraction, learner.trainer.seed)) if data_fraction < 1 else task.y_train.numel()
+    n_train = len(subset_indices(task, data_fraction, learner.trainer.seed)) if data_fraction < 1 else len(task.y_train)
     replaying = _replaying(learner) if learner.seen else 0
     memory = sum(len(memory_view(t, val_memory_per_class).y_val) for t in learner.seen)
     scored = rungs * (len(task.y_val) + memory) + memory
