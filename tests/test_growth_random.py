@@ -91,6 +91,14 @@ def test_retention_strengths_are_drawn_uniformly_with_the_growth_and_set_on_the_
     assert trained.retention_settings == {"lwf.alpha": lwf.alpha}
 
 
+def test_a_retention_choice_is_drawn_uniformly_among_its_declared_choices():
+    grower = build_grower("random", space="searched", retention_space={"replay.classifier": ["nme"]})
+    learner = SimpleNamespace(net=mlp(), scenario="class", retention=[build_retention("replay")])
+    made = [grower.plan(learner, SimpleNamespace(index=index)) for index in range(200)]
+    counts = Counter(plan.retention["replay.classifier"] for plan in made)
+    assert set(counts) == {"head", "nme"} and all(70 <= n <= 130 for n in counts.values())  # "head": the present one
+
+
 def test_with_no_draw_within_the_budget_the_net_does_not_grow():
     net = mlp()
     decisions = []

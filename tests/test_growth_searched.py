@@ -199,6 +199,37 @@ def test_retention_settings_that_name_nothing_are_refused_in_one_sentence():
         learn("searched", {**QUICK, "retention_space": {"ewc.lam": [10.0]}})
     with pytest.raises(SelfgrowError, match="'lwf.teacher' is not a numeric attribute of lwf.*alpha"):
         learn("searched", {**QUICK, "retention_space": {"lwf.teacher": [1.0]}})
+    with pytest.raises(SelfgrowError, match="'replay.classifier' cannot take 'knn'; accepted: one of head, nme"):
+        learn("searched", {**QUICK, "retention_space": {"replay.classifier": ["nme", "knn"]}})
+    with pytest.raises(SelfgrowError, match="'lwf.alpha' cannot take 'high'; accepted: numbers"):
+        learn("searched", {**QUICK, "retention_space": {"lwf.alpha": ["high"]}})
+    with pytest.raises(SelfgrowError, match="retention_space=.*numbers, or of the option's choices"):
+        build_grower("searched", retention_space={"replay.classifier": ["nme", 1.0]})
+
+
+def test_a_retention_choice_is_searched_with_the_growth_and_the_learner_predicts_by_the_chosen_classifier():
+    """A string option with declared choices (the replay memory's classifier) is a searched setting like a strength:
+    candidates predict by their classifier when scored, the chosen one is the learner's."""
+    from selfgrow.retention.settings import settable
+
+    options = {**QUICK, "n_trials": 4, "halving_batch": 4, "width_factors": [1.0, 2.0], "max_deepen": 0,
+               "retention_space": {"replay.classifier": ["nme"]},
+               "initial_points": [{"widen:hidden.0": 2.0, "retention:replay.classifier": "nme"}]}
+    learner, records = learn("searched", options)
+    replay = next(s for s in learner.retention if s.name == "replay")
+    assert settable(replay)["classifier"] == ["head", "nme"] and settable(replay)["budget"] is None
+    for record in records:
+        candidates = record.plan.explain()["candidates"]
+        assert {c["params"]["retention:replay.classifier"] for c in candidates} <= {"head", "nme"}
+        assert any(c["params"]["retention:replay.classifier"] == "nme" and c["status"] == "complete"
+                   for c in candidates)  # the enqueued nme point, its feature layer widened, was scored
+    # after the first task the nearest means keep the old classes (the head forgets them here): nme is chosen
+    second = records[1].plan.explain()["candidates"]
+    scores = {k: [c["accuracy"] for c in second if c["params"]["retention:replay.classifier"] == k] for k in ("head", "nme")}
+    assert min(scores["nme"]) > max(scores["head"]) and records[1].plan.retention == {"replay.classifier": "nme"}
+    assert replay.classifier == records[-1].plan.retention["replay.classifier"] == "nme"
+    assert learner.retention_settings == {"replay.classifier": "nme"}
+    assert len(replay.mean_ids) == 6  # the learner predicts by the means of the 3 tasks' classes
 
 
 def test_repeats_combine_into_the_mean_with_the_spread_in_the_standard_error():

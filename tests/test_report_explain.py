@@ -55,6 +55,8 @@ def test_a_search_under_a_stream_budget_says_what_was_spent_before_the_task_and_
                "reasons": {"rule": "costliest candidate within 1 standard errors of the best score (capacity)",
                            "decision": "no growth: no room in the stream's budget for a search", "stream_budget": budget}}
     assert "no room in the stream's budget for a search; rule: costliest" in growth_sentence(skipped, MLP_AFTER)
+    chosen = {**SEARCH, "retention": {"lwf.alpha": 0.25, "replay.classifier": "nme"}}
+    assert "; retention set to lwf.alpha=0.25, replay.classifier=nme" in growth_sentence(chosen, MLP_AFTER)
     bounded = {**SEARCH, "reasons": {**SEARCH["reasons"], "stream_budget": {**budget, "search_estimate": 3.9e11}}}
     assert growth_sentence(bounded, MLP_AFTER).endswith("1.25e+11 for its search (bounded at 3.9e+11 before it ran).")
 

@@ -184,6 +184,14 @@ def _bounds(checks: Mapping[str, Any]) -> str:
     return f"{'<=' if shut else '<'} {high:g}" if high is not None else ""
 
 
+def declared_choices(declaration: type | None, name: str) -> list[Any] | None:
+    """The choices option `name` of `declaration` declares (None: it declares none, or there is no such option)."""
+    known = getattr(declaration, "__dataclass_fields__", {})
+    if name not in known or "choices" not in known[name].metadata:
+        return None
+    return list(_choices(known[name].metadata))
+
+
 def _choices(checks: Mapping[str, Any]) -> Iterable[Any]:
     choices = checks["choices"]
     return choices() if callable(choices) else choices

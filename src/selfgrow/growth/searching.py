@@ -26,7 +26,8 @@ Earlier tasks are scored on at most
 `val_memory_per_class` validation samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
-strengths of the run's strategies to the space; the chosen ones go into the plan. Budget: `max_flops` and
+strengths of the run's strategies to the space, and their options with declared choices (the replay
+memory's classifier; `selfgrow.retention.settings`); the chosen ones go into the plan. Budget: `max_flops` and
 `max_params` bound the grown net; points over them are never trained nor chosen. A budget the
 current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
 one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
@@ -96,6 +97,7 @@ from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.transfer import contains
 from selfgrow.options import option
+from selfgrow.retention.settings import setting_value
 from selfgrow.search import (
     DEFAULT_RULE,
     MNAS_EXPONENT,
@@ -150,8 +152,8 @@ class SearchOptions:
         None, note="mappings from parameter names to values")
     keep_winner: bool = False
     adopt_winner: bool = False
-    retention_space: dict[str, list[float]] | None = option(
-        None, note="a mapping from '<strategy>.<attribute>' to a non-empty list of numbers")
+    retention_space: dict[str, list[float | str]] | None = option(
+        None, note="a mapping from '<strategy>.<attribute>' to a non-empty list of numbers (or of an option's choices)")
     repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
     seed: int = 0
 
@@ -164,10 +166,12 @@ class SearchOptions:
             raise SelfgrowError(f"growth adopt_winner needs candidates trained on all of the task, not "
                                 f"data_fraction={self.data_fraction}; accepted: data_fraction 1.")
         space = self.retention_space
-        if space is not None and not all(isinstance(v, list) and v and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in space.values()):
+        if space is not None and not all(isinstance(v, list) and v and (
+                all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                or all(isinstance(x, str) for x in v)) for v in space.values()):
             raise SelfgrowError(f"growth retention_space={space!r} is invalid; accepted: null or a mapping from "
-                                "'<strategy>.<attribute>' to a non-empty list of numbers.")
+                                "'<strategy>.<attribute>' to a non-empty list of numbers, or of the option's "
+                                "choices (strings).")
 
 
 class SearchGrower(Grower):
@@ -184,7 +188,7 @@ class SearchGrower(Grower):
                                        n_startup_trials=self.n_startup_trials, seed=self.seed,
                                        population_size=self.population_size)
         make_sampler(self.sampler, self.seed, self.n_startup_trials, self.population_size)  # checks its options now
-        self.retention_space = {str(k): [float(x) for x in v] for k, v in (self.retention_space or {}).items()}
+        self.retention_space = {str(k): [setting_value(x) for x in v] for k, v in (self.retention_space or {}).items()}
         self.data_fraction = float(self.data_fraction)
         self.initial_points = [dict(p) for p in self.initial_points or []]
         self.tolerance = float(self.tolerance)
@@ -433,13 +437,14 @@ class SearchGrower(Grower):
         """
         from optuna.distributions import CategoricalDistribution
 
-        from selfgrow.retention.settings import current_settings
+        from selfgrow.retention.settings import check_setting_values, current_settings
 
         space = dict(self.space(learner, task, context))
         if space and self.retention_space:
             present = current_settings(learner.retention, list(self.retention_space))
             for key, values in self.retention_space.items():
-                space[RETENTION_PREFIX + key] = CategoricalDistribution(sorted({*values, float(present[key])}))
+                check_setting_values(learner.retention, key, values)
+                space[RETENTION_PREFIX + key] = CategoricalDistribution(sorted({*values, setting_value(present[key])}))
         return space
 
     def _baseline(self, learner: Any, space: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -449,7 +454,8 @@ class SearchGrower(Grower):
         growth = {k: v for k, v in space.items() if not k.startswith(RETENTION_PREFIX)}
         keys = [k[len(RETENTION_PREFIX):] for k in space if k.startswith(RETENTION_PREFIX)]
         present = current_settings(learner.retention, keys)
-        return {**self.no_growth(growth, context), **{RETENTION_PREFIX + k: float(v) for k, v in present.items()}}
+        settings = {RETENTION_PREFIX + k: setting_value(v) for k, v in present.items()}
+        return {**self.no_growth(growth, context), **settings}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
                 context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
@@ -601,7 +607,7 @@ def _cost(net: Any, head: int | None, per_sample: bool = False) -> dict[str, Any
     return cost
 
 
-def _key(ops: list[dict[str, Any]], settings: dict[str, float] | None = None) -> str:
+def _key(ops: list[dict[str, Any]], settings: dict[str, float | str] | None = None) -> str:
     """A candidate's identity: its operator calls (and retention strengths, when searched) as canonical JSON."""
     return json.dumps({"ops": ops, "retention": settings} if settings else ops, sort_keys=True)
 
@@ -611,9 +617,9 @@ def growth_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not k.startswith(RETENTION_PREFIX)}
 
 
-def retention_params(params: dict[str, Any]) -> dict[str, float]:
+def retention_params(params: dict[str, Any]) -> dict[str, float | str]:
     """The retention strengths of a point, as "<strategy>.<attribute>" -> value."""
-    return {k[len(RETENTION_PREFIX):]: float(v) for k, v in params.items() if k.startswith(RETENTION_PREFIX)}
+    return {k[len(RETENTION_PREFIX):]: setting_value(v) for k, v in params.items() if k.startswith(RETENTION_PREFIX)}
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -73,7 +73,8 @@ def why_chosen(growth: dict[str, Any]) -> str:
         counted = decision.endswith("operator(s)") or decision == "no growth at this task"  # the sentence says it
         text = "; ".join(p for p in (decision if not counted else "", f"rule: {rule}" if rule else "") if p)
     if growth.get("retention"):
-        text += "; retention set to " + ", ".join(f"{k}={v:g}" for k, v in growth["retention"].items())
+        text += "; retention set to " + ", ".join(f"{k}={v if isinstance(v, str) else format(v, 'g')}"
+                                                  for k, v in growth["retention"].items())
     consulted = (reasons.get("knowledge") or {}).get("consulted") or []
     if consulted:
         text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
