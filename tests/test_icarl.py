@@ -115,9 +115,13 @@ def test_nme_prototypes_follow_a_growth_of_the_feature_layer(mode):
     growth = ops.widen(net, "hidden.0", 3, mode=mode)  # the features grow from 4 to 7 values
     restored = build_retention("replay", budget=40, selection="herding", classifier="nme")
     restored.load_state_dict(memory.state_dict())  # a run resumed between the task and the growth
+    x_test = stream[1].x_test
     for strategy in (memory, restored):
+        strategy.on_growth(growth)  # one prediction after the growth computes the means again, once
         strategy.on_growth(growth)
-        assert strategy.means.shape == (4, 7)
+        with torch.no_grad():
+            assert strategy.predict(growth.net, x_test, stream[1], "class", None).shape == (len(x_test),)
+        assert strategy.means.shape == (4, 7) and not strategy.means_stale
     for row, c in enumerate(memory.mean_ids.tolist()):  # the normalised means of the grown net's features
         x = memory.memory["x"][memory.memory["y_global"] == c].float() / 255
         with torch.no_grad():
@@ -127,9 +131,7 @@ def test_nme_prototypes_follow_a_growth_of_the_feature_layer(mode):
     earlier = build_retention("replay", budget=40, selection="herding", classifier="nme")
     earlier.load_state_dict({k: v for k, v in _memory_with_means()[2].state_dict().items() if k != "mean_basis"})
     earlier.on_growth(growth)  # a checkpoint without the means' basis: the head decides until the task's end
-    assert len(earlier.means) == 0 and earlier.predict(growth.net, stream[1].x_test, stream[1], "class", None) is None
-    with torch.no_grad():
-        assert memory.predict(growth.net, stream[1].x_test, stream[1], "class", None).shape == (len(stream[1].x_test),)
+    assert len(earlier.means) == 0 and earlier.predict(growth.net, x_test, stream[1], "class", None) is None
 
 
 def test_mixing_the_memory_into_the_dataset_replays_in_proportion_to_the_task():

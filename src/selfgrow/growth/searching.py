@@ -92,8 +92,8 @@ from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
-from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.growth.validation_memory import memory_bytes
+from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.transfer import contains
 from selfgrow.options import option
@@ -261,17 +261,17 @@ class SearchGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
             return GrowthPlan(reasons=reasons)
+        baseline = self._baseline(learner, space, context)
         budget = self._task_budget(learner, task, context)
         if budget is not None:
             reasons["stream_budget"] = budget.describe()
             no_room = (self._no_room_to_search(learner, task, budget)
-                       or self._no_growth_fits(net, head, space, self._baseline(learner, space, context), context, budget))
+                       or self._no_growth_fits(net, head, space, baseline, context, budget))
             if no_room:
                 reasons["decision"] = no_room
-                return self._unsearched_growth(learner, task, space, context, budget, reasons)
+                return self._unsearched_growth(net, head, space, baseline, context, budget, reasons)
         features, probe_flops = self.knowledge.features(learner, task)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
-        baseline = self._baseline(learner, space, context)
         consultation = self.knowledge.consult(
             space, features, baseline,
             lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None)
@@ -377,16 +377,14 @@ class SearchGrower(Grower):
             return None
         return f"no growth: no growth step fits the budgets (e.g. {reasons[0]}), no search"
 
-    def _unsearched_growth(self, learner: Any, task: Any, space: dict[str, Any], context: Any, budget: TaskBudget,
-                           reasons: dict[str, Any]) -> GrowthPlan:
+    def _unsearched_growth(self, net: Any, head: int | None, space: dict[str, Any], baseline: dict[str, Any],
+                           context: Any, budget: TaskBudget, reasons: dict[str, Any]) -> GrowthPlan:
         """The plan when the stream's budget leaves no room for a search: under the capacity rule, the largest growth
         that fits without one (no candidate scored, none is distinguishable from the best, so the rule takes the
         costliest: the budget goes to capacity rather than unspent); otherwise, and when none fits, no growth."""
-        net, head = learner.net, (task.index if learner.scenario == "task" else None)
         if self.rule != "capacity":
             return GrowthPlan(reasons=reasons)
         unsearched = dataclasses.replace(budget, search_estimate=0.0)
-        baseline = self._baseline(learner, space, context)
         point = largest_point(space, baseline,
                               lambda p: self._propose(net, head, p, context, unsearched).over_budget is None)
         if point is None:

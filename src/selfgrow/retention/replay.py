@@ -75,7 +75,8 @@ class Replay(Retention):
     nearest prototype among the classes it may have (its task's in task-IL); the trainer's validation
     and early stopping keep using the head (growth searches score candidates by the nearest means, see
     `selfgrow.growth.candidates`); when the net grows the prototypes are computed again from the grown
-    net's features (`on_growth`). Memory samples are normalised with the
+    net's features (`on_growth` marks them stale; the next prediction recomputes them once, however many
+    operators the growth had). Memory samples are normalised with the
     latest task's statistics, as the trainer replays them (the paper also averages flipped exemplars;
     we do not). `budget=None` keeps every
     sample; `batch_size` is the batch for computing herding features; `seed` drives the reservoir keys.
@@ -91,6 +92,7 @@ class Replay(Retention):
         self.means = torch.empty(0)  # `classifier="nme"`: one prototype per row, for the classes of `mean_ids`
         self.mean_ids = torch.empty(0, dtype=torch.long)  # stream-wide class ids (task-IL: task * 10**6 + label)
         self.mean_basis: dict[str, Any] = {}  # how the means were computed: normalisation and scenario, for regrowth
+        self.means_stale = False  # the net grew since the means were computed: the next prediction recomputes them
         self.memory = {
             "x": torch.empty(0, dtype=DTYPES[self.dtype]),
             "y": torch.empty(0, dtype=torch.long),
@@ -131,11 +133,11 @@ class Replay(Retention):
             self._class_means(learner.net)
 
     def on_growth(self, growth: Any) -> None:
-        """With the nearest-mean classifier, the prototypes again from the grown net's features (a grown feature
-        layer changes their size and values; logits are what growth preserves, not features)."""
+        """With the nearest-mean classifier, the prototypes are stale: a grown feature layer changes their size and
+        values (logits are what growth preserves, not features), so the next prediction computes them again."""
         if self.classifier == "nme" and len(self.mean_ids):
             if self.mean_basis:
-                self._class_means(growth.net)
+                self.means_stale = True
             else:  # a checkpoint of an earlier version: the head decides until the task's end computes them again
                 self.means, self.mean_ids = torch.empty(0), torch.empty(0, dtype=torch.long)
 
@@ -153,6 +155,8 @@ class Replay(Retention):
                 seen_class_ids: list[int] | None) -> torch.Tensor | None:
         if self.classifier != "nme" or len(self.mean_ids) == 0:
             return None
+        if self.means_stale:
+            self._class_means(net)
         features = F.normalize(net.features(x, task.index if scenario == "task" else None), dim=1)
         means, ids = self.means.to(features.device), self.mean_ids.to(features.device)
         if scenario == "task":
@@ -180,7 +184,7 @@ class Replay(Retention):
             head = key // TASK_KEY if task_il else None
             features = F.normalize(self._features_of(net, x, norm, head), dim=1)
             means.append(F.normalize(features.mean(0), dim=0))
-        self.means, self.mean_ids = torch.stack(means).cpu(), ids
+        self.means, self.mean_ids, self.means_stale = torch.stack(means).cpu(), ids, False
 
     def _sample(self, size: int, generator: torch.Generator) -> Batch | None:
         """`size` memory samples, drawn as `draw` says."""
@@ -247,7 +251,8 @@ class Replay(Retention):
 
     def state_dict(self) -> dict[str, Any]:
         return {**{f"memory/{k}": v for k, v in self.memory.items()}, "generator": self.generator.get_state(),
-                "means": self.means, "mean_ids": self.mean_ids, "mean_basis": dict(self.mean_basis)}
+                "means": self.means, "mean_ids": self.mean_ids, "mean_basis": dict(self.mean_basis),
+                "means_stale": self.means_stale}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.memory = {k: state[f"memory/{k}"] for k in FIELDS}
@@ -255,6 +260,7 @@ class Replay(Retention):
         self.means = state.get("means", torch.empty(0))  # absent in checkpoints of earlier versions
         self.mean_ids = state.get("mean_ids", torch.empty(0, dtype=torch.long))
         self.mean_basis = dict(state.get("mean_basis", {}))
+        self.means_stale = bool(state.get("means_stale", False))
 
     def memory_bytes(self) -> int:
         return tensor_bytes(self.memory)

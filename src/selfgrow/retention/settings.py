@@ -26,9 +26,10 @@ def setting_target(strategies: Sequence[Retention], key: str) -> tuple[Retention
         raise SelfgrowError(f"Retention setting {key!r} names no single strategy of this run; accepted: "
                             f"'<strategy>.<attribute>' with one of the run's strategies ({names}).")
     strategy = matching[0]
-    if attribute not in settable(strategy):
+    allowed = settable(strategy)
+    if attribute not in allowed:
         raise SelfgrowError(f"Retention setting {key!r} is not a numeric attribute of {name} nor one with declared "
-                            f"choices; accepted: {', '.join(sorted(settable(strategy))) or 'none'}.")
+                            f"choices; accepted: {', '.join(sorted(allowed)) or 'none'}.")
     return strategy, attribute
 
 
