@@ -61,6 +61,16 @@ def test_a_search_under_a_stream_budget_says_what_was_spent_before_the_task_and_
     assert growth_sentence(bounded, MLP_AFTER).endswith("1.25e+11 for its search (bounded at 3.9e+11 before it ran).")
 
 
+def test_a_choice_after_training_says_which_settings_predict_and_every_points_score():
+    scores = [{"settings": {"replay.classifier": "head"}, "accuracy": 0.612, "se": 0.02},
+              {"settings": {"replay.classifier": "nme"}, "accuracy": 0.6544, "se": 0.02}]
+    record = {**SEARCH, "reasons": {**SEARCH["reasons"],
+                                    "predictions": {"chosen": {"replay.classifier": "nme"}, "scores": scores}}}
+    assert growth_sentence(record, MLP_AFTER).endswith(
+        "(parsimony); after training, predictions by replay.classifier=nme (validation score "
+        "replay.classifier=head 0.612, replay.classifier=nme 0.654).")
+
+
 def test_what_grew_names_head_only_tasks_no_growth_and_widths_after_a_deepening_by_count():
     assert what_grew([{"op": "add_head", "n_classes": 2}], MLP_BEFORE, MLP_BEFORE) == \
         "no growth (a head for 2 classes was added)"

@@ -124,6 +124,12 @@ class Grower(Configurable):
         """The growth to apply before training on `task` (the learner gives the net and what was seen)."""
         raise NotImplementedError
 
+    def choose_predictions(self, learner: Any, task: "Task") -> Any:
+        """Called once `task` is trained (after the strategies' `after_task`, before the grower's): the retention
+        settings that decide only predictions, chosen on the trained net and left set on the strategies
+        (a `selfgrow.growth.prediction_choice.PredictionChoice`); None: this grower chooses none."""
+        return None
+
     def after_task(self, learner: Any, task: "Task") -> None:
         """Called once `task` is trained (after the strategies' `after_task`): what the grower learns from the result."""
 

@@ -172,25 +172,11 @@ class CandidateTraining:
         return net, overriding(strategies, "predict")
 
     def _accuracies(self, tasks: list[Any], net: torch.nn.Module, classifiers: list[Any]) -> dict[str, tuple[float, int]]:
-        """Task key -> (validation accuracy, samples): the new task's whole split, earlier ones' memory, predicted
-        by `net` through `classifiers` (the strategies overriding `predict`)."""
-        from selfgrow.nets.cost import inference_flops
-        from selfgrow.train import accuracy
-
-        scenario = self.learner.scenario
-        out = {}
-        for task in tasks:
-            view = task if task is self.task else memory_view(task, self.val_memory_per_class)
-            acc = accuracy(net, view, scenario, "val", batch_size=self.trainer.eval_batch_size, classifiers=classifiers)
-            if math.isnan(acc):
-                raise SelfgrowError(
-                    f"Task {task.name!r} has no validation data to score growth candidates on; "
-                    "set stream.val_fraction above 0."
-                )
-            out[str(task.index)] = (acc, len(view.y_val))
-            head = task.index if scenario == "task" else None
-            self.spent_flops += float(inference_flops(net, head, sub_network=False)) * len(view.y_val)
-        return out
+        """Task key -> (validation accuracy, samples) of `net` predicting through `classifiers` (`validation_accuracies`)."""
+        measured, flops = validation_accuracies(self.learner, self.task, tasks, net, classifiers,
+                                                self.val_memory_per_class, self.trainer.eval_batch_size)
+        self.spent_flops += flops
+        return measured
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The candidate's trained weights and buffers as CPU copies (a winner handed to the learner)."""
@@ -232,6 +218,30 @@ class RepeatedTraining:
 
     def adoption(self) -> AdoptedTraining:
         return self.runs[0].adoption()
+
+
+def validation_accuracies(learner: Any, new: Any, tasks: list[Any], net: torch.nn.Module, classifiers: list[Any],
+                          per_class: int | None, batch_size: int) -> tuple[dict[str, tuple[float, int]], float]:
+    """Task key -> (validation accuracy, samples) of `net` predicting through `classifiers` (the strategies overriding
+    `predict`) in the learner's scenario: the new task's (`new`) whole split, earlier ones' validation memory of
+    `per_class` samples per class; and the forward passes' FLOPs."""
+    from selfgrow.nets.cost import inference_flops
+    from selfgrow.train import accuracy
+
+    scenario = learner.scenario
+    out, flops = {}, 0.0
+    for task in tasks:
+        view = task if task is new else memory_view(task, per_class)
+        acc = accuracy(net, view, scenario, "val", batch_size=batch_size, classifiers=classifiers)
+        if math.isnan(acc):
+            raise SelfgrowError(
+                f"Task {task.name!r} has no validation data to score growth candidates on; "
+                "set stream.val_fraction above 0."
+            )
+        out[str(task.index)] = (acc, len(view.y_val))
+        head = task.index if scenario == "task" else None
+        flops += float(inference_flops(net, head, sub_network=False)) * len(view.y_val)
+    return out, flops
 
 
 def merged_fit(fits: list[FitResult], optimizer_state: OptimizerState) -> FitResult:

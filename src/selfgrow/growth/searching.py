@@ -27,7 +27,10 @@ Earlier tasks are scored on at most
 candidate that many times from streams of its own and scores their mean, with a standard error
 that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
 strengths of the run's strategies to the space, and their options with declared choices (the replay
-memory's classifier; `selfgrow.retention.settings`); the chosen ones go into the plan. Budget: `max_flops` and
+memory's classifier; `selfgrow.retention.settings`); the chosen ones go into the plan. `prediction_space` holds
+settings that decide only predictions (the replay memory's classifier): no candidate is trained per value,
+they are chosen after each task's training on the validation data (`selfgrow.growth.prediction_choice`;
+its scoring counts in the task's search FLOPs and, under `train_budget`, in the stream's projection). Budget: `max_flops` and
 `max_params` bound the grown net; points over them are never trained nor chosen. A budget the
 current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
 one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
@@ -89,6 +92,7 @@ import torch
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
+from selfgrow.growth import prediction_choice
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
@@ -154,6 +158,9 @@ class SearchOptions:
     adopt_winner: bool = False
     retention_space: dict[str, list[float | str]] | None = option(
         None, note="a mapping from '<strategy>.<attribute>' to a non-empty list of numbers (or of an option's choices)")
+    prediction_space: dict[str, list[float | str]] | None = option(
+        None, note="a mapping from '<strategy>.<attribute>' that decides only predictions to a non-empty list of "
+        "its values, chosen after each task's training")
     repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
     seed: int = 0
 
@@ -165,13 +172,19 @@ class SearchOptions:
         if self.adopt_winner and float(self.data_fraction) < 1:
             raise SelfgrowError(f"growth adopt_winner needs candidates trained on all of the task, not "
                                 f"data_fraction={self.data_fraction}; accepted: data_fraction 1.")
-        space = self.retention_space
-        if space is not None and not all(isinstance(v, list) and v and (
-                all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-                or all(isinstance(x, str) for x in v)) for v in space.values()):
-            raise SelfgrowError(f"growth retention_space={space!r} is invalid; accepted: null or a mapping from "
-                                "'<strategy>.<attribute>' to a non-empty list of numbers, or of the option's "
-                                "choices (strings).")
+        for name in ("retention_space", "prediction_space"):
+            space = getattr(self, name)
+            if space is not None and not (isinstance(space, dict) and all(isinstance(v, list) and v and (
+                    all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                    or all(isinstance(x, str) for x in v)) for v in space.values())):
+                raise SelfgrowError(f"growth {name}={space!r} is invalid; accepted: null or a mapping from "
+                                    "'<strategy>.<attribute>' to a non-empty list of numbers, or of the option's "
+                                    "choices (strings).")
+        both = sorted(set(self.retention_space or {}) & set(self.prediction_space or {}))
+        if both:
+            raise SelfgrowError(f"growth setting {both[0]!r} is in both retention_space and prediction_space; "
+                                "accepted: each setting in one of them (searched with the growth, or chosen after "
+                                "training).")
 
 
 class SearchGrower(Grower):
@@ -189,6 +202,7 @@ class SearchGrower(Grower):
                                        population_size=self.population_size)
         make_sampler(self.sampler, self.seed, self.n_startup_trials, self.population_size)  # checks its options now
         self.retention_space = {str(k): [setting_value(x) for x in v] for k, v in (self.retention_space or {}).items()}
+        self.prediction_space = {str(k): [setting_value(x) for x in v] for k, v in (self.prediction_space or {}).items()}
         self.data_fraction = float(self.data_fraction)
         self.initial_points = [dict(p) for p in self.initial_points or []]
         self.tolerance = float(self.tolerance)
@@ -257,6 +271,7 @@ class SearchGrower(Grower):
                 f"max_params >= {floor['n_params']:,}, or no budget."
             )
         self._check_adoptable(learner)
+        prediction_choice.check_prediction_space(learner.retention, self.prediction_space)
         space = self.search_space(learner, task, context)
         if not space:
             reasons["decision"] = "no growth: zero growth budget (empty search space), no search"
@@ -345,8 +360,10 @@ class SearchGrower(Grower):
         rungs = self.settings.epochs
         samples = search_samples(learner, task, self.n_trials * self.repeats, self.data_fraction, rungs[-1], len(rungs),
                                  self.val_memory_per_class)
+        scored = (prediction_choice.scored_samples(learner, task, self.prediction_space, self.val_memory_per_class)
+                  if self.prediction_space else 0.0)
         return plan_budget(self.train_budget, learner, task, self.adopt_winner, samples,
-                           float(training_flops_per_sample(grown, head)))
+                           float(training_flops_per_sample(grown, head)), scored)
 
     def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:
         """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a
@@ -422,6 +439,12 @@ class SearchGrower(Grower):
         if not fits:
             reasons["stream_budget"]["over"] = "no candidate fits with the search's measured cost; no growth"
         return fits or [r for r in finished if r["params"] == baseline][:1]
+
+    def choose_predictions(self, learner: Any, task: Any) -> prediction_choice.PredictionChoice | None:
+        """The `prediction_space`'s settings, chosen on the trained net (`selfgrow.growth.prediction_choice`)."""
+        if not self.prediction_space:
+            return None
+        return prediction_choice.choose_predictions(learner, task, self.prediction_space, self.val_memory_per_class)
 
     def after_task(self, learner: Any, task: Any) -> None:
         """The trained task's outcome into the knowledge base (see `selfgrow.search.meta.link`)."""

@@ -13,7 +13,9 @@ candidate would cost to the end of the stream if it were chosen and never grown 
                    sample, `selfgrow.nets.cost.training_flops_per_class`)
 
 Samples are the trainer's upper bound (`Trainer.planned_samples`: every epoch and grid setting,
-each replay strategy filling every batch, replay counted once a task has been learnt), so a run
+each replay strategy filling every batch, replay counted once a task has been learnt), plus, with a
+choice of prediction settings after each task (`selfgrow.growth.prediction_choice`), the samples it
+scores at most (at training FLOPs per sample, more than their forward passes cost), so a run
 whose choices all fit stays within B; a later task re-plans with what was really spent. Not
 projected: a strategy's own extra passes (GEM's memory gradients), which the run still counts.
 
@@ -55,7 +57,7 @@ class TaskBudget:
 
     total: float
     spent: float
-    samples_now: float  # this task's samples still to train after the search (0 when the search's training is adopted)
+    samples_now: float  # this task's samples still to train after the search (0 when its training is adopted) and to score
     samples_later: float  # the samples of one later task
     later_tasks: int
     new_classes: int  # the outputs each later task adds to a single head (0: the head does not grow)
@@ -85,10 +87,11 @@ class TaskBudget:
 
 
 def plan_budget(total: float, learner: Any, task: Any, adopt: bool, search_samples: float = 0.0,
-                search_per_sample: float | None = None) -> TaskBudget:
+                search_per_sample: float | None = None, scored_per_task: float = 0.0) -> TaskBudget:
     """The `TaskBudget` of `learner` before `task`. The search's estimate: `search_samples` (N, see
     `search_samples`; 0: no search) at the smaller of the cap (`search_per_sample`, or the current net when that
-    costs more) and the fixed point (total - spent) / (R + N) (see the module docstring)."""
+    costs more) and the fixed point (total - spent) / (R + N) (see the module docstring). `scored_per_task`: the
+    samples each task scores after its training (`prediction_choice.scored_samples`), counted with its samples."""
     from selfgrow.nets.cost import training_flops_per_sample
 
     stream_tasks = getattr(learner, "stream_tasks", None)
@@ -97,9 +100,9 @@ def plan_budget(total: float, learner: Any, task: Any, adopt: bool, search_sampl
                             "accepted: a run from a config (selfgrow run, bench), or Learner(..., stream_tasks=N).")
     replaying = _replaying(learner)
     n_train = int(task.y_train.numel())
-    now = 0.0 if adopt else float(learner.trainer.planned_samples(n_train, replaying if learner.seen else 0))
+    now = scored_per_task + (0.0 if adopt else float(learner.trainer.planned_samples(n_train, replaying if learner.seen else 0)))
     later = max(0, stream_tasks - task.index - 1)
-    samples_later = float(learner.trainer.planned_samples(n_train, replaying))
+    samples_later = scored_per_task + float(learner.trainer.planned_samples(n_train, replaying))
     spent = sum(float(r.fit.train_flops) + float(r.plan.search_flops) for r in learner.records)
     head = task.index if learner.scenario == "task" else None
     cap = max(float(training_flops_per_sample(learner.net, head)), search_per_sample or 0.0)

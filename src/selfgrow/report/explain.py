@@ -73,8 +73,11 @@ def why_chosen(growth: dict[str, Any]) -> str:
         counted = decision.endswith("operator(s)") or decision == "no growth at this task"  # the sentence says it
         text = "; ".join(p for p in (decision if not counted else "", f"rule: {rule}" if rule else "") if p)
     if growth.get("retention"):
-        text += "; retention set to " + ", ".join(f"{k}={v if isinstance(v, str) else format(v, 'g')}"
-                                                  for k, v in growth["retention"].items())
+        text += "; retention set to " + _settings(growth["retention"])
+    chosen = (reasons.get("predictions") or {}).get("chosen")
+    if chosen:
+        scores = ", ".join(f"{_settings(s['settings'])} {s['accuracy']:.3f}" for s in reasons["predictions"]["scores"])
+        text += f"; after training, predictions by {_settings(chosen)} (validation score {scores})"
     consulted = (reasons.get("knowledge") or {}).get("consulted") or []
     if consulted:
         text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
@@ -89,6 +92,11 @@ def why_chosen(growth: dict[str, Any]) -> str:
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
                  f"point(s) and screened {surrogate.get('screened', 0)}")
     return text
+
+
+def _settings(settings: dict[str, Any]) -> str:
+    """Retention settings in words: "lwf.alpha=4, replay.classifier=nme"."""
+    return ", ".join(f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in settings.items())
 
 
 def search_words(growth: dict[str, Any]) -> str:

@@ -41,6 +41,9 @@ class Retention(Configurable):
     # True when `after_task` fits how the net's outputs become predictions (a bias correction, aligned head rows):
     # growth candidates then run it on copies before they are scored, so their scores are the evaluation's
     decides_predictions_after_task: bool = False
+    # Attributes that change only how the trained net's outputs become predictions, nothing in training (the replay
+    # memory's classifier): a grower may choose them after a task's training (`selfgrow.growth.prediction_choice`)
+    prediction_settings: tuple[str, ...] = ()
 
     def before_task(self, learner: Any, task: "Task") -> None:
         """Called after growth and before training on `task`."""
@@ -94,6 +97,10 @@ class Retention(Configurable):
 
     def after_task(self, learner: Any, task: "Task") -> None:
         """Called after training on `task` (compute importances, fill memory, correct bias)."""
+
+    def prepare_predictions(self, learner: Any, task: "Task") -> None:
+        """Make the predictions of the present `prediction_settings` ready after `task` (e.g. compute the nearest
+        means once the classifier is set to them); `after_task` calls it, and so does a choice among settings."""
 
     def on_growth(self, growth: "Growth") -> None:
         """Carry per-parameter state over to the grown network (`growth.param_map`)."""

@@ -83,6 +83,7 @@ class Replay(Retention):
     """
 
     Options = ReplayOptions
+    prediction_settings = ("classifier",)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -127,6 +128,11 @@ class Replay(Retention):
             keep = group_ranks(groups, merged["priority"]) < quotas[groups]
             merged = {k: v[keep] for k, v in merged.items()}
         self.memory = merged
+        self.prepare_predictions(learner, task)
+
+    def prepare_predictions(self, learner: Any, task: Task) -> None:
+        """With the nearest-mean classifier, the prototypes of the memory's classes after `task` (normalised as its
+        data, in the learner's scenario); the head needs nothing."""
         if self.classifier == "nme":
             self.mean_basis = {"mean": list(task.mean or ()), "std": list(task.std or ()),
                                "task_il": learner.scenario == "task"}

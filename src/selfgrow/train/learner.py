@@ -116,6 +116,11 @@ class Learner:
         self.seen_class_ids = sorted({*self.seen_class_ids, *task.class_ids})
         for strategy in self.retention:
             strategy.after_task(self, task)
+        choice = self.grower.choose_predictions(self, task)
+        if choice is not None:
+            self.retention_settings.update(choice.settings)
+            plan.reasons["predictions"] = choice.reasons
+            plan.search_flops += choice.flops
         self.grower.after_task(self, task)
         record = TaskRecord.snapshot(
             task=task.index,
