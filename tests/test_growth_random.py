@@ -109,6 +109,20 @@ def test_with_no_draw_within_the_budget_the_net_does_not_grow():
     assert any("no draw of 1 within the budget, no growth" in d for d in decisions)
 
 
+def test_with_no_draw_within_the_budget_the_retention_choice_is_still_drawn_uniformly():
+    """Under a budget only "no growth" fits, with either classifier: the control keeps drawing the classifier."""
+    net = mlp()
+    grower = build_grower("random", max_draws=1, max_flops=cost.inference_flops(net), width_factors=[2.0],
+                          retention_space={"replay.classifier": ["nme"]})
+    learner = SimpleNamespace(net=net, scenario="class", retention=[build_retention("replay")])
+    made = [grower.plan(learner, SimpleNamespace(index=index)) for index in range(300)]
+    assert all(plan.ops == [] for plan in made)
+    missed = [plan for plan in made if "no draw of 1 within the budget" in plan.reasons["decision"]]
+    assert len(missed) >= 150  # the one draw widened the net: over the budget
+    counts = Counter(plan.retention["replay.classifier"] for plan in missed)
+    assert set(counts) == {"head", "nme"} and all(0.35 <= n / len(missed) <= 0.65 for n in counts.values())
+
+
 def test_a_budget_below_the_current_net_stops_with_one_sentence():
     with pytest.raises(SelfgrowError, match=r"random grower's budget is smaller than the cheapest net it can choose before task 0"):
         plans(build_grower("random", max_params=10), mlp(), 1)

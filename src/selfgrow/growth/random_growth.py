@@ -19,7 +19,8 @@ How it deviates from L2BG's experiment: there is no binding to an earlier task (
 spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
 of the space *within the budget* (each parameter uniform over its values, by rejection sampling:
 up to `max_draws` draws, the first within the budget is kept; when none is, the net does not
-grow). "No growth" is a point of every space, so it is always possible, with its uniform share.
+grow, while the strengths, which cost nothing, are still drawn). "No growth" is a point of every space, so it is
+always possible, with its uniform share.
 
 The draws come from a generator seeded by (`seed`, task index) alone, so runs are reproducible and
 a resumed run draws what the uninterrupted one drew. The grower is built by composition: it holds
@@ -40,6 +41,7 @@ from typing import Any, Optional
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
+from selfgrow.growth.growth_points import RETENTION_PREFIX
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.searched import SearchedOptions
@@ -147,8 +149,8 @@ class RandomGrower(Grower):
     def _draw(self, learner: Any, head: int | None, space: dict[str, Any], task: int,
               budget: TaskBudget | None) -> tuple[dict[str, Any], Proposal, int]:
         """The first of up to `max_draws` uniform points within the budget (`budget`: the stream's, when given):
-        (point, its proposal, draws made); when none is, the no-growth point (strengths as they are) with
-        draws = max_draws + 1."""
+        (point, its proposal, draws made); when none is, no growth with the strengths drawn uniformly (a uniform
+        point among those that surely fit) and draws = max_draws + 1."""
         net = learner.net
         rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
         proposals: dict[str, Proposal] = {}
@@ -159,7 +161,9 @@ class RandomGrower(Grower):
                 proposals[key] = self.inner._propose(net, head, point, None, budget)
             if proposals[key].over_budget is None:
                 return point, proposals[key], n
-        point = self.inner._baseline(learner, space, None)
+        # no growth, with the strengths drawn: they cost nothing, so each of them fits with no growth
+        drawn = {name: draw(distribution, rng) for name, distribution in space.items() if name.startswith(RETENTION_PREFIX)}
+        point = {**self.inner._baseline(learner, space, None), **drawn}
         return point, self.inner._propose(net, head, point, None, budget), self.max_draws + 1
 
     # ---- state ------------------------------------------------------------------------------
