@@ -64,7 +64,7 @@ def why_chosen(growth: dict[str, Any]) -> str:
     grower = growth.get("grower", "")
     words = _grower_words(grower, growth)
     if words:
-        return words
+        return words + _prediction_words(reasons)
     searched = [c for c in growth.get("candidates", []) if "cost" in c]
     if searched:
         text = _search_words(growth, searched)
@@ -74,10 +74,7 @@ def why_chosen(growth: dict[str, Any]) -> str:
         text = "; ".join(p for p in (decision if not counted else "", f"rule: {rule}" if rule else "") if p)
     if growth.get("retention"):
         text += "; retention set to " + _settings(growth["retention"])
-    chosen = (reasons.get("predictions") or {}).get("chosen")
-    if chosen:
-        scores = ", ".join(f"{_settings(s['settings'])} {s['accuracy']:.3f}" for s in reasons["predictions"]["scores"])
-        text += f"; after training, predictions by {_settings(chosen)} (validation score {scores})"
+    text += _prediction_words(reasons)
     consulted = (reasons.get("knowledge") or {}).get("consulted") or []
     if consulted:
         text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
@@ -92,6 +89,15 @@ def why_chosen(growth: dict[str, Any]) -> str:
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
                  f"point(s) and screened {surrogate.get('screened', 0)}")
     return text
+
+
+def _prediction_words(reasons: dict[str, Any]) -> str:
+    """The settings chosen after training to predict, with every point's score ("" when none were chosen)."""
+    chosen = (reasons.get("predictions") or {}).get("chosen")
+    if not chosen:
+        return ""
+    scores = ", ".join(f"{_settings(s['settings'])} {s['accuracy']:.3f}" for s in reasons["predictions"]["scores"])
+    return f"; after training, predictions by {_settings(chosen)} (validation score {scores})"
 
 
 def _settings(settings: dict[str, Any]) -> str:
