@@ -20,10 +20,14 @@ from selfgrow.config import from_dict
 from selfgrow.factories import apply_method, build_learner, build_stream, seed_everything
 
 
-def probe_learner(bench_file: Path, method: str, output: Path, grower: Any) -> tuple[Any, Any]:
-    """(learner, stream) of `method` in `bench_file` (seed of its base), with `grower` as the grower."""
+def probe_learner(bench_file: Path, method: str, output: Path, grower: Any,
+                  net_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(learner, stream) of `method` in `bench_file` (seed of its base), with `grower` as the grower and
+    `net_options` over its net's options."""
     spec = yaml.safe_load(bench_file.read_text())
     plain = merge(spec["base"], spec["methods"][method])
+    if net_options:
+        plain["net"] = {**plain["net"], "options": {**plain["net"].get("options", {}), **net_options}}
     plain.update(name="probe", output=str(output))
     config = apply_method(from_dict(plain))
     seed_everything(config.seed)

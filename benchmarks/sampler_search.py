@@ -16,8 +16,13 @@ cost 1.1), and the regret of the default rule's pick (the best table score minus
 point the parsimony rule picks among the found points, against the same rule over the whole
 table).
 
+`--hidden` sets the starting net's widths (the row's 64 64 by default) and `--factors` the widening
+factors, so that the same benchmark runs on a space whose scores differ (a small start, where width
+pays) as well as on the row's, where they hardly do.
+
     python benchmarks/sampler_search.py                        # builds the table, then the samplers
     python benchmarks/sampler_search.py --trials 24 --seeds 3
+    python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --output bench_runs/sampler_search_small
 """
 
 from __future__ import annotations
@@ -84,11 +89,17 @@ class TableBuilder(Grower):
 def build_table(args: argparse.Namespace) -> dict[str, Any]:
     """Train every point of the space once before task 1 (see the module docstring)."""
     table: dict[str, Any] = {}
-    builder = TableBuilder(build_grower("searched", **SPACE), args.epochs, args.fraction, table)
-    learner, stream = probe_learner(BENCH, "searched", args.output, builder)
+    builder = TableBuilder(build_grower("searched", **space_of(args)), args.epochs, args.fraction, table)
+    learner, stream = probe_learner(BENCH, "searched", args.output, builder,
+                                    net_options={"hidden": args.hidden} if args.hidden else None)
     learner.learn(stream.tasks[0])
     builder.plan(with_heads(learner, stream.tasks[1]), stream.tasks[1])
-    return {"space": SPACE, "space_net": learner.net.spec, "points": list(table.values())}
+    return {"space": space_of(args), "space_net": learner.net.spec, "points": list(table.values())}
+
+
+def space_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The `searched` space of the run: the row's, with `--factors` as its widening factors when given."""
+    return {**SPACE, "width_factors": args.factors} if args.factors else dict(SPACE)
 
 
 def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed: int, trials: int) -> list[dict]:
@@ -123,6 +134,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--output", type=Path, default=Path("bench_runs/sampler_search"))
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, help="starting widths (default: the row's)")
+    parser.add_argument("--factors", type=float, nargs="+", default=None, help="widening factors (default: 1 1.5 2 3)")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "table.json"
@@ -136,8 +149,9 @@ def main() -> None:
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
     example = table["points"][0]["params"]
-    space = {k: (CategoricalDistribution(SPACE["width_factors"]) if k.startswith("widen:")
-                 else IntDistribution(0, SPACE["max_deepen"])) for k in example}
+    declared = table["space"]
+    space = {k: (CategoricalDistribution(declared["width_factors"]) if k.startswith("widen:")
+                 else IntDistribution(0, declared["max_deepen"])) for k in example}
     top_flops = max(p["flops"] for p in table["points"])
     whole = [(p["score"], p["flops"]) for p in table["points"]]
     best_score = max(s for s, _ in whole)
