@@ -170,3 +170,6 @@ def test_choose_predictions_leaves_the_strategies_set_to_the_winner_with_its_pre
     assert len(replay.mean_ids) == 4 and not replay.means_stale
     scores = {s["settings"]["replay.classifier"]: s["accuracy"] for s in choice.reasons["scores"]}
     assert sum(learner.evaluate(make_tasks(2), "val")) / 2 == scores["nme"]
+    assert choice.reasons["samples"] == sum(len(t.y_val) for t in make_tasks(2))  # each task scored once
+    both = 2 * float(inference_flops(learner.net, None, sub_network=False)) * choice.reasons["samples"]
+    assert choice.flops == pytest.approx(both, rel=1e-12)  # head and nme

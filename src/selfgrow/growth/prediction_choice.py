@@ -67,7 +67,7 @@ def choose_predictions(learner: Any, task: Any, space: Mapping[str, Sequence[Any
     strategies = learner.retention
     check_prediction_space(strategies, space)
     present = {k: setting_value(v) for k, v in current_settings(strategies, list(space)).items()}
-    seen = [*learner.seen] if learner.seen and learner.seen[-1] is task else [*learner.seen, task]
+    seen = [t for t in learner.seen if t.index != task.index] + [task]  # the earlier tasks, then the trained one
     scored, flops = [], 0.0
     for index, point in enumerate(prediction_points(present, space)):
         if index:  # the present point's predictions were made ready by the strategies' after-task steps
