@@ -11,7 +11,7 @@ from selfgrow.data import DatasetArrays, data_root, download, load
 from selfgrow.errors import SelfgrowError
 from selfgrow.experiment import run
 from selfgrow.grow_sequences import SequenceSearch, run_sequence, search_grow_sequences
-from selfgrow.growth import GROWERS, Grower, GrowthPlan, build_grower, register_grower
+from selfgrow.growth import GROWERS, Grower, GrowthPlan, PredictionChoice, build_grower, register_grower
 from selfgrow.methods import METHODS, resolve_method
 from selfgrow.nets import GrowableNet, build, preset, register_net
 from selfgrow.nets.ops import Growth
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GROWERS", "METHODS", "RETENTION", "STREAMS",
-    "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "Results",
+    "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "PredictionChoice", "Results",
     "Retention", "RunConfig", "SelfgrowError", "SequenceSearch", "Stream", "Task", "TaskRecord", "Trainer",
     "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
     "load_plugins",

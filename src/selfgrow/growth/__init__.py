@@ -17,6 +17,7 @@ from selfgrow.growth.firefly import FireflyGrower
 from selfgrow.growth.fixed import FixedGrower
 from selfgrow.growth.learn_to_grow import LearnToGrowGrower
 from selfgrow.growth.mntdp import MNTDPGrower
+from selfgrow.growth.prediction_choice import PredictionChoice
 from selfgrow.growth.random_growth import RandomGrower
 from selfgrow.growth.schedule import ScheduleGrower
 from selfgrow.growth.searched import SearchedGrower
@@ -34,6 +35,7 @@ __all__ = [
     "GrowthPlan",
     "LearnToGrowGrower",
     "MNTDPGrower",
+    "PredictionChoice",
     "RandomGrower",
     "ScheduleGrower",
     "SearchGrower",

@@ -15,6 +15,7 @@ from selfgrow.options import Configurable
 from selfgrow.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
+    from selfgrow.growth.prediction_choice import PredictionChoice
     from selfgrow.nets.ops import Growth
     from selfgrow.streams.task import Task
     from selfgrow.train.trainer import FitResult
@@ -124,10 +125,10 @@ class Grower(Configurable):
         """The growth to apply before training on `task` (the learner gives the net and what was seen)."""
         raise NotImplementedError
 
-    def choose_predictions(self, learner: Any, task: "Task") -> Any:
+    def choose_predictions(self, learner: Any, task: "Task") -> "PredictionChoice | None":
         """Called once `task` is trained (after the strategies' `after_task`, before the grower's): the retention
         settings that decide only predictions, chosen on the trained net and left set on the strategies
-        (a `selfgrow.growth.prediction_choice.PredictionChoice`); None: this grower chooses none."""
+        (`selfgrow.growth.prediction_choice`); None: this grower chooses none."""
         return None
 
     def after_task(self, learner: Any, task: "Task") -> None:

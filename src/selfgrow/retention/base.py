@@ -100,7 +100,8 @@ class Retention(Configurable):
 
     def prepare_predictions(self, learner: Any, task: "Task") -> None:
         """Make the predictions of the present `prediction_settings` ready after `task` (e.g. compute the nearest
-        means once the classifier is set to them); `after_task` calls it, and so does a choice among settings."""
+        means once the classifier is set to them); the strategy's own `after_task` calls it, and so does a choice
+        among settings after training."""
 
     def on_growth(self, growth: "Growth") -> None:
         """Carry per-parameter state over to the grown network (`growth.param_map`)."""
