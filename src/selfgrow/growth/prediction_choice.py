@@ -68,13 +68,14 @@ def choose_predictions(learner: Any, task: Any, space: Mapping[str, Sequence[Any
     check_prediction_space(strategies, space)
     present = {k: setting_value(v) for k, v in current_settings(strategies, list(space)).items()}
     seen = [t for t in learner.seen if t.index != task.index] + [task]  # the earlier tasks, then the trained one
-    scored, flops = [], 0.0
+    scored, flops, samples = [], 0.0, 0
     for index, point in enumerate(prediction_points(present, space)):
         if index:  # the present point's predictions were made ready by the strategies' after-task steps
             _set(learner, task, point)
         measured, spent = validation_accuracies(learner, task, seen, learner.net, overriding(strategies, "predict"),
                                                 per_class, learner.trainer.eval_batch_size)
         flops += spent
+        samples = sum(n for _, n in measured.values())  # the same samples for every point
         objectives = candidate_objectives({k: a for k, (a, _) in measured.items()},
                                           {k: n for k, (_, n) in measured.items()}, str(task.index))
         scored.append({"settings": point, "accuracy": objectives["accuracy"], "se": objectives["se"],
@@ -82,7 +83,6 @@ def choose_predictions(learner: Any, task: Any, space: Mapping[str, Sequence[Any
     best = max(scored, key=lambda s: s["accuracy"])  # the first maximum: the present point on a tie
     if best is not scored[-1]:
         _set(learner, task, best["settings"])
-    samples = sum(len(memory_view(t, per_class).y_val) if t is not task else len(t.y_val) for t in seen)
     reasons = {"chosen": dict(best["settings"]), "scores": scored, "samples": samples,
                "decision": "highest mean validation accuracy over the seen tasks, on the same samples for every point"}
     return PredictionChoice(settings=dict(best["settings"]), reasons=reasons, flops=flops)

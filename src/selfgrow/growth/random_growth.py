@@ -41,9 +41,9 @@ from typing import Any, Optional
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
-from selfgrow.growth.growth_points import RETENTION_PREFIX
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
+from selfgrow.growth.growth_points import RETENTION_PREFIX
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget

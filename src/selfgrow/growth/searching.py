@@ -22,18 +22,18 @@ the candidates that fit with the search's measured cost (no growth, never pruned
 does), and no search runs when the current net and the search's estimate leave no room or no
 growth step fits: that task grows, under the capacity rule, to the largest growth that fits without a
 search (none scored, so the costliest; the budget goes to capacity, not unspent), else not at all.
-Earlier tasks are scored on at most
-`val_memory_per_class` validation samples per class, counted in the learner's memory (`memory_bytes`). `repeats` > 1 trains every
-candidate that many times from streams of its own and scores their mean, with a standard error
-that includes their spread (`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the
-strengths of the run's strategies to the space, and their options with declared choices (the replay
-memory's classifier; `selfgrow.retention.settings`); the chosen ones go into the plan. `prediction_space` holds
-settings that decide only predictions (the replay memory's classifier): no candidate is trained per value,
-they are chosen after each task's training on the validation data (`selfgrow.growth.prediction_choice`;
-its scoring counts in the task's search FLOPs and, under `train_budget`, in the stream's projection). Budget: `max_flops` and
-`max_params` bound the grown net; points over them are never trained nor chosen. A budget the
-current net already exceeds is a user error (growth cannot shrink a net): it stops the run with
-one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
+Earlier tasks are scored on at most `val_memory_per_class` validation samples per class, counted in
+the learner's memory (`memory_bytes`). `repeats` > 1 trains every candidate that many times from
+streams of its own and scores their mean, with a standard error that includes their spread
+(`RepeatedTraining`; repeats x the search's compute). `retention_space` adds the strengths of the
+run's strategies to the space, and their options with declared choices (the replay memory's
+classifier; `selfgrow.retention.settings`); the chosen ones go into the plan. `prediction_space`
+holds settings that decide only predictions (the replay memory's classifier): no candidate is
+trained per value, they are chosen after each task's training on the validation data
+(`selfgrow.growth.prediction_choice`; its scoring counts in the task's search FLOPs and, under
+`train_budget`, in the stream's projection). Budget: `max_flops` and `max_params` bound the grown
+net; points over them are never trained nor chosen. A budget the current net already exceeds is a
+user error (growth cannot shrink a net): it stops the run with one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
 trials, never chosen.
 The point "no growth" is always enqueued, so the current net is always a candidate.
 `reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
@@ -91,8 +91,8 @@ from typing import Any
 import torch
 
 from selfgrow.errors import SelfgrowError
-from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth import prediction_choice
+from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, candidate_seed
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
