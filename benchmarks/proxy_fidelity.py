@@ -6,10 +6,17 @@ tasks 0 and 1 every point of a grower's space is grown from the learner's net an
 
 - by each proxy: an independent short run, scored as the search scores (mean validation accuracy
   over the seen tasks and the new one); proxies "25% data, e epochs" (e = 2, 4, 6: one run scored
-  after each) and "all data, e epochs" (e = 1, 2, 3);
+  after each) and "all data, e epochs" (e = 1, 2, 3), each at the bench's constant learning rate and
+  annealed ("cosine": every rung annealed to 0 over its steps, as `proxy_schedule: cosine_steps`
+  trains; "one cosine": one rung to the last epoch count); and "mean of 3 runs": two proxies scored by
+  the mean of three independent runs (as `repeats: 3` scores);
 - in full (the bench's 6 epochs on all the task's data), `--seeds` times with different growth draws
   and batch orders. The ground truth is the mean over those seeds of the seen tasks' mean *test*
   accuracy (1,000 images per class: less noisy than the 100 validation images the search has).
+
+Each proxy run is also measured on the test split (rows "(test split)"): the proxy's ranking once the
+100-per-class validation sample's noise is taken out, which says whether a proxy fails by its
+training or by the data it is scored on.
 
 Reported per task and proxy: Kendall tau (tau-b) between proxy scores and the ground truth,
 the noise ceiling (mean tau between two seeds of full training), and the regret: the best ground
@@ -20,7 +27,8 @@ scores. Between tasks the learner trains the un-grown net on the task (as `fixed
 candidates all start from the same trained net.
 
 Every finished candidate is appended to `<output>/candidates.jsonl`, so a killed run resumes where it
-stopped; the summary is printed and written to `<output>/summary.json`.
+stopped, and a proxy added to `PROXIES` later is measured for the candidates already there (their
+ground truth kept); the summary is printed and written to `<output>/summary.json`.
 
     python benchmarks/proxy_fidelity.py --grower searched            # 16 points: each stage 1x or 2x
     python benchmarks/proxy_fidelity.py --grower compound            # phi x alpha grid
@@ -54,7 +62,28 @@ SPACES = {
     "searched": {"width_factors": [1.0, 2.0], "max_deepen": 0, "layers": ["stage.0", "stage.1", "stage.2", "stage.3"]},
     "compound": {"max_phi": 2, "phi_step": 0.5, "fit_coefficients": True, "alpha_grid": [1.0, 1.2, 1.4, 1.6, 1.8]},
 }
-PROXIES = {"25% data": (0.25, [2, 4, 6]), "all data": (1.0, [1, 2, 3])}
+# name -> (data fraction, epochs scored after, learning-rate schedule of each rung, run): schedule None keeps the
+# bench's constant lr; "cosine_steps" anneals to 0 over each rung's steps and restarts at the next rung (SGDR), as a
+# search with `proxy_schedule: cosine_steps` trains its rungs ("one cosine": a single rung, annealed once); run k > 0
+# is an independent repeat (other growth draws and batch order) of the proxy of run 0, for the means below
+PROXIES = {
+    "25% data": (0.25, [2, 4, 6], None, 0),
+    "all data": (1.0, [1, 2, 3], None, 0),
+    "25% data, cosine": (0.25, [2, 4, 6], "cosine_steps", 0),
+    "all data, cosine": (1.0, [1, 2, 3], "cosine_steps", 0),
+    "25% data, one cosine": (0.25, [6], "cosine_steps", 0),
+    "all data, one cosine": (1.0, [3], "cosine_steps", 0),
+    "25% data, run 2": (0.25, [2, 4, 6], None, 1),
+    "25% data, run 3": (0.25, [2, 4, 6], None, 2),
+    "25% data, one cosine, run 2": (0.25, [6], "cosine_steps", 1),
+    "25% data, one cosine, run 3": (0.25, [6], "cosine_steps", 2),
+}
+# proxies scored by the mean of independent runs (as `repeats: 3` scores a candidate)
+MEANS = {
+    "25% data, mean of 3 runs": ["25% data", "25% data, run 2", "25% data, run 3"],
+    "25% data, one cosine, mean of 3 runs": ["25% data, one cosine", "25% data, one cosine, run 2",
+                                             "25% data, one cosine, run 3"],
+}
 FULL_EPOCHS = 6
 
 
@@ -114,26 +143,48 @@ class Probe(Grower):
         for params in space_points(self.space_grower, learner, task):
             ops = self.space_grower.ops_for(learner.net, params)
             key = f"{task.index}/{json.dumps(ops, sort_keys=True)}"
-            if key in self.done:
+            record = self.done.get(key)
+            if record is not None and all(name in record["proxies"] for name in PROXIES):
                 continue
             started = time.perf_counter()
-            grown = GrowthPlan(ops=ops).apply(learner.net)[0]
-            head = task.index if learner.scenario == "task" else None
-            record: dict[str, Any] = {"task": task.index, "params": params, "ops": ops,
-                                      "flops": int(inference_flops(grown, head)), "proxies": {}, "full": []}
+            if record is None:  # a new candidate; a known one only gets the proxies added since it was measured
+                grown = GrowthPlan(ops=ops).apply(learner.net)[0]
+                head = task.index if learner.scenario == "task" else None
+                record = {"task": task.index, "params": params, "ops": ops,
+                          "flops": int(inference_flops(grown, head)), "proxies": {}, "full": [], "seconds": 0.0}
             base = candidate_seed(0, task.index, json.dumps(ops, sort_keys=True))
-            for name, (fraction, epochs) in PROXIES.items():
-                record["proxies"][name] = train_candidate(learner, task, ops, fraction, base + 17, epochs, False)
-            for k in range(self.args.seeds):
+            for name, (fraction, epochs, schedule, run) in PROXIES.items():
+                if name not in record["proxies"]:
+                    record["proxies"][name] = train_candidate(learner, task, ops, fraction, base + 17 + 100 * run,
+                                                              epochs, True, schedule)
+            for k in range(len(record["full"]), self.args.seeds):
                 record["full"].append(train_candidate(learner, task, ops, 1.0, base + 1000 * (k + 1),
                                                       [FULL_EPOCHS], True, self.args.full_schedule)[-1])
-            record["seconds"] = time.perf_counter() - started
+            record["seconds"] += time.perf_counter() - started
             self.done[key] = record
             with self.log.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"task {task.index} {params}: full test {[round(r['test'], 3) for r in record['full']]} "
                   f"({record['seconds']:.0f} s)", flush=True)
         return GrowthPlan()
+
+
+def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The `MEANS` proxies whose runs were all measured: per epoch count, the runs' mean score and test accuracy,
+    the standard error holding the validation sample's and the runs' spread (as `RepeatedTraining` scores)."""
+    out = {}
+    for name, runs in MEANS.items():
+        if not all(run in measured for run in runs):
+            continue
+        out[name] = []
+        for entries in zip(*(measured[run] for run in runs)):
+            scores = [e["score"] for e in entries]
+            variance = statistics.fmean(e["se"] ** 2 for e in entries) + statistics.variance(scores) / len(scores)
+            entry = {"epochs": entries[0]["epochs"], "score": statistics.fmean(scores), "se": variance ** 0.5}
+            if all("test" in e for e in entries):
+                entry["test"] = statistics.fmean(e["test"] for e in entries)
+            out[name].append(entry)
+    return out
 
 
 def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
@@ -146,16 +197,16 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
                                for a, b in pairs) if pairs else float("nan")
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
-    proxies = [(name, i) for name, (_, epochs) in PROXIES.items() for i in range(len(epochs))]
-    for name, i in proxies + [("full, one seed (val score)", None)]:
-        if i is None:
-            scores = [r["full"][0]["score"] for r in cands]
-            errors = [r["full"][0]["se"] for r in cands]
-            label = name
-        else:
-            scores = [r["proxies"][name][i]["score"] for r in cands]
-            errors = [r["proxies"][name][i]["se"] for r in cands]
-            label = f"{name}, {cands[0]['proxies'][name][i]['epochs']} epochs"
+    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"])}} for r in cands]
+    measured = [name for name in [*PROXIES, *MEANS] if name in cands[0]["proxies"]]
+    proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
+    on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
+    for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:
+        entries = [r["full"][0] if i is None else r["proxies"][name][i] for r in cands]
+        scores = [e[split] for e in entries]
+        errors = [e["se"] for e in entries]  # the validation-size error: the parsimony pick's test twin is indicative
+        label = name if i is None else f"{name}, {entries[0]['epochs']} epochs"
+        label += " (test split)" if split == "test" else " (val score)" if i is None else ""
         best_pick = max(range(len(cands)), key=lambda c: (scores[c], -cands[c]["flops"]))
         rule_pick = select([(s, r["flops"]) for s, r in zip(scores, cands)], "parsimony", errors=errors)
         rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling,

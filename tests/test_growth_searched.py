@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -87,6 +88,9 @@ def test_bad_options_are_refused():
         build_grower("searched", repeats=0)
     with pytest.raises(SelfgrowError, match="sampler='cmaes' is invalid; accepted: one of nsga2, tpe, gp, random\\."):
         build_grower("searched", sampler="cmaes")
+    with pytest.raises(SelfgrowError, match="proxy_schedule='linear' is invalid; accepted: null or one of none, cosine, "
+                                            "cosine_steps, step \\("):
+        build_grower("searched", proxy_schedule="linear")
 
 
 def test_searched_runs_end_to_end_with_the_knee_rule(tmp_path):
@@ -313,3 +317,40 @@ def test_a_search_widens_the_feature_layer_under_the_nearest_mean_classifier():
     assert scored and scored[0]["status"] == "complete"
     replay = learner.retention[1]
     assert replay.means.shape == (4, learner.net.spec["hidden"][-1])
+
+
+@pytest.mark.parametrize("schedule", ["cosine_steps", None])
+def test_proxy_schedule_anneals_every_rung_of_the_candidates_and_restarts_at_the_next(monkeypatch, schedule):
+    """With `proxy_schedule: cosine_steps` each rung's steps run at lr (1 + cos(pi k / K)) / 2 (K: the rung's steps),
+    the next rung starting again at the trainer's lr; null keeps the trainer's (here constant) lr."""
+    from selfgrow.growth.candidates import CandidateTraining
+
+    rungs: list[list[float]] = []
+    training = []
+    step, train_to = torch.optim.Adam.step, CandidateTraining.train_to
+
+    def recording_step(self, *args, **kwargs):
+        if training:
+            rungs[-1].append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    def recording_train_to(self, epochs):
+        rungs.append([])
+        training.append(True)
+        try:
+            return train_to(self, epochs)
+        finally:
+            training.pop()
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    monkeypatch.setattr(CandidateTraining, "train_to", recording_train_to)
+    options = {"n_trials": 3, "epochs": [1, 2], "halving_batch": 3, "width_factors": [1.0, 2.0], "max_deepen": 0,
+               "proxy_schedule": schedule}
+    learn("searched", options, n_tasks=2)
+    trained = [lrs for lrs in rungs if lrs]
+    assert len(trained) >= 4 and any(len(lrs) > 1 for lrs in trained)
+    for lrs in trained:
+        if schedule is None:
+            assert lrs == [0.01] * len(lrs)
+        else:
+            assert lrs == pytest.approx([0.01 * (1 + math.cos(math.pi * k / len(lrs))) / 2 for k in range(len(lrs))])

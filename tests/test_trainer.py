@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -247,6 +249,31 @@ def test_schedules_set_the_lr_per_epoch(schedule, factors):
         if scheduler is not None:
             scheduler.step()
     assert lrs == pytest.approx([0.1 * f for f in factors])
+
+
+@pytest.mark.parametrize(("per_class", "min_steps", "steps"), [(24, None, 5), (24, 12, 14), (34, None, 7), (22, None, 4)])
+def test_cosine_steps_anneals_each_fit_to_zero_over_its_optimizer_steps(monkeypatch, per_class, min_steps, steps):
+    """Every step's lr is lr * (1 + cos(pi k / K)) / 2 over the fit's K steps (batches of 8; 51 samples leave a
+    trailing batch of 3; 33 samples a trailing one, merged), so a fit ends near lr 0; a second fit (a search's next
+    rung) starts again at lr."""
+    task = make_task(0, [0, 1, 2], per_class=per_class)
+    used = []
+    original = torch.optim.SGD.step
+
+    def recording(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording)
+    trainer = Trainer(optimizer="sgd", lr=0.1, epochs=2, batch_size=8, device="cpu", curve_batches=0,
+                      schedule="cosine_steps", min_epoch_steps=min_steps)
+    net = _with_head(make_net("class"), task, "class")
+    trainer.fit(net, task, "class")
+    total = 2 * steps
+    assert used == pytest.approx([0.1 * (1 + math.cos(math.pi * k / total)) / 2 for k in range(total)])
+    used.clear()
+    trainer.fit(net, task, "class")
+    assert used[0] == pytest.approx(0.1) and len(used) == total
 
 
 def test_parameters_the_net_declares_frozen_never_move():

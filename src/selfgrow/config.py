@@ -10,7 +10,7 @@ from selfgrow.errors import SelfgrowError, did_you_mean
 from selfgrow.options import accepted, describe_type, has_type, option, within
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "cosine", "step")
+SCHEDULES = ("none", "cosine", "cosine_steps", "step")
 
 
 @dataclass

@@ -90,7 +90,7 @@ def accepted(hint: Any, checks: Mapping[str, Any]) -> str:
     """The values a field accepts, in words (its type, then its range or choices, then its note)."""
     nullable = has_type(None, hint)
     if "choices" in checks:
-        text = "one of " + ", ".join(str(c) for c in _choices(checks))
+        text = "one of " + ", ".join(str(c) for c in _choices(checks) if c is not None)
     else:
         rest = [a for a in typing.get_args(hint) if a is not type(None)] if nullable else [hint]
         text = " or ".join(describe_type(a) for a in rest)

@@ -18,8 +18,9 @@ split the candidate is scored on: 10 per class, against the whole split). The ot
 steps (Fisher, a head-classified memory's update) are not run for candidates: they cost compute
 and do not change what the candidate predicts. Training runs in the learner's trainer
 configuration except: no lr/wd grid (the trainer's `lr` and `weight_decay`), no early stopping,
-no progress bar, and optimizer state carried from rung to rung, each rung's batch order drawn
-from a seed of its own.
+no progress bar, optimizer state carried from rung to rung, each rung's batch order drawn
+from a seed of its own, and `schedule` (None: the trainer's) applied within each rung
+(cosine_steps: every rung anneals to 0, the next restarts at the trainer's lr).
 With `data_fraction` < 1 candidates train on a stratified subset of the task's training data
 (the same subset for every candidate of a task: a cheaper proxy, as in proxy-data NAS); they are
 always scored on the new task's full validation split.
@@ -78,7 +79,8 @@ class CandidateTraining:
 
     def __init__(self, learner: Any, task: Any, ops: list[dict[str, Any]], data_fraction: float = 1.0,
                  seed: int = 0, val_memory_per_class: int | None = None,
-                 retention_settings: dict[str, float] | None = None, repeat: int = 0) -> None:
+                 retention_settings: dict[str, float] | None = None, repeat: int = 0,
+                 schedule: str | None = None) -> None:
         if learner.independent:
             raise SelfgrowError("Growth search needs one shared net; set mode: shared (independent mode trains a fresh net per task).")
         self.learner = learner
@@ -90,6 +92,7 @@ class CandidateTraining:
         self.trainer = dataclasses.replace(
             learner.trainer, lr_grid=None, wd_grid=None, grid_epochs=None, patience=None, progress=False,
             curve_batches=0, reset_optimizer=False, seed=learner.trainer.seed + REPEAT_SEED_STEP * repeat,
+            schedule=schedule or learner.trainer.schedule,
         )
         self.epochs_done = 0
         self.spent_flops = 0.0

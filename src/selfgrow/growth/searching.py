@@ -10,6 +10,10 @@ the plan's `search_flops`, which the run adds to the task's training FLOPs.
 
 Candidates train for the rungs of `epochs` (successive halving with `eta`, rungs shared across
 the study's batches of `halving_batch` trials), on a `data_fraction` of the task's training data.
+`proxy_schedule` sets their learning-rate schedule within each rung (null: the trainer's):
+"cosine_steps" anneals every rung to 0 over its optimizer steps and restarts at the next (SGDR,
+Loshchilov & Hutter 2017), so each rung's score is taken in a minimum rather than wherever the
+last constant-lr step left the weights (the proxy-fidelity bench measured that noise; BENCHMARKS.md).
 
 Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
 and the new one, with its standard error), plasticity and stability are recorded per candidate;
@@ -90,6 +94,7 @@ from typing import Any
 
 import torch
 
+from selfgrow.config import SCHEDULES
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import prediction_choice
 from selfgrow.growth.base import WIDEN_MODES, Grower, GrowthPlan
@@ -162,6 +167,10 @@ class SearchOptions:
         None, note="a mapping from '<strategy>.<attribute>' that decides only predictions to a non-empty list of "
         "its values, chosen after each task's training")
     repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
+    proxy_schedule: str | None = option(
+        None, choices=lambda: [*SCHEDULES, None],
+        note="the candidates' learning-rate schedule within each rung; null: the trainer's; "
+        "cosine_steps: every rung anneals to 0")
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -521,7 +530,7 @@ class SearchGrower(Grower):
             seed = candidate_seed(self.seed, task.index, _key(ops, settings))
             runs = [CandidateTraining(learner, task, ops, self.data_fraction, seed=seed + k,
                                       val_memory_per_class=self.val_memory_per_class, retention_settings=settings,
-                                      repeat=k)
+                                      repeat=k, schedule=self.proxy_schedule)
                     for k in range(self.repeats)]
             return runs[0] if self.repeats == 1 else RepeatedTraining(runs)
 

@@ -98,8 +98,9 @@ class Trainer(TrainerConfig):
     The options and their defaults are `selfgrow.config.TrainerConfig`'s (declared once there, so a
     config file, the CLI and `Trainer(...)` in Python train alike), plus the run-wide `device` and `seed`.
 
-    `schedule`: "cosine" anneals to 0 over the epochs; "step" divides the lr by 10 at 50% and 75% of
-    the epochs. `patience`: stop after that many epochs without a better validation accuracy and
+    `schedule`: "cosine" anneals to 0 over the epochs (stepped once per epoch); "cosine_steps" the
+    same over the optimizer steps, so that even a one-epoch fit ends at lr 0; "step" divides the lr
+    by 10 at 50% and 75% of the epochs. `patience`: stop after that many epochs without a better validation accuracy and
     restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task selection on the task's own
     validation split (each stream is seen once, so no stream-level tuning): every combination is
     trained from the same starting point for `grid_epochs` (None: the full `epochs`, and the best
@@ -168,8 +169,7 @@ class Trainer(TrainerConfig):
         """At most how many samples one `fit` on `n_train` new samples passes (its training FLOPs are these times
         the net's per-sample FLOPs): every epoch run (no early stop), every grid setting, and each of `replaying`
         strategies filling every batch with as many replayed samples (`Retention.replay` gives at most that)."""
-        passes = max(1, math.ceil((self.min_epoch_steps or 0) * self.batch_size / n_train)) if n_train else 1
-        per_epoch = n_train * passes * (1 + replaying)
+        per_epoch = n_train * _epoch_passes(n_train, self.batch_size, self.min_epoch_steps) * (1 + replaying)
         settings = len(self.lr_grid or [self.lr]) * len(self.wd_grid or [self.weight_decay])
         if settings == 1:
             return self.epochs * per_epoch
@@ -252,11 +252,13 @@ class Trainer(TrainerConfig):
             optimizer = self._optimizer(groups, lr, weight_decay)
             if optimizer is not None and optimizer_state:
                 _load_named_state(optimizer, dict(net.named_parameters()), optimizer_state)
-            scheduler = self._scheduler(optimizer, epochs) if optimizer is not None else None
+            steps = _epoch_steps(len(data.y_train), self.batch_size, self.min_epoch_steps)
+            scheduler = self._scheduler(optimizer, epochs, steps) if optimizer is not None else None
+            run.step_scheduler = scheduler if self.schedule == "cosine_steps" else None
             bar = tqdm(range(epochs), desc=f"task {task.index}", leave=False, disable=not self._show_progress())
             for epoch in bar:
                 loss_curve.append(self._epoch(net, data, task, scenario, retention, optimizer, run))
-                if scheduler is not None:
+                if scheduler is not None and run.step_scheduler is None:
                     scheduler.step()
                 if track_val:
                     val_curve.append(val_acc())
@@ -315,6 +317,8 @@ class Trainer(TrainerConfig):
                 loss_sum += value * len(idx)
                 seen += len(idx)
             run.steps += 1
+            if run.step_scheduler is not None:
+                run.step_scheduler.step()
             if run.on_step is not None:
                 run.on_step(value)
             if run.steps <= run.curve_batches:
@@ -415,9 +419,13 @@ class Trainer(TrainerConfig):
             return torch.optim.SGD(param_groups, lr=lr, momentum=self.momentum, weight_decay=weight_decay)
         return torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay)
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    def _scheduler(self, optimizer: torch.optim.Optimizer, epochs: int,
+                   steps_per_epoch: int = 1) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The lr schedule of one fit: stepped once per epoch, or once per optimizer step for "cosine_steps"."""
         if self.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        if self.schedule == "cosine_steps":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
         if self.schedule == "step":
             milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
             return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
@@ -506,6 +514,7 @@ class _Run:
         self.guard = _NonFiniteGuard()
         self.samples, self.steps = 0, 0
         self.on_step: Any = None  # called with each step's loss (`Trainer.fit`'s `on_step`)
+        self.step_scheduler: Any = None  # an lr schedule stepped after every batch ("cosine_steps")
         self.batch_curve: list[float] = [val_acc()] if curve_batches else []
         self._overriders: dict[str, list[Retention]] = {}
 
@@ -598,8 +607,19 @@ def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _epoch_order(n: int, batch_size: int, min_steps: int | None, generator: torch.Generator) -> torch.Tensor:
     """One epoch's sample order: shuffled passes over the `n` samples, enough for `min_steps` batches."""
-    passes = max(1, math.ceil((min_steps or 0) * batch_size / n)) if n else 1
-    return torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(_epoch_passes(n, batch_size, min_steps))])
+
+
+def _epoch_passes(n: int, batch_size: int, min_steps: int | None) -> int:
+    """How many passes over `n` samples one epoch makes: enough for `min_steps` batches, at least one."""
+    return max(1, math.ceil((min_steps or 0) * batch_size / n)) if n else 1
+
+
+def _epoch_steps(n: int, batch_size: int, min_steps: int | None) -> int:
+    """The number of batches `_batches` cuts from one `_epoch_order` of `n` samples."""
+    total = _epoch_passes(n, batch_size, min_steps) * n
+    starts = math.ceil(total / batch_size)
+    return max(1, starts - (1 if starts > 1 and total - (starts - 1) * batch_size == 1 else 0))
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
