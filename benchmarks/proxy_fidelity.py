@@ -198,7 +198,7 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
     cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"])}} for r in cands]
-    measured = [name for name in [*PROXIES, *MEANS] if name in cands[0]["proxies"]]
+    measured = [name for name in [*PROXIES, *MEANS] if all(name in r["proxies"] for r in cands)]
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
     on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
     for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:

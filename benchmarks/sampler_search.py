@@ -52,6 +52,7 @@ from selfgrow.search import SAMPLERS, Proposal, SearchSettings, run_search, sele
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_mnist_class.yaml"
 SPACE = {"width_factors": [1.0, 1.5, 2.0, 3.0], "max_deepen": 1}
+HOLDOUT_SEED_OFFSET = 500_009  # the held-out table's candidates draw from other streams
 
 
 def hypervolume(points: list[tuple[float, float]], cost_ref: float = 1.1) -> float:
@@ -137,6 +138,38 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
     return run_search(settings, f"{sampler}-{seed}", space, propose, lambda p: Lookup(entry(p))).records
 
 
+def cached_table(args: argparse.Namespace, path: Path, seed_offset: int = 0) -> dict[str, Any]:
+    """The table at `path`, built (and stored there) when absent."""
+    if path.exists():
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    table = build_table(args, seed_offset)
+    table["seconds"] = time.perf_counter() - started
+    path.write_text(json.dumps(table))
+    return table
+
+
+def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: float,
+                   second: dict[str, float]) -> list[float]:
+    """Of the complete candidates among `records`: best score, hypervolume, parsimony regret and, with a held-out
+    table (`second`: params key -> score), the held-out score of the best-scoring one."""
+    found = [r for r in records if r["status"] == "complete"]
+    pts = [(r["accuracy"], r["cost"]) for r in found]
+    pick = select(pts, "parsimony", errors=[r.get("se", 0.0) for r in found])
+    out = [max(s for s, _ in pts), hypervolume([(s, c / top_flops) for s, c in pts]), rule_best - pts[pick][0]]
+    if second:
+        best = max(found, key=lambda r: (r["accuracy"], -r["cost"]))
+        out.append(second[json.dumps(best["params"], sort_keys=True)])
+    return out
+
+
+def paired_difference(ours: list[list[float]], random: list[list[float]], index: int) -> tuple[float, float]:
+    """Mean over seeds of (ours - random) for measure `index`, and its standard error (seeds paired)."""
+    diffs = [a[index] - b[index] for a, b in zip(ours, random)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return statistics.fmean(diffs), se
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
@@ -191,41 +224,6 @@ def main() -> None:
                 pairs.append([sampler, k, headers[2 + i], mean, se])
     print(format_table(pairs, ["sampler", "trials", "measure", "minus random (mean over seeds)", "standard error"]))
     (args.output / "summary.json").write_text(json.dumps({"rows": rows, "paired": pairs}, indent=1))
-
-
-HOLDOUT_SEED_OFFSET = 500_009  # the held-out table's candidates draw from other streams
-
-
-def cached_table(args: argparse.Namespace, path: Path, seed_offset: int = 0) -> dict[str, Any]:
-    """The table at `path`, built (and stored there) when absent."""
-    if path.exists():
-        return json.loads(path.read_text())
-    started = time.perf_counter()
-    table = build_table(args, seed_offset)
-    table["seconds"] = time.perf_counter() - started
-    path.write_text(json.dumps(table))
-    return table
-
-
-def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: float,
-                   second: dict[str, float]) -> list[float]:
-    """Of the complete candidates among `records`: best score, hypervolume, parsimony regret and, with a held-out
-    table (`second`: params key -> score), the held-out score of the best-scoring one."""
-    found = [r for r in records if r["status"] == "complete"]
-    pts = [(r["accuracy"], r["cost"]) for r in found]
-    pick = select(pts, "parsimony", errors=[r.get("se", 0.0) for r in found])
-    out = [max(s for s, _ in pts), hypervolume([(s, c / top_flops) for s, c in pts]), rule_best - pts[pick][0]]
-    if second:
-        best = max(found, key=lambda r: (r["accuracy"], -r["cost"]))
-        out.append(second[json.dumps(best["params"], sort_keys=True)])
-    return out
-
-
-def paired_difference(ours: list[list[float]], random: list[list[float]], index: int) -> tuple[float, float]:
-    """Mean over seeds of (ours - random) for measure `index`, and its standard error (seeds paired)."""
-    diffs = [a[index] - b[index] for a, b in zip(ours, random)]
-    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-    return statistics.fmean(diffs), se
 
 
 if __name__ == "__main__":
