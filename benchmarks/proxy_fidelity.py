@@ -51,7 +51,7 @@ from growth_probe import probe_learner, space_points, with_heads
 
 from selfgrow.growth import build_grower
 from selfgrow.growth.base import Grower, GrowthPlan
-from selfgrow.growth.candidates import CandidateTraining, candidate_seed
+from selfgrow.growth.candidates import CandidateTraining, candidate_seed, repeats_error
 from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.train import accuracy
@@ -179,8 +179,8 @@ def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[di
         out[name] = []
         for entries in zip(*(measured[run] for run in runs)):
             scores = [e["score"] for e in entries]
-            variance = statistics.fmean(e["se"] ** 2 for e in entries) + statistics.variance(scores) / len(scores)
-            entry = {"epochs": entries[0]["epochs"], "score": statistics.fmean(scores), "se": variance ** 0.5}
+            entry = {"epochs": entries[0]["epochs"], "score": statistics.fmean(scores),
+                     "se": repeats_error(scores, [e["se"] for e in entries])}
             if all("test" in e for e in entries):
                 entry["test"] = statistics.fmean(e["test"] for e in entries)
             out[name].append(entry)

@@ -269,11 +269,17 @@ def combine_repeats(results: list[dict[str, Any]]) -> dict[str, Any]:
     r = len(results)
     mean = {key: sum(res[key] for res in results) / r for key in ("accuracy", "plasticity", "stability")}
     scores = [res["accuracy"] for res in results]
-    variance = sum((x - mean["accuracy"]) ** 2 for x in scores) / (r - 1) if r > 1 else 0.0
-    validation = sum(res["se"] ** 2 for res in results) / r
     per_task = {key: sum(res["val_accuracy"][key] for res in results) / r for key in results[0]["val_accuracy"]}
-    return {**mean, "se": math.sqrt(validation + variance / r), "val_accuracy": per_task,
+    return {**mean, "se": repeats_error(scores, [res["se"] for res in results]), "val_accuracy": per_task,
             "val_sizes": results[0]["val_sizes"], "repeat_scores": scores}
+
+
+def repeats_error(scores: list[float], errors: list[float]) -> float:
+    """The standard error of the mean of repeated scores sharing one validation sample: sqrt(mean se^2 + var / r)."""
+    r = len(scores)
+    mean = sum(scores) / r
+    variance = sum((x - mean) ** 2 for x in scores) / (r - 1) if r > 1 else 0.0
+    return math.sqrt(sum(e**2 for e in errors) / r + variance / r)
 
 
 def candidate_seed(seed: int, task_index: int, key: str) -> int:
