@@ -37,8 +37,8 @@ trained per value, they are chosen after each task's training on the validation 
 (`selfgrow.growth.prediction_choice`; its scoring counts in the task's search FLOPs and, under
 `train_budget`, in the stream's projection). Budget: `max_flops` and `max_params` bound the grown
 net; points over them are never trained nor chosen. A budget the current net already exceeds is a
-user error (growth cannot shrink a net): it stops the run with one sentence. Candidates whose training diverges (non-finite losses or weights) are failed
-trials, never chosen.
+user error (growth cannot shrink a net): it stops the run with one sentence. Candidates whose
+training diverges (non-finite losses or weights) are failed trials, never chosen.
 The point "no growth" is always enqueued, so the current net is always a candidate.
 `reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
 `batches_to_chosen` (1 + the number of the first trial, and of its halving batch, that evaluated

@@ -100,8 +100,8 @@ class Trainer(TrainerConfig):
 
     `schedule`: "cosine" anneals to 0 over the epochs (stepped once per epoch); "cosine_steps" the
     same over the optimizer steps, so that even a one-epoch fit ends at lr 0; "step" divides the lr
-    by 10 at 50% and 75% of the epochs. `patience`: stop after that many epochs without a better validation accuracy and
-    restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task selection on the task's own
+    by 10 at 50% and 75% of the epochs. `patience`: stop after that many epochs without a better
+    validation accuracy and restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task selection on the task's own
     validation split (each stream is seen once, so no stream-level tuning): every combination is
     trained from the same starting point for `grid_epochs` (None: the full `epochs`, and the best
     trial's weights are kept as the result); with fewer grid epochs the best setting is trained again
@@ -616,18 +616,23 @@ def _epoch_passes(n: int, batch_size: int, min_steps: int | None) -> int:
 
 
 def _epoch_steps(n: int, batch_size: int, min_steps: int | None) -> int:
-    """The number of batches `_batches` cuts from one `_epoch_order` of `n` samples."""
-    total = _epoch_passes(n, batch_size, min_steps) * n
-    starts = math.ceil(total / batch_size)
-    return max(1, starts - (1 if starts > 1 and total - (starts - 1) * batch_size == 1 else 0))
+    """The number of batches `_batches` cuts from one `_epoch_order` of `n` samples (at least 1)."""
+    return max(1, len(_batch_starts(_epoch_passes(n, batch_size, min_steps) * n, batch_size)))
 
 
-def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Index slices of `order`; a trailing batch of one sample joins the previous one (BatchNorm needs 2)."""
-    n = len(order)
+def _batch_starts(n: int, batch_size: int) -> list[int]:
+    """Where the batches of `n` samples start; a trailing batch of one sample joins the previous one
+    (BatchNorm needs 2)."""
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] == 1:
         starts.pop()
+    return starts
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Index slices of `order`, cut at `_batch_starts`."""
+    n = len(order)
+    starts = _batch_starts(n, batch_size)
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else n
         yield order[start:end]
