@@ -22,7 +22,7 @@ Reported per task and proxy: Kendall tau (tau-b) between proxy scores and the gr
 the noise ceiling (mean tau between two seeds of full training), and the regret: the best ground
 truth minus the ground truth of the proxy's pick, for the pick of the highest proxy score and for
 the pick of the default rule (parsimony: the cheapest candidate within one standard error of the
-best proxy score). The seed-to-seed spread is the mean over candidates of the std of their full
+best proxy score) and for that of the rule under a training budget (capacity: the costliest within it). The seed-to-seed spread is the mean over candidates of the std of their full
 scores. Between tasks the learner trains the un-grown net on the task (as `fixed` would), so task 1's
 candidates all start from the same trained net.
 
@@ -33,6 +33,12 @@ ground truth kept); the summary is printed and written to `<output>/summary.json
     python benchmarks/proxy_fidelity.py --grower searched            # 16 points: each stage 1x or 2x
     python benchmarks/proxy_fidelity.py --grower compound            # phi x alpha grid
     python benchmarks/proxy_fidelity.py --full-schedule cosine       # ground truth trained with a cosine lr
+    python benchmarks/proxy_fidelity.py --grower searched-wide --sample 16 --max-flops 13062304 \
+        --proxies "25% data" "25% data, run 2" "25% data, run 3" "all data" --part 0/2   # and --part 1/2 beside it
+
+`--sample N` probes N points drawn uniformly (seeded) among those within `--max-flops`, the same
+points before every task, as a search's random sampler draws them; `--part K/N` probes every N-th of
+them from the K-th, so N processes share a probe (each appends to its own `candidates-K.jsonl`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import random
 import statistics
 import time
 from pathlib import Path
@@ -58,9 +65,15 @@ from selfgrow.train import accuracy
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_cifar10_growth.yaml"
+# space name -> (grower, its options)
 SPACES = {
-    "searched": {"width_factors": [1.0, 2.0], "max_deepen": 0, "layers": ["stage.0", "stage.1", "stage.2", "stage.3"]},
-    "compound": {"max_phi": 2, "phi_step": 0.5, "fit_coefficients": True, "alpha_grid": [1.0, 1.2, 1.4, 1.6, 1.8]},
+    "searched": ("searched", {"width_factors": [1.0, 2.0], "max_deepen": 0,
+                              "layers": ["stage.0", "stage.1", "stage.2", "stage.3"]}),
+    # searched-budget-wide's space (every width group 1x, 2x or 4x: 6,561 points, probed by `--sample`)
+    "searched-wide": ("searched", {"width_factors": [1.0, 2.0, 4.0], "max_deepen": 0,
+                                   "layers": [f"stage.{s}{block}" for s in range(4) for block in ("", ".block.0")]}),
+    "compound": ("compound", {"max_phi": 2, "phi_step": 0.5, "fit_coefficients": True,
+                              "alpha_grid": [1.0, 1.2, 1.4, 1.6, 1.8]}),
 }
 # name -> (data fraction, epochs scored after, learning-rate schedule of each rung, run): schedule None keeps the
 # bench's constant lr; "cosine_steps" anneals to 0 over each rung's steps and restarts at the next rung (SGDR), as a
@@ -138,23 +151,20 @@ class Probe(Grower):
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
         if task.index >= self.args.tasks:
             return GrowthPlan()
-        from selfgrow.nets.cost import inference_flops
-
-        for params in space_points(self.space_grower, learner, task):
+        part, parts = self.args.part
+        for params in probed_points(self.space_grower, learner, task, self.args)[part::parts]:
             ops = self.space_grower.ops_for(learner.net, params)
             key = f"{task.index}/{json.dumps(ops, sort_keys=True)}"
             record = self.done.get(key)
-            if record is not None and all(name in record["proxies"] for name in PROXIES):
+            if record is not None and all(name in record["proxies"] for name in self.args.proxies):
                 continue
             started = time.perf_counter()
             if record is None:  # a new candidate; a known one only gets the proxies added since it was measured
-                grown = GrowthPlan(ops=ops).apply(learner.net)[0]
-                head = task.index if learner.scenario == "task" else None
                 record = {"task": task.index, "params": params, "ops": ops,
-                          "flops": int(inference_flops(grown, head)), "proxies": {}, "full": [], "seconds": 0.0}
+                          "flops": grown_flops(learner, task, ops), "proxies": {}, "full": [], "seconds": 0.0}
             base = candidate_seed(0, task.index, json.dumps(ops, sort_keys=True))
             for name, (fraction, epochs, schedule, run) in PROXIES.items():
-                if name not in record["proxies"]:
+                if name in self.args.proxies and name not in record["proxies"]:
                     record["proxies"][name] = train_candidate(learner, task, ops, fraction, base + 17 + 100 * run,
                                                               epochs, True, schedule)
             for k in range(len(record["full"]), self.args.seeds):
@@ -167,6 +177,41 @@ class Probe(Grower):
             print(f"task {task.index} {params}: full test {[round(r['test'], 3) for r in record['full']]} "
                   f"({record['seconds']:.0f} s)", flush=True)
         return GrowthPlan()
+
+
+def grown_flops(learner: Any, task: Any, ops: list) -> int:
+    """Inference FLOPs of the learner's net grown by `ops` (the task's head only in task-IL)."""
+    from selfgrow.nets.cost import inference_flops
+
+    grown = GrowthPlan(ops=ops).apply(learner.net)[0]
+    return int(inference_flops(grown, task.index if learner.scenario == "task" else None))
+
+
+def probed_points(grower: Any, learner: Any, task: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The points probed before `task`: every point of the space, or `args.sample` of them drawn uniformly
+    (seed 0) among those within `args.max_flops`."""
+    points = space_points(grower, learner, task)
+    if args.sample is None:
+        return points
+    random.Random(0).shuffle(points)
+    chosen = []
+    for params in points:
+        if len(chosen) == args.sample:
+            break
+        if args.max_flops is None or grown_flops(learner, task, grower.ops_for(learner.net, params)) <= args.max_flops:
+            chosen.append(params)
+    return chosen
+
+
+def part_of(text: str) -> tuple[int, int]:
+    """`--part K/N` as (K, N), refused in one sentence unless 0 <= K < N."""
+    try:
+        part, parts = (int(x) for x in text.split("/"))
+    except ValueError:
+        part, parts = -1, 0
+    if not 0 <= part < parts:
+        raise argparse.ArgumentTypeError(f"--part {text!r} is invalid; accepted: K/N with 0 <= K < N, e.g. 0/2")
+    return part, parts
 
 
 def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -188,7 +233,7 @@ def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[di
 
 
 def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
-    """Rows (task, proxy, tau, ceiling, regret of best pick, regret of parsimony pick, spread)."""
+    """Rows (task, proxy, tau, ceiling, regret of best pick, of parsimony's pick and of capacity's, spread)."""
     cands = [r for r in records if r["task"] == task]
     truth = [statistics.fmean(f["test"] for f in r["full"]) for r in cands]
     seeds = len(cands[0]["full"])
@@ -208,9 +253,10 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
         label = name if i is None else f"{name}, {entries[0]['epochs']} epochs"
         label += " (test split)" if split == "test" else " (val score)" if i is None else ""
         best_pick = max(range(len(cands)), key=lambda c: (scores[c], -cands[c]["flops"]))
-        rule_pick = select([(s, r["flops"]) for s, r in zip(scores, cands)], "parsimony", errors=errors)
-        rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling,
-                     max(truth) - truth[best_pick], max(truth) - truth[rule_pick], spread])
+        points = [(s, r["flops"]) for s, r in zip(scores, cands)]
+        rule_picks = [select(points, rule, errors=errors) for rule in ("parsimony", "capacity")]
+        rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling, max(truth) - truth[best_pick],
+                     *(max(truth) - truth[pick] for pick in rule_picks), spread])
     return rows
 
 
@@ -223,18 +269,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--full-schedule", choices=["cosine", "step"], default=None,
                         help="learning-rate schedule of the full-training ground truth (default: the bench's constant lr)")
+    parser.add_argument("--sample", type=int, default=None, help="probe this many points drawn uniformly (default: all)")
+    parser.add_argument("--max-flops", type=float, default=None, help="sampled points within these inference FLOPs")
+    parser.add_argument("--proxies", nargs="+", choices=list(PROXIES), default=list(PROXIES),
+                        help="the proxies measured (default: all)")
+    parser.add_argument("--part", type=part_of, default=(0, 1), help="K/N: probe every N-th point from the K-th")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     output = args.output / (args.grower + (f"-{args.full_schedule}" if args.full_schedule else ""))
     output.mkdir(parents=True, exist_ok=True)
-    log = output / "candidates.jsonl"
+    log = output / ("candidates.jsonl" if args.part[1] == 1 else f"candidates-{args.part[0]}.jsonl")
     done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
+    for path in sorted(output.glob("candidates*.jsonl")):
+        for line in path.read_text().splitlines():
             record = json.loads(line)
             done[f"{record['task']}/{json.dumps(record['ops'], sort_keys=True)}"] = record
-    probe = Probe(build_grower(args.grower, **{**SPACES[args.grower], "mode": "split"}), args, done, log)
+    grower, options = SPACES[args.grower]
+    probe = Probe(build_grower(grower, **options, mode="split"), args, done, log)
     learner, stream = probe_learner(BENCH, "fixed-small-pyramid", output, probe)
     for task in stream.tasks[: args.tasks - 1]:
         learner.learn(task)
@@ -242,7 +294,7 @@ def main() -> None:
     records = list(done.values())
     rows = [row for t in range(args.tasks) for row in summarise(records, t)]
     headers = ["task", "proxy", "candidates", "Kendall tau", "noise ceiling", "regret (best)", "regret (parsimony)",
-               "seed spread"]
+               "regret (capacity)", "seed spread"]
     print(format_table(rows, headers))
     (output / "summary.json").write_text(json.dumps({"headers": headers, "rows": rows}, indent=1))
 

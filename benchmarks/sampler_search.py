@@ -22,6 +22,12 @@ also reported at its held-out score: a sampler that only finds the first table's
 nothing there (the winner's curse). Each model-based sampler is also compared with random search
 seed by seed (the same seeds): the mean difference after k trials and its standard error over seeds.
 
+With `--max-flops` the points above that many inference FLOPs are over the budget, as a search with
+`max_flops` proposes them: told to the sampler untrained (PRUNED) and counted among the trials, so a
+sampler that keeps proposing them has fewer candidates; every measure is then taken over the points
+within the budget (a search that found none after k trials counts the lowest score within it, what
+falling back to the smallest net gives at worst).
+
 `--hidden` sets the starting net's widths (the row's 64 64 by default) and `--factors` the widening
 factors, so that the same benchmark runs on a space whose scores differ (a small start, where width
 pays) as well as on the row's, where they hardly do.
@@ -30,6 +36,7 @@ pays) as well as on the row's, where they hardly do.
     python benchmarks/sampler_search.py --trials 24 --seeds 3
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --output bench_runs/sampler_search_small
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout
+    python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout --max-flops 51008
 """
 
 from __future__ import annotations
@@ -113,8 +120,10 @@ def space_of(args: argparse.Namespace) -> dict[str, Any]:
     return {**SPACE, "width_factors": args.factors} if args.factors else dict(SPACE)
 
 
-def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed: int, trials: int) -> list[dict]:
-    """The records of one search of `trials` trials over the table (the candidates' results looked up)."""
+def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed: int, trials: int,
+                max_flops: float | None = None) -> list[dict]:
+    """The records of one search of `trials` trials over the table (the candidates' results looked up; those over
+    `max_flops` proposed as over the budget)."""
     by_params = {json.dumps(p["params"], sort_keys=True): p for p in table["points"]}
 
     class Lookup:
@@ -131,7 +140,9 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
 
     def propose(params: dict[str, Any]) -> Proposal:
         found = entry(params)
-        return Proposal(key=json.dumps(params, sort_keys=True), cost=float(found["flops"]))
+        over = max_flops is not None and found["flops"] > max_flops
+        return Proposal(key=json.dumps(params, sort_keys=True), cost=float(found["flops"]),
+                        over_budget=f"{found['flops']} inference FLOPs > max_flops {max_flops}" if over else None)
 
     settings = SearchSettings(n_trials=trials, sampler=sampler, epochs=[1], halving_batch=4, seed=seed,
                               n_startup_trials=4, population_size=8)
@@ -150,10 +161,12 @@ def cached_table(args: argparse.Namespace, path: Path, seed_offset: int = 0) -> 
 
 
 def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: float,
-                   second: dict[str, float]) -> list[float]:
+                   second: dict[str, float], fallback: dict[str, Any]) -> list[float]:
     """Of the complete candidates among `records`: best score, hypervolume, parsimony regret and, with a held-out
-    table (`second`: params key -> score), the held-out score of the best-scoring one."""
-    found = [r for r in records if r["status"] == "complete"]
+    table (`second`: params key -> score), the held-out score of the best-scoring one; with none complete, those
+    of the `fallback` table point alone."""
+    found = [r for r in records if r["status"] == "complete"] or [
+        {"accuracy": fallback["score"], "cost": float(fallback["flops"]), "se": fallback["se"], "params": fallback["params"]}]
     pts = [(r["accuracy"], r["cost"]) for r in found]
     pick = select(pts, "parsimony", errors=[r.get("se", 0.0) for r in found])
     out = [max(s for s, _ in pts), hypervolume([(s, c / top_flops) for s, c in pts]), rule_best - pts[pick][0]]
@@ -179,6 +192,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench_runs/sampler_search"))
     parser.add_argument("--hidden", type=int, nargs="+", default=None, help="starting widths (default: the row's)")
     parser.add_argument("--factors", type=float, nargs="+", default=None, help="widening factors (default: 1 1.5 2 3)")
+    parser.add_argument("--max-flops", type=float, default=None,
+                        help="points above these inference FLOPs are over the budget (default: none)")
     parser.add_argument("--holdout", action="store_true",
                         help="also train every point a second time (other growth draws and batch order) and report the "
                              "second table's score of each sampler's best find (free of the winner's curse)")
@@ -192,20 +207,23 @@ def main() -> None:
     declared = table["space"]
     space = {k: (CategoricalDistribution(declared["width_factors"]) if k.startswith("widen:")
                  else IntDistribution(0, declared["max_deepen"])) for k in example}
-    top_flops = max(p["flops"] for p in table["points"])
-    whole = [(p["score"], p["flops"]) for p in table["points"]]
+    within = [p for p in table["points"] if args.max_flops is None or p["flops"] <= args.max_flops]
+    top_flops = max(p["flops"] for p in within)
+    whole = [(p["score"], p["flops"]) for p in within]
     best_score = max(s for s, _ in whole)
-    rule_best = table["points"][select(whole, "parsimony", errors=[p["se"] for p in table["points"]])]["score"]
+    rule_best = within[select(whole, "parsimony", errors=[p["se"] for p in within])]["score"]
+    lowest = min(within, key=lambda p: p["score"])
     second = {json.dumps(p["params"], sort_keys=True): p["score"] for p in holdout["points"]} if holdout else {}
     checkpoints = [k for k in (4, 8, 12, 16, 24, 32, 48) if k <= args.trials]
     rows, per_seed = [], {}
     for sampler in SAMPLERS:
-        runs = [run_sampler(table, space, sampler, seed, args.trials) for seed in range(args.seeds)]
+        runs = [run_sampler(table, space, sampler, seed, args.trials, args.max_flops) for seed in range(args.seeds)]
         for k in checkpoints:
-            measured = [found_measures(records[:k], top_flops, rule_best, second) for records in runs]
+            measured = [found_measures(records[:k], top_flops, rule_best, second, lowest) for records in runs]
             per_seed[sampler, k] = measured
             rows.append([sampler, k, *(statistics.fmean(m[i] for m in measured) for i in range(len(measured[0])))])
-    print(f"table: {len(table['points'])} points, best score {best_score:.4f}, parsimony over the table "
+    budget = f" ({len(within)} within max_flops {args.max_flops:.0f})" if args.max_flops else ""
+    print(f"table: {len(table['points'])} points{budget}, best score {best_score:.4f}, parsimony over the table "
           f"{rule_best:.4f}; built in {table.get('seconds', 0):.0f} s")
     headers = ["sampler", "trials", "best score", "hypervolume", "parsimony regret"]
     if holdout:
@@ -223,7 +241,8 @@ def main() -> None:
                 mean, se = paired_difference(per_seed[sampler, k], per_seed["random", k], i)
                 pairs.append([sampler, k, headers[2 + i], mean, se])
     print(format_table(pairs, ["sampler", "trials", "measure", "minus random (mean over seeds)", "standard error"]))
-    (args.output / "summary.json").write_text(json.dumps({"rows": rows, "paired": pairs}, indent=1))
+    summary = "summary.json" if args.max_flops is None else f"summary-max-flops-{args.max_flops:.0f}.json"
+    (args.output / summary).write_text(json.dumps({"rows": rows, "paired": pairs}, indent=1))
 
 
 if __name__ == "__main__":
