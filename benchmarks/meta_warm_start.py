@@ -11,9 +11,9 @@ read back, so a rerun only computes what is missing.
 
 Measure, per search (stream, seed, task): the cold search's final best score; the trials, and the
 search FLOPs spent by them, until each search's best score so far comes within `EPS` of it
-(candidates in trial order, complete ones only; points the surrogate screened untrained are not
-trials). A search that never gets there counts at its full budget and is reported as not reached.
-Also the run's average incremental accuracy.
+(candidates in trial order, complete ones only; points the surrogate screened untrained, or the budget
+turned away, are not trials). A search that never gets there counts at its full budget and is
+reported as not reached. Also the run's average incremental accuracy.
 
     python benchmarks/meta_warm_start.py [--config FILE]
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from selfgrow.bench import load_bench, run_bench
+from selfgrow.search.engine import counts
 from selfgrow.search.meta import Entry, KnowledgeBase
 from selfgrow.report import Results
 from selfgrow.report.table import format_table
@@ -125,7 +126,7 @@ def best(plan: dict[str, Any]) -> float | None:
 def until(plan: dict[str, Any], target: float) -> tuple[int, float, bool]:
     """Trials and FLOPs until a complete candidate of `plan` scores within EPS of `target`, and whether one did."""
     spent = 0.0
-    trials = [c for c in plan["candidates"] if c["status"] != "screened"]
+    trials = [c for c in plan["candidates"] if counts(c)]
     for number, candidate in enumerate(trials, 1):
         spent += candidate.get("spent_flops") or 0.0
         if candidate["status"] == "complete" and candidate["accuracy"] >= target - EPS:

@@ -122,6 +122,43 @@ def test_claims_take_waiting_trials_first_and_stay_within_the_budget():
     assert last.state == TrialState.FAIL and json.loads(last.user_attrs[RECORD_ATTR])["status"] == "beyond_budget"
 
 
+def test_points_over_the_budget_are_turned_away_uncounted_between_the_slots():
+    study = _study()
+    _add(study, TrialState.COMPLETE, 0, _told(0))
+    _add(study, TrialState.PRUNED, 1, _told(1, "over_budget", batch=None, counted=False))  # turned away at its ask
+    _add(study, TrialState.COMPLETE, 2, _told(2))
+    records = collect(study.get_trials(), 2, max_retry=2, give_up_after=60)
+    assert [r["trial"] for r in records] == [0, 1, 2]  # numbered as the single-process search numbers them
+    assert [r["batch"] for r in records] == [0, None, 1] and records[1]["counted"] is False
+    assert collect(study.get_trials(), 3, max_retry=2, give_up_after=60)[3:] == [None]  # a counted slot to come
+
+
+def test_claims_turn_points_over_the_budget_away_untrained_and_count_only_the_others():
+    from selfgrow.search import Proposal
+    from selfgrow.search.engine import UNTRAINED_FACTOR
+
+    def propose(params):
+        over = f"x={params['x']} > {limit}" if params["x"] > limit else None
+        return Proposal(key=str(params["x"]), cost=float(params["x"]), over_budget=over)
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    settings = SearchSettings(n_trials=2, halving_batch=4, epochs=[1])
+    limit = 4
+    claimed = claim(study, storage, settings, SPACE, "w", propose)
+    assert len(claimed) == 2 and all(t.params["x"] <= limit for t in claimed)
+    turned = [t for t in study.get_trials() if t.number not in {c.number for c in claimed}]
+    records = [json.loads(t.user_attrs[RECORD_ATTR]) for t in turned]
+    assert all(t.state == TrialState.PRUNED for t in turned)
+    assert all(r["status"] == "over_budget" and r["counted"] is False and r["params"]["x"] > limit for r in records)
+    assert claim(study, storage, settings, SPACE, "w", propose) == []  # two slots taken, whatever was turned away
+    limit = -1  # nothing fits: after its share of turned-away points a claim takes them as trials
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    (claimed,) = claim(study, storage, SearchSettings(n_trials=1, halving_batch=4, epochs=[1]), SPACE, "w", propose)
+    assert claimed.number == UNTRAINED_FACTOR
+
+
 def test_every_told_trial_carries_its_record_and_key():
     from selfgrow.search import Proposal, run_search
     from selfgrow.search.engine import KEY_ATTR

@@ -12,7 +12,7 @@ from search_fixtures import QUICK, digits_run, learn
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.search import Proposal, SearchSettings, run_search
-from selfgrow.search.engine import SCREEN_FACTOR
+from selfgrow.search.engine import UNTRAINED_FACTOR
 from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase, Surrogate
 from selfgrow.search.meta.surrogate import MIN_OBSERVED
 
@@ -133,7 +133,7 @@ def test_the_engine_trains_n_trials_points_that_pass_the_screen_and_records_the_
 def test_a_screen_that_refuses_everything_gives_way_after_its_cap():
     outcome, _ = toy_search(lambda p, records: "never", n_trials=2)
     statuses = [r["status"] for r in outcome.records]
-    assert statuses.count("screened") == 2 * SCREEN_FACTOR and statuses.count("complete") == 2
+    assert statuses.count("screened") == 2 * UNTRAINED_FACTOR and statuses.count("complete") == 2
 
 
 def test_a_run_with_the_surrogate_tries_its_proposals_first_and_records_what_it_was_fitted_on(tmp_path):

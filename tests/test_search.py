@@ -21,6 +21,7 @@ from selfgrow.search import (
     run_search,
     select,
 )
+from selfgrow.search.engine import UNTRAINED_FACTOR
 
 # (accuracy, cost): 1 is dominated by 2 (as accurate, cheaper); 4 by 3 (more accurate, as cheap)
 POINTS = [(0.50, 10.0), (0.70, 30.0), (0.70, 20.0), (0.90, 40.0), (0.80, 40.0), (0.92, 80.0)]
@@ -182,14 +183,26 @@ def test_population_size_is_the_nsga2_generation_independent_of_the_halving_batc
         SearchSettings(population_size=1)
 
 
-def test_over_budget_points_are_never_trained():
+def test_over_budget_points_are_never_trained_nor_counted_against_n_trials():
     settings = SearchSettings(n_trials=3, epochs=[2], halving_batch=2, seed=0)
     outcome, log = _search(settings, [{"x": 7}, {"x": 2}, {"x": 4}], budget=4)
-    assert [r["status"] for r in outcome.records] == ["over_budget", "complete", "complete"]
-    assert [r["batch"] for r in outcome.records] == [0, 0, 1]
-    assert "cost 7 > 4" in outcome.records[0]["reason"] and outcome.records[0]["spent_flops"] == 0.0
-    assert sorted(q for q, _ in log) == [2 / 7, 4 / 7]
-    assert outcome.choose("accuracy")["params"] == {"x": 4}
+    first = outcome.records[0]
+    assert first["status"] == "over_budget" and first["counted"] is False and first["batch"] is None
+    assert "cost 7 > 4" in first["reason"] and first["spent_flops"] == 0.0
+    trained = [r for r in outcome.records if r["status"] != "over_budget"]
+    assert len(trained) == 3 and [r["params"]["x"] for r in trained[:2]] == [2, 4]  # three trained, as asked
+    assert [r["batch"] for r in trained] == [0, 0, 1]
+    assert all(r["params"]["x"] > 4 and not r["counted"] for r in outcome.records if r["status"] == "over_budget")
+    assert sorted(q for q, _ in log) == sorted(r["params"]["x"] / 7 for r in trained if "same_as" not in r)
+    assert outcome.study.trials[0].state == optuna.trial.TrialState.PRUNED  # the sampler learns it is no good
+
+
+def test_over_budget_points_count_once_the_search_has_turned_away_its_share():
+    settings = SearchSettings(n_trials=2, epochs=[1], halving_batch=2, sampler="random", seed=0)
+    outcome, log = _search(settings, budget=-1)  # no point fits
+    assert log == [] and all(r["status"] == "over_budget" for r in outcome.records)
+    assert sum(not r.get("counted", True) for r in outcome.records) == 2 * UNTRAINED_FACTOR  # turned away uncounted ...
+    assert len(outcome.records) == 2 * UNTRAINED_FACTOR + 2  # ... then counted: the search ends
 
 
 def test_repeated_points_reuse_the_first_result_at_no_cost():

@@ -62,7 +62,7 @@ from selfgrow.search.artifacts import (
     unpack,
     upload,
 )
-from selfgrow.search.engine import RECORD_ATTR, SearchOutcome, enqueue_points
+from selfgrow.search.engine import RECORD_ATTR, SearchOutcome, counts, enqueue_points
 from selfgrow.search.liveness import fail_stale_trials
 from selfgrow.search.storage import JOURNAL_PREFIX, is_shared, make_storage, redact
 from selfgrow.train.interrupt import check as check_interrupt
@@ -264,12 +264,12 @@ class Coordinator:
                 fail_stale_trials(study, self.storage, 2 * s.heartbeat, s.max_retry)
                 slots = collect(study.get_trials(deepcopy=False), settings.n_trials, s.max_retry, 4 * s.heartbeat)
                 done = [r for r in slots if r is not None]
-                bar.update(len(done) - bar.n)
+                bar.update(sum(counts(r) for r in done) - bar.n)
                 for record in done:
                     if record["status"] == "error":
                         raise SelfgrowError(f"Worker {record.get('worker', '?')} failed on trial {record['trial']}: "
                                             f"{record['reason']}")
-                if len(done) == settings.n_trials:
+                if len(done) == len(slots):
                     return [_with_proposal(r, propose) for r in done]
                 self._check_local_workers()
                 check_interrupt()  # Ctrl-C stops the wait as it stops a single-process search at a batch
@@ -321,12 +321,21 @@ def requeue_errors(study: Any) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback()
         for trial in last.values():
-            if _record(trial).get("status") == "error":
+            if trial_record(trial).get("status") == "error":
                 retry(study, trial)
 
 
+def counts_as_slot(trial: Any) -> bool:
+    """Whether `trial` takes one of the `n_trials` slots: not a retry (it fills the slot it retries), not asked past
+    the budget (`beyond_budget`), not a point the budget turned away uncounted (`selfgrow.search.engine.counts`)."""
+    record = trial_record(trial)
+    return RETRIED_ATTR not in trial.system_attrs and record.get("status") != "beyond_budget" and counts(record)
+
+
 def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: float) -> list[dict[str, Any] | None]:
-    """Per trial slot (the first `n_trials` trials that retry none, in order), its record, or None while it has none.
+    """Per trial slot, its record, or None while it has none: the trials that retry none and were not asked past
+    the budget, in order, up to the `n_trials`-th that counts (points over the budget turned away uncounted are
+    kept between them, as a single-process search records them); None for each slot not asked yet.
 
     A slot's trials are its first trial and the retries of it (Optuna's retry marks a retry with
     the number of the trial it retries); the last of them decides. Told: its record. Failed
@@ -337,9 +346,11 @@ def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: flo
     """
     from optuna.trial import TrialState
 
-    originals = [t for t in trials if RETRIED_ATTR not in t.system_attrs][:n_trials]
-    if len(originals) < n_trials:
-        return [None] * n_trials
+    originals, counted = [], 0
+    for t in trials:
+        if counted < n_trials and RETRIED_ATTR not in t.system_attrs and trial_record(t).get("status") != "beyond_budget":
+            originals.append(t)
+            counted += counts_as_slot(t)
     chains = {t.number: [t] for t in originals}
     for t in trials:
         if t.system_attrs.get(RETRIED_ATTR) in chains:
@@ -349,7 +360,7 @@ def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: flo
     for slot, chain in enumerate(chains.values()):
         last = chain[-1]
         if last.state.is_finished() and RECORD_ATTR in last.user_attrs:
-            record = _record(last)
+            record = trial_record(last)
         elif last.state == TrialState.FAIL and (len(chain) > max_retry or _long_ago(last, give_up_after)):
             record = {"trial": last.number, "batch": last.number, "params": dict(last.params), "status": "failed",
                       "reason": f"its worker stopped (no heartbeat) on {len(chain)} tries", "spent_flops": 0.0}
@@ -364,14 +375,15 @@ def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: flo
             if field in record:
                 record[field] = slot_of.get(record[field], record[field])
         out.append(record)
-    order = {head: k for k, head in enumerate(sorted({r["batch"] for r in out if r is not None}))}
+    heads = {r["batch"] for r in out if r is not None and r["batch"] is not None}  # untrained points: no batch
+    order = {head: k for k, head in enumerate(sorted(heads))}
     for record in out:
-        if record is not None:
+        if record is not None and record["batch"] is not None:
             record["batch"] = order[record["batch"]]
-    return out
+    return out + [None] * (n_trials - counted)
 
 
-def _record(trial: Any) -> dict[str, Any]:
+def trial_record(trial: Any) -> dict[str, Any]:
     """The record a worker stored on `trial` ({} when none)."""
     return json.loads(trial.user_attrs[RECORD_ATTR]) if RECORD_ATTR in trial.user_attrs else {}
 

@@ -14,15 +14,20 @@ that rung in the study (this batch's and every earlier batch's, read from the re
 so a distributed worker decides alike); at least the batch's best goes on while the study has no
 complete candidate. The others are told PRUNED (their partial accuracy kept as user attributes).
 Survivors are told COMPLETE with their final (accuracy, cost), so every complete trial had the same
-training. Candidates over the budget are told PRUNED untrained. Trials that repeat a candidate
-already evaluated (same key) reuse its result at no cost.
+training. Trials that repeat a candidate already evaluated (same key) reuse its result at no cost.
+
+Points over the budget (`Proposal.over_budget`) are told PRUNED untrained as soon as they are asked,
+recorded with status "over_budget" and `counted` false, and do not count against `n_trials`: a
+search under a budget trains as many candidates as one without (in the issue-18 wide space a third
+of the trial slots went to such points; BENCHMARKS.md). At most `UNTRAINED_FACTOR` x `n_trials` are
+turned away so per search; after that an over-budget point counts as a trial, still untrained.
 
 The sampler's population (NSGA-II's generation size) is `population_size`, independent of the
 halving batch, so a small batch still lets the sampler evolve over several batches.
 
 Screening: `screen(params, records so far)`, when given, says why a sampled point is not worth
 training (None: it is); such a point is told PRUNED untrained, recorded with status "screened",
-and does not count against `n_trials` (at most `SCREEN_FACTOR` x `n_trials` are screened, after
+and does not count against `n_trials` (at most `UNTRAINED_FACTOR` x `n_trials` are screened, after
 which every point passes). Enqueued points are never screened. The knowledge base's surrogate
 (`selfgrow.search.meta.surrogate`) is the screen the searched growers use.
 
@@ -110,7 +115,7 @@ class SearchSettings:
 
 Keep = Callable[[Any, dict[str, Any], Evaluation], None]
 Screen = Callable[[dict[str, Any], list[dict[str, Any]]], "str | None"]
-SCREEN_FACTOR = 4  # a search screens at most this many times n_trials points
+UNTRAINED_FACTOR = 4  # a search screens, and turns away over its budget, at most this many times n_trials points each
 
 
 @dataclass
@@ -169,8 +174,8 @@ def run_search(
         while (done := _counted(records)) < settings.n_trials:
             size = min(settings.halving_batch, settings.n_trials - done)
             # asked lazily: a repeat or an over-budget point is told before the next point is sampled
-            asked = _screened(study, space, size, screen, propose, records, settings.n_trials * SCREEN_FACTOR,
-                              enqueue)
+            asked = _asked(study, space, size, screen, propose, records, settings.n_trials * UNTRAINED_FACTOR,
+                           enqueue)
             batch, batch_spent = race_batch(settings, study, asked, done // settings.halving_batch,
                                             propose, evaluate, known, keep, bar)
             records += batch
@@ -187,29 +192,65 @@ def enqueue_points(study: Any, enqueue: Sequence[dict[str, Any]], protected: Seq
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
 
+def counts(record: dict[str, Any]) -> bool:
+    """Whether a search's record counts against `n_trials`: not one the screen or the budget turned away untrained
+    (a trial without a record yet, `{}`, counts)."""
+    return record.get("status") != "screened" and record.get("counted", True)
+
+
 def _counted(records: Sequence[dict[str, Any]]) -> int:
-    """The trials that count against `n_trials`: all but those the screen turned away untrained."""
-    return sum(r["status"] != "screened" for r in records)
+    """The trials that count against `n_trials`."""
+    return sum(counts(r) for r in records)
 
 
-def _screened(study: Any, space: dict[str, Any], size: int, screen: Screen | None,
-              propose: Callable[[dict[str, Any]], Proposal], records: list[dict[str, Any]], most: int,
-              enqueued: Sequence[dict[str, Any]]) -> Iterable[Any]:
-    """`size` asked trials that pass `screen`; a screened trial is told PRUNED untrained and recorded in
-    `records` with status "screened" (at most `most` screened per search, then every point passes; the
-    `enqueued` points always pass)."""
+def turned_away(records: Iterable[dict[str, Any]]) -> int:
+    """How many points over the budget the search turned away without counting them."""
+    return sum(r.get("status") == "over_budget" and not r.get("counted", True) for r in records)
+
+
+def tell_untrained(study: Any, trial: Any, proposal: Proposal, status: str, reason: str,
+                   **fields: Any) -> dict[str, Any]:
+    """Tell `trial` PRUNED untrained (`status` over_budget or screened), in no batch, at no cost; its record."""
+    record = {"trial": trial.number, "batch": None, "params": dict(trial.params), **proposal.info,
+              "cost": proposal.cost, "status": status, "reason": reason, "spent_flops": 0.0, **fields}
+    trial.set_user_attr(KEY_ATTR, proposal.key)
+    _tell(study, trial, record)
+    return record
+
+
+def quiet_proposal(propose: Callable[[dict[str, Any]], Proposal], params: dict[str, Any]) -> Proposal:
+    """`propose(params)` without moving the random streams (growing a net to know its cost draws weights), so a
+    search that asks first what a point costs trains its candidates as one that does not."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        return propose(dict(params))
+
+
+def _asked(study: Any, space: dict[str, Any], size: int, screen: Screen | None,
+           propose: Callable[[dict[str, Any]], Proposal], records: list[dict[str, Any]], most: int,
+           enqueued: Sequence[dict[str, Any]]) -> Iterable[Any]:
+    """`size` asked trials to train. Before each is handed on, a point over the budget is told untrained and
+    recorded uncounted (status "over_budget"), and one the `screen` turns away is told PRUNED untrained (status
+    "screened"), each kind at most `most` times per search (then the point is handed on as it is: over the
+    budget it is told untrained later and counts); the `enqueued` points are never screened."""
     for _ in range(size):
         trial = study.ask(space)
-        while (screen is not None and dict(trial.params) not in enqueued
-               and sum(r["status"] == "screened" for r in records) < most):
-            reason = screen(dict(trial.params), records)
-            if reason is None:
+        while True:
+            params = dict(trial.params)
+            by_budget = turned_away(records) < most
+            by_screen = (screen is not None and params not in enqueued
+                         and sum(r["status"] == "screened" for r in records) < most)
+            if not (by_budget or by_screen):
                 break
-            proposal = propose(dict(trial.params))
-            record = {"trial": trial.number, "batch": None, "params": dict(trial.params), **proposal.info,
-                      "cost": proposal.cost, "status": "screened", "reason": reason, "spent_flops": 0.0}
-            records.append(record)
-            _tell(study, trial, record)
+            proposal = quiet_proposal(propose, params)
+            if by_budget and proposal.over_budget is not None:
+                records.append(tell_untrained(study, trial, proposal, "over_budget", proposal.over_budget,
+                                              counted=False))
+            elif by_screen and (reason := screen(params, records)) is not None:
+                records.append(tell_untrained(study, trial, proposal, "screened", reason))
+            else:
+                break
             trial = study.ask(space)
         yield trial
 

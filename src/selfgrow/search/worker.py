@@ -11,8 +11,10 @@ resume it), its parent process is gone (local workers), or no work came for `idl
    data differ from the coordinator's is refused);
 2. claims a batch of up to `halving_batch` trials: enqueued and retried trials first
    (`study.ask` takes WAITING trials first), then new points from its own sampler, seeded from
-   (seed, task, worker name) so that workers do not propose the same points. A new point past the
-   `n_trials` budget (two workers asking at once) is told FAIL as `beyond_budget` and never counts;
+   (seed, task, worker name) so that workers do not propose the same points. A new point over the
+   search's budget is told untrained at once and not counted, as a single-process search does; a new
+   point past the `n_trials` budget (two workers asking at once) is told FAIL as `beyond_budget` and
+   never counts;
 3. beats for the claimed trials (`selfgrow.search.liveness`), races them by successive halving
    exactly as a single-process search races a batch (`race_batch`), reusing the results of
    candidates the study has already evaluated, uploads each complete candidate's trained weights
@@ -42,6 +44,7 @@ import socket
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +66,22 @@ from selfgrow.search.distributed import (
     READY_PREFIX,
     RETRIED_ATTR,
     RUN_ATTR,
+    counts_as_slot,
     job_digest,
     task_fingerprint,
+    trial_record,
 )
-from selfgrow.search.engine import KEY_ATTR, PROTECTED_ATTR, RECORD_ATTR, race_batch
+from selfgrow.search.engine import (
+    KEY_ATTR,
+    PROTECTED_ATTR,
+    RECORD_ATTR,
+    UNTRAINED_FACTOR,
+    Proposal,
+    quiet_proposal,
+    race_batch,
+    tell_untrained,
+    turned_away,
+)
 from selfgrow.search.liveness import Heartbeat, beat, fail_stale_trials
 from selfgrow.search.samplers import make_sampler
 from selfgrow.search.storage import make_storage
@@ -209,7 +224,7 @@ class Worker:
         worked = False
         while not self._should_stop():
             fail_stale_trials(job.study, self.storage, 2 * self.heartbeat, self.max_retry)
-            trials = claim(job.study, self.storage, job.settings, job.space, self.name)
+            trials = claim(job.study, self.storage, job.settings, job.space, self.name, job.propose)
             if not trials:
                 break
             self._race(job, trials)
@@ -329,10 +344,13 @@ def _warm_up() -> None:
         training_flops_per_sample(net)
 
 
-def claim(study: Any, storage: Any, settings: Any, space: dict[str, Any], worker: str) -> list[Any]:
+def claim(study: Any, storage: Any, settings: Any, space: dict[str, Any], worker: str,
+          propose: Callable[[dict[str, Any]], Proposal] | None = None) -> list[Any]:
     """Up to `halving_batch` trials to train: waiting ones first, then new ones within the `n_trials` budget.
 
-    Each claimed trial gets its first heartbeat at once (a trial without any is never found stale:
+    With `propose`, a new point over the search's budget is told untrained at once and not counted, as a
+    single-process search turns it away (`selfgrow.search.engine`, up to `UNTRAINED_FACTOR` x `n_trials`
+    of them). Each claimed trial gets its first heartbeat at once (a trial without any is never found stale:
     only a worker dying between Optuna's `ask` and that beat leaves a trial running forever, as in
     Optuna's own `optimize`), then names its `worker` (`WORKER_ATTR`) for people watching the study.
     """
@@ -342,14 +360,19 @@ def claim(study: Any, storage: Any, settings: Any, space: dict[str, Any], worker
     while len(trials) < settings.halving_batch:
         existing = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in existing)
-        if not waiting and sum(RETRIED_ATTR not in t.system_attrs for t in existing) >= settings.n_trials:
+        if not waiting and sum(map(counts_as_slot, existing)) >= settings.n_trials:
             break
         with warnings.catch_warnings():  # Optuna's "heartbeat is for Study.optimize": ours beats for ask-and-tell
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask(space)
         existing = study.get_trials(deepcopy=False)
         if RETRIED_ATTR not in existing[trial.number].system_attrs:
-            rank = sum(RETRIED_ATTR not in t.system_attrs and t.number <= trial.number for t in existing)
+            if propose is not None and turned_away(map(trial_record, existing)) < settings.n_trials * UNTRAINED_FACTOR:
+                proposal = quiet_proposal(propose, trial.params)
+                if proposal.over_budget is not None:
+                    tell_untrained(study, trial, proposal, "over_budget", proposal.over_budget, counted=False)
+                    continue
+            rank = sum(counts_as_slot(t) for t in existing if t.number <= trial.number)
             if rank > settings.n_trials:
                 record = {"trial": trial.number, "params": dict(trial.params), "status": "beyond_budget",
                           "reason": f"asked while another worker took the last of the {settings.n_trials} trials"}
