@@ -22,11 +22,12 @@ also reported at its held-out score: a sampler that only finds the first table's
 nothing there (the winner's curse). Each model-based sampler is also compared with random search
 seed by seed (the same seeds): the mean difference after k trials and its standard error over seeds.
 
-With `--max-flops` the points above that many inference FLOPs are over the budget, as a search with
-`max_flops` proposes them: told to the sampler untrained (PRUNED) and counted among the trials, so a
-sampler that keeps proposing them has fewer candidates; every measure is then taken over the points
-within the budget (a search that found none after k trials counts the lowest score within it, what
-falling back to the smallest net gives at worst).
+With `--max-flops` the points above that many inference FLOPs are over the budget, proposed as a
+search with `max_flops` proposes them: told to the sampler untrained (PRUNED) and, up to 4 x the
+trials, turned away without counting (`selfgrow.search.engine`; "after k trials" is after the k-th
+trial that counts); every measure is then taken over the points within the budget (a search that
+found none after k trials counts the lowest score within it, what falling back to the smallest net
+gives at worst).
 
 `--hidden` sets the starting net's widths (the row's 64 64 by default) and `--factors` the widening
 factors, so that the same benchmark runs on a space whose scores differ (a small start, where width
@@ -37,11 +38,14 @@ pays) as well as on the row's, where they hardly do.
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --output bench_runs/sampler_search_small
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout --max-flops 51008
+    python benchmarks/sampler_search.py --samplers tpe nsga2 ...   # a subset (random always runs)
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import json
 import statistics
 import time
@@ -55,6 +59,7 @@ from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining
 from selfgrow.report.table import format_table
 from selfgrow.search import SAMPLERS, Proposal, SearchSettings, run_search, select
+from selfgrow.search.engine import counts
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_mnist_class.yaml"
@@ -176,6 +181,13 @@ def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: f
     return out
 
 
+def first_trials(records: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The records of a search up to its `k`-th trial that counts against `n_trials` (points turned away untrained
+    on the way included)."""
+    counted = list(itertools.accumulate(counts(r) for r in records))
+    return records[:bisect.bisect_left(counted, k) + 1] if k <= (counted[-1] if counted else 0) else records
+
+
 def paired_difference(ours: list[list[float]], random: list[list[float]], index: int) -> tuple[float, float]:
     """Mean over seeds of (ours - random) for measure `index`, and its standard error (seeds paired)."""
     diffs = [a[index] - b[index] for a, b in zip(ours, random)]
@@ -192,6 +204,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench_runs/sampler_search"))
     parser.add_argument("--hidden", type=int, nargs="+", default=None, help="starting widths (default: the row's)")
     parser.add_argument("--factors", type=float, nargs="+", default=None, help="widening factors (default: 1 1.5 2 3)")
+    parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS),
+                        help="the samplers compared (default: all; random is always among them)")
     parser.add_argument("--max-flops", type=float, default=None,
                         help="points above these inference FLOPs are over the budget (default: none)")
     parser.add_argument("--holdout", action="store_true",
@@ -216,10 +230,12 @@ def main() -> None:
     second = {json.dumps(p["params"], sort_keys=True): p["score"] for p in holdout["points"]} if holdout else {}
     checkpoints = [k for k in (4, 8, 12, 16, 24, 32, 48) if k <= args.trials]
     rows, per_seed = [], {}
-    for sampler in SAMPLERS:
+    samplers = [*dict.fromkeys([*args.samplers, "random"])]
+    for sampler in samplers:
         runs = [run_sampler(table, space, sampler, seed, args.trials, args.max_flops) for seed in range(args.seeds)]
         for k in checkpoints:
-            measured = [found_measures(records[:k], top_flops, rule_best, second, lowest) for records in runs]
+            measured = [found_measures(first_trials(records, k), top_flops, rule_best, second, lowest)
+                        for records in runs]
             per_seed[sampler, k] = measured
             rows.append([sampler, k, *(statistics.fmean(m[i] for m in measured) for i in range(len(measured[0])))])
     budget = f" ({len(within)} within max_flops {args.max_flops:.0f})" if args.max_flops else ""
@@ -233,7 +249,7 @@ def main() -> None:
         headers.append("best find, re-measured")
     print(format_table(rows, headers))
     pairs = []
-    for sampler in SAMPLERS:
+    for sampler in samplers:
         if sampler == "random":
             continue
         for k in checkpoints:
