@@ -2,7 +2,8 @@
 
 Runs (or reads back) `benchmarks/warm_start.yaml` with `selfgrow bench`, then averages, over the
 seeds and over tasks 1.. (task 0 has nothing to warm-start from), the plans' `trials_to_chosen`
-(1 + number of the first trial that evaluated the chosen point) and `batches_to_chosen`.
+(the trials that count against `n_trials` up to the first that evaluated the chosen point) and
+`batches_to_chosen`.
 
     python benchmarks/warm_start.py
 """

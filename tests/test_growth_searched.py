@@ -60,7 +60,7 @@ def test_deepening_several_layers_of_an_mlp_keeps_the_names_valid():
         torch.testing.assert_close(grown(x), net(x), atol=1e-5, rtol=1e-5)
 
 
-def test_a_parameter_budget_is_never_exceeded_by_the_chosen_point():
+def test_a_parameter_budget_is_never_exceeded_and_the_points_over_it_take_no_trial():
     net = ops.add_classes(make_net("class", hidden=[8]), 2).net
     budget = int(1.6 * cost.count_params(net))
     options = {**QUICK, "n_trials": 5, "width_factors": [1.0, 1.5, 3.0], "objective": "params", "max_params": budget}
@@ -69,7 +69,15 @@ def test_a_parameter_budget_is_never_exceeded_by_the_chosen_point():
         candidates, chosen = record.plan.candidates, record.plan.chosen
         assert candidates[chosen]["n_params"] <= budget and candidates[chosen]["cost"] == candidates[chosen]["n_params"]
         assert all(c["n_params"] <= budget for c in candidates if c["status"] != "over_budget")
-    assert any(c["status"] == "over_budget" for r in records for c in r.plan.candidates)
+        counted = [c for c in candidates if c.get("counted", True)]
+        turned = [c for c in candidates if not c.get("counted", True)]
+        assert len(counted) == 5  # the points over the budget were turned away without taking a trial ...
+        assert all(c["status"] == "over_budget" and c["spent_flops"] == 0.0 for c in turned)
+        if any(c["status"] == "over_budget" for c in counted):  # ... until the search had turned 4 x 5 away
+            assert len(turned) == 4 * 5
+        first = candidates[chosen].get("same_as", candidates[chosen]["trial"])
+        assert record.plan.reasons["trials_to_chosen"] == sum(c["trial"] <= first for c in counted)
+    assert any(not c.get("counted", True) for r in records for c in r.plan.candidates)
     assert cost.count_params(learner.net) <= budget
 
 

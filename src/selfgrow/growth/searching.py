@@ -36,13 +36,14 @@ holds settings that decide only predictions (the replay memory's classifier): no
 trained per value, they are chosen after each task's training on the validation data
 (`selfgrow.growth.prediction_choice`; its scoring counts in the task's search FLOPs and, under
 `train_budget`, in the stream's projection). Budget: `max_flops` and `max_params` bound the grown
-net; points over them are never trained nor chosen. A budget the current net already exceeds is a
+net; points over them are never trained nor chosen (turned away as they are asked, without counting
+against `n_trials`: `selfgrow.search.engine`). A budget the current net already exceeds is a
 user error (growth cannot shrink a net): it stops the run with one sentence. Candidates whose
 training diverges (non-finite losses or weights) are failed trials, never chosen.
 The point "no growth" is always enqueued, so the current net is always a candidate.
 `reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
-`batches_to_chosen` (1 + the number of the first trial, and of its halving batch, that evaluated
-the chosen candidate: how fast the search found it, the measures by which warm start is judged;
+`batches_to_chosen` (the trials that count against `n_trials` up to the first that evaluated the
+chosen candidate, and 1 + the number of its halving batch: how fast the search found it, the measures by which warm start is judged;
 trials of one batch are trained together, so the batch count is the one that reflects compute).
 
 Warm start within a run: the chosen and the most accurate parameters of the last `warm_start`
@@ -117,6 +118,7 @@ from selfgrow.search import (
     SearchSettings,
     run_search,
 )
+from selfgrow.search.engine import counts
 from selfgrow.search.samplers import SAMPLERS
 
 OBJECTIVES = ("flops", "params")
@@ -320,7 +322,7 @@ class SearchGrower(Grower):
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
         first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
-        reasons["trials_to_chosen"] = first["trial"] + 1
+        reasons["trials_to_chosen"] = sum(counts(r) for r in records if r["trial"] <= first["trial"])
         reasons["batches_to_chosen"] = first["batch"] + 1
         reasons["decision"] = f"trial {choice['trial']}: {choice['params']} ({_describe(choice)})"
         weights = adopted = None
