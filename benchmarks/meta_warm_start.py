@@ -3,11 +3,12 @@
 Runs a bench file (`benchmarks/meta_warm_start.yaml` by default; `--config` names another, e.g.
 `benchmarks/meta_surrogate.yaml`, or `benchmarks/meta_wide.yaml`: a wide space, 16 trials) in two
 phases: first every `<stream>-cold` run, each recording its searches into the journal its `record`
-option names; then, per held-out dataset (a stream with a `-warm` row; a stream's dataset is its label
-before the first "."), a base of the cold entries of the other datasets' streams (`bases/<dataset>-others.journal`) and a misleading one (`<dataset>-bad`:
-the same entries with every score mirrored, 1 - accuracy, and their chosen and best points replaced
-by their least accurate candidate), and the warm and bad runs that consult them. Finished runs are
-read back, so a rerun only computes what is missing.
+option names; then, per held-out dataset (a stream with a `-warm` row; a stream's dataset is its
+label before the first "."), a base of the cold entries of the other datasets' streams
+(`bases/<dataset>-others.journal`) and a misleading one (`<dataset>-bad`: the same entries with
+every score mirrored, 1 - accuracy, and their chosen and best points replaced by their least
+accurate candidate), and the warm and bad runs that consult them. Finished runs are read back, so a
+rerun only computes what is missing.
 
 Measure, per search (stream, seed, task): the cold search's final best score; the trials, and the
 search FLOPs spent by them, until each search's best score so far comes within `EPS` of it

@@ -18,13 +18,14 @@ Each proxy run is also measured on the test split (rows "(test split)"): the pro
 100-per-class validation sample's noise is taken out, which says whether a proxy fails by its
 training or by the data it is scored on.
 
-Reported per task and proxy: Kendall tau (tau-b) between proxy scores and the ground truth,
-the noise ceiling (mean tau between two seeds of full training), and the regret: the best ground
-truth minus the ground truth of the proxy's pick, for the pick of the highest proxy score and for
-the pick of the default rule (parsimony: the cheapest candidate within one standard error of the
-best proxy score) and for that of the rule under a training budget (capacity: the costliest within it). The seed-to-seed spread is the mean over candidates of the std of their full
-scores. Between tasks the learner trains the un-grown net on the task (as `fixed` would), so task 1's
-candidates all start from the same trained net.
+Reported per task and proxy: Kendall tau (tau-b) between proxy scores and the ground truth, the
+noise ceiling (mean tau between two seeds of full training), and the regret: the best ground truth
+minus the ground truth of the proxy's pick, for the pick of the highest proxy score and for the pick
+of the default rule (parsimony: the cheapest candidate within one standard error of the best proxy
+score) and for that of the rule under a training budget (capacity: the costliest within it). The
+seed-to-seed spread is the mean over candidates of the std of their full scores. Between tasks the
+learner trains the un-grown net on the task (as `fixed` would), so task 1's candidates all start
+from the same trained net.
 
 Every finished candidate is appended to `<output>/candidates.jsonl`, so a killed run resumes where it
 stopped, and a proxy added to `PROXIES` later is measured for the candidates already there (their
@@ -269,7 +270,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--full-schedule", choices=["cosine", "step"], default=None,
                         help="learning-rate schedule of the full-training ground truth (default: the bench's constant lr)")
-    parser.add_argument("--sample", type=int, default=None, help="probe this many points drawn uniformly (default: all)")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="probe this many points drawn uniformly (default: all)")
     parser.add_argument("--max-flops", type=float, default=None, help="sampled points within these inference FLOPs")
     parser.add_argument("--proxies", nargs="+", choices=list(PROXIES), default=list(PROXIES),
                         help="the proxies measured (default: all)")

@@ -44,8 +44,6 @@ pays) as well as on the row's, where they hardly do.
 from __future__ import annotations
 
 import argparse
-import bisect
-import itertools
 import json
 import statistics
 import time
@@ -170,8 +168,9 @@ def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: f
     """Of the complete candidates among `records`: best score, hypervolume, parsimony regret and, with a held-out
     table (`second`: params key -> score), the held-out score of the best-scoring one; with none complete, those
     of the `fallback` table point alone."""
-    found = [r for r in records if r["status"] == "complete"] or [
-        {"accuracy": fallback["score"], "cost": float(fallback["flops"]), "se": fallback["se"], "params": fallback["params"]}]
+    alone = {"accuracy": fallback["score"], "cost": float(fallback["flops"]), "se": fallback["se"],
+             "params": fallback["params"]}
+    found = [r for r in records if r["status"] == "complete"] or [alone]
     pts = [(r["accuracy"], r["cost"]) for r in found]
     pick = select(pts, "parsimony", errors=[r.get("se", 0.0) for r in found])
     out = [max(s for s, _ in pts), hypervolume([(s, c / top_flops) for s, c in pts]), rule_best - pts[pick][0]]
@@ -184,8 +183,13 @@ def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: f
 def first_trials(records: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     """The records of a search up to its `k`-th trial that counts against `n_trials` (points turned away untrained
     on the way included)."""
-    counted = list(itertools.accumulate(counts(r) for r in records))
-    return records[:bisect.bisect_left(counted, k) + 1] if k <= (counted[-1] if counted else 0) else records
+    out, counted = [], 0
+    for record in records:
+        if counted == k:
+            break
+        out.append(record)
+        counted += counts(record)
+    return out
 
 
 def paired_difference(ours: list[list[float]], random: list[list[float]], index: int) -> tuple[float, float]:

@@ -40,11 +40,12 @@ net; points over them are never trained nor chosen (turned away as they are aske
 against `n_trials`: `selfgrow.search.engine`). A budget the current net already exceeds is a
 user error (growth cannot shrink a net): it stops the run with one sentence. Candidates whose
 training diverges (non-finite losses or weights) are failed trials, never chosen.
-The point "no growth" is always enqueued, so the current net is always a candidate.
-`reasons` also hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and
-`batches_to_chosen` (the trials that count against `n_trials` up to the first that evaluated the
-chosen candidate, and 1 + the number of its halving batch: how fast the search found it, the measures by which warm start is judged;
-trials of one batch are trained together, so the batch count is the one that reflects compute).
+The point "no growth" is always enqueued, so the current net is always a candidate. `reasons` also
+hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and `batches_to_chosen`
+(the trials that count against `n_trials` up to the first that evaluated the chosen candidate, and
+1 + the number of its halving batch: how fast the search found it, the measures by which warm start
+is judged; trials of one batch are trained together, so the batch count is the one that reflects
+compute).
 
 Warm start within a run: the chosen and the most accurate parameters of the last `warm_start`
 tasks are enqueued first in the new study (0 turns it off); they live in the grower's state, so a

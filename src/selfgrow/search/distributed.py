@@ -325,11 +325,16 @@ def requeue_errors(study: Any) -> None:
                 retry(study, trial)
 
 
+def _original(trial: Any) -> bool:
+    """Whether `trial` is a slot's first trial: not a retry (it fills the slot it retries), nor asked past the
+    budget."""
+    return RETRIED_ATTR not in trial.system_attrs and trial_record(trial).get("status") != "beyond_budget"
+
+
 def counts_as_slot(trial: Any) -> bool:
-    """Whether `trial` takes one of the `n_trials` slots: not a retry (it fills the slot it retries), not asked past
-    the budget (`beyond_budget`), not a point the budget turned away uncounted (`selfgrow.search.engine.counts`)."""
-    record = trial_record(trial)
-    return RETRIED_ATTR not in trial.system_attrs and record.get("status") != "beyond_budget" and counts(record)
+    """Whether `trial` takes one of the `n_trials` slots: a slot's first trial that is not a point the budget turned
+    away uncounted (`selfgrow.search.engine.counts`)."""
+    return _original(trial) and counts(trial_record(trial))
 
 
 def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: float) -> list[dict[str, Any] | None]:
@@ -348,7 +353,7 @@ def collect(trials: list[Any], n_trials: int, max_retry: int, give_up_after: flo
 
     originals, counted = [], 0
     for t in trials:
-        if counted < n_trials and RETRIED_ATTR not in t.system_attrs and trial_record(t).get("status") != "beyond_budget":
+        if counted < n_trials and _original(t):
             originals.append(t)
             counted += counts_as_slot(t)
     chains = {t.number: [t] for t in originals}

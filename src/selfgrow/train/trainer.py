@@ -101,15 +101,16 @@ class Trainer(TrainerConfig):
     `schedule`: "cosine" anneals to 0 over the epochs (stepped once per epoch); "cosine_steps" the
     same over the optimizer steps, so that even a one-epoch fit ends at lr 0; "step" divides the lr
     by 10 at 50% and 75% of the epochs. `patience`: stop after that many epochs without a better
-    validation accuracy and restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task selection on the task's own
-    validation split (each stream is seen once, so no stream-level tuning): every combination is
-    trained from the same starting point for `grid_epochs` (None: the full `epochs`, and the best
-    trial's weights are kept as the result); with fewer grid epochs the best setting is trained again
-    in full. `reset_optimizer=False` carries the optimizer's per-parameter state (momentum, Adam
-    moments) from task to task instead of starting fresh. `curve_batches`: validation accuracy is
-    also recorded after each of the first that many batches (the learning-curve area metric, LCA).
-    Adam's `weight_decay` is the L2 form of `torch.optim.Adam`. `amp`: autocast on CUDA only
-    (bfloat16 where supported, else float16 with loss scaling); ignored on other devices.
+    validation accuracy and restore the best weights (None: off). `lr_grid`/`wd_grid`: per-task
+    selection on the task's own validation split (each stream is seen once, so no stream-level
+    tuning): every combination is trained from the same starting point for `grid_epochs` (None: the
+    full `epochs`, and the best trial's weights are kept as the result); with fewer grid epochs the
+    best setting is trained again in full. `reset_optimizer=False` carries the optimizer's
+    per-parameter state (momentum, Adam moments) from task to task instead of starting fresh.
+    `curve_batches`: validation accuracy is also recorded after each of the first that many batches
+    (the learning-curve area metric, LCA). Adam's `weight_decay` is the L2 form of
+    `torch.optim.Adam`. `amp`: autocast on CUDA only (bfloat16 where supported, else float16 with
+    loss scaling); ignored on other devices.
     `progress`: tqdm bar over epochs (None: only when stderr is a terminal). `min_epoch_steps`: an
     epoch passes over the training set as often as it takes (a fresh shuffle each time) to make at
     least that many batches, so that a task of a few dozen images is trained for some hundred steps
