@@ -94,7 +94,7 @@ def test_bad_options_are_refused():
         build_grower("searched", val_memory_per_class=0)
     with pytest.raises(SelfgrowError, match="repeats=0 is invalid.*integer >= 1"):
         build_grower("searched", repeats=0)
-    with pytest.raises(SelfgrowError, match="sampler='cmaes' is invalid; accepted: one of nsga2, tpe, gp, random\\."):
+    with pytest.raises(SelfgrowError, match="sampler='cmaes' is invalid; accepted: one of nsga2, tpe, gp, random, cost-gp\\."):
         build_grower("searched", sampler="cmaes")
     with pytest.raises(SelfgrowError, match="proxy_schedule='linear' is invalid; accepted: null or one of none, cosine, "
                                             "cosine_steps, step \\("):

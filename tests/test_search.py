@@ -237,7 +237,7 @@ def test_journal_storage_keeps_the_study_in_a_file_and_a_rerun_replaces_it(tmp_p
     assert [t.params["x"] for t in loaded.trials] == [3, 4]
 
 
-@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp", "random"])
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp", "random", "cost-gp"])
 def test_every_sampler_runs_a_two_objective_search(sampler):
     settings = SearchSettings(n_trials=3, epochs=[1], halving_batch=1, sampler=sampler, n_startup_trials=1, seed=0)
     outcome, _ = _search(settings)

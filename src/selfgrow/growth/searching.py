@@ -136,7 +136,7 @@ class SearchOptions:
 
     n_trials: int = option(8, at_least=1, note="for no growth, use the fixed grower")
     epochs: int | list[int] = 2
-    sampler: str = option("tpe", choices=lambda: SAMPLERS)
+    sampler: str = option("cost-gp", choices=lambda: SAMPLERS)
     storage: str | None = None
     study_name: str = "selfgrow"
     eta: int = 2
@@ -212,7 +212,8 @@ class SearchGrower(Grower):
                                        epochs=self.epochs, eta=self.eta, halving_batch=self.halving_batch,
                                        n_startup_trials=self.n_startup_trials, seed=self.seed,
                                        population_size=self.population_size)
-        make_sampler(self.sampler, self.seed, self.n_startup_trials, self.population_size)  # checks its options now
+        # checks its options now (the costs come with each search)
+        make_sampler(self.sampler, self.seed, self.n_startup_trials, self.population_size, cost_of=lambda params: 0.0)
         self.retention_space = {str(k): [setting_value(x) for x in v] for k, v in (self.retention_space or {}).items()}
         self.prediction_space = {str(k): [setting_value(x) for x in v] for k, v in (self.prediction_space or {}).items()}
         self.data_fraction = float(self.data_fraction)

@@ -91,7 +91,7 @@ class SearchSettings:
     """How a search runs (see the module docstring for halving and warm start)."""
 
     n_trials: int = 8
-    sampler: str = "tpe"
+    sampler: str = "cost-gp"
     storage: str | None = None
     epochs: list[int] = field(default_factory=lambda: [2])
     eta: int = 2
@@ -165,7 +165,7 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _fresh_study(settings, study_name)
+    study = _fresh_study(settings, study_name, propose)
     enqueue_points(study, enqueue, protected)
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
@@ -407,7 +407,17 @@ def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
         pass
 
 
-def _fresh_study(settings: SearchSettings, study_name: str) -> Any:
+def cost_within_budget(propose: Callable[[dict[str, Any]], Proposal]) -> Callable[[dict[str, Any]], float | None]:
+    """A point's cost, or None when it is over the budget, asked without training it (the cost-gp sampler's input)."""
+
+    def cost_of(params: dict[str, Any]) -> float | None:
+        proposal = quiet_proposal(propose, params)
+        return None if proposal.over_budget is not None else proposal.cost
+
+    return cost_of
+
+
+def _fresh_study(settings: SearchSettings, study_name: str, propose: Callable[[dict[str, Any]], Proposal]) -> Any:
     """A new study named `study_name` in the storage; a stale one of that name (a killed run) is replaced."""
     import optuna
 
@@ -420,6 +430,7 @@ def _fresh_study(settings: SearchSettings, study_name: str) -> Any:
         study_name=study_name,
         storage=storage,
         directions=["maximize", "minimize"],
-        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.population_size),
+        sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.population_size,
+                             cost_within_budget(propose)),
     )
 

@@ -1,23 +1,27 @@
-"""Optuna samplers for the multi-objective growth search: NSGA-II, multivariate TPE, Gaussian process, random."""
+"""Samplers for the multi-objective growth search: NSGA-II, multivariate TPE, Gaussian process, random (Optuna's) and
+cost-gp (ours: a GP that takes each point's cost, known before training, as an input)."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
 
-SAMPLERS = ("nsga2", "tpe", "gp", "random")
+SAMPLERS = ("nsga2", "tpe", "gp", "random", "cost-gp")
 
 
-def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_size: int = 8) -> Any:
+def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_size: int = 8,
+                 cost_of: Callable[[dict[str, Any]], float | None] | None = None) -> Any:
     """The sampler `name` seeded by `seed`.
 
     nsga2: `NSGAIISampler` (generations of `population_size`); tpe: `TPESampler(multivariate=True)`
     (MOTPE for several objectives); gp: `GPSampler` (log EHVI for several objectives); random:
-    `RandomSampler` (the baseline a model-based sampler must beat). TPE and GP sample at random
-    for their first `n_startup_trials` trials; enqueued warm-start trials count among them, since
-    every finished trial informs the model.
+    `RandomSampler` (the baseline a model-based sampler must beat); cost-gp: `CostGPSampler`
+    (`selfgrow.search.cost_gp`), which needs `cost_of(params)`, a point's cost or None over the budget.
+    TPE, GP and cost-gp sample at random for their first `n_startup_trials` trials; enqueued
+    warm-start trials count among them, since every finished trial informs the model.
     """
     import optuna
 
@@ -35,4 +39,11 @@ def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_siz
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=n_startup_trials)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if name == "cost-gp":
+            if cost_of is None:
+                raise SelfgrowError("search sampler 'cost-gp' needs the points' costs and was given none; accepted: "
+                                    "cost-gp within a growth search (which gives them), or another sampler.")
+            from selfgrow.search.cost_gp import CostGPSampler
+
+            return CostGPSampler(cost_of, seed=seed, n_startup_trials=n_startup_trials)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)

@@ -77,6 +77,7 @@ from selfgrow.search.engine import (
     RECORD_ATTR,
     UNTRAINED_FACTOR,
     Proposal,
+    cost_within_budget,
     quiet_proposal,
     race_batch,
     tell_untrained,
@@ -290,7 +291,8 @@ class Worker:
         if study is not None:
             seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],
                                   "little")
-            study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size)
+            study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size,
+                                         cost_within_budget(propose))
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:

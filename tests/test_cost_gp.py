@@ -1,0 +1,110 @@
+"""The cost-gp sampler: a GP over (parameters, log cost) proposes untried points within the budget."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.search import Proposal, SearchSettings, make_sampler, run_search
+
+FACTORS = [1.0, 2.0, 4.0, 8.0]
+SPACE = {f"widen:{i}": CategoricalDistribution(FACTORS) for i in range(3)}
+CAP = 64.0  # points whose widths multiply to more are over the budget
+
+
+def _cost(params):
+    return math.prod(params[f"widen:{i}"] for i in range(3))
+
+
+class _Scored:
+    """A candidate whose score rises with its log cost, plus a small fixed wobble per point (no noise)."""
+
+    spent_flops = 0.0
+
+    def __init__(self, params):
+        self.score = 0.5 + 0.05 * math.log2(_cost(params)) + 0.001 * params["widen:0"]
+
+    def train_to(self, epochs):
+        return {"accuracy": self.score, "se": 0.0}
+
+
+def _propose(params):
+    over = f"cost {_cost(params)} > {CAP}" if _cost(params) > CAP else None
+    return Proposal(key=str(sorted(params.items())), cost=_cost(params), over_budget=over)
+
+
+def _search(sampler, seed, n_trials=8):
+    settings = SearchSettings(n_trials=n_trials, sampler=sampler, epochs=[1], halving_batch=2, seed=seed,
+                              n_startup_trials=4)
+    return run_search(settings, f"{sampler}-{seed}", SPACE, _propose, _Scored)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_after_its_start_it_proposes_untried_points_within_the_budget_and_climbs_the_cost(seed):
+    records = [r for r in _search("cost-gp", seed).records if r.get("counted", True)]
+    start, modelled = records[:4], records[4:]
+    for i, record in enumerate(modelled):  # never a point asked before (the random start may repeat itself)
+        assert record["params"] not in [r["params"] for r in records[:4 + i]]
+    assert all(r["status"] == "complete" for r in modelled)  # never over the budget once the model proposes
+    # the scores rise with the cost: the model's first proposals are at the budget, above everything the start saw
+    assert max(r["cost"] for r in modelled[:2]) == CAP
+    assert max(r["accuracy"] for r in modelled) > max(r["accuracy"] for r in start if r["status"] == "complete")
+
+
+def test_it_finds_the_best_point_within_the_budget_sooner_than_random_search():
+    best = max(_Scored(p).score for p in _every_point() if _cost(p) <= CAP)
+    found = {sampler: [max(r["accuracy"] for r in _search(sampler, seed).finished()) for seed in range(4)]
+             for sampler in ("cost-gp", "random")}
+    assert found["cost-gp"] == [best] * 4
+    assert sum(found["random"]) < 4 * best
+
+
+def test_the_same_seed_asks_the_same_points():
+    first, again = _search("cost-gp", 3), _search("cost-gp", 3)
+    assert [r["params"] for r in first.records] == [r["params"] for r in again.records]
+
+
+def test_it_reads_categories_integers_and_floats_and_stays_in_their_space():
+    space = {"classifier": CategoricalDistribution(["head", "nme"]), "deepen": IntDistribution(0, 2),
+             "alpha": FloatDistribution(0.1, 10.0, log=True)}
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler("cost-gp", 0, n_startup_trials=3,
+                                                     cost_of=lambda p: 1.0 + p["deepen"] + p["alpha"]))
+    for _ in range(6):
+        trial = study.ask(space)
+        value = (trial.params["classifier"] == "nme") + trial.params["deepen"] - abs(math.log(trial.params["alpha"]))
+        study.tell(trial, [value, 1.0 + trial.params["deepen"] + trial.params["alpha"]])
+    for trial in study.trials:
+        assert trial.params["classifier"] in ("head", "nme") and trial.params["deepen"] in (0, 1, 2)
+        assert 0.1 <= trial.params["alpha"] <= 10.0
+
+
+def test_without_the_points_costs_it_is_refused_in_one_sentence():
+    with pytest.raises(SelfgrowError, match="sampler 'cost-gp' needs the points' costs.*accepted"):
+        make_sampler("cost-gp", 0)
+
+
+def _every_point():
+    return [{"widen:0": a, "widen:1": b, "widen:2": c} for a in FACTORS for b in FACTORS for c in FACTORS]
+
+
+def test_the_cost_it_reads_is_none_over_the_budget_and_leaves_the_random_streams_alone():
+    import torch
+
+    from selfgrow.search.engine import cost_within_budget
+
+    def drawing_propose(params):
+        torch.rand(1)  # growing a net draws weights
+        return _propose(params)
+
+    cost_of = cost_within_budget(drawing_propose)
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    assert cost_of({"widen:0": 2.0, "widen:1": 4.0, "widen:2": 8.0}) == 64.0
+    assert cost_of({"widen:0": 8.0, "widen:1": 8.0, "widen:2": 2.0}) is None
+    assert torch.equal(torch.rand(1), expected)
