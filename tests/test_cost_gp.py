@@ -108,3 +108,21 @@ def test_the_cost_it_reads_is_none_over_the_budget_and_leaves_the_random_streams
     assert cost_of({"widen:0": 2.0, "widen:1": 4.0, "widen:2": 8.0}) == 64.0
     assert cost_of({"widen:0": 8.0, "widen:1": 8.0, "widen:2": 2.0}) is None
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_candidates_pruned_by_the_halving_count_towards_its_start():
+    # batches of 4 raced over two rungs: the complete and the pruned candidates of the first batch make the start of
+    # 4, so the second batch is the model's: only untried points within the budget (random search asks some over it)
+    def second_batch(sampler, seed):
+        settings = SearchSettings(n_trials=8, sampler=sampler, epochs=[1, 2], eta=2, halving_batch=4, seed=seed,
+                                  n_startup_trials=4)
+        records = run_search(settings, f"halved-{sampler}", SPACE, _propose, _Scored).records
+        first = [r for r in records if r["batch"] == 0]
+        assert [r["status"] for r in first].count("pruned") >= 1  # the start is not all complete candidates
+        return first, [r for r in records if r["trial"] > max(f["trial"] for f in first)]
+
+    for seed in range(4):
+        first, later = second_batch("cost-gp", seed)
+        assert [r["status"] for r in later if r["status"] == "over_budget"] == []
+        assert not any(r["params"] == f["params"] for r in later for f in first)
+    assert any(r["status"] == "over_budget" for seed in range(4) for r in second_batch("random", seed)[1])

@@ -4,10 +4,12 @@ A growth point's cost (inference FLOPs or parameters) is known before it is trai
 and its score rises with it: Kendall tau 0.62 between score and inference FLOPs over the 512-point
 table of `benchmarks/sampler_search.py`, 0.45 on Split-CIFAR-10's task 1 (BENCHMARKS.md). Optuna's
 samplers learn the cost only as an objective told after training. This one takes it as an input:
-after `n_startup_trials` complete trials (random points before them), each point it proposes is the
+once `n_startup_trials` candidates are trained and 2 complete (random points before), each point it proposes is the
 one of a pool of untried points within the budget with the highest expected improvement (Jones et
 al. 1998) of the first objective, under a Gaussian process over the points' parameters and their
-log cost (scikit-learn, ARD RBF kernel plus white noise) fitted on the complete trials. The pool is
+log cost (scikit-learn, ARD RBF kernel plus white noise) fitted on the complete trials. Candidates
+pruned by the successive halving count towards the start, as Optuna's TPE counts them, so that in a
+search of 8 trials in halving batches of 4 the second batch is the model's. The pool is
 `pool_size` uniform draws of the space at the first proposal and a quarter as many more at each later
 one (the whole space when it is smaller), each point's cost asked once per search (60 ms a point for
 Split-CIFAR-10's ResNets here: 15 s for the first pool, 4 s a proposal after it).
@@ -27,8 +29,9 @@ CostOf = Callable[[dict[str, Any]], "float | None"]
 
 
 class CostGPSampler(optuna.samplers.BaseSampler):
-    """Optuna sampler: random for the first `n_startup_trials` complete trials, then expected improvement of the
-    first objective under a GP over (parameters, log cost) among `pool_size` untried points within the budget.
+    """Optuna sampler: random until `n_startup_trials` candidates are trained (complete, or pruned by the halving
+    after a rung: the search's records give them an "accuracy") and 2 are complete, then expected improvement of
+    the first objective under a GP over (parameters, log cost) among `pool_size` untried points within the budget.
 
     `cost_of(params)` is a point's cost, or None when it is over the search's budget (never proposed then).
     """
@@ -55,7 +58,8 @@ class CostGPSampler(optuna.samplers.BaseSampler):
             return {}
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE and set(search_space) <= set(t.params)]
-        if len(complete) < self.n_startup_trials:
+        trained = len(complete) + sum(t.state == TrialState.PRUNED and "accuracy" in t.user_attrs for t in trials)
+        if trained < self.n_startup_trials or len(complete) < 2:
             return {}
         tried = {_key(t.params) for t in trials if set(search_space) <= set(t.params)}
         pool = [p for p in self._pool(search_space) if _key(p) not in tried and self._cost(p) is not None]
