@@ -136,6 +136,7 @@ def test_the_command_writes_the_search_and_refuses_another_config_in_its_folder(
     ({"delta_range": (0.5, 0.2)}, "delta_range=\\[0.5, 0.2\\] is invalid"),
     ({"rule": "best"}, "rule='best' is invalid"),
     ({"population_size": 1}, "population_size=1"),
+    ({"sampler": "cost-gp"}, "sampler 'cost-gp' needs the points' costs"),  # a sequence's cost comes after its run
 ])
 def test_bad_searches_are_one_sentence_errors(change, message):
     data = config_dict()

@@ -190,7 +190,8 @@ def _cmd_sequences(argv: list[str]) -> int:
         "parameter count. The other options are those of `selfgrow run` (--config FILE, --trainer.epochs 3, ...).",
     )
     parser.add_argument("--trials", type=int, default=20, help="grow sequences asked of the sampler (default: 20, the paper's)")
-    parser.add_argument("--sampler", default="nsga2", choices=SAMPLERS, help="default: nsga2 (the paper's)")
+    parser.add_argument("--sampler", default="nsga2", choices=[s for s in SAMPLERS if s != "cost-gp"],
+                        help="default: nsga2 (the paper's); not cost-gp, which needs a point's cost before its trial")
     parser.add_argument("--population", type=int, default=4, help="NSGA-II's generation size (default: 4)")
     parser.add_argument("--rule", default="knee", choices=RULES, help="how the front's point is chosen (default: knee)")
     parser.add_argument("--delta-range", type=float, nargs=2, default=[0.0, 1.0], metavar=("LOW", "HIGH"))
