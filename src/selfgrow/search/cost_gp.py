@@ -83,12 +83,15 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Any, trial: Any) -> None:
+        """Optuna's hook before a trial, handed to the random sampler of the start."""
         self._random.before_trial(study, trial)
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Sequence[float] | None) -> None:
+        """Optuna's hook after a trial, handed to the random sampler of the start."""
         self._random.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
+        """New random streams (Optuna calls it for parallel workers of one process)."""
         self._random.reseed_rng()
         self._rng = np.random.default_rng()
 
@@ -148,6 +151,7 @@ class _Features:
         self.cost_low, self.cost_span = float(logs.min()), float(np.ptp(logs)) or 1.0
 
     def of(self, points: Sequence[dict[str, Any]], costs: Sequence[float]) -> np.ndarray:
+        """The GP inputs of `points` whose costs are `costs` (one row each)."""
         columns = [column for name, dist in self.space.items() for column in _encode(dist, [p[name] for p in points])]
         logs = (np.log(np.maximum(np.asarray(costs, dtype=float), 1e-12)) - self.cost_low) / self.cost_span
         return np.column_stack([*columns, logs])
@@ -208,4 +212,5 @@ def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, 
 
 
 def _key(params: dict[str, Any]) -> str:
+    """A point's identity (its parameters as sorted JSON)."""
     return json.dumps(params, sort_keys=True, default=str)
