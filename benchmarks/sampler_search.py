@@ -1,4 +1,4 @@
-"""Which sampler finds good growth soonest? Random, TPE, NSGA-II and GP on one task's space, best score after k trials.
+"""Which sampler finds good growth soonest? Random, TPE, NSGA-II, GP and cost-gp on one task's space, after k trials.
 
 A tabular benchmark (as NAS-Bench-101 does for architectures): before task 1 of Split-MNIST
 class-IL (the `searched` row of `split_mnist_class.yaml`: MLP 784-64-64 after task 0, replay 500 +
@@ -39,6 +39,9 @@ pays) as well as on the row's, where they hardly do.
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout
     python benchmarks/sampler_search.py --hidden 8 8 --factors 1 2 4 8 --seeds 20 --holdout --max-flops 51008
     python benchmarks/sampler_search.py --samplers tpe nsga2 ...   # a subset (random always runs)
+
+cost-gp (the growth search's default) reads each point's cost from the table as a search reads it from
+`Proposal.cost` before training (`selfgrow.search.cost_gp`).
 """
 
 from __future__ import annotations
