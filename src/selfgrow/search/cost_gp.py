@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from selfgrow.search.points import draw, finite_values, grid
+
 CostOf = Callable[[dict[str, Any]], "float | None"]
 
 
@@ -106,39 +108,20 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         """Every point of a finite space no larger than `pool_size`; else `pool_size` uniform draws at the first call
         and a quarter as many more at each later one (distinct), so a search asks the cost of few points."""
         name = _key({k: repr(v) for k, v in space.items()})
-        choices = {k: _choices(dist) for k, dist in space.items()}
         if name not in self._pools:
-            size = math.prod(len(c) if c is not None else math.inf for c in choices.values())
-            if size <= self.pool_size:
-                grids = np.stack(np.meshgrid(*(np.arange(len(c)) for c in choices.values()), indexing="ij"), -1)
-                rows = grids.reshape(-1, len(choices))
-                self._pools[name] = ({_key(p): p for p in ({k: choices[k][int(i)] for k, i in zip(choices, row)}
-                                                           for row in rows)}, True)
-            else:
-                self._pools[name] = ({}, False)
-                self._add_draws(space, choices, self._pools[name][0], self.pool_size)
+            whole = grid(space, self.pool_size)
+            self._pools[name] = ({_key(p): p for p in whole or []}, whole is not None)
+            if whole is None:
+                self._add_draws(space, self._pools[name][0], self.pool_size)
         elif not self._pools[name][1]:
-            self._add_draws(space, choices, self._pools[name][0], max(1, self.pool_size // 4))
+            self._add_draws(space, self._pools[name][0], max(1, self.pool_size // 4))
         return list(self._pools[name][0].values())
 
-    def _add_draws(self, space: dict[str, Any], choices: dict[str, list[Any] | None], pool: dict[str, dict[str, Any]],
-                   count: int) -> None:
-        """`count` uniform draws added to `pool` (key -> point)."""
-        for _ in range(count):
-            point = self._draw(space, choices)
+    def _add_draws(self, space: dict[str, Any], pool: dict[str, dict[str, Any]], n: int) -> None:
+        """`n` uniform draws added to `pool` (key -> point)."""
+        for _ in range(n):
+            point = {name: draw(dist, self._rng) for name, dist in space.items()}
             pool.setdefault(_key(point), point)
-
-    def _draw(self, space: dict[str, Any], choices: dict[str, list[Any] | None]) -> dict[str, Any]:
-        """One uniform point of the space."""
-        point = {}
-        for name, dist in space.items():
-            if choices[name] is not None:
-                point[name] = choices[name][int(self._rng.integers(len(choices[name])))]
-            elif dist.log:
-                point[name] = float(math.exp(self._rng.uniform(math.log(dist.low), math.log(dist.high))))
-            else:
-                point[name] = float(self._rng.uniform(dist.low, dist.high))
-        return point
 
 
 class _Features:
@@ -159,7 +142,7 @@ class _Features:
 
 def _encode(dist: Any, values: list[Any]) -> list[np.ndarray]:
     """One parameter's columns for `values` (see `_Features`)."""
-    choices = _choices(dist)
+    choices = finite_values(dist)
     if choices is not None and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
         numbers = np.asarray(values, dtype=float)
         low, high = min(choices), max(choices)
@@ -172,17 +155,6 @@ def _encode(dist: Any, values: list[Any]) -> list[np.ndarray]:
     low, high = (math.log(dist.low), math.log(dist.high)) if dist.log else (dist.low, dist.high)
     numbers = np.log(numbers) if dist.log else numbers
     return [(numbers - low) / ((high - low) or 1.0)]
-
-
-def _choices(dist: Any) -> list[Any] | None:
-    """The finite values of a categorical or integer distribution; None for a float one."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    if isinstance(dist, CategoricalDistribution):
-        return list(dist.choices)
-    if isinstance(dist, IntDistribution):
-        return list(range(dist.low, dist.high + 1, dist.step))
-    return None
 
 
 def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, pending: np.ndarray,

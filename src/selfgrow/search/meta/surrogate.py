@@ -22,7 +22,6 @@ a base of unrelated or misleading tasks stops screening as soon as the search co
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 from selfgrow.search.meta.base import Entry
 from selfgrow.search.meta.features import FEATURES
 from selfgrow.search.meta.transfer import contains, transfer
+from selfgrow.search.points import draw, grid
 
 TREES = 64
 GRID = 2048
@@ -145,28 +145,8 @@ class Surrogate:
 
 def _pool(space: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     """Every point of a finite space of at most GRID points, else GRID seeded random draws."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    choices = {}
-    for name, dist in space.items():
-        if isinstance(dist, CategoricalDistribution):
-            choices[name] = list(dist.choices)
-        elif isinstance(dist, IntDistribution) and (dist.high - dist.low) // dist.step < GRID:
-            choices[name] = list(range(dist.low, dist.high + 1, dist.step))
-    if len(choices) == len(space) and math.prod(len(v) for v in choices.values()) <= GRID:
-        return [dict(zip(choices, values)) for values in itertools.product(*choices.values())]
     generator = np.random.default_rng(seed)
-    return [{name: _draw(dist, generator) for name, dist in space.items()} for _ in range(GRID)]
-
-
-def _draw(dist: Any, generator: np.random.Generator) -> Any:
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    if isinstance(dist, CategoricalDistribution):
-        return dist.choices[generator.integers(len(dist.choices))]
-    if isinstance(dist, IntDistribution):
-        return int(dist.low + dist.step * generator.integers((dist.high - dist.low) // dist.step + 1))
-    return float(generator.uniform(dist.low, dist.high))
+    return grid(space, GRID) or [{name: draw(dist, generator) for name, dist in space.items()} for _ in range(GRID)]
 
 
 def _encode(point: dict[str, Any], space: dict[str, Any]) -> list[float]:
