@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from search_fixtures import learner_for
+from trainer_fixtures import make_tasks
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.nets import ops
 from selfgrow.search import Proposal, SearchSettings, make_sampler, run_search
 
 FACTORS = [1.0, 2.0, 4.0, 8.0]
@@ -126,3 +130,31 @@ def test_candidates_pruned_by_the_halving_count_towards_its_start():
         assert [r["status"] for r in later if r["status"] == "over_budget"] == []
         assert not any(r["params"] == f["params"] for r in later for f in first)
     assert any(r["status"] == "over_budget" for seed in range(4) for r in second_batch("random", seed)[1])
+
+
+def test_a_searched_growers_costs_come_from_its_net_grown_on_the_meta_device():
+    # what cost-gp asks of every pool point: the same proposal as the real growth, with no memory nor compute, so a
+    # point of a quarter of a billion parameters costs what a small one does
+    task = make_tasks(1)[0]
+    learner = learner_for("searched", {"width_factors": [1.0, 2.0, 8.0], "max_deepen": 1, "max_params": 5000},
+                          hidden=[8, 8])
+    learner.net = ops.add_classes(learner.net, 2).net
+    propose = learner.grower.problem(learner, task)[0]
+    space = learner.grower.search_space(learner, task)
+    points = [dict(zip(space, values)) for values in itertools.product(
+        *([*d.choices] if hasattr(d, "choices") else range(d.low, d.high + 1) for d in space.values()))]
+    real = {str(p): propose(p) for p in points}
+    propose.sizing(points[0])
+    propose.net = None  # from here on only the meta copy can answer (the real growth would fail)
+    for point in points:
+        sized, grown = propose.sizing(point), real[str(point)]
+        assert (sized.key, sized.cost, sized.over_budget, sized.info["n_params"]) == (
+            grown.key, grown.cost, grown.over_budget, grown.info["n_params"])
+    assert {p.device.type for p in propose._meta.parameters()} == {"meta"}
+    wide = learner_for("searched", {"width_factors": [1.0, 8.0], "max_deepen": 0}, hidden=[2048, 2048])
+    wide.net = ops.add_classes(wide.net, 2).net
+    proposer = wide.grower.problem(wide, task)[0]
+    proposer.sizing({"widen:hidden.0": 1.0, "widen:hidden.1": 1.0})
+    proposer.net = None
+    huge = proposer.sizing({"widen:hidden.0": 8.0, "widen:hidden.1": 8.0})  # a real growth would take 1 GB
+    assert huge.info["n_params"] > 16384 * 16384

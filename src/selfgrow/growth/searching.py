@@ -538,7 +538,7 @@ class SearchGrower(Grower):
                     for k in range(self.repeats)]
             return runs[0] if self.repeats == 1 else RepeatedTraining(runs)
 
-        return (lambda params: self._propose(net, head, params, context, budget)), evaluate
+        return _Proposer(self, net, head, context, budget), evaluate
 
     def _propose(self, net: Any, head: int | None, params: dict[str, Any], context: Any = None,
                  budget: TaskBudget | None = None) -> Proposal:
@@ -661,3 +661,29 @@ def _describe(record: dict[str, Any]) -> str:
 
 
 __all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]
+
+
+class _Proposer:
+    """A search's `propose`: what a point is, its net grown for real as the search trains it (`__call__`), and, for
+    samplers that ask the cost of many points (cost-gp), the same from a copy of the net on the meta device
+    (`sizing`): shapes only, no memory nor compute, so a point of a billion parameters costs what a small one does
+    (the real growth where an operator needs values)."""
+
+    def __init__(self, grower: SearchGrower, net: Any, head: int | None, context: Any, budget: TaskBudget | None) -> None:
+        self.grower, self.net, self.head, self.context, self.budget = grower, net, head, context, budget
+        self._meta: Any = None
+
+    def __call__(self, params: dict[str, Any]) -> Proposal:
+        return self.grower._propose(self.net, self.head, params, self.context, self.budget)
+
+    def sizing(self, params: dict[str, Any]) -> Proposal:
+        """The point's `Proposal` from the net grown on the meta device."""
+        import copy
+
+        if self._meta is None:
+            self._meta = copy.deepcopy(self.net).to("meta")
+        try:
+            return self.grower._propose(self._meta, self.head, params, self.context, self.budget)
+        except (NotImplementedError, RuntimeError):  # an operator that reads values (e.g. a norm) needs the real net
+            return self(params)
+

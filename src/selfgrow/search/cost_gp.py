@@ -14,10 +14,11 @@ search of 8 trials in halving batches of 4 the second batch is the model's. The 
 one (the whole space when it is smaller), each point's cost asked once per search (60 ms a point for
 Split-CIFAR-10's ResNets here: 15 s for the first pool, 4 s a proposal after it).
 
-Opt-in, not the default: a point's cost is known by growing its net, and the pool asks it of points a
+Opt-in, not the default: a point's cost was known by growing its net, and the pool asks it of points a
 sampler would rarely ask; where the widenings compound (an MLP widened 8x per task, a layer inserted at
-4,096 units), one search spent over 20 minutes and 9 GB growing such nets (BENCHMARKS.md). Costs read
-from the net's spec without building it would remove that.
+4,096 units), one search spent over 20 minutes and 9 GB growing such nets (BENCHMARKS.md). A searched
+grower's costs now come from its net grown on the meta device (`engine.cost_within_budget` reads the
+propose's `sizing`: shapes only); the rerun that would make this the default is not done yet.
 """
 
 from __future__ import annotations

@@ -408,10 +408,12 @@ def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
 
 
 def cost_within_budget(propose: Callable[[dict[str, Any]], Proposal]) -> Callable[[dict[str, Any]], float | None]:
-    """A point's cost, or None when it is over the budget, asked without training it (the cost-gp sampler's input)."""
+    """A point's cost, or None when it is over the budget, asked without training it (the cost-gp sampler's input);
+    from `propose.sizing` where the propose has one (a searched grower's grows the net on the meta device)."""
+    sizing = getattr(propose, "sizing", propose)
 
     def cost_of(params: dict[str, Any]) -> float | None:
-        proposal = quiet_proposal(propose, params)
+        proposal = quiet_proposal(sizing, params)
         return None if proposal.over_budget is not None else proposal.cost
 
     return cost_of
