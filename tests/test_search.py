@@ -261,3 +261,21 @@ def test_the_search_shows_trials_rungs_and_the_remaining_time_on_a_terminal(monk
     err = capsys.readouterr().err
     assert "search shown: 0/4 trials [00:00<?]" in err  # trials done of the total, elapsed<remaining
     assert "rung 1/2: 2 candidate(s) to 1 epochs" in err and "rung 2/2" in err  # the rung being trained
+
+
+def test_a_proposes_sizing_turns_points_over_the_budget_away_and_only_the_trained_ones_grow_for_real():
+    class Sized:
+        """The real growth (`__call__`) refuses points over the budget: only `sizing` may look at them."""
+
+        def __call__(self, params):
+            assert params["x"] <= 3, "a point over the budget was grown for real"
+            return Proposal(key=str(params["x"]), cost=float(params["x"]))
+
+        def sizing(self, params):
+            over = f"cost {params['x']} > 3" if params["x"] > 3 else None
+            return Proposal(key=str(params["x"]), cost=float(params["x"]), over_budget=over)
+
+    settings = SearchSettings(n_trials=4, epochs=[1], halving_batch=2, sampler="random", seed=0)
+    outcome = run_search(settings, "sized", {"x": IntDistribution(0, 7)}, Sized(), lambda p: _Fake(p["x"] / 7, []))
+    assert any(r["status"] == "over_budget" for r in outcome.records)
+    assert sum(r["status"] == "complete" for r in outcome.records) == 4

@@ -16,9 +16,10 @@ Split-CIFAR-10's ResNets here: 15 s for the first pool, 4 s a proposal after it)
 
 Opt-in, not the default: a point's cost was known by growing its net, and the pool asks it of points a
 sampler would rarely ask; where the widenings compound (an MLP widened 8x per task, a layer inserted at
-4,096 units), one search spent over 20 minutes and 9 GB growing such nets (BENCHMARKS.md). A searched
-grower's costs now come from its net grown on the meta device (`engine.cost_within_budget` reads the
-propose's `sizing`: shapes only); the rerun that would make this the default is not done yet.
+4,096 units), one search spent over 20 minutes and 9 GB growing such nets (BENCHMARKS.md; the growth was
+the engine's budget check of sampled points, which any sampler's points pass through). A searched grower's
+points are now sized on the meta device (`engine.quiet_proposal` reads the propose's `sizing`: shapes
+only); the rerun that would make cost-gp the default is not done yet.
 """
 
 from __future__ import annotations

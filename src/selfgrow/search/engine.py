@@ -220,11 +220,13 @@ def tell_untrained(study: Any, trial: Any, proposal: Proposal, status: str, reas
 
 def quiet_proposal(propose: Callable[[dict[str, Any]], Proposal], params: dict[str, Any]) -> Proposal:
     """`propose(params)` without moving the random streams (growing a net to know its cost draws weights), so a
-    search that asks first what a point costs trains its candidates as one that does not."""
+    search that asks first what a point costs trains its candidates as one that does not; from `propose.sizing`
+    where the propose has one (a searched grower's grows the net on the meta device: a point far over the budget,
+    which may be a net of billions of parameters, costs nothing to turn away)."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
-        return propose(dict(params))
+        return getattr(propose, "sizing", propose)(dict(params))
 
 
 def _asked(study: Any, space: dict[str, Any], size: int, screen: Screen | None,
@@ -408,12 +410,10 @@ def _tell(study: Any, trial: Any, record: dict[str, Any]) -> None:
 
 
 def cost_within_budget(propose: Callable[[dict[str, Any]], Proposal]) -> Callable[[dict[str, Any]], float | None]:
-    """A point's cost, or None when it is over the budget, asked without training it (the cost-gp sampler's input);
-    from `propose.sizing` where the propose has one (a searched grower's grows the net on the meta device)."""
-    sizing = getattr(propose, "sizing", propose)
+    """A point's cost, or None when it is over the budget, asked without training it (the cost-gp sampler's input)."""
 
     def cost_of(params: dict[str, Any]) -> float | None:
-        proposal = quiet_proposal(sizing, params)
+        proposal = quiet_proposal(propose, params)
         return None if proposal.over_budget is not None else proposal.cost
 
     return cost_of
