@@ -151,10 +151,11 @@ def test_a_searched_growers_costs_come_from_its_net_grown_on_the_meta_device():
         assert (sized.key, sized.cost, sized.over_budget, sized.info["n_params"]) == (
             grown.key, grown.cost, grown.over_budget, grown.info["n_params"])
     assert {p.device.type for p in propose._meta.parameters()} == {"meta"}
-    wide = learner_for("searched", {"width_factors": [1.0, 8.0], "max_deepen": 0}, hidden=[2048, 2048])
+    wide = learner_for("searched", {"width_factors": [1.0, 8.0], "max_deepen": 1}, hidden=[2048, 2048])
     wide.net = ops.add_classes(wide.net, 2).net
     proposer = wide.grower.problem(wide, task)[0]
-    proposer.sizing({"widen:hidden.0": 1.0, "widen:hidden.1": 1.0})
+    proposer.sizing({"widen:hidden.0": 1.0, "widen:hidden.1": 1.0, "deepen:hidden.0": 0, "deepen:hidden.1": 0})
     proposer.net = None
-    huge = proposer.sizing({"widen:hidden.0": 8.0, "widen:hidden.1": 8.0})  # a real growth would take 1 GB
-    assert huge.info["n_params"] > 16384 * 16384
+    # a real growth would take 2 GB: both layers 8x wider and a layer of 16,384 x 16,384 built anew by deepen
+    huge = proposer.sizing({"widen:hidden.0": 8.0, "widen:hidden.1": 8.0, "deepen:hidden.0": 1, "deepen:hidden.1": 0})
+    assert huge.info["n_params"] > 2 * 16384 * 16384

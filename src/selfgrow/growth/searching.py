@@ -683,7 +683,8 @@ class _Proposer:
         if self._meta is None:
             self._meta = copy.deepcopy(self.net).to("meta")
         try:
-            return self.grower._propose(self._meta, self.head, params, self.context, self.budget)
+            with torch.device("meta"):  # the layers an operator builds anew (deepen's transplant) too
+                return self.grower._propose(self._meta, self.head, params, self.context, self.budget)
         except (NotImplementedError, RuntimeError):  # an operator that reads values (e.g. a norm) needs the real net
             return self(params)
 
