@@ -665,15 +665,16 @@ __all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_o
 
 class _Proposer:
     """A search's `propose`: what a point is, its net grown for real as the search trains it (`__call__`), and, for
-    samplers that ask the cost of many points (cost-gp), the same from a copy of the net on the meta device
-    (`sizing`): shapes only, no memory nor compute, so a point of a billion parameters costs what a small one does
-    (the real growth where an operator needs values)."""
+    whatever asks without training (the engine's budget check, cost-gp's pool: `engine.quiet_proposal`), the same
+    from a copy of the net on the meta device (`sizing`): shapes only, no memory nor compute, so a point of a
+    billion parameters costs what a small one does (the real growth where an operator needs values)."""
 
     def __init__(self, grower: SearchGrower, net: Any, head: int | None, context: Any, budget: TaskBudget | None) -> None:
         self.grower, self.net, self.head, self.context, self.budget = grower, net, head, context, budget
         self._meta: Any = None
 
     def __call__(self, params: dict[str, Any]) -> Proposal:
+        """The point's `Proposal` from the net grown for real (its growth draws from the random streams)."""
         return self.grower._propose(self.net, self.head, params, self.context, self.budget)
 
     def sizing(self, params: dict[str, Any]) -> Proposal:
