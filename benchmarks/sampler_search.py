@@ -10,7 +10,8 @@ then runs the real search loop (`selfgrow.search.run_search`, halving batches of
 against that table for `--trials` trials, with `--seeds` seeds; the table makes the samplers' runs
 cost nothing, so only their choices differ.
 
-Reported, mean over seeds after k trials: the best score found, the hypervolume of the found
+Also printed: Kendall tau between the table's scores and the points' inference FLOPs (how much capacity alone
+ranks them). Reported, mean over seeds after k trials: the best score found, the hypervolume of the found
 (score, FLOPs) points (FLOPs normalised by the space's largest; reference point score 0 and
 cost 1.1), and the regret of the default rule's pick (the best table score minus the score of the
 point the parsimony rule picks among the found points, against the same rule over the whole
@@ -54,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from growth_probe import probe_learner, space_points, with_heads
+from proxy_fidelity import kendall_tau
 
 from selfgrow.growth import build_grower
 from selfgrow.growth.base import Grower, GrowthPlan
@@ -248,6 +250,10 @@ def main() -> None:
     budget = f" ({len(within)} within max_flops {args.max_flops:.0f})" if args.max_flops else ""
     print(f"table: {len(table['points'])} points{budget}, best score {best_score:.4f}, parsimony over the table "
           f"{rule_best:.4f}; built in {table.get('seconds', 0):.0f} s")
+    capacity = kendall_tau([p["score"] for p in table["points"]], [p["flops"] for p in table["points"]])
+    within_capacity = f", {kendall_tau([p['score'] for p in within], [p['flops'] for p in within]):.2f} within max_flops"
+    print(f"Kendall tau between the table's scores and inference FLOPs: {capacity:.2f}"
+          f"{within_capacity if args.max_flops else ''}")
     headers = ["sampler", "trials", "best score", "hypervolume", "parsimony regret"]
     if holdout:
         top = max(table["points"], key=lambda p: p["score"])

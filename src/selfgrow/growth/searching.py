@@ -660,9 +660,6 @@ def _describe(record: dict[str, Any]) -> str:
     return f"val accuracy {record['accuracy']:.4f}, {record['flops']:,} FLOPs, {record['n_params']:,} params"
 
 
-__all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]
-
-
 class _Proposer:
     """A search's `propose`: what a point is, its net grown for real as the search trains it (`__call__`), and, for
     whatever asks without training (the engine's budget check, cost-gp's pool: `engine.quiet_proposal`), the same
@@ -688,4 +685,7 @@ class _Proposer:
                 return self.grower._propose(self._meta, self.head, params, self.context, self.budget)
         except (NotImplementedError, RuntimeError):  # an operator that reads values (e.g. a norm) needs the real net
             return self(params)
+
+
+__all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]
 

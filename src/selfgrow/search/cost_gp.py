@@ -11,8 +11,7 @@ log cost (scikit-learn, ARD RBF kernel plus white noise) fitted on the complete 
 pruned by the successive halving count towards the start, as Optuna's TPE counts them, so that in a
 search of 8 trials in halving batches of 4 the second batch is the model's. The pool is
 `pool_size` uniform draws of the space at the first proposal and a quarter as many more at each later
-one (the whole space when it is smaller), each point's cost asked once per search (60 ms a point for
-Split-CIFAR-10's ResNets here: 15 s for the first pool, 4 s a proposal after it).
+one (the whole space when it is smaller), each point's cost asked once per search.
 
 Opt-in, not the default: a point's cost was known by growing its net, and the pool asks it of points a
 sampler would rarely ask; where the widenings compound (an MLP widened 8x per task, a layer inserted at
