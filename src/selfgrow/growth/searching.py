@@ -136,7 +136,7 @@ class SearchOptions:
 
     n_trials: int = option(8, at_least=1, note="for no growth, use the fixed grower")
     epochs: int | list[int] = 2
-    sampler: str = option("tpe", choices=lambda: SAMPLERS)
+    sampler: str = option("cost-gp", choices=lambda: SAMPLERS)
     storage: str | None = None
     study_name: str = "selfgrow"
     eta: int = 2

@@ -13,12 +13,12 @@ search of 8 trials in halving batches of 4 the second batch is the model's. The 
 `pool_size` uniform draws of the space at the first proposal and a quarter as many more at each later
 one (the whole space when it is smaller), each point's cost asked once per search.
 
-Opt-in, not the default: a point's cost was known by growing its net, and the pool asks it of points a
-sampler would rarely ask; where the widenings compound (an MLP widened 8x per task, a layer inserted at
-4,096 units), one search spent over 20 minutes and 9 GB growing such nets (BENCHMARKS.md; the growth was
-the engine's budget check of sampled points, which any sampler's points pass through). A searched grower's
-points are now sized on the meta device (`engine.quiet_proposal` reads the propose's `sizing`: shapes
-only); the rerun that would make cost-gp the default is not done yet.
+The default sampler of the growth search since the meta_wide bench ran with it to the end (BENCHMARKS.md, "A
+sampler that reads each point's cost"). It was the default once before and was withdrawn: a point's cost was
+known by growing its net, and where the widenings compound (an MLP widened 8x per task, a layer inserted at 4,096
+units) one search spent over 20 minutes and 9 GB growing such nets in the engine's budget check. A searched
+grower's points are now sized on the meta device (`engine.quiet_proposal` reads the propose's `sizing`: shapes
+only), so asking a cost builds no weights.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class SearchSettings:
     """How a search runs (see the module docstring for halving and warm start)."""
 
     n_trials: int = 8
-    sampler: str = "tpe"
+    sampler: str = "cost-gp"
     storage: str | None = None
     epochs: list[int] = field(default_factory=lambda: [2])
     eta: int = 2
