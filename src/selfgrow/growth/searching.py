@@ -58,7 +58,9 @@ within: 2}` also enqueues, after this run's points, the transferred chosen and b
 `max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random forest fitted on every
 such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n` points it
 ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
-status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; the plan's
+status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; with
+`prior: true` (sampler cost-gp) every complete candidate of those `k` searches, transferred, with its score
+relative to its search's mean, is the sampler's prior (`selfgrow.search.cost_gp`); the plan's
 reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
 probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
 trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
@@ -156,7 +158,7 @@ class SearchOptions:
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
         "searches consulted (3), max_distance: farthest meta-feature distance consulted (1.0), within: the last "
         "tasks of this run (2), surrogate: proposals of a surrogate over the past searches, which also screens "
-        "hopeless points (0: off)}")
+        "hopeless points (0: off), prior: their candidates as the cost-gp sampler's prior (false)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -177,7 +179,9 @@ class SearchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        WarmStart.parse(self.warm_start)  # refuses a bad mapping now
+        if WarmStart.parse(self.warm_start).prior and self.sampler != "cost-gp":  # refuses a bad mapping now
+            raise SelfgrowError(f"growth warm_start prior: true needs the cost-gp sampler, not {self.sampler!r}; "
+                                "accepted: sampler cost-gp, or prior: false.")
         if self.adopt_winner and self.keep_winner:
             raise SelfgrowError("growth keep_winner and adopt_winner are both true; accepted: at most one of them "
                                 "(adopt_winner already takes the winner's weights, and its training).")
@@ -312,7 +316,8 @@ class SearchGrower(Grower):
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
         # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
         protected = largest + ([baseline] if budget is not None else [])
-        outcome = self._search(learner, task, space, enqueue, context, screen, protected=protected)
+        outcome = self._search(learner, task, space, enqueue, context, screen, protected=protected,
+                               prior=consultation.prior)
         records = outcome.records
         if consultation.surrogate is not None:
             reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
@@ -492,13 +497,14 @@ class SearchGrower(Grower):
         return {**self.no_growth(growth, context), **settings}
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
-                context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
+                context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None,
+                prior: list[tuple[dict[str, Any], float]] | None = None) -> SearchOutcome:
         """The task's study: shared with workers when the learner has a distributed backend (the surrogate's
         `screen` then does not act: workers sample on their own), else run here under a forked torch RNG;
-        `protected`: enqueued points the halving never prunes."""
+        `protected`: enqueued points the halving never prunes; `prior`: the cost-gp sampler's."""
         coordinator = learner.search_backend
         if coordinator is not None:
-            return coordinator.search(self, learner, task, space, enqueue, context, protected=protected)
+            return coordinator.search(self, learner, task, space, enqueue, context, protected=protected, prior=prior)
         propose, evaluate = self.problem(learner, task, context)
         kept: dict[int, Any] = {}  # trial -> its trained weights (keep_winner) or the candidate itself (adopt_winner)
 
@@ -510,7 +516,7 @@ class SearchGrower(Grower):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
                                  propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
-                                 screen, protected or ())
+                                 screen, protected or (), prior or ())
 
         def winner(record: dict[str, Any]) -> Any:
             return kept[record.get("same_as", record["trial"])]

@@ -127,7 +127,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
              "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
              _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
-    surrogate = _surrogate_text(knowledge.get("surrogate"))
+    surrogate = _surrogate_text(knowledge.get("surrogate")) + _prior_text(knowledge.get("prior"))
     if not rows:
         nearest = "" if knowledge.get("k") == 0 else " no past search of this grower near enough to propose its points."
         return f"<p>Warm start from the knowledge base {base}:{nearest}{surrogate}</p>"
@@ -146,6 +146,14 @@ def _surrogate_text(surrogate: dict | None) -> str:
     return html.escape(f" A surrogate fitted on {surrogate['searches']} past searches ({surrogate['candidates']} "
                        f"candidates) proposed {proposed}, tried first, and screened {surrogate.get('screened', 0)} "
                        "of the sampler's points untrained.")
+
+
+def _prior_text(prior: dict | None) -> str:
+    """How many past candidates the cost-gp sampler took as its prior, in a sentence ("" without a prior)."""
+    if prior is None:
+        return ""
+    return html.escape(f" The sampler's prior: {prior['candidates']} candidates of the nearest past searches, "
+                       "with their scores relative to their searches' means.")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -13,6 +13,16 @@ search of 8 trials in halving batches of 4 the second batch is the model's. The 
 `pool_size` uniform draws of the space at the first proposal and a quarter as many more at each later
 one (the whole space when it is smaller), each point's cost asked once per search.
 
+A prior from past searches (`prior`: points of this space with their score relative to their search's mean,
+from the growth knowledge base's nearest searches, `warm_start: {prior: true}`) makes it a transfer-learning
+sampler: a GP fitted on the prior alone gives a mean m(x); this search's complete scores, shifted by their mean
+offset from m, join the prior points, which carry `PRIOR_NOISE` more noise (in units of the targets' variance), in
+one GP; with a prior it proposes from its first sampled trial (no random start). A prior the search contradicts is
+dropped: once `MIN_AGREEING` candidates are complete, it is used only while m ranks them rightly (Kendall tau > 0),
+as the knowledge base's surrogate screen is (`selfgrow.search.meta.surrogate`). This is in the spirit of warm-started
+Bayesian optimisation across tasks (Feurer et al. 2015; the ranking-weighted ensembles of Feurer et al. 2018 weight
+each past task by the same kind of pairwise-ranking agreement), reduced to one prior and an on/off weight.
+
 The default sampler of the growth search since the meta_wide bench ran with it to the end (BENCHMARKS.md, "A
 sampler that reads each point's cost"). It was the default once before and was withdrawn: a point's cost was
 known by growing its net, and where the widenings compound (an MLP widened 8x per task, a layer inserted at 4,096
@@ -34,6 +44,9 @@ import optuna
 from selfgrow.search.points import draw, finite_values, grid
 
 CostOf = Callable[[dict[str, Any]], "float | None"]
+Prior = Sequence[tuple[dict[str, Any], float]]
+PRIOR_NOISE = 0.5
+MIN_AGREEING = 3
 
 
 class CostGPSampler(optuna.samplers.BaseSampler):
@@ -41,11 +54,16 @@ class CostGPSampler(optuna.samplers.BaseSampler):
     after a rung: the search's records give them an "accuracy") and 2 are complete, then expected improvement of
     the first objective under a GP over (parameters, log cost) among `pool_size` untried points within the budget.
 
-    `cost_of(params)` is a point's cost, or None when it is over the search's budget (never proposed then).
+    `cost_of(params)` is a point's cost, or None when it is over the search's budget (never proposed then);
+    `prior`: past searches' points with their relative scores (see the module docstring); `space`: the search's
+    space, every trial's (without it, the space is known once a trial is finished).
     """
 
-    def __init__(self, cost_of: CostOf, seed: int = 0, n_startup_trials: int = 4, pool_size: int = 256) -> None:
+    def __init__(self, cost_of: CostOf, seed: int = 0, n_startup_trials: int = 4, pool_size: int = 256,
+                 prior: Prior = (), space: dict[str, Any] | None = None) -> None:
         self.cost_of, self.n_startup_trials, self.pool_size = cost_of, n_startup_trials, pool_size
+        self.prior = [(dict(point), float(score)) for point, score in prior]
+        self.space = space
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._random = optuna.samplers.RandomSampler(seed=seed)
@@ -53,9 +71,12 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         self._pools: dict[str, tuple[dict[str, dict[str, Any]], bool]] = {}  # space -> (pool, whole space)
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        """The distributions every finished trial shares (empty before the first)."""
+        """The search's `space` when given (a prior then acts from the first trial), else the distributions every
+        finished trial shares (empty before the first)."""
         from optuna.search_space import intersection_search_space
 
+        if self.space is not None:
+            return dict(self.space)
         return intersection_search_space(study.get_trials(deepcopy=False), include_pruned=True)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +88,8 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE and set(search_space) <= set(t.params)]
         trained = len(complete) + sum(t.state == TrialState.PRUNED and "accuracy" in t.user_attrs for t in trials)
-        if trained < self.n_startup_trials or len(complete) < 2:
+        prior = [(p, s) for p, s in self.prior if set(p) == set(search_space) and self._cost(p) is not None]
+        if not prior and (trained < self.n_startup_trials or len(complete) < 2):
             return {}
         tried = {_key(t.params) for t in trials if set(search_space) <= set(t.params)}
         pool = [p for p in self._pool(search_space) if _key(p) not in tried and self._cost(p) is not None]
@@ -80,9 +102,18 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         pending = [dict(t.params) for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
                    and set(search_space) <= set(t.params) and self._cost(dict(t.params)) is not None]
         pool_costs = [self._cost(p) for p in pool]
-        features = _Features(search_space, [*costs, *pool_costs])
-        gain = _expected_improvement(features.of(observed, costs), scores, features.of(pool, pool_costs),
-                                     features.of(pending, [self._cost(p) for p in pending]), self._seed)
+        prior_costs = [self._cost(p) for p, _ in prior]
+        features = _Features(search_space, [*costs, *pool_costs, *prior_costs])
+        x = features.of(observed, costs)
+        if prior:
+            x, scores, noise = _with_prior(x, scores, features.of([p for p, _ in prior], prior_costs),
+                                           np.array([s for _, s in prior]), self._seed)
+            if noise is None and (trained < self.n_startup_trials or len(complete) < 2):
+                return {}  # the search contradicts the prior: cost-gp's own start
+        else:
+            noise = None
+        gain = _expected_improvement(x, scores, features.of(pool, pool_costs),
+                                     features.of(pending, [self._cost(p) for p in pending]), self._seed, noise)
         best = np.flatnonzero(gain >= gain.max() - 1e-12)
         return pool[int(self._rng.choice(best))]
 
@@ -163,14 +194,26 @@ def _encode(dist: Any, values: list[Any]) -> list[np.ndarray]:
     return [(numbers - low) / ((high - low) or 1.0)]
 
 
-def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, pending: np.ndarray,
-                          seed: int) -> np.ndarray:
-    """Expected improvement over max(y) of each candidate under a GP fitted on (x, y), the `pending` points (asked,
-    not yet told: the rest of a halving batch) believed at the GP's mean (the kriging believer of Ginsbourger et
-    al. 2010), so that a batch spreads instead of asking the same neighbourhood again."""
+def _with_prior(x: np.ndarray, y: np.ndarray, prior_x: np.ndarray, prior_y: np.ndarray,
+                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """This search's observations (x, y) joined with the prior's: y shifted by its mean offset from the prior-only
+    GP's mean m (the prior's scores are relative to their searches' means), and the extra noise of each row
+    (`PRIOR_NOISE` on the prior's); (x, y, None) when at least `MIN_AGREEING` observations rank against m."""
+    from scipy.stats import kendalltau
+
+    if len(y):
+        expected = _fit(prior_x, prior_y, seed).predict(x)
+        if len(y) >= MIN_AGREEING and not kendalltau(expected, y).statistic > 0:
+            return x, y, None
+        y = y - float(np.mean(y - expected))
+    noise = np.concatenate([np.full(len(y), 1e-10), np.full(len(prior_y), PRIOR_NOISE)])
+    return np.vstack([x, prior_x]), np.concatenate([y, prior_y]), noise
+
+
+def _fit(x: np.ndarray, y: np.ndarray, seed: int, noise: np.ndarray | None = None) -> Any:
+    """A GP (constant x ARD RBF + white noise, normalised targets, `noise` added per row) fitted on (x, y)."""
     import warnings
 
-    from scipy.stats import norm
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -178,15 +221,31 @@ def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, 
     kernel = ConstantKernel(1.0) * RBF(np.ones(x.shape[1]), (1e-2, 1e2)) + WhiteKernel(1e-2, (1e-6, 1.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed).fit(x, y)
-        if len(pending):
-            believed = np.concatenate([y, model.predict(pending)])
-            model = GaussianProcessRegressor(model.kernel_, normalize_y=True, optimizer=None).fit(
-                np.vstack([x, pending]), believed)
+        return GaussianProcessRegressor(kernel, alpha=1e-10 if noise is None else noise, normalize_y=True,
+                                        random_state=seed).fit(x, y)
+
+
+def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, pending: np.ndarray,
+                          seed: int, noise: np.ndarray | None = None) -> np.ndarray:
+    """Expected improvement over the best observation of each candidate under a GP fitted on (x, y) (`noise`: extra
+    noise per row, the prior's; the best is then this search's best, or the prior's before any), the `pending`
+    points (asked, not yet told: the rest of a halving batch) believed at the GP's mean (the kriging believer of
+    Ginsbourger et al. 2010), so that a batch spreads instead of asking the same neighbourhood again."""
+    from scipy.stats import norm
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    own = y if noise is None else y[noise < PRIOR_NOISE]
+    incumbent = float((own if len(own) else y).max())
+    model = _fit(x, y, seed, noise)
+    if len(pending):
+        believed = np.concatenate([y, model.predict(pending)])
+        alpha = 1e-10 if noise is None else np.concatenate([noise, np.full(len(pending), 1e-10)])
+        model = GaussianProcessRegressor(model.kernel_, alpha=alpha, normalize_y=True, optimizer=None).fit(
+            np.vstack([x, pending]), believed)
     mean, std = model.predict(candidates, return_std=True)
     std = np.maximum(std, 1e-12)
-    z = (mean - y.max()) / std
-    return (mean - y.max()) * norm.cdf(z) + std * norm.pdf(z)
+    z = (mean - incumbent) / std
+    return (mean - incumbent) * norm.cdf(z) + std * norm.pdf(z)
 
 
 def _key(params: dict[str, Any]) -> str:

@@ -8,7 +8,9 @@ Layout in the shared storage (a journal file or a database, `selfgrow.search.sto
   (the task study workers should serve, or null) and `FINISHED_ATTR` (workers exit when true);
 - one study per task, `<run study>-task<i>-<digest>`, whose digest is the sha256 of the job it
   carries (`JOB_ATTR`: the artifact holding the run config, the task index and the learner's state
-  at the moment of the search), and, once searched, the search phase's wall time (`SECONDS_ATTR`).
+  at the moment of the search), the knowledge base's prior for the cost-gp sampler (`PRIOR_ATTR`: past
+  searches' points and relative scores, empty without one), and, once searched, the search phase's wall
+  time (`SECONDS_ATTR`).
   The name is therefore deterministic: a coordinator resumed after a kill finds the study of the
   task it was searching, with the trials already finished, and waits for the rest instead of
   starting over; a learner in any other state gets a study of its own. (So does a second run of
@@ -71,6 +73,7 @@ RUN_ATTR = "selfgrow:run"
 CURRENT_ATTR = "selfgrow:current"
 FINISHED_ATTR = "selfgrow:finished"
 JOB_ATTR = "selfgrow:job"
+PRIOR_ATTR = "selfgrow:prior"
 SECONDS_ATTR = "selfgrow:search_seconds"  # wall time of the task's search phase, from upload to the last result
 READY_PREFIX = "selfgrow:ready:"  # + worker name: {time, pid, host} of its connection to the run study
 RETRIED_ATTR = "failed_trial"  # Optuna's retry callback marks a retry with the number of the trial it retries
@@ -221,12 +224,14 @@ class Coordinator:
 
     def search(self, grower: Any, learner: Any, task: Any, space: dict[str, Any],
                enqueue: list[dict[str, Any]], context: Any = None,
-               protected: list[dict[str, Any]] | None = None) -> SearchOutcome:
+               protected: list[dict[str, Any]] | None = None,
+               prior: list[tuple[dict[str, Any], float]] | None = None) -> SearchOutcome:
         """Share the task's study with the workers, wait for its trials, return its records (see the module docstring);
-        `protected`: enqueued points the halving never prunes (`selfgrow.search.engine`)."""
+        `protected`: enqueued points the halving never prunes (`selfgrow.search.engine`); `prior`: the cost-gp
+        sampler's, which each worker's sampler reads from the study."""
         self._await_local_workers()
         started = time.perf_counter()
-        study = self._task_study(learner, task, enqueue, grower.context_state(context), protected or [])
+        study = self._task_study(learner, task, enqueue, grower.context_state(context), protected or [], prior or [])
         self.run_study.set_user_attr(CURRENT_ATTR, study.study_name)
         propose = grower.problem(learner, task, context)[0]
         records = self._wait(study, grower.settings, propose, task.index)
@@ -237,7 +242,7 @@ class Coordinator:
                              weights=lambda record: unpack(download(store, record["weights"]))["weights"])
 
     def _task_study(self, learner: Any, task: Any, enqueue: list[dict[str, Any]], context: Any,
-                    protected: list[dict[str, Any]]) -> Any:
+                    protected: list[dict[str, Any]], prior: list[tuple[dict[str, Any], float]]) -> Any:
         """The task's study, created with its enqueued points and job (the learner's state, the grower's task
         context as plain data), or found as a killed coordinator left it."""
         import optuna
@@ -251,6 +256,7 @@ class Coordinator:
             requeue_errors(study)
         else:
             enqueue_points(study, enqueue, protected)
+            study.set_user_attr(PRIOR_ATTR, [[dict(point), score] for point, score in prior])
             study.set_user_attr(JOB_ATTR, upload(self.store, self.storage, study, f"job-task{task.index}.pt", blob))
         return study
 

@@ -160,12 +160,14 @@ def run_search(
     keep: Keep | None = None,
     screen: Screen | None = None,
     protected: Sequence[dict[str, Any]] = (),
+    prior: Sequence[tuple[dict[str, Any], float]] = (),
 ) -> SearchOutcome:
-    """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring."""
+    """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring (`prior`:
+    past searches' points and relative scores, for the cost-gp sampler)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _fresh_study(settings, study_name, propose)
+    study = _fresh_study(settings, study_name, space, propose, prior)
     enqueue_points(study, enqueue, protected)
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
@@ -419,7 +421,8 @@ def cost_within_budget(propose: Callable[[dict[str, Any]], Proposal]) -> Callabl
     return cost_of
 
 
-def _fresh_study(settings: SearchSettings, study_name: str, propose: Callable[[dict[str, Any]], Proposal]) -> Any:
+def _fresh_study(settings: SearchSettings, study_name: str, space: dict[str, Any],
+                 propose: Callable[[dict[str, Any]], Proposal], prior: Sequence[tuple[dict[str, Any], float]] = ()) -> Any:
     """A new study named `study_name` in the storage; a stale one of that name (a killed run) is replaced."""
     import optuna
 
@@ -433,6 +436,6 @@ def _fresh_study(settings: SearchSettings, study_name: str, propose: Callable[[d
         storage=storage,
         directions=["maximize", "minimize"],
         sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.population_size,
-                             cost_within_budget(propose)),
+                             cost_within_budget(propose), prior, space),
     )
 

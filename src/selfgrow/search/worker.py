@@ -63,6 +63,7 @@ from selfgrow.search.distributed import (
     FINISHED_ATTR,
     JOB_ATTR,
     POLL_SECONDS,
+    PRIOR_ATTR,
     READY_PREFIX,
     RETRIED_ATTR,
     RUN_ATTR,
@@ -292,7 +293,9 @@ class Worker:
             seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],
                                   "little")
             study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size,
-                                         cost_within_budget(propose))
+                                         cost_within_budget(propose),
+                                         [(point, score) for point, score in study.user_attrs.get(PRIOR_ATTR, [])],
+                                         space)
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:

@@ -4,7 +4,8 @@ Before a search it measures the task's meta-features (when it records or consult
 source base, proposes the transferred best points of the `k` most similar past searches
 (`selfgrow.search.meta.transfer`) and, with `surrogate: n`, the `n` best points of a surrogate fitted
 on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the
-sampler's points; after the search it records the entry (`selfgrow.search.meta.base`); after
+sampler's points, and, with `prior: true`, every complete candidate of the `k` nearest searches with its score
+relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it records the entry (`selfgrow.search.meta.base`); after
 the task's training it writes the outcome, the mean validation accuracy over the seen tasks, into
 this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id and the
 keys it wrote are state, so a resumed run keeps writing the same entries.
@@ -15,13 +16,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features
-from selfgrow.search.meta.surrogate import Surrogate
+from selfgrow.search.meta.surrogate import Surrogate, relative_scores
 from selfgrow.search.meta.transfer import nearest, transfer
 
 
@@ -29,41 +30,48 @@ from selfgrow.search.meta.transfer import nearest, transfer
 class WarmStart:
     """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past searches
     of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.search.meta.transfer`);
-    `surrogate` > 0: that many proposals of a surrogate over those past searches, and its screen."""
+    `surrogate` > 0: that many proposals of a surrogate over those past searches, and its screen; `prior`: the
+    `k` nearest searches' candidates as the cost-gp sampler's prior."""
 
     within: int = 2
     source: str | None = None
     k: int = 3
     max_distance: float = 1.0
     surrogate: int = 0
+    prior: bool = False
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
-        """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate}; SelfgrowError
+        """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior}; SelfgrowError
         otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
         numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0)}
-        if not (isinstance(value.get("from"), str) and set(value) <= {"from", *numbers} and all(
+        if not (isinstance(value.get("from"), str) and set(value) <= {"from", "prior", *numbers}
+                and isinstance(value.get("prior", False), bool) and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
             raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
                                 "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 0), "
-                                "'max_distance' (a number >= 0), 'within' (an integer >= 0) and 'surrogate' (an "
-                                "integer >= 0: the surrogate's proposals, 0: no surrogate).")
+                                "'max_distance' (a number >= 0), 'within' (an integer >= 0), 'surrogate' (an "
+                                "integer >= 0: the surrogate's proposals, 0: no surrogate) and 'prior' (true or "
+                                "false: the nearest searches' candidates as the cost-gp sampler's prior).")
         return cls(within=value.get("within", 2), source=value["from"], k=value.get("k", 3),
-                   max_distance=float(value.get("max_distance", 1.0)), surrogate=value.get("surrogate", 0))
+                   max_distance=float(value.get("max_distance", 1.0)), surrogate=value.get("surrogate", 0),
+                   prior=value.get("prior", False))
 
 
 @dataclass
 class Consultation:
     """What the knowledge base offers one search: the surrogate's proposals (tried first), the nearest past
-    searches' transferred points, the surrogate itself (its screen), and what was consulted (None: no base)."""
+    searches' transferred points, the surrogate itself (its screen), what was consulted (None: no base), and the
+    cost-gp sampler's prior (points of the space with relative scores; empty: none)."""
 
     proposed: list[dict[str, Any]]
     nearest: list[dict[str, Any]]
     surrogate: Surrogate | None
     reasons: dict[str, Any] | None
+    prior: list[tuple[dict[str, Any], float]] = field(default_factory=list)
 
 
 class KnowledgeLink:
@@ -76,6 +84,7 @@ class KnowledgeLink:
         self.k = warm.k
         self.max_distance = warm.max_distance
         self.proposals = warm.surrogate
+        self.prior = warm.prior
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -96,7 +105,7 @@ class KnowledgeLink:
                 feasible: Callable[[dict[str, Any]], bool] | None = None) -> Consultation:
         """What the base offers a search over `space` whose no-growth point is `baseline`: the nearest past
         searches' chosen, then most accurate points, transferred; with `surrogate`, its proposals (`feasible`
-        ones: within the search's budget) and screen."""
+        ones: within the search's budget) and screen; with `prior`, the nearest searches' candidates."""
         if self.source is None or features is None:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
@@ -117,7 +126,12 @@ class KnowledgeLink:
         proposed = surrogate.propose(self.proposals, feasible) if surrogate else []
         if proposed:
             reasons["surrogate"]["proposed"] = proposed
-        return Consultation(proposed, points, surrogate, reasons)
+        prior = []
+        if self.prior:
+            prior = [(point, score) for _, point, score in relative_scores([e for e, _ in within[:self.k]], space,
+                                                                           baseline)]
+            reasons["prior"] = {"candidates": len(prior)}
+        return Consultation(proposed, points, surrogate, reasons, prior)
 
     def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
                best: dict[str, Any], features: dict[str, float] | None) -> None:

@@ -63,19 +63,12 @@ class Surrogate:
         searches of at least two complete candidates: nothing to learn a ranking from)."""
         from sklearn.ensemble import RandomForestRegressor
 
-        rows, targets, searches = [], [], 0
-        for entry in entries:
-            complete = [c for c in entry.candidates if c.get("status") == "complete" and _finite(c.get("accuracy"))]
-            if len(complete) < 2:
-                continue
-            searches += 1
-            mean = sum(c["accuracy"] for c in complete) / len(complete)
-            for candidate in complete:
-                point = {**baseline, **_fitting(transfer(candidate["params"], list(entry.space), space), space)}
-                rows.append((entry.features, point))
-                targets.append(candidate["accuracy"] - mean)
+        relative = relative_scores(entries, space, baseline)
+        searches = len({id(entry) for entry, _, _ in relative})
         if searches < MIN_SEARCHES:
             return None
+        rows = [(entry.features, point) for entry, point, _ in relative]
+        targets = [score for _, _, score in relative]
         raw = np.array([[float(f.get(n, math.nan)) if _finite(f.get(n)) else math.nan for n in FEATURES]
                         for f, _ in rows])
         means = np.nan_to_num(np.nanmean(np.where(np.isfinite(raw), raw, np.nan), axis=0)) if len(raw) else raw
@@ -141,6 +134,22 @@ class Surrogate:
             mean, spread = self.predict(points)
             self._pool = (points, mean, spread)
         return self._pool
+
+
+def relative_scores(entries: Sequence[Entry], space: dict[str, Any],
+                    baseline: dict[str, Any]) -> list[tuple[Entry, dict[str, Any], float]]:
+    """Every complete candidate of the `entries` whose search has at least two: its entry, its point transferred to
+    `space` (a name it lacks at `baseline`'s value) and its score minus the mean of its search's complete ones."""
+    rows = []
+    for entry in entries:
+        complete = [c for c in entry.candidates if c.get("status") == "complete" and _finite(c.get("accuracy"))]
+        if len(complete) < 2:
+            continue
+        mean = sum(c["accuracy"] for c in complete) / len(complete)
+        for candidate in complete:
+            point = {**baseline, **_fitting(transfer(candidate["params"], list(entry.space), space), space)}
+            rows.append((entry, point, candidate["accuracy"] - mean))
+    return rows
 
 
 def _pool(space: dict[str, Any], seed: int) -> list[dict[str, Any]]:
