@@ -7,8 +7,10 @@ option names; then, per held-out dataset (a stream with a `-warm` row; a stream'
 label before the first "."), a base of the cold entries of the other datasets' streams
 (`bases/<dataset>-others.journal`) and a misleading one (`<dataset>-bad`: the same entries with
 every score mirrored, 1 - accuracy, and their chosen and best points replaced by their least
-accurate candidate), and the warm and bad runs that consult them. Finished runs are read back, so a
-rerun only computes what is missing.
+accurate candidate), and the warm and bad runs that consult them. A stream may also have an
+`<stream>-again` row: the cold run with another search seed (the grower's `seed`), consulting nothing, the
+control that says how often a second search of the same setting reaches the first's best. Finished runs
+are read back, so a rerun only computes what is missing.
 
 Measure, per search (stream, seed, task): the cold search's final best score; the trials, and the
 search FLOPs spent by them, until each search's best score so far comes within `EPS` of it
@@ -34,7 +36,7 @@ from selfgrow.report import Results
 from selfgrow.report.table import format_table
 
 CONFIG = Path(__file__).with_name("meta_warm_start.yaml")
-KINDS = ("cold", "warm", "bad")
+KINDS = ("cold", "warm", "bad", "again")
 EPS = 0.005
 
 
@@ -52,10 +54,11 @@ def main() -> None:
     print(comparison["header"])
     print(f"eps = {EPS}; trials and search FLOPs until the best score so far is within eps of the cold search's "
           "final best; not reached = searches that never got there (counted at their full budget)")
-    rows, totals, firsts = [], {kind: [] for kind in KINDS}, {kind: [] for kind in KINDS}
+    kinds = [kind for kind in KINDS if any(label.endswith(f"-{kind}") for label in bench.methods)]
+    rows, totals, firsts = [], {kind: [] for kind in kinds}, {kind: [] for kind in kinds}
     for stream in held_out:
-        searches = {kind: plans(bench, f"{stream}-{kind}") for kind in KINDS}
-        for kind in KINDS:
+        searches = {kind: plans(bench, f"{stream}-{kind}") for kind in kinds}
+        for kind in kinds:
             pairs = [(plan, cold) for plan, cold in zip(searches[kind], searches["cold"]) if best(cold) is not None]
             reached = [until(plan, best(cold)) for plan, cold in pairs]
             totals[kind] += reached
@@ -63,7 +66,7 @@ def main() -> None:
             rows.append([stream, kind, len(reached), statistics.fmean(r[0] for r in reached),
                          sum(r[1] for r in reached), sum(not r[2] for r in reached),
                          *headline(comparison, f"{stream}-{kind}")])
-    for kind in KINDS:
+    for kind in kinds:
         reached = totals[kind]
         rows.append(["all", kind, len(reached), statistics.fmean(r[0] for r in reached), sum(r[1] for r in reached),
                      sum(not r[2] for r in reached), "", ""])
@@ -74,10 +77,10 @@ def main() -> None:
 
 
 def ratios(totals: dict[str, list[tuple[int, float, bool]]], scope: str) -> None:
-    """Print how many times fewer trials and search FLOPs warm and bad spent than cold over `totals`."""
+    """Print how many times fewer trials and search FLOPs each kind but cold spent than cold over `totals`."""
     cold_trials = statistics.fmean(r[0] for r in totals["cold"])
     cold_flops = sum(r[1] for r in totals["cold"])
-    for kind in ("warm", "bad"):
+    for kind in [k for k in totals if k != "cold"]:
         print(f"{kind}: {cold_trials / statistics.fmean(r[0] for r in totals[kind]):.2f}x fewer trials, "
               f"{cold_flops / sum(r[1] for r in totals[kind]):.2f}x fewer search FLOPs than cold, "
               f"{sum(not r[2] for r in totals[kind])} of {len(totals[kind])} not reached ({scope})")

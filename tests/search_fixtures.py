@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 from trainer_fixtures import make_net, make_tasks
@@ -12,6 +14,7 @@ from selfgrow.config import from_dict
 from selfgrow.experiment import run
 from selfgrow.growth import build_grower
 from selfgrow.retention import build_retention
+from selfgrow.search.worker import serve
 from selfgrow.train import Learner, TaskRecord, Trainer
 
 QUICK = {"n_trials": 3, "epochs": 1, "halving_batch": 3}
@@ -65,3 +68,22 @@ def digits_run(tmp_path: Path, grower: str, options: dict) -> tuple[Path, list[d
     run(config, quiet=True)
     run_dir = tmp_path / grower
     return run_dir, [json.loads(line) for line in (run_dir / "growth.jsonl").read_text().splitlines()]
+
+
+def distributed_digits_run(tmp_path: Path, name: str, growth: dict, n_tasks: int) -> tuple[Any, str]:
+    """A class-IL digits run of `growth` whose search one worker thread serves over a journal file; returns the run's
+    results and the storage (the run folder is tmp_path/runs/`name`)."""
+    storage = f"journal:{tmp_path / 'journal.log'}"
+    config = from_dict({
+        "name": name, "seed": 0, "output": str(tmp_path / "runs"),
+        "stream": {"name": "split", "dataset": "digits", "scenario": "class", "n_tasks": n_tasks},
+        "net": {"preset": "mlp-tiny"},
+        "growth": growth,
+        "trainer": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
+        "distributed": {"storage": storage, "study": name, "heartbeat": 1},
+    })
+    worker = threading.Thread(target=serve, args=(storage, name), kwargs={"idle_timeout": 120, "quiet": True})
+    worker.start()
+    result = run(config, quiet=True)
+    worker.join()
+    return result, storage

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 
 import optuna
 import pytest
-from search_fixtures import QUICK, digits_run, learn
+from search_fixtures import QUICK, digits_run, distributed_digits_run, learn
 from test_cost_gp import CAP, SPACE, _cost, _propose, _Scored
 
-from selfgrow.config import from_dict
 from selfgrow.errors import SelfgrowError
-from selfgrow.experiment import run
 from selfgrow.growth import build_grower
 from selfgrow.search import SearchSettings, make_sampler, run_search
 from selfgrow.search.cost_gp import MIN_AGREEING, CostGPSampler
 from selfgrow.search.distributed import PRIOR_ATTR
 from selfgrow.search.storage import make_storage
-from selfgrow.search.worker import serve
 
 POINTS = [dict(zip(SPACE, values)) for values in itertools.product(*(d.choices for d in SPACE.values()))]
 
@@ -117,21 +113,9 @@ def test_a_run_hands_the_nearest_searches_candidates_to_the_sampler_and_its_repo
 def test_distributed_workers_read_the_prior_from_the_task_study(tmp_path):
     journal = f"journal:{tmp_path / 'meta.journal'}"
     learn("searched", {**QUICK, "n_trials": 4, "halving_batch": 2, "record": journal}, n_tasks=1, hidden=None)
-    storage = f"journal:{tmp_path / 'search.log'}"
-    config = from_dict({
-        "name": "prior", "seed": 0, "output": str(tmp_path / "runs"),
-        "stream": {"name": "split", "dataset": "digits", "scenario": "class", "n_tasks": 1},
-        "net": {"preset": "mlp-tiny"},
-        "growth": {"name": "searched", "options": {
-            "n_trials": 2, "epochs": 1, "halving_batch": 1, "record": None,
-            "warm_start": {"from": journal, "k": 1, "max_distance": 10, "prior": True}}},
-        "trainer": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
-        "distributed": {"storage": storage, "study": "prior", "heartbeat": 1},
-    })
-    worker = threading.Thread(target=serve, args=(storage, "prior"), kwargs={"idle_timeout": 120, "quiet": True})
-    worker.start()
-    result = run(config, quiet=True)
-    worker.join()
+    result, storage = distributed_digits_run(tmp_path, "prior", {"name": "searched", "options": {
+        "n_trials": 2, "epochs": 1, "halving_batch": 1, "record": None,
+        "warm_start": {"from": journal, "k": 1, "max_distance": 10, "prior": True}}}, n_tasks=1)
     assert result.accuracy
     task_studies = [s for s in optuna.get_all_study_names(make_storage(storage)) if "-task0-" in s]
     prior = optuna.load_study(study_name=task_studies[0], storage=make_storage(storage)).user_attrs[PRIOR_ATTR]

@@ -14,11 +14,10 @@ import pytest
 import torch
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
-from search_fixtures import learner_for
+from search_fixtures import distributed_digits_run, learner_for
 from trainer_fixtures import make_tasks
 
 from selfgrow.cli import main
-from selfgrow.config import from_dict
 from selfgrow.config_cli import parse_run_args
 from selfgrow.errors import SelfgrowError
 from selfgrow.experiment import run
@@ -37,7 +36,7 @@ from selfgrow.search.distributed import RETRIED_ATTR, collect, settings_for
 from selfgrow.search.engine import RECORD_ATTR
 from selfgrow.search.liveness import HEARTBEAT_ATTR, Heartbeat, fail_stale_trials
 from selfgrow.search.storage import make_storage, redact
-from selfgrow.search.worker import claim, serve
+from selfgrow.search.worker import claim
 from selfgrow.train import accuracy
 
 SPACE = {"x": IntDistribution(0, 9)}
@@ -301,19 +300,8 @@ def test_keep_winner_hands_the_chosen_candidates_trained_weights_to_the_learner(
 
 @pytest.mark.timeout(180)
 def test_a_resumed_coordinator_reuses_the_finished_trials_of_its_study(tmp_path):
-    storage = f"journal:{tmp_path / 'journal.log'}"
-    config = from_dict({
-        "name": "resumed", "seed": 0, "output": str(tmp_path / "runs"),
-        "stream": {"name": "split", "dataset": "digits", "scenario": "class", "n_tasks": 2},
-        "net": {"preset": "mlp-tiny"},
-        "growth": {"name": "compound", "options": {"n_trials": 2, "epochs": 1, "halving_batch": 1}},
-        "trainer": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "progress": False},
-        "distributed": {"storage": storage, "study": "resumed", "heartbeat": 1},
-    })
-    worker = threading.Thread(target=serve, args=(storage, "resumed"), kwargs={"idle_timeout": 120, "quiet": True})
-    worker.start()
-    first = run(config, quiet=True)
-    worker.join()
+    first, storage = distributed_digits_run(tmp_path, "resumed", {"name": "compound", "options": {
+        "n_trials": 2, "epochs": 1, "halving_batch": 1}}, n_tasks=2)
     run_dir = tmp_path / "runs" / "resumed"
     shutil.rmtree(run_dir / "checkpoints" / "task_001")  # as if killed during task 1
     studies = optuna.get_all_study_names(make_storage(storage))
