@@ -120,3 +120,19 @@ def test_distributed_workers_read_the_prior_from_the_task_study(tmp_path):
     task_studies = [s for s in optuna.get_all_study_names(make_storage(storage)) if "-task0-" in s]
     prior = optuna.load_study(study_name=task_studies[0], storage=make_storage(storage)).user_attrs[PRIOR_ATTR]
     assert prior and all(isinstance(point, dict) and isinstance(score, float) for point, score in prior)
+
+
+def test_given_the_space_without_a_prior_it_proposes_exactly_as_when_it_infers_the_space():
+    reversed_space = dict(reversed(SPACE.items()))  # not in Optuna's (sorted) order
+
+    def asked(space):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=CostGPSampler(
+            lambda p: _cost(p) if _cost(p) <= CAP else None, seed=1, n_startup_trials=4, space=space))
+        points = []
+        for _ in range(10):
+            trial = study.ask(reversed_space)
+            study.tell(trial, [_Scored(trial.params).score, _cost(trial.params)])
+            points.append(trial.params)
+        return points
+
+    assert asked(reversed_space) == asked(None)

@@ -72,11 +72,12 @@ class CostGPSampler(optuna.samplers.BaseSampler):
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
         """The search's `space` when given (a prior then acts from the first trial), else the distributions every
-        finished trial shares (empty before the first)."""
+        finished trial shares (empty before the first); sorted by name either way, as Optuna sorts the latter, so
+        that a given space changes nothing where there is no prior."""
         from optuna.search_space import intersection_search_space
 
         if self.space is not None:
-            return dict(self.space)
+            return dict(sorted(self.space.items()))
         return intersection_search_space(study.get_trials(deepcopy=False), include_pruned=True)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
