@@ -17,9 +17,10 @@ A prior from past searches (`prior`: points of this space with their score relat
 from the growth knowledge base's nearest searches, `warm_start: {prior: true}`) makes it a transfer-learning
 sampler: a GP fitted on the prior alone gives a mean m(x); this search's complete scores, shifted by their mean
 offset from m, join the prior points, which carry `PRIOR_NOISE` more noise (in units of the targets' variance), in
-one GP; with a prior it proposes from its first sampled trial (no random start). A prior the search contradicts is
-dropped: once `MIN_AGREEING` candidates are complete, it is used only while m ranks them rightly (Kendall tau > 0),
-as the knowledge base's surrogate screen is (`selfgrow.search.meta.surrogate`). This is in the spirit of warm-started
+one GP. The prior acts only once the search confirms it: with at least `MIN_AGREEING` complete candidates that m
+ranks rightly (Kendall tau > 0), as the knowledge base's surrogate screen does (`selfgrow.search.meta.surrogate`);
+then it also ends the random start. A prior the search contradicts is left out, so a misleading base never steers
+the search's first trials (it did when the prior acted before any evidence: BENCHMARKS.md). This is in the spirit of warm-started
 Bayesian optimisation across tasks (Feurer et al. 2015; the ranking-weighted ensembles of Feurer et al. 2018 weight
 each past task by the same kind of pairwise-ranking agreement), reduced to one prior and an on/off weight.
 
@@ -55,15 +56,13 @@ class CostGPSampler(optuna.samplers.BaseSampler):
     the first objective under a GP over (parameters, log cost) among `pool_size` untried points within the budget.
 
     `cost_of(params)` is a point's cost, or None when it is over the search's budget (never proposed then);
-    `prior`: past searches' points with their relative scores (see the module docstring); `space`: the search's
-    space, every trial's (without it, the space is known once a trial is finished).
+    `prior`: past searches' points with their relative scores (see the module docstring).
     """
 
     def __init__(self, cost_of: CostOf, seed: int = 0, n_startup_trials: int = 4, pool_size: int = 256,
-                 prior: Prior = (), space: dict[str, Any] | None = None) -> None:
+                 prior: Prior = ()) -> None:
         self.cost_of, self.n_startup_trials, self.pool_size = cost_of, n_startup_trials, pool_size
         self.prior = [(dict(point), float(score)) for point, score in prior]
-        self.space = space
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._random = optuna.samplers.RandomSampler(seed=seed)
@@ -71,13 +70,9 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         self._pools: dict[str, tuple[dict[str, dict[str, Any]], bool]] = {}  # space -> (pool, whole space)
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        """The search's `space` when given (a prior then acts from the first trial), else the distributions every
-        finished trial shares (empty before the first); sorted by name either way, as Optuna sorts the latter, so
-        that a given space changes nothing where there is no prior."""
+        """The distributions every finished trial shares (empty before the first)."""
         from optuna.search_space import intersection_search_space
 
-        if self.space is not None:
-            return dict(sorted(self.space.items()))
         return intersection_search_space(study.get_trials(deepcopy=False), include_pruned=True)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +85,8 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         complete = [t for t in trials if t.state == TrialState.COMPLETE and set(search_space) <= set(t.params)]
         trained = len(complete) + sum(t.state == TrialState.PRUNED and "accuracy" in t.user_attrs for t in trials)
         prior = [(p, s) for p, s in self.prior if set(p) == set(search_space) and self._cost(p) is not None]
-        if not prior and (trained < self.n_startup_trials or len(complete) < 2):
+        start = trained < self.n_startup_trials or len(complete) < 2
+        if start and (not prior or len(complete) < MIN_AGREEING):
             return {}
         tried = {_key(t.params) for t in trials if set(search_space) <= set(t.params)}
         pool = [p for p in self._pool(search_space) if _key(p) not in tried and self._cost(p) is not None]
@@ -109,8 +105,8 @@ class CostGPSampler(optuna.samplers.BaseSampler):
         if prior:
             x, scores, noise = _with_prior(x, scores, features.of([p for p, _ in prior], prior_costs),
                                            np.array([s for _, s in prior]), self._seed)
-            if noise is None and (trained < self.n_startup_trials or len(complete) < 2):
-                return {}  # the search contradicts the prior: cost-gp's own start
+            if noise is None and start:
+                return {}  # the search does not confirm the prior: cost-gp's own start
         else:
             noise = None
         gain = _expected_improvement(x, scores, features.of(pool, pool_costs),
@@ -199,14 +195,15 @@ def _with_prior(x: np.ndarray, y: np.ndarray, prior_x: np.ndarray, prior_y: np.n
                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """This search's observations (x, y) joined with the prior's: y shifted by its mean offset from the prior-only
     GP's mean m (the prior's scores are relative to their searches' means), and the extra noise of each row
-    (`PRIOR_NOISE` on the prior's); (x, y, None) when at least `MIN_AGREEING` observations rank against m."""
+    (`PRIOR_NOISE` on the prior's); (x, y, None) unless at least `MIN_AGREEING` observations confirm m (tau > 0)."""
     from scipy.stats import kendalltau
 
-    if len(y):
-        expected = _fit(prior_x, prior_y, seed).predict(x)
-        if len(y) >= MIN_AGREEING and not kendalltau(expected, y).statistic > 0:
-            return x, y, None
-        y = y - float(np.mean(y - expected))
+    if len(y) < MIN_AGREEING:
+        return x, y, None
+    expected = _fit(prior_x, prior_y, seed).predict(x)
+    if not kendalltau(expected, y).statistic > 0:
+        return x, y, None
+    y = y - float(np.mean(y - expected))
     noise = np.concatenate([np.full(len(y), 1e-10), np.full(len(prior_y), PRIOR_NOISE)])
     return np.vstack([x, prior_x]), np.concatenate([y, prior_y]), noise
 
@@ -229,14 +226,13 @@ def _fit(x: np.ndarray, y: np.ndarray, seed: int, noise: np.ndarray | None = Non
 def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, pending: np.ndarray,
                           seed: int, noise: np.ndarray | None = None) -> np.ndarray:
     """Expected improvement over the best observation of each candidate under a GP fitted on (x, y) (`noise`: extra
-    noise per row, the prior's; the best is then this search's best, or the prior's before any), the `pending`
+    noise per row, the prior's; the best is then this search's own best), the `pending`
     points (asked, not yet told: the rest of a halving batch) believed at the GP's mean (the kriging believer of
     Ginsbourger et al. 2010), so that a batch spreads instead of asking the same neighbourhood again."""
     from scipy.stats import norm
     from sklearn.gaussian_process import GaussianProcessRegressor
 
-    own = y if noise is None else y[noise < PRIOR_NOISE]
-    incumbent = float((own if len(own) else y).max())
+    incumbent = float((y if noise is None else y[noise < PRIOR_NOISE]).max())
     model = _fit(x, y, seed, noise)
     if len(pending):
         believed = np.concatenate([y, model.predict(pending)])

@@ -167,7 +167,7 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _fresh_study(settings, study_name, space, propose, prior)
+    study = _fresh_study(settings, study_name, propose, prior)
     enqueue_points(study, enqueue, protected)
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
@@ -421,8 +421,8 @@ def cost_within_budget(propose: Callable[[dict[str, Any]], Proposal]) -> Callabl
     return cost_of
 
 
-def _fresh_study(settings: SearchSettings, study_name: str, space: dict[str, Any],
-                 propose: Callable[[dict[str, Any]], Proposal], prior: Sequence[tuple[dict[str, Any], float]] = ()) -> Any:
+def _fresh_study(settings: SearchSettings, study_name: str, propose: Callable[[dict[str, Any]], Proposal],
+                 prior: Sequence[tuple[dict[str, Any], float]] = ()) -> Any:
     """A new study named `study_name` in the storage; a stale one of that name (a killed run) is replaced."""
     import optuna
 
@@ -436,6 +436,6 @@ def _fresh_study(settings: SearchSettings, study_name: str, space: dict[str, Any
         storage=storage,
         directions=["maximize", "minimize"],
         sampler=make_sampler(settings.sampler, settings.seed, settings.n_startup_trials, settings.population_size,
-                             cost_within_budget(propose), prior, space),
+                             cost_within_budget(propose), prior),
     )
 

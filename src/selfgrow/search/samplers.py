@@ -14,14 +14,14 @@ SAMPLERS = ("nsga2", "tpe", "gp", "random", "cost-gp")
 
 def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_size: int = 8,
                  cost_of: Callable[[dict[str, Any]], float | None] | None = None,
-                 prior: Sequence[tuple[dict[str, Any], float]] = (), space: dict[str, Any] | None = None) -> Any:
+                 prior: Sequence[tuple[dict[str, Any], float]] = ()) -> Any:
     """The sampler `name` seeded by `seed`.
 
     nsga2: `NSGAIISampler` (generations of `population_size`); tpe: `TPESampler(multivariate=True)`
     (MOTPE for several objectives); gp: `GPSampler` (log EHVI for several objectives); random:
     `RandomSampler` (the baseline a model-based sampler must beat); cost-gp: `CostGPSampler`
     (`selfgrow.search.cost_gp`), which needs `cost_of(params)`, a point's cost or None over the budget, and alone
-    takes a `prior` (past searches' points and relative scores) and the search's `space` (every trial's).
+    takes a `prior` (past searches' points and relative scores).
     TPE, GP and cost-gp sample at random for their first `n_startup_trials` trials; enqueued
     warm-start trials count among them, since every finished trial informs the model.
     """
@@ -50,5 +50,5 @@ def make_sampler(name: str, seed: int, n_startup_trials: int = 4, population_siz
                                     "cost-gp within a growth search (which gives them), or another sampler.")
             from selfgrow.search.cost_gp import CostGPSampler
 
-            return CostGPSampler(cost_of, seed=seed, n_startup_trials=n_startup_trials, prior=prior, space=space)
+            return CostGPSampler(cost_of, seed=seed, n_startup_trials=n_startup_trials, prior=prior)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)

@@ -294,8 +294,7 @@ class Worker:
                                   "little")
             study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size,
                                          cost_within_budget(propose),
-                                         [(point, score) for point, score in study.user_attrs.get(PRIOR_ATTR, [])],
-                                         space)
+                                         [(point, score) for point, score in study.user_attrs.get(PRIOR_ATTR, [])])
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:
