@@ -74,6 +74,27 @@ def main() -> None:
                               "not reached", "avg inc acc", "train FLOPs"]))
     ratios(totals, "all streams, all tasks")
     ratios(firsts, "all streams, first task only: the same net as cold's, whatever the earlier choices")
+    symmetric(bench, held_out, kinds)
+
+
+def symmetric(bench: Any, held_out: list[str], kinds: list[str]) -> None:
+    """Print, per kind, cold's trials over the kind's to reach the lower of the pair's two final bests: a measure
+    without the winner's curse of "cold's best" (the pair's lower best is reached by both searches)."""
+    print("symmetric measure: trials until within eps of the lower of the two searches' final bests, cold's over the "
+          "other's")
+    for kind in [k for k in kinds if k != "cold"]:
+        every, first = ([], []), ([], [])
+        for stream in held_out:
+            for plan, cold in zip(plans(bench, f"{stream}-{kind}"), plans(bench, f"{stream}-cold")):
+                if best(plan) is None or best(cold) is None:
+                    continue
+                target = min(best(plan), best(cold))
+                for scope in (every, first) if cold["reasons"]["task"] == 0 else (every,):
+                    scope[0].append(until(cold, target)[0])
+                    scope[1].append(until(plan, target)[0])
+        print(f"{kind}: {statistics.fmean(every[0]) / statistics.fmean(every[1]):.2f}x fewer trials on every task "
+              f"({len(every[0])} searches), {statistics.fmean(first[0]) / statistics.fmean(first[1]):.2f}x on the "
+              f"first ({len(first[0])})")
 
 
 def ratios(totals: dict[str, list[tuple[int, float, bool]]], scope: str) -> None:
