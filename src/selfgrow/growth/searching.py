@@ -672,7 +672,8 @@ class _Proposer:
     from a copy of the net on the meta device (`sizing`): shapes only, no memory nor compute, so a point of a
     billion parameters costs what a small one does (the real growth where an operator needs values)."""
 
-    def __init__(self, grower: SearchGrower, net: Any, head: int | None, context: Any, budget: TaskBudget | None) -> None:
+    def __init__(self, grower: SearchGrower, net: Any, head: int | None, context: Any,
+                 budget: TaskBudget | None) -> None:
         self.grower, self.net, self.head, self.context, self.budget = grower, net, head, context, budget
         self._meta: Any = None
 
@@ -694,4 +695,3 @@ class _Proposer:
 
 
 __all__ = ["OBJECTIVES", "SearchGrower", "SearchOptions", "deepen_ops", "widen_ops", "widenable_groups"]
-

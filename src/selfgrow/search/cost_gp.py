@@ -20,8 +20,8 @@ offset from m, join the prior points, which carry `PRIOR_NOISE` more noise (in u
 one GP. The prior acts only once the search confirms it: with at least `MIN_AGREEING` complete candidates that m
 ranks rightly (Kendall tau > 0), as the knowledge base's surrogate screen does (`selfgrow.search.meta.surrogate`);
 then it also ends the random start. A prior the search contradicts is left out, so a misleading base never steers
-the search's first trials (it did when the prior acted before any evidence: BENCHMARKS.md). This is in the spirit of warm-started
-Bayesian optimisation across tasks (Feurer et al. 2015; the ranking-weighted ensembles of Feurer et al. 2018 weight
+the search's first trials (it did when the prior acted before any evidence: BENCHMARKS.md). This is in the spirit
+of warm-started Bayesian optimisation across tasks (Feurer et al. 2015; the ranking-weighted ensembles of Feurer et al. 2018 weight
 each past task by the same kind of pairwise-ranking agreement), reduced to one prior and an on/off weight.
 
 The default sampler of the growth search since the meta_wide bench ran with it to the end (BENCHMARKS.md, "A
@@ -48,6 +48,7 @@ CostOf = Callable[[dict[str, Any]], "float | None"]
 Prior = Sequence[tuple[dict[str, Any], float]]
 PRIOR_NOISE = 0.5
 MIN_AGREEING = 3
+JITTER = 1e-10  # scikit-learn's default alpha: the noise added to the GP's own observations
 
 
 class CostGPSampler(optuna.samplers.BaseSampler):
@@ -204,7 +205,7 @@ def _with_prior(x: np.ndarray, y: np.ndarray, prior_x: np.ndarray, prior_y: np.n
     if not kendalltau(expected, y).statistic > 0:
         return x, y, None
     y = y - float(np.mean(y - expected))
-    noise = np.concatenate([np.full(len(y), 1e-10), np.full(len(prior_y), PRIOR_NOISE)])
+    noise = np.concatenate([np.full(len(y), JITTER), np.full(len(prior_y), PRIOR_NOISE)])
     return np.vstack([x, prior_x]), np.concatenate([y, prior_y]), noise
 
 
@@ -219,7 +220,7 @@ def _fit(x: np.ndarray, y: np.ndarray, seed: int, noise: np.ndarray | None = Non
     kernel = ConstantKernel(1.0) * RBF(np.ones(x.shape[1]), (1e-2, 1e2)) + WhiteKernel(1e-2, (1e-6, 1.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianProcessRegressor(kernel, alpha=1e-10 if noise is None else noise, normalize_y=True,
+        return GaussianProcessRegressor(kernel, alpha=JITTER if noise is None else noise, normalize_y=True,
                                         random_state=seed).fit(x, y)
 
 
@@ -236,7 +237,7 @@ def _expected_improvement(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, 
     model = _fit(x, y, seed, noise)
     if len(pending):
         believed = np.concatenate([y, model.predict(pending)])
-        alpha = 1e-10 if noise is None else np.concatenate([noise, np.full(len(pending), 1e-10)])
+        alpha = JITTER if noise is None else np.concatenate([noise, np.full(len(pending), JITTER)])
         model = GaussianProcessRegressor(model.kernel_, alpha=alpha, normalize_y=True, optimizer=None).fit(
             np.vstack([x, pending]), believed)
     mean, std = model.predict(candidates, return_std=True)

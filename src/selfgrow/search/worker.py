@@ -293,8 +293,7 @@ class Worker:
             seed = int.from_bytes(hashlib.sha256(f"{settings.seed}/{task.index}/{self.name}".encode()).digest()[:4],
                                   "little")
             study.sampler = make_sampler(settings.sampler, seed, settings.n_startup_trials, settings.population_size,
-                                         cost_within_budget(propose),
-                                         [(point, score) for point, score in study.user_attrs.get(PRIOR_ATTR, [])])
+                                         cost_within_budget(propose), study.user_attrs.get(PRIOR_ATTR, []))
         name = self.name
 
         def tagged(params: dict[str, Any]) -> Any:
