@@ -111,10 +111,15 @@ def build_bases(bench: Any, colds: list[str], held_out: list[str]) -> None:
     """Per held-out dataset, the base of the other datasets' cold entries and its misleading twin (made anew),
     beside the cold journals."""
     journals = {s: Path(bench.methods[f"{s}-cold"]["growth"]["options"]["record"]) for s in colds}
-    folder = next(iter(journals.values())).parent
+    write_bases(journals, held_out, next(iter(journals.values())).parent)
+
+
+def write_bases(journals: dict[str, Path], held_out: list[str], folder: Path) -> None:
+    """In `folder`, per held-out stream, `<stream>-others.journal`: the entries of the `journals` (stream -> its
+    cold base) of the other datasets, and `<stream>-bad.journal`: their misleading twins (both made anew)."""
     entries = {s: KnowledgeBase(str(path)).entries() for s, path in journals.items()}
     for stream in held_out:
-        others = [e for s in colds if dataset(s) != dataset(stream) for e in entries[s]]
+        others = [e for s in journals if dataset(s) != dataset(stream) for e in entries[s]]
         for name, chosen in ((f"{stream}-others", lambda e: e), (f"{stream}-bad", misleading)):
             path = folder / f"{name}.journal"
             path.unlink(missing_ok=True)

@@ -52,7 +52,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from growth_probe import probe_learner, space_points, with_heads
 from proxy_fidelity import kendall_tau
@@ -87,16 +87,17 @@ def hypervolume(points: list[tuple[float, float]], cost_ref: float = 1.1) -> flo
 
 
 class TableBuilder(Grower):
-    """Trains every point of the space once before task 1 and stores its result; no growth."""
+    """Trains every point of the space once before task `task_index` and stores its result; no growth."""
 
     name = "table"
 
-    def __init__(self, space_grower: Any, epochs: int, fraction: float, table: dict[str, Any], seed_offset: int = 0) -> None:
+    def __init__(self, space_grower: Any, epochs: int, fraction: float, table: dict[str, Any], seed_offset: int = 0,
+                 task_index: int = 1) -> None:
         self.space_grower, self.epochs, self.fraction, self.table = space_grower, epochs, fraction, table
-        self.seed_offset = seed_offset
+        self.seed_offset, self.task_index = seed_offset, task_index
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
-        if task.index != 1:
+        if task.index != self.task_index:
             return GrowthPlan()
         from selfgrow.nets.cost import inference_flops
 
@@ -111,16 +112,35 @@ class TableBuilder(Grower):
         return GrowthPlan()
 
 
-def build_table(args: argparse.Namespace, seed_offset: int = 0) -> dict[str, Any]:
-    """Train every point of the space once before task 1 (see the module docstring); a `seed_offset` gives every
-    candidate other growth draws and another batch order (the held-out table)."""
+def build_table(bench_file: Path, method: str, space: dict[str, Any], epochs: int, fraction: float, output: Path,
+                net_options: dict[str, Any] | None = None, seed_offset: int = 0, task_index: int = 1,
+                features: bool = False) -> dict[str, Any]:
+    """Train every point of the `searched` `space` once before task `task_index` of `method` in `bench_file` (the
+    earlier tasks learnt without growth; see the module docstring); a `seed_offset` gives every candidate other
+    growth draws and another batch order (the held-out table). With `features`, also the task's meta-features
+    (`selfgrow.search.meta.features`), as a search that records into a knowledge base computes them."""
     table: dict[str, Any] = {}
-    builder = TableBuilder(build_grower("searched", **space_of(args)), args.epochs, args.fraction, table, seed_offset)
-    learner, stream = probe_learner(BENCH, "searched", args.output, builder,
-                                    net_options={"hidden": args.hidden} if args.hidden else None)
-    learner.learn(stream.tasks[0])
-    builder.plan(with_heads(learner, stream.tasks[1]), stream.tasks[1])
-    return {"space": space_of(args), "space_net": learner.net.spec, "points": list(table.values())}
+    builder = TableBuilder(build_grower("searched", **space), epochs, fraction, table, seed_offset, task_index)
+    learner, stream = probe_learner(bench_file, method, output, builder, net_options=net_options)
+    for task in stream.tasks[:task_index]:
+        learner.learn(task)
+    task = stream.tasks[task_index]
+    builder.plan(with_heads(learner, task), task)
+    out = {"space": space, "space_net": learner.net.spec, "points": list(table.values())}
+    if features:
+        from selfgrow.search.meta.features import task_features
+
+        out["features"] = task_features(learner, task)[0]
+    return out
+
+
+def table_space(table: dict[str, Any]) -> dict[str, Any]:
+    """The Optuna search space of a table's points (widening factors categorical, insertions 0..max_deepen)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    declared = table["space"]
+    return {k: (CategoricalDistribution(declared["width_factors"]) if k.startswith("widen:")
+                else IntDistribution(0, declared["max_deepen"])) for k in table["points"][0]["params"]}
 
 
 def space_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,16 +149,18 @@ def space_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed: int, trials: int,
-                max_flops: float | None = None) -> list[dict]:
-    """The records of one search of `trials` trials over the table (the candidates' results looked up; those over
-    `max_flops` proposed as over the budget)."""
+                max_flops: float | None = None, enqueue: Sequence[dict[str, Any]] = (),
+                prior: Sequence[tuple[dict[str, Any], float]] = ()) -> list[dict]:
+    """The records of one search of `trials` trials over the table (the candidates' results looked up, each
+    spending its point's inference FLOPs, which rank the points' training costs; those over `max_flops` proposed
+    as over the budget); `enqueue`: points tried first, `prior`: the cost-gp sampler's (as `run_search` takes
+    them)."""
     by_params = {json.dumps(p["params"], sort_keys=True): p for p in table["points"]}
 
     class Lookup:
-        spent_flops = 0.0
-
         def __init__(self, entry: dict[str, Any]) -> None:
             self.entry = entry
+            self.spent_flops = float(entry["flops"])
 
         def train_to(self, epochs: int) -> dict[str, Any]:
             return {"accuracy": self.entry["score"], "se": self.entry["se"]}
@@ -154,15 +176,16 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
 
     settings = SearchSettings(n_trials=trials, sampler=sampler, epochs=[1], halving_batch=4, seed=seed,
                               n_startup_trials=4, population_size=8)
-    return run_search(settings, f"{sampler}-{seed}", space, propose, lambda p: Lookup(entry(p))).records
+    return run_search(settings, f"{sampler}-{seed}", space, propose, lambda p: Lookup(entry(p)), enqueue=enqueue,
+                      prior=prior).records
 
 
-def cached_table(args: argparse.Namespace, path: Path, seed_offset: int = 0) -> dict[str, Any]:
-    """The table at `path`, built (and stored there) when absent."""
+def cached_table(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The table at `path`, built by `build` (and stored there) when absent."""
     if path.exists():
         return json.loads(path.read_text())
     started = time.perf_counter()
-    table = build_table(args, seed_offset)
+    table = build()
     table["seconds"] = time.perf_counter() - started
     path.write_text(json.dumps(table))
     return table
@@ -222,14 +245,15 @@ def main() -> None:
                              "second table's score of each sampler's best find (free of the winner's curse)")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    table = cached_table(args, args.output / "table.json")
-    holdout = cached_table(args, args.output / "table-holdout.json", HOLDOUT_SEED_OFFSET) if args.holdout else None
-    from optuna.distributions import CategoricalDistribution, IntDistribution
+    net_options = {"hidden": args.hidden} if args.hidden else None
 
-    example = table["points"][0]["params"]
-    declared = table["space"]
-    space = {k: (CategoricalDistribution(declared["width_factors"]) if k.startswith("widen:")
-                 else IntDistribution(0, declared["max_deepen"])) for k in example}
+    def build(seed_offset: int = 0) -> dict[str, Any]:
+        return build_table(BENCH, "searched", space_of(args), args.epochs, args.fraction, args.output, net_options,
+                           seed_offset)
+
+    table = cached_table(args.output / "table.json", build)
+    holdout = cached_table(args.output / "table-holdout.json", lambda: build(HOLDOUT_SEED_OFFSET)) if args.holdout else None
+    space = table_space(table)
     within = [p for p in table["points"] if args.max_flops is None or p["flops"] <= args.max_flops]
     top_flops = max(p["flops"] for p in within)
     whole = [(p["score"], p["flops"]) for p in within]

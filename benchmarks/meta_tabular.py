@@ -1,0 +1,240 @@
+"""Does the knowledge base shorten a search whose scores repeat? Leave one dataset out on tables (issue 18).
+
+The meta_wide bench (`meta_warm_start.py --config benchmarks/meta_wide.yaml`) measures warm start on real runs,
+where every candidate's score is a fresh noisy training: a second cold search reaches the first's best only about
+half as fast, so an effect must beat that spread. Here the same setting is made tabular, as `sampler_search.py`
+does for one task (NAS-Bench style): before tasks 1-3 of each stream of `meta_wide.yaml` (Split-MNIST, Split-
+Fashion-MNIST and digits, each also in its seeded class order, `.shuffled`; the earlier tasks learnt without
+growth, from the 8/8 MLP) every point of the row's space (each hidden layer widened 1x/2x/4x/8x, 0-1 layers
+inserted at each depth point: 64 points) is trained once as the search's last rung trains a candidate (2 epochs
+on half the task) into a table, with the task's meta-features, and once more from other random streams into a
+held-out table (the held-out datasets only). Searches then look their candidates up, so warm and cold differ only
+in their choices, and many seeds cost seconds.
+
+Protocol, per held-out dataset (mnist, fashion, digits) and task: *cold* searches (the default sampler, cost-gp,
+16 trials in batches of 4, the no-growth point enqueued first as the grower does) on every stream record into a
+knowledge base through `KnowledgeLink.record`; the base of the **other two datasets'** streams is consulted
+through `KnowledgeLink.consult` (the k nearest past searches by meta-features; a base holds `--base-seeds` cold
+runs of each stream and task, as meta_wide's holds its 3 seeds; any distance qualifies by default, as meta_wide's
+max_distance 10 let every past search qualify there; the distance is z-scored over the base and the query, so it
+grows with the base: digits lies at 4.1 from a base of 36 MNIST-sized searches, and beyond 10 from one of 240):
+*warm* enqueues their transferred chosen and best points, *warm+prior* also hands their candidates to cost-gp as
+its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
+(`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *again* is cold with
+another seed, the control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference
+FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final
+best (one search that never gets there counts its full budget), the same to the lower of the pair's two final
+bests (the symmetric measure), and each search's best find and the parsimony rule's pick re-measured on the
+held-out table (what a search's choice is worth, free of the table's lucky draws).
+
+What this leaves out of a real warm start: the within-run warm start (the last tasks' chosen points; a table has
+no run), halving (one rung: a looked-up score does not change with epochs), and a net grown by earlier choices
+(every table's net is the start's).
+
+    python benchmarks/meta_tabular.py                       # tables under bench_runs/meta_tabular, then searches
+    python benchmarks/meta_tabular.py --k 4 --output bench_runs/meta_tabular_k4   # tables copied there first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import types
+from pathlib import Path
+from typing import Any
+
+from meta_warm_start import EPS, dataset, until, write_bases
+from proxy_fidelity import kendall_tau
+from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_sampler, table_space
+
+from selfgrow.report.table import format_table
+from selfgrow.search import select
+from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+
+ROOT = Path(__file__).resolve().parent
+BENCH = ROOT / "meta_wide.yaml"
+STREAMS = ("mnist", "mnist.shuffled", "fashion", "fashion.shuffled", "digits", "digits.shuffled")
+HELD_OUT = ("mnist", "fashion", "digits")
+SPACE = {"width_factors": [1.0, 2.0, 4.0, 8.0], "max_deepen": 1}  # meta_wide.yaml's space
+EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
+AGAIN_SEED = 1_000  # the control's seed offset
+KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior")
+
+
+def tables(output: Path, tasks: list[int]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every stream's table before each of `tasks` (built when absent), and the held-out datasets' second tables
+    under (stream + "-holdout", task)."""
+    out = {}
+    for stream in STREAMS:
+        for task in tasks:
+            for offset in (0, HOLDOUT_SEED_OFFSET) if stream in HELD_OUT else (0,):
+                name = f"{stream}-task{task}" + ("-holdout" if offset else "")
+                out[stream + ("-holdout" if offset else ""), task] = cached_table(
+                    output / f"{name}.json",
+                    lambda s=stream, t=task, o=offset: build_table(BENCH, f"{s}-cold", SPACE, EPOCHS, FRACTION,
+                                                                   output, seed_offset=o, task_index=t, features=True))
+    return out
+
+
+def baseline(table: dict[str, Any]) -> dict[str, Any]:
+    """The no-growth point of a table's space."""
+    return {k: (1.0 if k.startswith("widen:") else 0) for k in table["points"][0]["params"]}
+
+
+def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int) -> None:
+    """Write the cold searches of seeds below `base_seeds` into their stream's knowledge base (made anew), as a
+    recording grower would: a base holds a few past runs of each stream, not every seed this bench compares."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stream in STREAMS:
+        path = folder / f"{stream}.journal"
+        path.unlink(missing_ok=True)
+        for (name, task, seed), records in colds.items():
+            if name != stream or seed >= base_seeds:
+                continue
+            table = built[stream, task]
+            link = KnowledgeLink("searched", str(path), WarmStart(), seed)
+            link.run = f"{stream}-seed{seed}"
+            complete = [r for r in records if r["status"] == "complete"]
+            pts = [(r["accuracy"], r["cost"]) for r in complete]
+            chosen = complete[select(pts, "parsimony", errors=[r["se"] for r in complete])]["params"]
+            best = max(complete, key=lambda r: (r["accuracy"], -r["cost"]))["params"]
+            link.record(types.SimpleNamespace(index=task), table_space(table), records, chosen, best,
+                        table["features"])
+
+
+def searches(built: dict, folder: Path, tasks: list[int], seeds: int, trials: int, k: int,
+             max_distance: float) -> dict:
+    """(kind, held-out stream, task, seed) -> the search's records, for every kind but cold."""
+    out = {}
+    for held in HELD_OUT:
+        for task in tasks:
+            table = built[held, task]
+            space, start = table_space(table), baseline(table)
+            consulted = {}
+            for base in ("others", "bad"):
+                link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
+                                                                 max_distance=max_distance, prior=True), 0)
+                consulted[base] = link.consult(space, table["features"], start)
+            for seed in range(seeds):
+                out["again", held, task, seed] = run_sampler(table, space, "cost-gp", seed + AGAIN_SEED, trials,
+                                                             enqueue=[start])
+                for kind, base in (("warm", "others"), ("bad", "bad")):
+                    enqueue = [*consulted[base].nearest, start]
+                    out[kind, held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue)
+                    out[f"{kind}+prior", held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials,
+                                                                         enqueue=enqueue, prior=consulted[base].prior)
+    return out
+
+
+def best_score(records: list[dict]) -> float:
+    return max(r["accuracy"] for r in records if r["status"] == "complete")
+
+
+def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, float]:
+    """The held-out table's scores of the search's best find and of the parsimony rule's pick."""
+    complete = [r for r in records if r["status"] == "complete"]
+    best = max(complete, key=lambda r: (r["accuracy"], -r["cost"]))
+    pick = complete[select([(r["accuracy"], r["cost"]) for r in complete], "parsimony",
+                           errors=[r["se"] for r in complete])]
+    return holdout[json.dumps(best["params"], sort_keys=True)], holdout[json.dumps(pick["params"], sort_keys=True)]
+
+
+def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: tuple[str, ...]) -> list[list[Any]]:
+    """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
+    cold), not reached, the symmetric measure, the re-measured best find and parsimony pick."""
+    rows = []
+    for kind in KINDS:
+        to_cold, symmetric_pairs, finds = [], [], []
+        for held in held_out:
+            for task in tasks:
+                holdout = {json.dumps(p["params"], sort_keys=True): p["score"]
+                           for p in built[held + "-holdout", task]["points"]}
+                for seed in range(seeds):
+                    cold, ours = runs["cold", held, task, seed], runs[kind, held, task, seed]
+                    to_cold.append(until({"candidates": ours}, best_score(cold)))
+                    target = min(best_score(cold), best_score(ours))
+                    symmetric_pairs.append((until({"candidates": cold}, target)[0],
+                                            until({"candidates": ours}, target)[0]))
+                    finds.append(remeasured(ours, holdout))
+        rows.append([kind, len(to_cold), statistics.fmean(r[0] for r in to_cold), sum(r[1] for r in to_cold),
+                     sum(not r[2] for r in to_cold),
+                     statistics.fmean(c for c, _ in symmetric_pairs) / statistics.fmean(o for _, o in symmetric_pairs),
+                     statistics.fmean(f[0] for f in finds), statistics.fmean(f[1] for f in finds)])
+    cold_trials, cold_flops = rows[0][2], rows[0][3]
+    for row in rows:
+        row[3:4] = [row[3], cold_trials / row[2], cold_flops / row[3]]
+    return rows
+
+
+def consulted(folder: Path, built: dict, tasks: list[int], k: int, max_distance: float) -> list[list[Any]]:
+    """Which past searches (stream and task, by their run's name) the warm searches consult, and at what
+    meta-feature distance."""
+    rows = []
+    for held in HELD_OUT:
+        for task in tasks:
+            table = built[held, task]
+            link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-others.journal"), k=k,
+                                                             max_distance=max_distance), 0)
+            reasons = link.consult(table_space(table), table["features"], baseline(table)).reasons
+            rows.append([held, task, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
+                                               f"({c['distance']:.2f})" for c in reasons["consulted"])])
+    return rows
+
+
+def transfer_taus(built: dict, tasks: list[int]) -> list[list[Any]]:
+    """Kendall tau between the tables of every pair of streams before the same task (how far rankings transfer),
+    and between each held-out table and its second training (how far they repeat)."""
+    rows = []
+    for task in tasks:
+        def scores(name: str) -> list[float]:
+            return [p["score"] for p in sorted(built[name, task]["points"], key=lambda p: json.dumps(p["params"],
+                                                                                                  sort_keys=True))]
+        for i, a in enumerate(STREAMS):
+            rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in STREAMS[i + 1:] if dataset(a) != dataset(b)]
+        rows += [[task, held, "(its second training)", kendall_tau(scores(held), scores(held + "-holdout"))]
+                 for held in HELD_OUT]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--k", type=int, default=2, help="past searches consulted (default 2, as meta_wide)")
+    parser.add_argument("--base-seeds", type=int, default=3,
+                        help="cold searches per stream and task recorded into the base (default 3, as meta_wide's runs)")
+    parser.add_argument("--max-distance", type=float, default=math.inf,
+                        help="farthest meta-feature distance consulted (default: any; see the module docstring)")
+    parser.add_argument("--output", type=Path, default=Path("bench_runs/meta_tabular"))
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+    built = tables(args.output, args.tasks)
+    colds = {(stream, task, seed): run_sampler(built[stream, task], table_space(built[stream, task]), "cost-gp",
+                                               seed, args.trials, enqueue=[baseline(built[stream, task])])
+             for stream in STREAMS for task in args.tasks for seed in range(args.seeds)}
+    folder = args.output / "bases"
+    record_colds(colds, built, folder, args.base_seeds)
+    write_bases({s: folder / f"{s}.journal" for s in STREAMS}, list(HELD_OUT), folder)
+    runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
+    runs.update(searches(built, folder, args.tasks, args.seeds, args.trials, args.k, args.max_distance))
+    print(format_table(transfer_taus(built, args.tasks), ["task", "stream", "other stream", "Kendall tau of scores"]))
+    print(f"eps = {EPS}; {args.seeds} seeds x {len(HELD_OUT)} held-out datasets x tasks {args.tasks}; "
+          f"{args.trials} trials per search")
+    print(format_table(consulted(folder, built, args.tasks, args.k, args.max_distance), ["held out", "task", "consulted (distance)"]))
+    headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
+               "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
+               "parsimony pick, re-measured"]
+    summary = {}
+    for scope in (HELD_OUT, *((held,) for held in HELD_OUT)):
+        rows = report(runs, built, args.tasks, args.seeds, scope)
+        print("held out:", ", ".join(scope))
+        print(format_table(rows, headers))
+        summary[" ".join(scope)] = rows
+    (args.output / f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
