@@ -9,15 +9,17 @@ growth, from the 8/8 MLP) every point of the row's space (each hidden layer wide
 inserted at each depth point: 64 points) is trained once as the search's last rung trains a candidate (2 epochs
 on half the task) into a table, with the task's meta-features, and once more from other random streams into a
 held-out table (the held-out datasets only). Searches then look their candidates up, so warm and cold differ only
-in their choices, and many seeds cost seconds.
+in their choices, and many seeds cost seconds. `--datasets ... cifar10` adds Split-CIFAR-10 in the same setting
+(meta_wide's MNIST rows with CIFAR-10's images, 32x32x3 into the same MLP) as a fourth dataset.
 
-Protocol, per held-out dataset (mnist, fashion, digits) and task: *cold* searches (the default sampler, cost-gp,
-16 trials in batches of 4, the no-growth point enqueued first as the grower does) on every stream record into a
-knowledge base through `KnowledgeLink.record`; the base of the **other two datasets'** streams is consulted
-through `KnowledgeLink.consult` (the k nearest past searches by meta-features; a base holds `--base-seeds` cold
-runs of each stream and task, as meta_wide's holds its 3 seeds; any distance qualifies by default, as meta_wide's
-max_distance 10 let every past search qualify there; the distance is z-scored over the base and the query, so it
-grows with the base: digits lies at 4.1 from a base of 36 MNIST-sized searches, and beyond 10 from one of 240):
+Protocol, per held-out dataset (`--datasets`: mnist, fashion and digits by default) and task: *cold* searches
+(the default sampler, cost-gp, 16 trials in batches of 4, the no-growth point enqueued first as the grower does) on
+every stream record into a knowledge base through `KnowledgeLink.record`; the base of the **other datasets'**
+streams is consulted through `KnowledgeLink.consult` (the k nearest past searches by meta-features; a base holds
+`--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds; any distance qualifies by
+default, as meta_wide's max_distance 10 let every past search qualify there; the distance is z-scored over the
+base and the query, so it grows with the base: digits lies at 4.1 from a base of 36 MNIST-sized searches, and
+beyond 10 from one of 240):
 *warm* enqueues their transferred chosen and best points, *warm+prior* also hands their candidates to cost-gp as
 its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
 (`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *again* is cold with
@@ -33,6 +35,7 @@ no run), halving (one rung: a looked-up score does not change with epochs), and 
 
     python benchmarks/meta_tabular.py                       # tables under bench_runs/meta_tabular, then searches
     python benchmarks/meta_tabular.py --k 4 --output bench_runs/meta_tabular_k4   # tables copied there first
+    python benchmarks/meta_tabular.py --k 4 --datasets mnist fashion digits cifar10 --output bench_runs/meta_tabular4_k4
 """
 
 from __future__ import annotations
@@ -55,26 +58,35 @@ from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "meta_wide.yaml"
-STREAMS = ("mnist", "mnist.shuffled", "fashion", "fashion.shuffled", "digits", "digits.shuffled")
-HELD_OUT = ("mnist", "fashion", "digits")
+DATASETS = ("mnist", "fashion", "digits")
+MNIST_ROWS = {"cifar10": "mnist-cold", "cifar10.shuffled": "mnist.shuffled-cold"}  # meta_wide's rows, another dataset
 SPACE = {"width_factors": [1.0, 2.0, 4.0, 8.0], "max_deepen": 1}  # meta_wide.yaml's space
 EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
 AGAIN_SEED = 1_000  # the control's seed offset
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior")
 
 
-def tables(output: Path, tasks: list[int]) -> dict[tuple[str, int], dict[str, Any]]:
+def streams(held_out: list[str]) -> list[str]:
+    """Each dataset's stream and its seeded class order."""
+    return [name for held in held_out for name in (held, f"{held}.shuffled")]
+
+
+def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
     """Every stream's table before each of `tasks` (built when absent), and the held-out datasets' second tables
-    under (stream + "-holdout", task)."""
+    under (stream + "-holdout", task). CIFAR-10 takes meta_wide's MNIST rows with its dataset (32x32x3 flattened)."""
     out = {}
-    for stream in STREAMS:
+    for stream in streams(held_out):
+        method, stream_options = MNIST_ROWS.get(stream, f"{stream}-cold"), None
+        if stream in MNIST_ROWS:
+            stream_options = {"dataset": dataset(stream)}
         for task in tasks:
-            for offset in (0, HOLDOUT_SEED_OFFSET) if stream in HELD_OUT else (0,):
+            for offset in (0, HOLDOUT_SEED_OFFSET) if stream in held_out else (0,):
                 name = f"{stream}-task{task}" + ("-holdout" if offset else "")
                 out[stream + ("-holdout" if offset else ""), task] = cached_table(
                     output / f"{name}.json",
-                    lambda s=stream, t=task, o=offset: build_table(BENCH, f"{s}-cold", SPACE, EPOCHS, FRACTION,
-                                                                   output, seed_offset=o, task_index=t, features=True))
+                    lambda m=method, o=offset, t=task, x=stream_options: build_table(
+                        BENCH, m, SPACE, EPOCHS, FRACTION, output, seed_offset=o, task_index=t, features=True,
+                        stream_options=x))
     return out
 
 
@@ -83,11 +95,12 @@ def baseline(table: dict[str, Any]) -> dict[str, Any]:
     return {k: (1.0 if k.startswith("widen:") else 0) for k in table["points"][0]["params"]}
 
 
-def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int) -> None:
+def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int,
+                 held_out: list[str]) -> None:
     """Write the cold searches of seeds below `base_seeds` into their stream's knowledge base (made anew), as a
     recording grower would: a base holds a few past runs of each stream, not every seed this bench compares."""
     folder.mkdir(parents=True, exist_ok=True)
-    for stream in STREAMS:
+    for stream in streams(held_out):
         path = folder / f"{stream}.journal"
         path.unlink(missing_ok=True)
         for (name, task, seed), records in colds.items():
@@ -105,10 +118,10 @@ def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, fol
 
 
 def searches(built: dict, folder: Path, tasks: list[int], seeds: int, trials: int, k: int,
-             max_distance: float) -> dict:
+             max_distance: float, held_out: list[str]) -> dict:
     """(kind, held-out stream, task, seed) -> the search's records, for every kind but cold."""
     out = {}
-    for held in HELD_OUT:
+    for held in held_out:
         for task in tasks:
             table = built[held, task]
             space, start = table_space(table), baseline(table)
@@ -141,7 +154,7 @@ def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, f
     return holdout[json.dumps(best["params"], sort_keys=True)], holdout[json.dumps(pick["params"], sort_keys=True)]
 
 
-def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: tuple[str, ...]) -> list[list[Any]]:
+def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str]) -> list[list[Any]]:
     """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
     cold), not reached, the symmetric measure, the re-measured best find and parsimony pick."""
     rows = []
@@ -168,11 +181,12 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: tupl
     return rows
 
 
-def consulted(folder: Path, built: dict, tasks: list[int], k: int, max_distance: float) -> list[list[Any]]:
+def consulted(folder: Path, built: dict, tasks: list[int], k: int, max_distance: float,
+              held_out: list[str]) -> list[list[Any]]:
     """Which past searches (stream and task, by their run's name) the warm searches consult, and at what
     meta-feature distance."""
     rows = []
-    for held in HELD_OUT:
+    for held in held_out:
         for task in tasks:
             table = built[held, task]
             link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-others.journal"), k=k,
@@ -183,7 +197,7 @@ def consulted(folder: Path, built: dict, tasks: list[int], k: int, max_distance:
     return rows
 
 
-def transfer_taus(built: dict, tasks: list[int]) -> list[list[Any]]:
+def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
     """Kendall tau between the tables of every pair of streams before the same task (how far rankings transfer),
     and between each held-out table and its second training (how far they repeat)."""
     rows = []
@@ -191,10 +205,11 @@ def transfer_taus(built: dict, tasks: list[int]) -> list[list[Any]]:
         def scores(name: str) -> list[float]:
             return [p["score"] for p in sorted(built[name, task]["points"], key=lambda p: json.dumps(p["params"],
                                                                                                   sort_keys=True))]
-        for i, a in enumerate(STREAMS):
-            rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in STREAMS[i + 1:] if dataset(a) != dataset(b)]
+        names = streams(held_out)
+        for i, a in enumerate(names):
+            rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in names[i + 1:] if dataset(a) != dataset(b)]
         rows += [[task, held, "(its second training)", kendall_tau(scores(held), scores(held + "-holdout"))]
-                 for held in HELD_OUT]
+                 for held in held_out]
     return rows
 
 
@@ -205,36 +220,42 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--k", type=int, default=2, help="past searches consulted (default 2, as meta_wide)")
     parser.add_argument("--base-seeds", type=int, default=3,
-                        help="cold searches per stream and task recorded into the base (default 3, as meta_wide's runs)")
+                        help="cold searches per stream and task recorded into the base (default 3, as meta_wide's "
+                             "runs)")
     parser.add_argument("--max-distance", type=float, default=math.inf,
                         help="farthest meta-feature distance consulted (default: any; see the module docstring)")
+    parser.add_argument("--datasets", nargs="+", choices=[*DATASETS, "cifar10"], default=list(DATASETS),
+                        help="the held-out datasets, each with its shuffled stream (default: meta_wide's three)")
     parser.add_argument("--output", type=Path, default=Path("bench_runs/meta_tabular"))
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    built = tables(args.output, args.tasks)
+    held_out = args.datasets
+    built = tables(args.output, args.tasks, held_out)
     colds = {(stream, task, seed): run_sampler(built[stream, task], table_space(built[stream, task]), "cost-gp",
                                                seed, args.trials, enqueue=[baseline(built[stream, task])])
-             for stream in STREAMS for task in args.tasks for seed in range(args.seeds)}
+             for stream in streams(held_out) for task in args.tasks for seed in range(args.seeds)}
     folder = args.output / "bases"
-    record_colds(colds, built, folder, args.base_seeds)
-    write_bases({s: folder / f"{s}.journal" for s in STREAMS}, list(HELD_OUT), folder)
+    record_colds(colds, built, folder, args.base_seeds, held_out)
+    write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
-    runs.update(searches(built, folder, args.tasks, args.seeds, args.trials, args.k, args.max_distance))
-    print(format_table(transfer_taus(built, args.tasks), ["task", "stream", "other stream", "Kendall tau of scores"]))
-    print(f"eps = {EPS}; {args.seeds} seeds x {len(HELD_OUT)} held-out datasets x tasks {args.tasks}; "
+    runs.update(searches(built, folder, args.tasks, args.seeds, args.trials, args.k, args.max_distance, held_out))
+    print(format_table(transfer_taus(built, args.tasks, held_out),
+                       ["task", "stream", "other stream", "Kendall tau of scores"]))
+    print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
-    print(format_table(consulted(folder, built, args.tasks, args.k, args.max_distance), ["held out", "task", "consulted (distance)"]))
+    print(format_table(consulted(folder, built, args.tasks, args.k, args.max_distance, held_out),
+                       ["held out", "task", "consulted (distance)"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
                "parsimony pick, re-measured"]
     summary = {}
-    for scope in (HELD_OUT, *((held,) for held in HELD_OUT)):
+    for scope in (held_out, *([held] for held in held_out)):
         rows = report(runs, built, args.tasks, args.seeds, scope)
         print("held out:", ", ".join(scope))
         print(format_table(rows, headers))
         summary[" ".join(scope)] = rows
-    (args.output / f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}.json").write_text(json.dumps(summary, indent=1))
-
+    name = f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}-{'-'.join(held_out)}.json"
+    (args.output / name).write_text(json.dumps(summary, indent=1))
 
 if __name__ == "__main__":
     main()
