@@ -95,62 +95,77 @@ def baseline(table: dict[str, Any]) -> dict[str, Any]:
     return {k: (1.0 if k.startswith("widen:") else 0) for k in table["points"][0]["params"]}
 
 
+def best_and_pick(records: list[dict]) -> tuple[dict, dict]:
+    """A search's best complete candidate (the cheaper on a tie) and the parsimony rule's pick among them."""
+    complete = [r for r in records if r["status"] == "complete"]
+    best = max(complete, key=lambda r: (r["accuracy"], -r["cost"]))
+    pick = complete[select([(r["accuracy"], r["cost"]) for r in complete], "parsimony",
+                           errors=[r["se"] for r in complete])]
+    return best, pick
+
+
 def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int,
                  held_out: list[str]) -> None:
     """Write the cold searches of seeds below `base_seeds` into their stream's knowledge base (made anew), as a
     recording grower would: a base holds a few past runs of each stream, not every seed this bench compares."""
     folder.mkdir(parents=True, exist_ok=True)
+    links = {}
     for stream in streams(held_out):
         path = folder / f"{stream}.journal"
         path.unlink(missing_ok=True)
-        for (name, task, seed), records in colds.items():
-            if name != stream or seed >= base_seeds:
-                continue
-            table = built[stream, task]
-            link = KnowledgeLink("searched", str(path), WarmStart(), seed)
-            link.run = f"{stream}-seed{seed}"
-            complete = [r for r in records if r["status"] == "complete"]
-            pts = [(r["accuracy"], r["cost"]) for r in complete]
-            chosen = complete[select(pts, "parsimony", errors=[r["se"] for r in complete])]["params"]
-            best = max(complete, key=lambda r: (r["accuracy"], -r["cost"]))["params"]
-            link.record(types.SimpleNamespace(index=task), table_space(table), records, chosen, best,
-                        table["features"])
+        links[stream] = KnowledgeLink("searched", str(path), WarmStart(), 0)
+    for (stream, task, seed), records in colds.items():
+        if seed >= base_seeds:
+            continue
+        table, link = built[stream, task], links[stream]
+        link.run = f"{stream}-seed{seed}"
+        best, pick = best_and_pick(records)
+        link.record(types.SimpleNamespace(index=task), table_space(table), records, pick["params"], best["params"],
+                    table["features"])
 
 
-def searches(built: dict, folder: Path, tasks: list[int], seeds: int, trials: int, k: int,
-             max_distance: float, held_out: list[str]) -> dict:
-    """(kind, held-out stream, task, seed) -> the search's records, for every kind but cold."""
+def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_distance: float,
+                  held_out: list[str]) -> dict[tuple[str, int, str], Any]:
+    """(held-out stream, task, "others" or "bad") -> what that base offers the stream's search before the task."""
+    out = {}
+    for held in held_out:
+        for task in tasks:
+            table = built[held, task]
+            for base in ("others", "bad"):
+                link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
+                                                                 max_distance=max_distance, prior=True), 0)
+                out[held, task, base] = link.consult(table_space(table), table["features"], baseline(table))
+    return out
+
+
+def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials: int, held_out: list[str]) -> dict:
+    """(kind, held-out stream, task, seed) -> the search's records, for every kind but cold (`consulted`: what
+    `consultations` returned)."""
     out = {}
     for held in held_out:
         for task in tasks:
             table = built[held, task]
             space, start = table_space(table), baseline(table)
-            consulted = {}
-            for base in ("others", "bad"):
-                link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
-                                                                 max_distance=max_distance, prior=True), 0)
-                consulted[base] = link.consult(space, table["features"], start)
             for seed in range(seeds):
                 out["again", held, task, seed] = run_sampler(table, space, "cost-gp", seed + AGAIN_SEED, trials,
                                                              enqueue=[start])
                 for kind, base in (("warm", "others"), ("bad", "bad")):
-                    enqueue = [*consulted[base].nearest, start]
+                    offered = consulted[held, task, base]
+                    enqueue = [*offered.nearest, start]
                     out[kind, held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue)
                     out[f"{kind}+prior", held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials,
-                                                                         enqueue=enqueue, prior=consulted[base].prior)
+                                                                         enqueue=enqueue, prior=offered.prior)
     return out
 
 
 def best_score(records: list[dict]) -> float:
+    """The search's best complete score."""
     return max(r["accuracy"] for r in records if r["status"] == "complete")
 
 
 def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, float]:
     """The held-out table's scores of the search's best find and of the parsimony rule's pick."""
-    complete = [r for r in records if r["status"] == "complete"]
-    best = max(complete, key=lambda r: (r["accuracy"], -r["cost"]))
-    pick = complete[select([(r["accuracy"], r["cost"]) for r in complete], "parsimony",
-                           errors=[r["se"] for r in complete])]
+    best, pick = best_and_pick(records)
     return holdout[json.dumps(best["params"], sort_keys=True)], holdout[json.dumps(pick["params"], sort_keys=True)]
 
 
@@ -181,20 +196,12 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
     return rows
 
 
-def consulted(folder: Path, built: dict, tasks: list[int], k: int, max_distance: float,
-              held_out: list[str]) -> list[list[Any]]:
+def consulted_rows(consulted: dict) -> list[list[Any]]:
     """Which past searches (stream and task, by their run's name) the warm searches consult, and at what
     meta-feature distance."""
-    rows = []
-    for held in held_out:
-        for task in tasks:
-            table = built[held, task]
-            link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-others.journal"), k=k,
-                                                             max_distance=max_distance), 0)
-            reasons = link.consult(table_space(table), table["features"], baseline(table)).reasons
-            rows.append([held, task, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
-                                               f"({c['distance']:.2f})" for c in reasons["consulted"])])
-    return rows
+    return [[held, task, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
+                                   f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
+            for (held, task, base), offered in consulted.items() if base == "others"]
 
 
 def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
@@ -238,13 +245,13 @@ def main() -> None:
     record_colds(colds, built, folder, args.base_seeds, held_out)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
-    runs.update(searches(built, folder, args.tasks, args.seeds, args.trials, args.k, args.max_distance, held_out))
+    consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
+    runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out))
     print(format_table(transfer_taus(built, args.tasks, held_out),
                        ["task", "stream", "other stream", "Kendall tau of scores"]))
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
-    print(format_table(consulted(folder, built, args.tasks, args.k, args.max_distance, held_out),
-                       ["held out", "task", "consulted (distance)"]))
+    print(format_table(consulted_rows(consulted), ["held out", "task", "consulted (distance)"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
                "parsimony pick, re-measured"]
@@ -256,6 +263,7 @@ def main() -> None:
         summary[" ".join(scope)] = rows
     name = f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}-{'-'.join(held_out)}.json"
     (args.output / name).write_text(json.dumps(summary, indent=1))
+
 
 if __name__ == "__main__":
     main()

@@ -6,9 +6,9 @@ source base, proposes the transferred best points of the `k` most similar past s
 on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the
 sampler's points, and, with `prior: true`, every complete candidate of the `k` nearest searches with its score
 relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it
-records the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean validation accuracy over the seen tasks, into
-this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id and the
-keys it wrote are state, so a resumed run keeps writing the same entries.
+records the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean
+validation accuracy over the seen tasks, into this task's entry (`after_task`) and into the run's earlier entries
+(`latest`). Its run id and the keys it wrote are state, so a resumed run keeps writing the same entries.
 """
 
 from __future__ import annotations
