@@ -16,6 +16,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
 from selfgrow.search.meta.base import CANDIDATE_KEYS
+from selfgrow.search.meta.link import WarmStart
 from selfgrow.nets.cost import count_params, inference_flops
 
 SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),
@@ -93,6 +94,12 @@ def test_bad_knowledge_base_input_is_refused_in_one_sentence(tmp_path):
             build_grower("searched", warm_start=bad)
 
 
+def test_a_warm_start_mapping_takes_the_documented_defaults_for_what_it_leaves_out():
+    assert WarmStart.parse({"from": "x"}) == WarmStart(within=2, source="x", k=3, max_distance=1.5, surrogate=0,
+                                                       prior=False)
+    assert WarmStart.parse(4) == WarmStart(within=4)
+
+
 def test_nearest_standardises_each_feature_skips_missing_ones_and_never_returns_its_own_run_or_another_grower():
     zero = entry(run="a", task_index=0.0, probe_knn=0.5)
     three = entry(run="b", task_index=3.0, probe_knn=float("nan"))
@@ -106,6 +113,22 @@ def test_nearest_standardises_each_feature_skips_missing_ones_and_never_returns_
     assert nearest(pool, features(), "firefly", k=3) == []
     assert [e.run for e, _ in nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", k=5,
                                       exclude_run="own", max_distance=1.55)] == ["a"]
+
+
+def test_a_distance_does_not_grow_with_the_runs_of_each_task_the_base_holds():
+    """A feature on which only the new task differs (8x8 digits against a base of 28x28 searches) is scaled by
+    the spread of its distinct values: repeats of a past task leave every distance where one run put it."""
+    past = [entry(run="a", task_index=0.0, log_pixels=math.log(784)), entry(run="b", task_index=2.0,
+                                                                         log_pixels=math.log(784))]
+    query = features(task_index=0.0, log_pixels=math.log(64))
+    once = nearest(past, query, "searched", k=None)
+    # task_index over the distinct (0, 2): spread 1; log_pixels over the distinct (log 784, log 64): half their gap
+    assert [(e.run, d) for e, d in once] == [("a", pytest.approx(2 / math.sqrt(2))),
+                                             ("b", pytest.approx(math.sqrt((2 ** 2 + 2 ** 2) / 2)))]
+    repeated = [entry(run=f"{e.run}{copy}", task_index=e.features["task_index"], log_pixels=math.log(784))
+                for copy in range(20) for e in past]
+    again = nearest(repeated, query, "searched", k=None)
+    assert sorted({round(d, 12) for _, d in again}) == sorted(round(d, 12) for _, d in once)
 
 
 def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():

@@ -1,12 +1,16 @@
 """Meta-learned warm start: the past tasks most like the new one, and their best points carried to its space.
 
 Similarity is the root-mean-square distance between meta-features (`selfgrow.search.meta.features`), each
-standardised over the past tasks and the new one (a feature constant over them counts for nothing;
-a feature missing on either side, e.g. a probe without validation data, is left out of that
-distance), so 1 means a typical spread apart on every feature; past searches farther than the
-warm start's `max_distance` (1 by default) are not consulted, so a base of unrelated tasks
-proposes nothing (in the leave-one-stream-out bench, CIFAR-10 tasks lie about 3 from MLP digit
-tasks, MNIST and Fashion-MNIST tasks 0.3-0.7 from each other). Only searches of the same grower are
+divided by the standard deviation of the distinct values it takes over the past tasks and the new one (a feature
+constant over them counts for nothing; a feature missing on either side, e.g. a probe without validation data, is
+left out of that distance), so 1 means a typical spread apart on every feature. Distinct values, because a base
+holds many runs of the same tasks: with every repeat counted, a feature on which only the new task differs (digits'
+8x8 pixels against a base of 28x28 searches) would get a spread that shrinks as the base grows, and the new task's
+distance would grow with it (digits lay at 2.5 from a base of one run per MNIST-sized task, at 4.1 from three).
+Past searches farther than the warm start's `max_distance` (1.5 by default) are not consulted, so a base of
+unrelated tasks proposes nothing (leave-one-stream-out benches in BENCHMARKS.md: MNIST and Fashion-MNIST tasks lie
+0.3-0.7 from each other in the 32-unit MLP bench and 0.5-1.5 in meta_wide's, digits 1.0-1.7 from both, Split-
+CIFAR-10's ResNet tasks about 2 from the MLP tasks). Only searches of the same grower are
 consulted, never those of the run itself (its own earlier tasks are the within-run warm start's).
 
 A past point is transferred as relative actions: a parameter the new space has under the same
@@ -34,16 +38,11 @@ def nearest(entries: list[Entry], features: dict[str, float], grower: str, k: in
     if not pool:
         return []
     rows = [e.features for e in pool] + [features]
-    scale = {}
-    for name in FEATURES:
-        values = [r[name] for r in rows if _finite(r.get(name))]
-        mean = sum(values) / len(values) if values else 0.0
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) if values else 0.0
-        scale[name] = (mean, spread)
+    scale = {name: _spread({r[name] for r in rows if _finite(r.get(name))}) for name in FEATURES}
 
     def distance(other: dict[str, float]) -> float:
-        terms = [((other[n] - features[n]) / scale[n][1]) ** 2 for n in FEATURES
-                 if scale[n][1] > 0 and _finite(other.get(n)) and _finite(features.get(n))]
+        terms = [((other[n] - features[n]) / scale[n]) ** 2 for n in FEATURES
+                 if scale[n] > 0 and _finite(other.get(n)) and _finite(features.get(n))]
         return math.sqrt(sum(terms) / len(terms)) if terms else 0.0
 
     ranked = sorted(((e, distance(e.features)) for e in pool), key=lambda pair: (pair[1], pair[0].key))
@@ -72,6 +71,15 @@ def contains(distribution: Any, value: Any) -> bool:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError, IndexError):
         return False
+
+
+def _spread(values: set[float]) -> float:
+    """Standard deviation of the distinct `values` (0 for none): a value's repeats (runs of the same task) do
+    not narrow it, so a feature on which only the new task differs keeps its distance as the base grows."""
+    if not values:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def _kind(name: str) -> str:
