@@ -17,13 +17,15 @@ Protocol, per held-out dataset (`--datasets`: mnist, fashion and digits by defau
 every stream record into a knowledge base through `KnowledgeLink.record`; the base of the **other datasets'**
 streams is consulted through `KnowledgeLink.consult` (the k nearest past searches by meta-features; a base holds
 `--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds; any distance qualifies by
-default, as meta_wide's max_distance 10 let every past search qualify there; the distance is z-scored over the
-base and the query, so it grows with the base: digits lies at 4.1 from a base of 36 MNIST-sized searches, and
-beyond 10 from one of 240):
+default, as meta_wide's max_distance 10 let every past search qualify there, `--max-distance` sets the grower's
+cut-off; digits lies at about 1.5 from the MNIST-sized searches, however many runs of each task the base holds):
 *warm* enqueues their transferred chosen and best points, *warm+prior* also hands their candidates to cost-gp as
 its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
-(`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *again* is cold with
-another seed, the control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference
+(`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *surrogate* tries the
+random-forest surrogate's 2 best points first and lets it screen the sampler's points (`warm_start: {k: 0,
+surrogate: 2}`, fitted on every past search within the distance), *warm+surrogate* and *bad+surrogate* add its
+proposals and screen to warm's and bad's points (`{k, surrogate: 2}`); *again* is cold with another seed, the
+control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference
 FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final
 best (one search that never gets there counts its full budget), the same to the lower of the pair's two final
 bests (the symmetric measure), and each search's best find and the parsimony rule's pick re-measured on the
@@ -63,7 +65,8 @@ MNIST_ROWS = {"cifar10": "mnist-cold", "cifar10.shuffled": "mnist.shuffled-cold"
 SPACE = {"width_factors": [1.0, 2.0, 4.0, 8.0], "max_deepen": 1}  # meta_wide.yaml's space
 EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
 AGAIN_SEED = 1_000  # the control's seed offset
-KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior")
+KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate")
+PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
 
 def streams(held_out: list[str]) -> list[str]:
@@ -133,7 +136,8 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
             table = built[held, task]
             for base in ("others", "bad"):
                 link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
-                                                                 max_distance=max_distance, prior=True), 0)
+                                                                 max_distance=max_distance, surrogate=PROPOSALS,
+                                                                 prior=True), 0)
                 out[held, task, base] = link.consult(table_space(table), table["features"], baseline(table))
     return out
 
@@ -155,6 +159,12 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     out[kind, held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue)
                     out[f"{kind}+prior", held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials,
                                                                          enqueue=enqueue, prior=offered.prior)
+                    screen = offered.surrogate.hopeless if offered.surrogate is not None else None
+                    out[f"{kind}+surrogate", held, task, seed] = run_sampler(
+                        table, space, "cost-gp", seed, trials, enqueue=[*offered.proposed, *enqueue], screen=screen)
+                    if base == "others":
+                        out["surrogate", held, task, seed] = run_sampler(
+                            table, space, "cost-gp", seed, trials, enqueue=[*offered.proposed, start], screen=screen)
     return out
 
 
@@ -171,10 +181,11 @@ def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, f
 
 def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str]) -> list[list[Any]]:
     """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
-    cold), not reached, the symmetric measure, the re-measured best find and parsimony pick."""
+    cold), not reached, the symmetric measure, the re-measured best find and parsimony pick, and the points the
+    surrogate turned away untrained."""
     rows = []
     for kind in KINDS:
-        to_cold, symmetric_pairs, finds = [], [], []
+        to_cold, symmetric_pairs, finds, screened = [], [], [], 0
         for held in held_out:
             for task in tasks:
                 holdout = {json.dumps(p["params"], sort_keys=True): p["score"]
@@ -186,10 +197,11 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
                     symmetric_pairs.append((until({"candidates": cold}, target)[0],
                                             until({"candidates": ours}, target)[0]))
                     finds.append(remeasured(ours, holdout))
+                    screened += sum(r["status"] == "screened" for r in ours)
         rows.append([kind, len(to_cold), statistics.fmean(r[0] for r in to_cold), sum(r[1] for r in to_cold),
                      sum(not r[2] for r in to_cold),
                      statistics.fmean(c for c, _ in symmetric_pairs) / statistics.fmean(o for _, o in symmetric_pairs),
-                     statistics.fmean(f[0] for f in finds), statistics.fmean(f[1] for f in finds)])
+                     statistics.fmean(f[0] for f in finds), statistics.fmean(f[1] for f in finds), screened])
     cold_trials, cold_flops = rows[0][2], rows[0][3]
     for row in rows:
         row[3:4] = [row[3], cold_trials / row[2], cold_flops / row[3]]
@@ -254,7 +266,7 @@ def main() -> None:
     print(format_table(consulted_rows(consulted), ["held out", "task", "consulted (distance)"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
-               "parsimony pick, re-measured"]
+               "parsimony pick, re-measured", "screened"]
     summary = {}
     for scope in (held_out, *([held] for held in held_out)):
         rows = report(runs, built, args.tasks, args.seeds, scope)
