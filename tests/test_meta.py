@@ -16,7 +16,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
 from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
 from selfgrow.search.meta.base import CANDIDATE_KEYS
-from selfgrow.search.meta.link import WarmStart
+from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.nets.cost import count_params, inference_flops
 
 SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),
@@ -129,6 +129,29 @@ def test_a_distance_does_not_grow_with_the_runs_of_each_task_the_base_holds():
                 for copy in range(20) for e in past]
     again = nearest(repeated, query, "searched", k=None)
     assert sorted({round(d, 12) for _, d in again}) == sorted(round(d, 12) for _, d in once)
+
+
+def test_a_consultation_that_finds_nothing_near_enough_says_how_far_the_nearest_past_search_was(tmp_path):
+    from optuna.distributions import json_to_distribution
+
+    from selfgrow.report.explain import too_far
+    from selfgrow.report.html import _knowledge_table
+
+    journal = str(tmp_path / "base.journal")
+    for past in (entry(run="a", task_index=0.0), entry(run="b", task_index=2.0)):
+        KnowledgeBase(journal).record(past)
+    space = {name: json_to_distribution(text) for name, text in SPACE.items()}
+    baseline = {"widen:hidden.0": 1.0, "deepen:hidden.0": 0}
+    link = KnowledgeLink("searched", None, WarmStart(source=journal, max_distance=0.5), 0)
+    offered = link.consult(space, features(task_index=4.0), baseline)
+    # task_index alone varies, over the distinct (0, 2, 4): spread sqrt(8/3); the nearest, b, lies 2 / sqrt(8/3) away
+    assert offered.nearest == [] and offered.reasons["consulted"] == []
+    assert offered.reasons["searches"] == 2 and offered.reasons["nearest"] == pytest.approx(2 / math.sqrt(8 / 3),
+                                                                                           abs=1e-4)
+    said = "none of its 2 past searches of this grower within max_distance 0.5 (the nearest at 1.22)"
+    assert too_far(offered.reasons) == said and said in _knowledge_table(offered.reasons)
+    empty = KnowledgeLink("searched", None, WarmStart(source=str(tmp_path / "empty.journal")), 0)
+    assert too_far(empty.consult(space, features(), baseline).reasons) == "no past search of this grower in it"
 
 
 def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():

@@ -75,9 +75,11 @@ def why_chosen(growth: dict[str, Any]) -> str:
     if growth.get("retention"):
         text += "; retention set to " + _settings(growth["retention"])
     text += _prediction_words(reasons)
-    consulted = (reasons.get("knowledge") or {}).get("consulted") or []
-    if consulted:
-        text += f"; warm-started from {len(consulted)} past search(es) of the knowledge base"
+    knowledge = reasons.get("knowledge") or {}
+    if knowledge.get("consulted"):
+        text += f"; warm-started from {len(knowledge['consulted'])} past search(es) of the knowledge base"
+    elif knowledge and knowledge.get("k"):
+        text += f"; knowledge base: {too_far(knowledge)}"
     budget = reasons.get("stream_budget")
     if budget:
         text += (f"; stream training budget {budget['train_budget']:.3g} FLOPs: {budget['spent']:.3g} spent before "
@@ -89,6 +91,16 @@ def why_chosen(growth: dict[str, Any]) -> str:
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
                  f"point(s) and screened {surrogate.get('screened', 0)}")
     return text
+
+
+def too_far(knowledge: dict[str, Any]) -> str:
+    """Why a consultation of the knowledge base found nothing: an empty base, or every past search too far."""
+    if "searches" not in knowledge:  # a run recorded before the count was kept
+        return "no past search of this grower near enough"
+    if not knowledge["searches"]:
+        return "no past search of this grower in it"
+    return (f"none of its {knowledge['searches']} past searches of this grower within max_distance "
+            f"{knowledge['max_distance']:g} (the nearest at {knowledge['nearest']:.2f})")
 
 
 def _prediction_words(reasons: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from selfgrow.atomic import atomic_write_text
 from selfgrow.report import plots
 from selfgrow.report.architecture_figure import architecture_figure
-from selfgrow.report.explain import candidate_table
+from selfgrow.report.explain import candidate_table, too_far
 from selfgrow.report.grower_figures import grower_figures
 from selfgrow.report.results import Results
 
@@ -129,7 +129,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
     base = html.escape(str(knowledge["base"]))
     surrogate = _surrogate_text(knowledge.get("surrogate")) + _prior_text(knowledge.get("prior"))
     if not rows:
-        nearest = "" if knowledge.get("k") == 0 else " no past search of this grower near enough to propose its points."
+        nearest = "" if knowledge.get("k") == 0 else f" {html.escape(too_far(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{nearest}{surrogate}</p>"
     header = ["past search", "its task", "distance", "proposed (chosen; best)", "its outcome after task", "at its end"]
     return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past searches proposed "

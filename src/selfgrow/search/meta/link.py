@@ -110,15 +110,16 @@ class KnowledgeLink:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
 
-        within = nearest(self._base(self.source).entries(), features, self.grower, None, exclude_run=self.run,
-                         max_distance=self.max_distance)
+        ranked = nearest(self._base(self.source).entries(), features, self.grower, None, exclude_run=self.run)
+        within = [pair for pair in ranked if pair[1] <= self.max_distance]
         points, consulted = [], []
         for entry, distance in within[:self.k]:
             proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
             points += proposed
             consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
                               "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
-        reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": consulted}
+        reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": consulted,
+                   "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None}
         surrogate = None
         if self.proposals:
             surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
