@@ -158,7 +158,7 @@ class SearchOptions:
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
         "searches consulted (3), max_distance: farthest meta-feature distance consulted (1.5), within: the last "
         "tasks of this run (2), surrogate: proposals of a surrogate over the past searches, which also screens "
-        "hopeless points (0: off; measured without a gain), prior: their candidates as the cost-gp sampler's "
+        "hopeless points (0: off; measured without a reliable gain), prior: their candidates as the cost-gp sampler's "
         "prior (false; measured without a reliable gain, BENCHMARKS.md)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
