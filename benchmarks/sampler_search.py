@@ -51,8 +51,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from growth_probe import probe_learner, space_points, with_heads
 from proxy_fidelity import kendall_tau

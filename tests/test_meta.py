@@ -104,15 +104,13 @@ def test_nearest_standardises_each_feature_skips_missing_ones_and_never_returns_
     zero = entry(run="a", task_index=0.0, probe_knn=0.5)
     three = entry(run="b", task_index=3.0, probe_knn=float("nan"))
     pool = [three, zero, entry(run="own", task_index=1.0), entry(run="c", grower="compound", task_index=1.0)]
-    found = nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", k=5, exclude_run="own")
+    found = nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", exclude_run="own")
     # task_index over (3, 0, 1): mean 4/3, standard deviation sqrt(14/9); probe_knn over the finite (0.5, 0.7): 0.1
     spread = math.sqrt(14 / 9)
     assert [e.run for e, _ in found] == ["a", "b"]
     assert found[0][1] == pytest.approx(math.sqrt(((1 / spread) ** 2 + (0.2 / 0.1) ** 2) / 2))
     assert found[1][1] == pytest.approx(2 / spread)
-    assert nearest(pool, features(), "firefly", k=3) == []
-    assert [e.run for e, _ in nearest(pool, features(task_index=1.0, probe_knn=0.7), "searched", k=5,
-                                      exclude_run="own", max_distance=1.55)] == ["a"]
+    assert nearest(pool, features(), "firefly") == []
 
 
 def test_a_distance_does_not_grow_with_the_runs_of_each_task_the_base_holds():
@@ -121,14 +119,15 @@ def test_a_distance_does_not_grow_with_the_runs_of_each_task_the_base_holds():
     past = [entry(run="a", task_index=0.0, log_pixels=math.log(784)), entry(run="b", task_index=2.0,
                                                                          log_pixels=math.log(784))]
     query = features(task_index=0.0, log_pixels=math.log(64))
-    once = nearest(past, query, "searched", k=None)
+    once = nearest(past, query, "searched")
     # task_index over the distinct (0, 2): spread 1; log_pixels over the distinct (log 784, log 64): half their gap
     assert [(e.run, d) for e, d in once] == [("a", pytest.approx(2 / math.sqrt(2))),
                                              ("b", pytest.approx(math.sqrt((2 ** 2 + 2 ** 2) / 2)))]
     repeated = [entry(run=f"{e.run}{copy}", task_index=e.features["task_index"], log_pixels=math.log(784))
                 for copy in range(20) for e in past]
-    again = nearest(repeated, query, "searched", k=None)
-    assert sorted({round(d, 12) for _, d in again}) == sorted(round(d, 12) for _, d in once)
+    again = nearest(repeated, query, "searched")
+    # every copy of a past search gets the very distance of its twins (the same computation on copied numbers)
+    assert sorted({d for _, d in again}) == pytest.approx(sorted(d for _, d in once))
 
 
 def test_a_consultation_that_finds_nothing_near_enough_says_how_far_the_nearest_past_search_was(tmp_path):
@@ -150,6 +149,10 @@ def test_a_consultation_that_finds_nothing_near_enough_says_how_far_the_nearest_
                                                                                            abs=1e-4)
     said = "none of its 2 past searches of this grower within max_distance 0.5 (the nearest at 1.22)"
     assert too_far(offered.reasons) == said and said in _knowledge_table(offered.reasons)
+    # a cut-off just past the nearest consults it alone, its farther twin left out
+    within = KnowledgeLink("searched", None, WarmStart(source=journal, max_distance=1.3), 0)
+    assert [c["entry"] for c in within.consult(space, features(task_index=4.0), baseline).reasons["consulted"]] == [
+        "selfgrow-meta-v1/b/task0"]
     empty = KnowledgeLink("searched", None, WarmStart(source=str(tmp_path / "empty.journal")), 0)
     assert too_far(empty.consult(space, features(), baseline).reasons) == "no past search of this grower in it"
 

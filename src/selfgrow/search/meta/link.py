@@ -110,7 +110,7 @@ class KnowledgeLink:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
 
-        ranked = nearest(self._base(self.source).entries(), features, self.grower, None, exclude_run=self.run)
+        ranked = nearest(self._base(self.source).entries(), features, self.grower, exclude_run=self.run)
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
         points, consulted = [], []
         for entry, distance in within[:self.k]:

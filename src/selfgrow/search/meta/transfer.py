@@ -30,10 +30,10 @@ from selfgrow.search.meta.base import Entry
 from selfgrow.search.meta.features import FEATURES
 
 
-def nearest(entries: list[Entry], features: dict[str, float], grower: str, k: int | None,
-            exclude_run: str | None = None, max_distance: float = math.inf) -> list[tuple[Entry, float]]:
-    """The `k` entries of `grower` (None: all) closest to `features` (ties by key) and no farther than
-    `max_distance`, with their distances."""
+def nearest(entries: list[Entry], features: dict[str, float], grower: str,
+            exclude_run: str | None = None) -> list[tuple[Entry, float]]:
+    """The entries of `grower` (not of run `exclude_run`) with their distances to `features`, nearest first (ties by
+    key); the warm start keeps those within its `max_distance` (`selfgrow.search.meta.link`)."""
     pool = [e for e in entries if e.grower == grower and e.run != exclude_run]
     if not pool:
         return []
@@ -45,8 +45,7 @@ def nearest(entries: list[Entry], features: dict[str, float], grower: str, k: in
                  if scale[n] > 0 and _finite(other.get(n)) and _finite(features.get(n))]
         return math.sqrt(sum(terms) / len(terms)) if terms else 0.0
 
-    ranked = sorted(((e, distance(e.features)) for e in pool), key=lambda pair: (pair[1], pair[0].key))
-    return [pair for pair in ranked if pair[1] <= max_distance][:k]
+    return sorted(((e, distance(e.features)) for e in pool), key=lambda pair: (pair[1], pair[0].key))
 
 
 def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, Any]) -> dict[str, Any]:
