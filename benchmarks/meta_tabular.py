@@ -15,8 +15,9 @@ in their choices, and many seeds cost seconds. `--datasets ... cifar10` adds Spl
 Protocol, per held-out dataset (`--datasets`: mnist, fashion and digits by default) and task: *cold* searches
 (the default sampler, cost-gp, 16 trials in batches of 4, the no-growth point enqueued first as the grower does) on
 every stream record into a knowledge base through `KnowledgeLink.record`; the base of the **other datasets'**
-streams is consulted through `KnowledgeLink.consult` (the k nearest past searches by meta-features; a base holds
-`--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds; any distance qualifies by
+streams is consulted through `KnowledgeLink.consult` (the k nearest past tasks by meta-features, each by its
+nearest search; a base holds `--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds, and
+each run records its stream's name as the task's identity; any distance qualifies by
 default, as meta_wide's max_distance 10 let every past search qualify there, `--max-distance` sets the grower's
 cut-off; digits lies at about 1.5 from the MNIST-sized searches, however many runs of each task the base holds):
 *warm* enqueues their transferred chosen and best points, *warm+prior* also hands their candidates to cost-gp as
@@ -123,8 +124,8 @@ def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, fol
         table, link = built[stream, task], links[stream]
         link.run = f"{stream}-seed{seed}"
         best, pick = best_and_pick(records)
-        link.record(types.SimpleNamespace(index=task), table_space(table), records, pick["params"], best["params"],
-                    table["features"])
+        link.record(types.SimpleNamespace(index=task, name=stream, class_names=[]), table_space(table), records,
+                    pick["params"], best["params"], table["features"])
 
 
 def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_distance: float,

@@ -17,6 +17,7 @@ from selfgrow.growth import build_grower
 from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase, nearest, task_features, transfer
 from selfgrow.search.meta.base import CANDIDATE_KEYS
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+from selfgrow.search.meta.features import task_identity
 from selfgrow.nets.cost import count_params, inference_flops
 
 SPACE = {"widen:hidden.0": distribution_to_json(CategoricalDistribution([1.0, 2.0])),
@@ -155,6 +156,49 @@ def test_a_consultation_that_finds_nothing_near_enough_says_how_far_the_nearest_
         "selfgrow-meta-v1/b/task0"]
     empty = KnowledgeLink("searched", None, WarmStart(source=str(tmp_path / "empty.journal")), 0)
     assert too_far(empty.consult(space, features(), baseline).reasons) == "no past search of this grower in it"
+
+
+def test_k_counts_past_tasks_so_repeated_runs_of_one_task_do_not_crowd_out_the_next_nearest(tmp_path):
+    """Three runs of task A (their nets differ, so do their distances) and one of task B: k = 2 consults A's nearest
+    search and B's, not two of A's, and hands the prior those two searches' candidates. An entry recorded before
+    task keys (key "") counts as a task of its own."""
+    from optuna.distributions import json_to_distribution
+
+    journal = str(tmp_path / "base.journal")
+    runs = [entry(run=f"a{copy}", task_index=1.0, log_params=1.0 + copy / 10) for copy in range(3)]
+    for past in runs:
+        past.task_key = "1:mnist[2,3]:2/3"
+    for past in (*runs, entry(run="b", task_index=3.0)):
+        KnowledgeBase(journal).record(past)
+    assert KnowledgeBase(journal).entry("a1/task0").task_key == "1:mnist[2,3]:2/3"
+    space = {name: json_to_distribution(text) for name, text in SPACE.items()}
+    baseline = {"widen:hidden.0": 1.0, "deepen:hidden.0": 0}
+    link = KnowledgeLink("searched", None, WarmStart(source=journal, k=2, prior=True), 0)
+    offered = link.consult(space, features(task_index=1.0), baseline)
+    assert [c["entry"] for c in offered.reasons["consulted"]] == ["selfgrow-meta-v1/a0/task0",
+                                                                  "selfgrow-meta-v1/b/task0"]
+    assert len(offered.nearest) == 4 and offered.reasons["prior"] == {"candidates": 4}  # 2 complete per search
+    # without keys (entries of an older base) every search is a task of its own: the two nearest are A's
+    legacy = str(tmp_path / "legacy.journal")
+    for past in (*runs, entry(run="b", task_index=3.0)):
+        past.task_key = ""
+        KnowledgeBase(legacy).record(past)
+    old = KnowledgeLink("searched", None, WarmStart(source=legacy, k=2), 0).consult(space, features(task_index=1.0),
+                                                                                   baseline)
+    assert [c["entry"] for c in old.reasons["consulted"]] == ["selfgrow-meta-v1/a0/task0", "selfgrow-meta-v1/a1/task0"]
+
+
+def test_a_task_identity_is_shared_by_the_runs_of_a_stream_and_differs_with_the_classes_or_position():
+    from selfgrow.streams import build
+
+    def stream(seed: int, shuffle: bool = False):
+        return build("split", dataset="digits", n_tasks=5, max_train_per_class=40, seed=seed,
+                     shuffle_classes=shuffle).tasks
+
+    first, again = stream(0)[1], stream(1)[1]
+    assert not torch.equal(first.x_train, again.x_train)  # another seed draws other samples of the same classes
+    assert task_identity(first) == task_identity(again) == "1:digits[2,3]:2/3"
+    assert task_identity(stream(0)[2]) != task_identity(first) != task_identity(stream(0, shuffle=True)[1])
 
 
 def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():

@@ -54,8 +54,8 @@ resumed run warm-starts as the uninterrupted one does. Across runs (the growth k
 `record` ("default": `$SELFGROW_META`, else a journal file under ~/.cache/selfgrow; null: off),
 and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, max_distance: 1.5,
 within: 2}` also enqueues, after this run's points, the transferred chosen and best points of the
-`k` past searches of the same grower whose tasks are most similar, none farther than
-`max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random forest fitted on every
+`k` past searches of the same grower whose tasks are most similar, one per past task (the nearest of the
+runs of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random forest fitted on every
 such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n` points it
 ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
 status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; with
@@ -156,7 +156,7 @@ class SearchOptions:
     population_size: int = 8
     warm_start: int | dict[str, Any] = option(
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
-        "searches consulted (3), max_distance: farthest meta-feature distance consulted (1.5), within: the last "
+        "tasks consulted, each by its nearest search (3), max_distance: farthest meta-feature distance consulted (1.5), within: the last "
         "tasks of this run (2), surrogate: proposals of a surrogate over the past searches, which also screens "
         "hopeless points (0: off; measured without a reliable gain), prior: their candidates as the cost-gp sampler's "
         "prior (false; measured without a reliable gain, BENCHMARKS.md)}")

@@ -4,10 +4,10 @@ One study per search (per run and task), named `selfgrow-meta-v1/<run>/task<k>`:
 candidates evaluated (parameters in the search's own distributions, values [score, cost] for the
 complete ones, pruned and failed ones as such, each with its operator calls, status, objectives
 (score and its standard error, plasticity, stability), fidelity reached (epochs, rung) and
-compute in its user attributes); the study's user attributes hold the schema version,
-the grower, the task's meta-features (`selfgrow.search.meta.features`), the point chosen and the most
-accurate one, and the outcome (`after_task`: mean validation accuracy over the seen tasks once the
-task is trained; `latest`, `latest_task`: the same measured after the run's latest task, so after a
+compute in its user attributes); the study's user attributes hold the schema version, the grower, the
+task's identity (`task_key`: its position, name and classes, shared by the runs of one stream) and meta-features
+(`selfgrow.search.meta.features`), the point chosen and the most accurate one, and the outcome (`after_task`:
+mean validation accuracy over the seen tasks once the task is trained; `latest`, `latest_task`: the same measured after the run's latest task, so after a
 finished run its end). Being an Optuna storage, the base opens in optuna-dashboard, is shared by
 processes (a journal file) or machines (a database URL), and `selfgrow meta list | show | export |
 import` reads and moves it.
@@ -50,6 +50,7 @@ class Entry:
     chosen: dict[str, Any]
     best: dict[str, Any]
     outcome: dict[str, float] = field(default_factory=dict)
+    task_key: str = ""  # `features.task_identity`: shared by the runs of one stream; "" in entries recorded before it
 
     @property
     def key(self) -> str:
@@ -63,7 +64,7 @@ class Entry:
         if data.get("schema") != SCHEMA:
             raise SelfgrowError(f"Knowledge-base entry of schema {data.get('schema')!r} cannot be read; "
                                 f"accepted: schema {SCHEMA} (this selfgrow's).")
-        return cls(**{k: v for k, v in data.items() if k != "schema"})
+        return cls(**{k: v for k, v in data.items() if k != "schema"})  # an entry without task_key: ""
 
 
 def resolve(location: str | None) -> str | None:
@@ -149,7 +150,8 @@ class KnowledgeBase:
                       for t in study.get_trials(deepcopy=False)]
         return Entry.from_dict({**{k: attrs[k] for k in ("schema", "run", "task", "grower", "features", "space",
                                                          "chosen", "best")},
-                                "outcome": attrs.get("outcome", {}), "candidates": candidates})
+                                "outcome": attrs.get("outcome", {}), "task_key": attrs.get("task_key", ""),
+                                "candidates": candidates})
 
     def entries(self) -> list[Entry]:
         """Every entry of this schema."""

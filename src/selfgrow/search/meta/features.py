@@ -5,7 +5,8 @@ scenario, position in the stream), the net that meets it (log parameters and log
 and how hard the task is for that net: the accuracy of a k-nearest-neighbour classifier (k = 5) in
 the current net's features, fitted on up to `PROBE_TRAIN` training samples of the task and scored on
 up to `PROBE_VAL` of its validation samples (both seeded draws). The knowledge base compares tasks by
-these numbers (`selfgrow.search.meta.transfer`).
+these numbers (`selfgrow.search.meta.transfer`). `task_identity` names the task itself, so the base knows which of
+its searches met the same task (runs of one stream, with other seeds).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def task_features(learner: Any, task: Any, seed: int = 0) -> tuple[dict[str, flo
         "probe_knn": probe,
     }
     return features, float(inference_flops(net, head)) * n_probed
+
+
+def task_identity(task: Any) -> str:
+    """The task's position, name and class names ("1:mnist[2,3]:2/3"): the same for every run of a stream (its
+    seed draws other samples of the same classes), different for another class order or dataset."""
+    return f"{task.index}:{task.name}:{'/'.join(str(name) for name in task.class_names)}"
 
 
 def knn_probe(net: torch.nn.Module, task: Any, head: int | None, seed: int) -> tuple[float, int]:

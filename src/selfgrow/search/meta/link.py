@@ -1,10 +1,10 @@
 """`KnowledgeLink`: what a searched grower does with the knowledge base before, after and once past each search.
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
-source base, proposes the transferred best points of the `k` most similar past searches
-(`selfgrow.search.meta.transfer`) and, with `surrogate: n`, the `n` best points of a surrogate fitted
+source base, proposes the transferred best points of the `k` most similar past tasks (each by its nearest
+search; `selfgrow.search.meta.transfer`) and, with `surrogate: n`, the `n` best points of a surrogate fitted
 on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the
-sampler's points, and, with `prior: true`, every complete candidate of the `k` nearest searches with its score
+sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
 relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it
 records the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean
 validation accuracy over the seen tasks, into this task's entry (`after_task`) and into the run's earlier entries
@@ -21,17 +21,17 @@ from typing import Any
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
-from selfgrow.search.meta.features import task_features
+from selfgrow.search.meta.features import task_features, task_identity
 from selfgrow.search.meta.surrogate import Surrogate, relative_scores
-from selfgrow.search.meta.transfer import nearest, transfer
+from selfgrow.search.meta.transfer import nearest, one_per_task, transfer
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past searches
-    of the base `source` (None: none) no farther than `max_distance` (see `selfgrow.search.meta.transfer`);
-    `surrogate` > 0: that many proposals of a surrogate over those past searches, and its screen; `prior`: the
-    `k` nearest searches' candidates as the cost-gp sampler's prior."""
+    """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past tasks (each
+    by its nearest search) of the base `source` (None: none) no farther than `max_distance` (see
+    `selfgrow.search.meta.transfer`); `surrogate` > 0: that many proposals of a surrogate over those past
+    searches, and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior."""
 
     within: int = 2
     source: str | None = None
@@ -112,8 +112,9 @@ class KnowledgeLink:
 
         ranked = nearest(self._base(self.source).entries(), features, self.grower, exclude_run=self.run)
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
+        chosen = one_per_task(within)[:self.k]
         points, consulted = [], []
-        for entry, distance in within[:self.k]:
+        for entry, distance in chosen:
             proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
             points += proposed
             consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
@@ -129,8 +130,7 @@ class KnowledgeLink:
             reasons["surrogate"]["proposed"] = proposed
         prior = []
         if self.prior:
-            prior = [(point, score) for _, point, score in relative_scores([e for e, _ in within[:self.k]], space,
-                                                                           baseline)]
+            prior = [(point, score) for _, point, score in relative_scores([e for e, _ in chosen], space, baseline)]
             reasons["prior"] = {"candidates": len(prior)}
         return Consultation(proposed, points, surrogate, reasons, prior)
 
@@ -145,7 +145,7 @@ class KnowledgeLink:
                       space={k: distribution_to_json(d) for k, d in space.items()},
                       candidates=[{"params": dict(r["params"]), **{k: r.get(k) for k in CANDIDATE_KEYS}}
                                   for r in records],
-                      chosen=dict(chosen), best=dict(best))
+                      chosen=dict(chosen), best=dict(best), task_key=task_identity(task))
         self._base(self.record_to).record(entry)
         self.recorded[task.index] = entry.key
 

@@ -11,7 +11,8 @@ Past searches farther than the warm start's `max_distance` (1.5 by default) are 
 unrelated tasks proposes nothing (leave-one-stream-out benches in BENCHMARKS.md: MNIST and Fashion-MNIST tasks lie
 0.3-0.7 from each other in the 32-unit MLP bench and 0.5-1.5 in meta_wide's, digits 1.0-1.7 from both, Split-
 CIFAR-10's ResNet tasks about 2 from the MLP tasks). Only searches of the same grower are
-consulted, never those of the run itself (its own earlier tasks are the within-run warm start's).
+consulted, never those of the run itself (its own earlier tasks are the within-run warm start's), and of several
+searches of one past task (runs of the same stream) only the nearest (`one_per_task`), so `k` counts past tasks.
 
 A past point is transferred as relative actions: a parameter the new space has under the same
 name keeps its value (a widening factor, a number of inserted layers, φ, δ are relative to the
@@ -46,6 +47,19 @@ def nearest(entries: list[Entry], features: dict[str, float], grower: str,
         return math.sqrt(sum(terms) / len(terms)) if terms else 0.0
 
     return sorted(((e, distance(e.features)) for e in pool), key=lambda pair: (pair[1], pair[0].key))
+
+
+def one_per_task(ranked: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
+    """The first (nearest) of `ranked`'s searches of each past task (`Entry.task_key`; an entry without one, recorded
+    before keys were, is a task of its own): a base that holds several runs of a stream holds several searches of
+    each of its tasks, and the warm start's `k` counts tasks, not repeats of one."""
+    seen, out = set(), []
+    for entry, distance in ranked:
+        task = entry.task_key or entry.key
+        if task not in seen:
+            seen.add(task)
+            out.append((entry, distance))
+    return out
 
 
 def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, Any]) -> dict[str, Any]:
