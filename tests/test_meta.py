@@ -77,6 +77,12 @@ def test_an_entry_survives_the_storage_export_and_import_and_a_rerecord_replaces
     other = KnowledgeBase(f"journal:{tmp_path / 'b.journal'}")
     assert other.import_file(tmp_path / "out.jsonl") == 2
     assert other.entries() == base.entries()
+    # an export written before entries named their task (no task_key) still imports, as tasks of their own
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    (tmp_path / "old.jsonl").write_text("".join(json.dumps({k: v for k, v in line.items() if k != "task_key"}) + "\n"
+                                                for line in lines))
+    older = KnowledgeBase(str(tmp_path / "c.journal"))
+    assert older.import_file(tmp_path / "old.jsonl") == 2 and [e.task_key for e in older.entries()] == ["", ""]
 
 
 def test_bad_knowledge_base_input_is_refused_in_one_sentence(tmp_path):
