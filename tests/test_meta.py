@@ -222,11 +222,12 @@ def test_a_run_records_every_search_and_its_outcome_and_a_later_run_starts_from_
     run = learner.grower.knowledge.run
     assert base.keys() == [f"selfgrow-meta-v1/{run}/task0", f"selfgrow-meta-v1/{run}/task1"]
     scores = [a for a in learner.evaluate(learner.seen, "val")]
-    for record, stored in zip(records, base.entries()):
+    for task, record, stored in zip(make_tasks(2), records, base.entries()):
         plan = record.plan
         assert [c["params"] for c in stored.candidates] == [c["params"] for c in plan.candidates]
         assert [c["accuracy"] for c in stored.candidates] == [c["accuracy"] for c in plan.candidates]
         assert stored.chosen == plan.candidates[plan.chosen]["params"] and stored.grower == "searched"
+        assert stored.task_key == task_identity(task) and task.name in stored.task_key
         assert stored.outcome["latest"] == pytest.approx(sum(scores) / len(scores)) and stored.outcome["latest_task"] == 1
         assert "knowledge" not in plan.reasons
     assert base.entries()[1].outcome["after_task"] == base.entries()[1].outcome["latest"]
@@ -287,6 +288,7 @@ def test_a_configured_run_warm_starts_from_a_base_and_its_report_names_the_past_
     assert len(keys) == 2 and consulted[0] == keys[0] and sorted(consulted) == sorted(keys)
     page = (run_dir / "report.html").read_text()
     assert "Warm start from the knowledge base" in page and keys[0].split("/", 1)[1] in page
+    assert growth[0]["reasons"]["knowledge"]["consulted"][0]["task_key"] in page  # "0:digits[0,1]:0/1"
 
 
 def test_the_searched_meta_preset_learns_from_the_runs_before_it(tmp_path, monkeypatch):

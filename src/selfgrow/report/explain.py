@@ -77,7 +77,7 @@ def why_chosen(growth: dict[str, Any]) -> str:
     text += _prediction_words(reasons)
     knowledge = reasons.get("knowledge") or {}
     if knowledge.get("consulted"):
-        text += f"; warm-started from {len(knowledge['consulted'])} past search(es) of the knowledge base"
+        text += f"; warm-started from {len(knowledge['consulted'])} past task(s) of the knowledge base"
     elif knowledge and knowledge.get("k"):
         text += f"; knowledge base: {too_far(knowledge)}"
     budget = reasons.get("stream_budget")

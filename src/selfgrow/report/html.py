@@ -123,7 +123,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
     """The past searches a meta warm start consulted before this task and the points they proposed ("" without)."""
     if knowledge is None:
         return ""
-    rows = [[c["entry"].split("/", 1)[-1], str(c["task"]), _fmt(c["distance"]),
+    rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),
              "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
              _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
@@ -132,8 +132,8 @@ def _knowledge_table(knowledge: dict | None) -> str:
         nearest = "" if knowledge.get("k") == 0 else f" {html.escape(too_far(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{nearest}{surrogate}</p>"
     header = ["past search", "its task", "distance", "proposed (chosen; best)", "its outcome after task", "at its end"]
-    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past searches proposed "
-            f"their chosen and most accurate points.{surrogate}</p>" + _table(rows, header))
+    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks (each by its "
+            f"nearest search) proposed their chosen and most accurate points.{surrogate}</p>" + _table(rows, header))
 
 
 def _surrogate_text(surrogate: dict | None) -> str:

@@ -117,7 +117,8 @@ class KnowledgeLink:
         for entry, distance in chosen:
             proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
             points += proposed
-            consulted.append({"entry": entry.key, "task": entry.task, "distance": round(distance, 4),
+            consulted.append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
+                              "distance": round(distance, 4),
                               "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": consulted,
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None}
