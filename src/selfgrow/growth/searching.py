@@ -47,24 +47,22 @@ hold the Pareto front (trial numbers), the chosen trial, `trials_to_chosen` and 
 is judged; trials of one batch are trained together, so the batch count is the one that reflects
 compute).
 
-Warm start within a run: the chosen and the most accurate parameters of the last `warm_start`
-tasks are enqueued first in the new study (0 turns it off); they live in the grower's state, so a
-resumed run warm-starts as the uninterrupted one does. Across runs (the growth knowledge base,
-`selfgrow.search.meta`): every finished search is recorded, with the task's meta-features, into
-`record` ("default": `$SELFGROW_META`, else a journal file under ~/.cache/selfgrow; null: off),
-and the outcome once the task is trained; `warm_start: {from: BASE, k: 3, max_distance: 1.5,
-within: 2}` also enqueues, after this run's points, the transferred chosen and best points of the
-`k` past searches of the same grower whose tasks are most similar, one per past task (the nearest of the
-runs of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random forest fitted on every
-such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n` points it
-ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
-status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; with
-`prior: true` (sampler cost-gp) every complete candidate of those `k` searches, transferred, with its score
-relative to its search's mean, is the sampler's prior (`selfgrow.search.cost_gp`); the plan's
-reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature
-probe's forward passes count in `search_flops`. `initial_points` (points known to be worth
-trying, e.g. from an earlier study) are enqueued after them and the no-growth point; names a
-space lacks are dropped, missing names take their no-growth value.
+Warm start within a run: the chosen and the most accurate parameters of the last `warm_start` tasks are enqueued
+first in the new study (0 turns it off); they live in the grower's state, so a resumed run warm-starts as the
+uninterrupted one does. Across runs (the growth knowledge base, `selfgrow.search.meta`): every finished search is
+recorded, with the task's meta-features, into `record` ("default": `$SELFGROW_META`, else a journal file under
+~/.cache/selfgrow; null: off), and the outcome once the task is trained; `warm_start: {from: BASE, k: 3,
+max_distance: 1.5, within: 2}` also enqueues, after this run's points, the transferred chosen and best points of
+the `k` past searches of the same grower whose tasks are most similar, one per past task (the nearest of the runs
+of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random
+forest fitted on every such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n`
+points it ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
+status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; with `prior: true`
+(sampler cost-gp) every complete candidate of those `k` searches, transferred, with its score relative to its
+search's mean, is the sampler's prior (`selfgrow.search.cost_gp`); the plan's reasons say, under "knowledge", which
+were consulted and what they proposed. The meta-feature probe's forward passes count in `search_flops`.
+`initial_points` (points known to be worth trying, e.g. from an earlier study) are enqueued after them and the
+no-growth point; names a space lacks are dropped, missing names take their no-growth value.
 
 `keep_winner`: the learner starts the task's training from the chosen candidate's trained
 weights (`GrowthPlan.weights`) instead of from the freshly grown net; it then trains the task
@@ -156,10 +154,10 @@ class SearchOptions:
     population_size: int = 8
     warm_start: int | dict[str, Any] = option(
         2, at_least=0, note="the last tasks of this run, 0: off; or a mapping {from: knowledge base, k: past "
-        "tasks consulted, each by its nearest search (3), max_distance: farthest meta-feature distance consulted (1.5), within: the last "
-        "tasks of this run (2), surrogate: proposals of a surrogate over the past searches, which also screens "
-        "hopeless points (0: off; measured without a reliable gain), prior: their candidates as the cost-gp sampler's "
-        "prior (false; measured without a reliable gain, BENCHMARKS.md)}")
+        "tasks consulted, each by its nearest search (3), max_distance: farthest meta-feature distance consulted "
+        "(1.5), within: the last tasks of this run (2), surrogate: proposals of a surrogate over the past searches, "
+        "which also screens hopeless points (0: off; measured without a reliable gain), prior: their candidates as the "
+        "cost-gp sampler's prior (false; measured without a reliable gain, BENCHMARKS.md)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)

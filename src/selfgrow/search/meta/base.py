@@ -1,16 +1,15 @@
 """The growth knowledge base: every finished growth search, kept in an Optuna storage so later runs learn from it.
 
-One study per search (per run and task), named `selfgrow-meta-v1/<run>/task<k>`: its trials are the
-candidates evaluated (parameters in the search's own distributions, values [score, cost] for the
-complete ones, pruned and failed ones as such, each with its operator calls, status, objectives
-(score and its standard error, plasticity, stability), fidelity reached (epochs, rung) and
-compute in its user attributes); the study's user attributes hold the schema version, the grower, the
-task's identity (`task_key`: its position, name and classes, shared by the runs of one stream) and meta-features
-(`selfgrow.search.meta.features`), the point chosen and the most accurate one, and the outcome (`after_task`:
-mean validation accuracy over the seen tasks once the task is trained; `latest`, `latest_task`: the same measured after the run's latest task, so after a
-finished run its end). Being an Optuna storage, the base opens in optuna-dashboard, is shared by
-processes (a journal file) or machines (a database URL), and `selfgrow meta list | show | export |
-import` reads and moves it.
+One study per search (per run and task), named `selfgrow-meta-v1/<run>/task<k>`: its trials are the candidates
+evaluated (parameters in the search's own distributions, values [score, cost] for the complete ones, pruned and
+failed ones as such, each with its operator calls, status, objectives (score and its standard error, plasticity,
+stability), fidelity reached (epochs, rung) and compute in its user attributes); the study's user attributes hold
+the schema version, the grower, the task's identity (`task_key`: its position, name and classes, shared by the runs
+of one stream) and meta-features (`selfgrow.search.meta.features`), the point chosen and the most accurate one, and
+the outcome (`after_task`: mean validation accuracy over the seen tasks once the task is trained; `latest`,
+`latest_task`: the same measured after the run's latest task, so after a finished run its end). Being an Optuna
+storage, the base opens in optuna-dashboard, is shared by processes (a journal file) or machines (a database URL),
+and `selfgrow meta list | show | export | import` reads and moves it.
 
 Where: `location` is "journal:PATH", a database URL, or a plain PATH (a journal file); "default"
 is `$SELFGROW_META`, else `journal:~/.cache/selfgrow/search/meta.journal`; `$SELFGROW_META=off` (or a

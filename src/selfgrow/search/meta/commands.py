@@ -42,4 +42,5 @@ def main(argv: list[str]) -> int:
 def _row(entry: object) -> list[object]:
     chosen = next((c for c in entry.candidates if c["params"] == entry.chosen and c.get("status") == "complete"), {})
     return [entry.key[len(PREFIX):], entry.grower, entry.task_key or entry.task, len(entry.candidates),
-            json.dumps(entry.chosen), chosen.get("accuracy"), entry.outcome.get("after_task"), entry.outcome.get("latest")]
+            json.dumps(entry.chosen), chosen.get("accuracy"), entry.outcome.get("after_task"),
+            entry.outcome.get("latest")]
