@@ -20,7 +20,7 @@ nearest search; a base holds `--base-seeds` cold runs of each stream and task, a
 each run records its stream's name as the task's identity; any distance qualifies by
 default, as meta_wide's max_distance 10 let every past search qualify there, `--max-distance` sets the grower's
 cut-off; digits lies at about 1.5 from the MNIST-sized searches, however many runs of each task the base holds):
-*warm* enqueues their transferred chosen and best points, *warm+prior* also hands their candidates to cost-gp as
+*warm* enqueues their transferred chosen and best points after the no-growth point, *warm+prior* also hands their candidates to cost-gp as
 its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
 (`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *surrogate* tries the
 random-forest surrogate's 2 best points first and lets it screen the sampler's points (`warm_start: {k: 0,
@@ -156,7 +156,7 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                                                              enqueue=[start])
                 for kind, base in (("warm", "others"), ("bad", "bad")):
                     offered = consulted[held, task, base]
-                    enqueue = [*offered.nearest, start]
+                    enqueue = [start, *offered.nearest]  # as the grower enqueues them: no growth first
                     out[kind, held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue)
                     out[f"{kind}+prior", held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials,
                                                                          enqueue=enqueue, prior=offered.prior)

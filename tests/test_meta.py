@@ -239,8 +239,22 @@ def test_a_run_records_every_search_and_its_outcome_and_a_later_run_starts_from_
     first = base.entries()[0]
     assert consulted["proposed"] == [first.chosen, first.best]
     unique = [p for i, p in enumerate(consulted["proposed"]) if p not in consulted["proposed"][:i]]
-    assert [c["params"] for c in warm[0].plan.candidates[:len(unique)]] == unique
+    assert [c["params"] for c in warm[0].plan.candidates[:len(unique)]] == unique  # its choice was no growth
     assert base.keys() == [f"selfgrow-meta-v1/{run}/task0", f"selfgrow-meta-v1/{run}/task1"]  # nothing recorded
+
+
+def test_no_growth_is_tried_before_the_points_of_the_past_searches(tmp_path):
+    """On real runs not growing is often a search's best and always its cheapest point, so a past search that grew
+    does not push it back: the run's first task tries no growth, then the past search's chosen and best points."""
+    journal = str(tmp_path / "base.journal")
+    past = entry(run="past")
+    past.chosen = {"widen:hidden.0": 2.0, "deepen:hidden.0": 0}
+    KnowledgeBase(journal).record(past)
+    _, records = learn("searched", {**QUICK, "record": None,
+                                    "warm_start": {"from": journal, "k": 1, "max_distance": 100}}, n_tasks=1)
+    no_growth = {name: (1.0 if name.startswith("widen:") else 0) for name in records[0].plan.candidates[0]["params"]}
+    tried = [c["params"] for c in records[0].plan.candidates[:3]]
+    assert tried == [no_growth, {**no_growth, **past.chosen}, {**no_growth, **past.best}]
 
 
 def test_probe_flops_count_in_the_search_and_nothing_is_measured_when_nothing_records(tmp_path, monkeypatch):

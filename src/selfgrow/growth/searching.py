@@ -52,17 +52,18 @@ first in the new study (0 turns it off); they live in the grower's state, so a r
 uninterrupted one does. Across runs (the growth knowledge base, `selfgrow.search.meta`): every finished search is
 recorded, with the task's meta-features, into `record` ("default": `$SELFGROW_META`, else a journal file under
 ~/.cache/selfgrow; null: off), and the outcome once the task is trained; `warm_start: {from: BASE, k: 3,
-max_distance: 1.5, within: 2}` also enqueues, after this run's points, the transferred chosen and best points of
-the `k` past searches of the same grower whose tasks are most similar, one per past task (the nearest of the runs
-of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with `surrogate: n` a random
-forest fitted on every such past search within `max_distance` (`selfgrow.search.meta.surrogate`) proposes the `n`
-points it ranks best, tried before all others, and screens the sampler's points it finds hopeless (untrained,
-status "screened", not counted in `n_trials`) while it ranks this search's candidates rightly; with `prior: true`
-(sampler cost-gp) every complete candidate of those `k` searches, transferred, with its score relative to its
-search's mean, is the sampler's prior (`selfgrow.search.cost_gp`); the plan's reasons say, under "knowledge", which
-were consulted and what they proposed. The meta-feature probe's forward passes count in `search_flops`.
-`initial_points` (points known to be worth trying, e.g. from an earlier study) are enqueued after them and the
-no-growth point; names a space lacks are dropped, missing names take their no-growth value.
+max_distance: 1.5, within: 2}` also enqueues, after this run's points and no growth, the transferred chosen and
+best points of the `k` past searches of the same grower whose tasks are most similar, one per past task (the
+nearest of the runs of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with
+`surrogate: n` a random forest fitted on every such past search within `max_distance`
+(`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
+sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
+search's candidates rightly; with `prior: true` (sampler cost-gp) every complete candidate of those `k` searches,
+transferred, with its score relative to its search's mean, is the sampler's prior (`selfgrow.search.cost_gp`); the
+plan's reasons say, under "knowledge", which were consulted and what they proposed. The meta-feature probe's
+forward passes count in `search_flops`. `initial_points` (points known to be worth trying, e.g. from an earlier
+study) are enqueued after them and the no-growth point; names a space lacks are dropped, missing names take their
+no-growth value.
 
 `keep_winner`: the learner starts the task's training from the chosen candidate's trained
 weights (`GrowthPlan.weights`) instead of from the freshly grown net; it then trains the task
@@ -309,8 +310,10 @@ class SearchGrower(Grower):
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         largest = self._largest_growth(net, head, space, baseline, context, budget)
+        # no growth before the past searches' points: it is often the best on real runs and always the cheapest
+        # (BENCHMARKS.md, "No growth before the past searches' points")
         enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
-                   *self._fitting_points(space, consultation.nearest, learner, context), baseline, *largest,
+                   baseline, *self._fitting_points(space, consultation.nearest, learner, context), *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
         # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
