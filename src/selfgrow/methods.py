@@ -152,7 +152,7 @@ METHODS: dict[str, Method] = {
         task_il_only=True,
     ),
     "searched-meta": Method(
-        "growth search warm-started from the knowledge base: the nearest past searches' best points tried first",
+        "growth search warm-started from the knowledge base: the nearest past tasks' best points tried after no growth",
         _fixed([_replay("herding", "class"), _LWF],
                growth={"name": "searched", "options": {"warm_start": {"from": "default", "k": 3, "within": 2}}}),
     ),
