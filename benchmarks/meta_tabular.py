@@ -12,25 +12,25 @@ held-out table (the held-out datasets only). Searches then look their candidates
 in their choices, and many seeds cost seconds. `--datasets ... cifar10` adds Split-CIFAR-10 in the same setting
 (meta_wide's MNIST rows with CIFAR-10's images, 32x32x3 into the same MLP) as a fourth dataset.
 
-Protocol, per held-out dataset (`--datasets`: mnist, fashion and digits by default) and task: *cold* searches
-(the default sampler, cost-gp, 16 trials in batches of 4, the no-growth point enqueued first as the grower does) on
+Protocol, per held-out dataset (`--datasets`: mnist, fashion and digits by default) and task: *cold* searches (the
+default sampler, cost-gp, 16 trials in batches of 4, the no-growth point enqueued first as the grower does) on
 every stream record into a knowledge base through `KnowledgeLink.record`; the base of the **other datasets'**
 streams is consulted through `KnowledgeLink.consult` (the k nearest past tasks by meta-features, each by its
-nearest search; a base holds `--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds, and
-each run records its stream's name as the task's identity; any distance qualifies by
-default, as meta_wide's max_distance 10 let every past search qualify there, `--max-distance` sets the grower's
-cut-off; digits lies at about 1.5 from the MNIST-sized searches, however many runs of each task the base holds):
-*warm* enqueues their transferred chosen and best points after the no-growth point, *warm+prior* also hands their candidates to cost-gp as
-its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
+nearest search; a base holds `--base-seeds` cold runs of each stream and task, as meta_wide's holds its 3 seeds,
+and each run records its stream's name as the task's identity; any distance qualifies by default, as meta_wide's
+max_distance 10 let every past search qualify there, `--max-distance` sets the grower's cut-off; digits lies at
+about 1.5 from the MNIST-sized searches, however many runs of each task the base holds): *warm* enqueues their
+transferred chosen and best points after the no-growth point, *warm+prior* also hands their candidates to cost-gp
+as its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the misleading twin of the base
 (`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *surrogate* tries the
 random-forest surrogate's 2 best points first and lets it screen the sampler's points (`warm_start: {k: 0,
 surrogate: 2}`, fitted on every past search within the distance), *warm+surrogate* and *bad+surrogate* add its
 proposals and screen to warm's and bad's points (`{k, surrogate: 2}`); *again* is cold with another seed, the
-control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference
-FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final
-best (one search that never gets there counts its full budget), the same to the lower of the pair's two final
-bests (the symmetric measure), and each search's best find and the parsimony rule's pick re-measured on the
-held-out table (what a search's choice is worth, free of the table's lucky draws).
+control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank
+training costs) until the best table score so far is within EPS of the cold search's final best (one search that
+never gets there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
+measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
+search's choice is worth, free of the table's lucky draws).
 
 What this leaves out of a real warm start: the within-run warm start (the last tasks' chosen points; a table has
 no run), halving (one rung: a looked-up score does not change with epochs), and a net grown by earlier choices

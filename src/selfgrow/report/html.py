@@ -120,7 +120,7 @@ def _cost_table(results: Results) -> str:
 
 
 def _knowledge_table(knowledge: dict | None) -> str:
-    """The past searches a meta warm start consulted before this task and the points they proposed ("" without)."""
+    """The past tasks a meta warm start consulted before this task and the points they proposed ("" without)."""
     if knowledge is None:
         return ""
     rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),

@@ -24,8 +24,9 @@ the search's first trials (it did when the prior acted before any evidence: BENC
 of warm-started Bayesian optimisation across tasks (Feurer et al. 2015; the ranking-weighted ensembles of Feurer et
 al. 2018 weight each past task by the same kind of pairwise-ranking agreement), reduced to one prior and an on/off
 weight. Measured (BENCHMARKS.md, issue 18): no gain over the transferred points alone on real runs; on tables where
-scores repeat, a gain in one setting (1.69x against 1.48x fewer trials at the default cut-off) and a loss of accuracy
-in another; opt-in.
+scores repeat, a gain in one setting (1.69x against 1.48x fewer trials at the default cut-off, with the transferred
+points tried before no growth), a loss once no growth comes first, the grower's order since f59fa7e (1.38x against
+1.50x), and a loss of accuracy in another; opt-in.
 
 The default sampler of the growth search since the meta_wide bench ran with it to the end (BENCHMARKS.md, "A
 sampler that reads each point's cost"). It was the default once before and was withdrawn: a point's cost was
