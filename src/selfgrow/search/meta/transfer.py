@@ -10,7 +10,8 @@ distance would grow with it (digits lay at 2.5 from a base of one run per MNIST-
 Past searches farther than the warm start's `max_distance` (1.5 by default) are not consulted, so a base of
 unrelated tasks proposes nothing (leave-one-stream-out benches in BENCHMARKS.md: MNIST and Fashion-MNIST tasks lie
 0.3-0.7 from each other in the 32-unit MLP bench and 0.5-1.5 in meta_wide's, digits 1.0-1.7 from both, Split-
-CIFAR-10's ResNet tasks about 2 from the MLP tasks). Only searches of the same grower are
+CIFAR-10's ResNet tasks about 2 from the MLP tasks and 1.8-2.0 from ResNet searches of MNIST and Fashion-MNIST,
+mostly by their inputs: channels, image size, mean pixel, probe). Only searches of the same grower are
 consulted, never those of the run itself (its own earlier tasks are the within-run warm start's), and of several
 searches of one past task (runs of the same stream) only the nearest (`one_per_task`), so `k` counts past tasks.
 
