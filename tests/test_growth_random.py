@@ -181,7 +181,8 @@ def test_bad_options_are_refused_in_one_sentence():
 
 
 def test_its_space_options_are_exactly_those_of_the_spaces():
-    own = {"space", "max_draws", "max_flops", "max_params", "train_budget", "mode", "seed", "retention_space"}
+    own = {"space", "max_draws", "max_flops", "max_params", "train_budget", "mode", "seed", "retention_space",
+           "prediction_space", "val_memory_per_class"}
     spaces = ("searched", "compound", "searched-extractor")
     assert set(accepted_options(RandomGrower)) - own == set().union(*(space_options(s) for s in spaces))
 
@@ -203,3 +204,66 @@ def test_random_growth_runs_end_to_end_through_the_cli(tmp_path, space, scenario
     assert all(c["inference_flops"] <= 20000 for c in results["costs"])
     assert (space == "compound") == all("compound" in plan["reasons"] for plan in growth)
     assert (run_dir / "report.html").is_file()
+
+
+CLASSIFIER = {"replay.classifier": ["head", "nme"]}
+
+
+def test_with_a_prediction_space_the_classifier_is_chosen_after_training_as_a_search_chooses_it():
+    """The control of a searched grower that chooses the classifier after training: the same choice, on the same
+    validation memory (counted in memory), its scoring the only search FLOPs; without the space, nothing is kept."""
+    from search_fixtures import learn
+
+    from selfgrow.growth.validation_memory import memory_bytes
+
+    options = {"space": "searched", "prediction_space": CLASSIFIER, "val_memory_per_class": 3}
+    learner, records = learn("random", options)
+    for record in records:
+        choice = record.plan.reasons["predictions"]
+        scores = {s["settings"]["replay.classifier"]: s["accuracy"] for s in choice["scores"]}
+        assert set(scores) == {"head", "nme"} and scores[choice["chosen"]["replay.classifier"]] == max(scores.values())
+        assert record.plan.search_flops > 0 and record.plan.candidates == []
+    # on this fixture the head forgets the old classes and the nearest means keep them, as for the searched grower
+    assert [r.plan.reasons["predictions"]["chosen"]["replay.classifier"] for r in records[1:]] == ["nme", "nme"]
+    assert learner.retention_settings == {"replay.classifier": "nme"}
+    assert learner.grower.memory_bytes(learner) == memory_bytes(learner.seen, 3) > 0
+    plain, plain_records = learn("random", {"space": "searched"})
+    assert plain.grower.memory_bytes(plain) == 0
+    assert all("predictions" not in r.plan.reasons and r.plan.search_flops == 0 for r in plain_records)
+    # the growth draws do not depend on the choice
+    assert [r.plan.reasons["random"]["point"] for r in records] == [r.plan.reasons["random"]["point"]
+                                                                    for r in plain_records]
+
+
+def test_under_a_train_budget_the_controls_plan_counts_the_choices_scoring():
+    from search_fixtures import learner_for
+
+    from selfgrow.growth.prediction_choice import scored_samples
+    from selfgrow.growth.stream_budget import plan_budget
+
+    tasks = make_tasks(3)
+    options = {"space": "searched", "prediction_space": CLASSIFIER, "val_memory_per_class": 3, "train_budget": 1e12}
+    torch.manual_seed(0)
+    learner = learner_for("random", options)
+    learner.stream_tasks = 3
+    plan = learner.grower.plan(learner, tasks[0])
+    plain = plan_budget(1e12, learner, tasks[0], False)
+    scored = scored_samples(learner, tasks[0], CLASSIFIER, 3)
+    assert scored > 0
+    assert plan.reasons["stream_budget"]["samples_now"] == plain.samples_now + scored
+    assert plan.reasons["stream_budget"]["samples_later"] == plain.samples_later + scored
+
+
+def test_a_random_run_with_the_choice_resumes_as_the_uninterrupted_one(tmp_path):
+    from search_fixtures import same_net
+
+    options = {"space": "searched", "prediction_space": CLASSIFIER, "val_memory_per_class": 3}
+    learner, resumed, tasks = resumed_pair(tmp_path, "random", options)
+    replay = [next(s for s in x.retention if s.name == "replay") for x in (learner, resumed)]
+    assert replay[0].classifier == replay[1].classifier == "nme"
+    torch.manual_seed(1)
+    last = learner.learn(tasks[2])
+    torch.manual_seed(1)
+    again = resumed.learn(tasks[2])
+    assert again.plan.reasons["predictions"] == last.plan.reasons["predictions"]
+    assert same_net(resumed.net, learner.net)

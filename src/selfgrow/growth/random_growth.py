@@ -13,7 +13,12 @@ extractor), with that grower's own space options and the same budget (`max_flops
 and `train_budget`, the stream's training FLOPs, planned as the searched growers plan it with a
 search that costs nothing), and grows the net to it without training any candidate (search cost 0). With `retention_space` the
 strategies' strengths are drawn too, uniformly from the same choices as a search's (the present
-value among them), and set from that task on: the control of a search of growth and retention.
+value among them), and set from that task on: the control of a search of growth and retention. With
+`prediction_space` the settings that decide only predictions (the replay memory's classifier) are chosen
+after each task's training as a searched grower chooses them (`selfgrow.growth.prediction_choice`, on a
+validation memory of `val_memory_per_class` per class, counted in `memory_mb`; its scoring is the run's
+only search FLOPs and is planned under `train_budget`): the control of a searched grower with the same
+choice, so that what differs between the two is the growth search alone.
 
 How it deviates from L2BG's experiment: there is no binding to an earlier task (our searched
 spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
@@ -44,6 +49,7 @@ from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.growth_points import RETENTION_PREFIX
+from selfgrow.growth.prediction_choice import PredictionChoice, check_prediction_space, scored_samples
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget
@@ -52,7 +58,8 @@ from selfgrow.search import Proposal
 
 # space name -> the declaration of its grower
 SPACES = {"searched": SearchedOptions, "compound": CompoundOptions, "searched-extractor": ExtractorOptions}
-SHARED = ("max_flops", "max_params", "train_budget", "mode", "seed", "retention_space")  # taken as the searched growers take them
+SHARED = ("max_flops", "max_params", "train_budget", "mode", "seed", "retention_space", "prediction_space",
+          "val_memory_per_class")  # taken as the searched growers take them
 
 
 class _Untrained:
@@ -132,7 +139,13 @@ class RandomGrower(Grower):
         if not space:
             reasons["decision"] = "no growth: empty growth space"
             return GrowthPlan(reasons=reasons)
-        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, adopt=False)
+        check_prediction_space(learner.retention, inner.prediction_space)
+        scored = scored_samples(learner, task, inner.prediction_space, inner.val_memory_per_class) if (
+            inner.prediction_space) else 0.0
+        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, adopt=False,
+                                                                     scored_per_task=scored)
+        if budget is not None:
+            reasons["stream_budget"] = budget.describe()
         point, proposal, draws = self._draw(learner, head, space, task.index, budget)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
         reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],
@@ -165,6 +178,14 @@ class RandomGrower(Grower):
         drawn = {name: draw(distribution, rng) for name, distribution in space.items() if name.startswith(RETENTION_PREFIX)}
         point = {**self.inner._baseline(learner, space, None), **drawn}
         return point, self.inner._propose(net, head, point, None, budget), self.max_draws + 1
+
+    def choose_predictions(self, learner: Any, task: Any) -> PredictionChoice | None:
+        """The `prediction_space`'s settings, chosen on the trained net as the searched growers choose them."""
+        return self.inner.choose_predictions(learner, task)
+
+    def memory_bytes(self, learner: Any) -> int:
+        """The validation memory the choice after training scores on (none without a `prediction_space`)."""
+        return self.inner.memory_bytes(learner) if self.inner.prediction_space else 0
 
     # ---- state ------------------------------------------------------------------------------
 
