@@ -253,17 +253,3 @@ def test_under_a_train_budget_the_controls_plan_counts_the_choices_scoring():
     assert plan.reasons["stream_budget"]["samples_now"] == plain.samples_now + scored
     assert plan.reasons["stream_budget"]["samples_later"] == plain.samples_later + scored
 
-
-def test_a_random_run_with_the_choice_resumes_as_the_uninterrupted_one(tmp_path):
-    from search_fixtures import same_net
-
-    options = {"space": "searched", "prediction_space": CLASSIFIER, "val_memory_per_class": 3}
-    learner, resumed, tasks = resumed_pair(tmp_path, "random", options)
-    replay = [next(s for s in x.retention if s.name == "replay") for x in (learner, resumed)]
-    assert replay[0].classifier == replay[1].classifier == "nme"
-    torch.manual_seed(1)
-    last = learner.learn(tasks[2])
-    torch.manual_seed(1)
-    again = resumed.learn(tasks[2])
-    assert again.plan.reasons["predictions"] == last.plan.reasons["predictions"]
-    assert same_net(resumed.net, learner.net)

@@ -133,11 +133,14 @@ def test_under_a_train_budget_the_choices_scoring_is_planned_and_the_stream_stay
     assert sum(r.fit.train_flops + r.plan.search_flops for r in records) <= total
 
 
-def test_a_run_with_the_choice_resumes_as_the_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("grower, options", [
+    ("searched", {**OPTIONS, "prediction_space": CLASSIFIER}),
+    ("random", {"space": "searched", "prediction_space": CLASSIFIER, "val_memory_per_class": 3}),  # its control
+])
+def test_a_run_with_the_choice_resumes_as_the_uninterrupted_one(tmp_path, grower, options):
     from search_fixtures import resumed_pair
 
-    options = {**OPTIONS, "prediction_space": CLASSIFIER}
-    learner, resumed, tasks = resumed_pair(tmp_path, "searched", options)
+    learner, resumed, tasks = resumed_pair(tmp_path, grower, options)
     assert replay_of(resumed).classifier == replay_of(learner).classifier == "nme"
     assert torch.equal(replay_of(resumed).means, replay_of(learner).means)
     torch.manual_seed(1)
