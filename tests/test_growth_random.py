@@ -252,4 +252,3 @@ def test_under_a_train_budget_the_controls_plan_counts_the_choices_scoring():
     assert scored > 0
     assert plan.reasons["stream_budget"]["samples_now"] == plain.samples_now + scored
     assert plan.reasons["stream_budget"]["samples_later"] == plain.samples_later + scored
-

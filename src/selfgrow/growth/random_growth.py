@@ -49,7 +49,7 @@ from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
 from selfgrow.growth.growth_points import RETENTION_PREFIX
-from selfgrow.growth.prediction_choice import PredictionChoice, check_prediction_space, scored_samples
+from selfgrow.growth.prediction_choice import PredictionChoice, check_prediction_space
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget
@@ -140,10 +140,8 @@ class RandomGrower(Grower):
             reasons["decision"] = "no growth: empty growth space"
             return GrowthPlan(reasons=reasons)
         check_prediction_space(learner.retention, inner.prediction_space)
-        scored = scored_samples(learner, task, inner.prediction_space, inner.val_memory_per_class) if (
-            inner.prediction_space) else 0.0
-        budget = None if inner.train_budget is None else plan_budget(inner.train_budget, learner, task, adopt=False,
-                                                                     scored_per_task=scored)
+        budget = None if inner.train_budget is None else plan_budget(
+            inner.train_budget, learner, task, adopt=False, scored_per_task=inner.prediction_samples(learner, task))
         if budget is not None:
             reasons["stream_budget"] = budget.describe()
         point, proposal, draws = self._draw(learner, head, space, task.index, budget)

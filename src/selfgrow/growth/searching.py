@@ -380,10 +380,15 @@ class SearchGrower(Grower):
         rungs = self.settings.epochs
         samples = search_samples(learner, task, self.n_trials * self.repeats, self.data_fraction, rungs[-1], len(rungs),
                                  self.val_memory_per_class)
-        scored = (prediction_choice.scored_samples(learner, task, self.prediction_space, self.val_memory_per_class)
-                  if self.prediction_space else 0.0)
         return plan_budget(self.train_budget, learner, task, self.adopt_winner, samples,
-                           float(training_flops_per_sample(grown, head)), scored)
+                           float(training_flops_per_sample(grown, head)), self.prediction_samples(learner, task))
+
+    def prediction_samples(self, learner: Any, task: Any) -> float:
+        """At most how many samples the choice after each task scores (`prediction_choice.scored_samples`; 0 without
+        a `prediction_space`), which a stream budget plans with every task's samples."""
+        if not self.prediction_space:
+            return 0.0
+        return prediction_choice.scored_samples(learner, task, self.prediction_space, self.val_memory_per_class)
 
     def _no_room_to_search(self, learner: Any, task: Any, budget: TaskBudget) -> str | None:
         """Why no search runs before `task` under the stream budget (None: it runs). Before the first task a
