@@ -181,7 +181,7 @@ def test_bad_options_are_refused_in_one_sentence():
 
 
 def test_its_space_options_are_exactly_those_of_the_spaces():
-    own = {"space", "max_draws", "max_flops", "max_params", "train_budget", "mode", "seed", "retention_space",
+    own = {"space", "pick", "max_draws", "max_flops", "max_params", "train_budget", "mode", "seed", "retention_space",
            "prediction_space", "val_memory_per_class"}
     spaces = ("searched", "compound", "searched-extractor")
     assert set(accepted_options(RandomGrower)) - own == set().union(*(space_options(s) for s in spaces))
@@ -252,3 +252,63 @@ def test_under_a_train_budget_the_controls_plan_counts_the_choices_scoring():
     assert scored > 0
     assert plan.reasons["stream_budget"]["samples_now"] == plain.samples_now + scored
     assert plan.reasons["stream_budget"]["samples_later"] == plain.samples_later + scored
+
+
+def test_pick_largest_takes_a_point_within_the_budget_that_no_single_parameter_can_grow_from():
+    """The no-search control of the capacity rule: the same largest point whatever the seed, within the budget, and
+    every one-parameter raise of it over the budget; the strengths are still drawn; nothing is trained."""
+    net = mlp()
+    budget = cost.inference_flops(build(net.spec | {"hidden": [32]}))
+    options = {"width_factors": [1, 1.5, 2, 4], "max_deepen": 2, "max_flops": budget}
+    chosen = {json.dumps(points(plans(build_grower("random", pick="largest", seed=seed, **options), net, 1,
+                                      grow=False)[0])[0], sort_keys=True) for seed in range(4)}
+    assert len(chosen) == 1
+    point = json.loads(chosen.pop())
+    grower = build_grower("random", pick="largest", **options)
+    plan = grower.plan(SimpleNamespace(net=net, scenario="class", retention=[]), SimpleNamespace(index=0))
+    assert plan.reasons["random"]["pick"] == "largest" and plan.search_flops == 0.0 and plan.candidates == []
+    assert plan.reasons["rule"].startswith("random growth (control): the largest point of the searched space")
+    assert point != {"widen:hidden.0": 1.0, "deepen:hidden.0": 0}
+    assert cost.inference_flops(plan.apply(net)[0]) <= budget
+    inner = grower.inner
+    raises = [{**point, name: value} for name, values in (("widen:hidden.0", [1, 1.5, 2, 4]), ("deepen:hidden.0", [0, 1, 2]))
+              for value in values if value > point[name]]
+    assert raises and all(inner._propose(net, None, p).over_budget is not None for p in raises)
+    learner = SimpleNamespace(net=mlp(), scenario="class", retention=[build_retention("lwf")])
+    drawn = build_grower("random", pick="largest", retention_space={"lwf.alpha": [0.0, 4.0]}, **options)
+    alphas = {drawn.plan(learner, SimpleNamespace(index=index)).retention["lwf.alpha"] for index in range(30)}
+    assert alphas == {0.0, 1.0, 4.0}
+
+
+def test_pick_largest_with_nothing_within_the_budget_does_not_grow_and_refuses_the_compound_space():
+    net = mlp()
+    made, _ = plans(build_grower("random", pick="largest", max_flops=cost.inference_flops(net)), net, 1)
+    assert made[0].ops == [] and "no growth within the budget, no growth" in made[0].reasons["decision"]
+    with pytest.raises(SelfgrowError, match=r"random pick 'largest' needs a space whose points are ordered by size, "
+                                            r"not 'compound' \(its phi is continuous\); accepted: space searched or "
+                                            r"searched-extractor\."):
+        build_grower("random", space="compound", pick="largest")
+
+
+def test_pick_largest_under_a_train_budget_takes_the_largest_widening_that_fits_the_stream():
+    """Under the stream's budget the largest point whose training to the end fits is taken (here 2x, where 4x does not
+    fit), with no search; the stream never spends more than the budget."""
+    from search_fixtures import learner_for
+
+    from selfgrow.nets import ops
+    from selfgrow.nets.cost import training_flops_per_sample
+
+    tasks = make_tasks(3)
+    probe = learner_for("fixed")
+    probe.net = ops.add_classes(probe.net, 2).net
+    n = int(tasks[0].y_train.numel())
+    remaining = probe.trainer.planned_samples(n) + 2 * probe.trainer.planned_samples(n, replaying=1)
+    total = 3 * float(training_flops_per_sample(probe.net, None)) * remaining  # affords 2x the start, not 4x
+    torch.manual_seed(0)
+    learner = learner_for("random", {"space": "searched", "pick": "largest", "width_factors": [1, 2, 4],
+                                     "max_deepen": 0, "train_budget": total})
+    learner.stream_tasks = 3
+    records = [learner.learn(task) for task in tasks]
+    assert [r.plan.reasons["random"]["point"]["widen:hidden.0"] for r in records] == [2.0, 1.0, 1.0]
+    assert all(r.plan.search_flops == 0.0 for r in records)
+    assert sum(r.fit.train_flops for r in records) <= total

@@ -20,6 +20,13 @@ validation memory of `val_memory_per_class` per class, counted in `memory_mb`; i
 only search FLOPs and is planned under `train_budget`): the control of a searched grower with the same
 choice, so that what differs between the two is the growth search alone.
 
+`pick: largest` replaces the uniform draw by the largest point within the budget
+(`growth_points.largest_point`: the largest uniform growth that fits, then each parameter raised
+while the point still fits), still untrained: the control that spends the budget on capacity
+without a search, so that a search under the capacity rule (which prefers the costliest of the
+indistinguishable candidates) shows what its scores add beyond spending the budget. The strengths
+of `retention_space` are still drawn uniformly.
+
 How it deviates from L2BG's experiment: there is no binding to an earlier task (our searched
 spaces grow one shared net, so there is nothing to bind), and the draw is uniform over the points
 of the space *within the budget* (each parameter uniform over its values, by rejection sampling:
@@ -48,7 +55,7 @@ from selfgrow.errors import SelfgrowError
 from selfgrow.growth.base import GROWERS, Grower, GrowthPlan, register_grower
 from selfgrow.growth.compound import CompoundOptions
 from selfgrow.growth.extractor_search import ExtractorOptions
-from selfgrow.growth.growth_points import RETENTION_PREFIX
+from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point
 from selfgrow.growth.prediction_choice import PredictionChoice, check_prediction_space
 from selfgrow.growth.searched import SearchedOptions
 from selfgrow.growth.searching import SearchGrower, SearchOptions, growth_params, retention_params
@@ -58,6 +65,8 @@ from selfgrow.search import Proposal
 
 # space name -> the declaration of its grower
 SPACES = {"searched": SearchedOptions, "compound": CompoundOptions, "searched-extractor": ExtractorOptions}
+ORDERED = ("searched", "searched-extractor")  # the spaces whose growth values are discrete (`growth_points`)
+PICKS = ("uniform", "largest")  # how a point is picked: drawn uniformly, or the largest within the budget
 SHARED = ("max_flops", "max_params", "train_budget", "mode", "seed", "retention_space", "prediction_space",
           "val_memory_per_class")  # taken as the searched growers take them
 
@@ -82,7 +91,8 @@ def _random_options() -> type:
     declare them, and every space option of the spaces, typed as there, null meaning that grower's default."""
     searched = {f.name: f for f in fields(SearchOptions)}
     hints = typing.get_type_hints(SearchOptions)
-    own = [("space", str, option("searched", choices=tuple(SPACES))), ("max_draws", int, option(64, at_least=1))]
+    own = [("space", str, option("searched", choices=tuple(SPACES))), ("pick", str, option("uniform", choices=PICKS)),
+           ("max_draws", int, option(64, at_least=1))]
     own += [(name, hints[name], field(default=searched[name].default, metadata=searched[name].metadata))
             for name in SHARED]
     for declaration in SPACES.values():
@@ -96,7 +106,7 @@ def _random_options() -> type:
 class RandomGrower(Grower):
     """L2BG's random-growth control: a uniform point of a searched grower's space within the budget, untrained.
 
-    Options other than `space`, `max_draws`, the budget, `mode` and `seed` are the chosen space's
+    Options other than `space`, `pick`, `max_draws`, the budget, `mode` and `seed` are the chosen space's
     own (null: that grower's default); naming another space's option is refused.
     """
 
@@ -106,7 +116,7 @@ class RandomGrower(Grower):
         super().__init__(**options)
         space = self.space
         given = {name: value for name, value in options.items()
-                 if name not in ("space", "max_draws", *SHARED) and value is not None}
+                 if name not in ("space", "pick", "max_draws", *SHARED) and value is not None}
         own = space_options(space)
         for name in given:
             if name not in own:
@@ -117,6 +127,9 @@ class RandomGrower(Grower):
             inner = GROWERS[space](**given, **{name: getattr(self, name) for name in SHARED})
         except SelfgrowError as err:
             raise SelfgrowError(f"random grower (space {space!r}): {err}") from err
+        if self.pick == "largest" and space not in ORDERED:
+            raise SelfgrowError(f"random pick 'largest' needs a space whose points are ordered by size, not {space!r} "
+                                f"(its phi is continuous); accepted: space {' or '.join(ORDERED)}.")
         self.space_name = space
         self.inner: SearchGrower = inner
 
@@ -130,9 +143,10 @@ class RandomGrower(Grower):
         if exceeded:
             raise SelfgrowError(f"The random grower's budget is smaller than the cheapest net it can choose before task "
                                 f"{task.index} ({exceeded}), so raise or remove the budget.")
+        picked = "a uniform point" if self.pick == "uniform" else "the largest point"
         reasons: dict[str, Any] = {
             "task": task.index,
-            "rule": f"random growth (control): a uniform point of the {self.space_name} space within the budget"
+            "rule": f"random growth (control): {picked} of the {self.space_name} space within the budget"
                     f"{_budget_text(inner)}, no candidate trained",
             "current": current,
         }
@@ -144,14 +158,16 @@ class RandomGrower(Grower):
             inner.train_budget, learner, task, adopt=False, scored_per_task=inner.prediction_samples(learner, task))
         if budget is not None:
             reasons["stream_budget"] = budget.describe()
-        point, proposal, draws = self._draw(learner, head, space, task.index, budget)
+        pick = self._draw if self.pick == "uniform" else self._largest
+        point, proposal, draws = pick(learner, head, space, task.index, budget)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
-        reasons["random"] = {"space": self.space_name, "point": dict(point), "flops": record["flops"],
-                             "n_params": record["n_params"], "draws": draws, "seed": self.seed}
+        reasons["random"] = {"space": self.space_name, "pick": self.pick, "point": dict(point),
+                             "flops": record["flops"], "n_params": record["n_params"], "draws": draws, "seed": self.seed}
         within = draws <= self.max_draws and proposal.over_budget is None
         reasons["decision"] = (f"random growth (control): {point} ({record['flops']:,} FLOPs, "
-                               f"{record['n_params']:,} params, draw {draws})" if within else
-                               f"random growth (control): no draw of {self.max_draws} within the budget, no growth")
+                               f"{record['n_params']:,} params, {_how(self.pick, draws)})" if within else
+                               f"random growth (control): no {_what(self.pick, self.max_draws)} within the budget, "
+                               f"no growth")
         ops = inner.ops_for(net, growth_params(point))
         inner.chosen(net, record, _Untrained(), reasons)
         inner.history.append({"task": task.index, "chosen": dict(point), "best": dict(point)})
@@ -176,6 +192,18 @@ class RandomGrower(Grower):
         drawn = {name: draw(distribution, rng) for name, distribution in space.items() if name.startswith(RETENTION_PREFIX)}
         point = {**self.inner._baseline(learner, space, None), **drawn}
         return point, self.inner._propose(net, head, point, None, budget), self.max_draws + 1
+
+    def _largest(self, learner: Any, head: int | None, space: dict[str, Any], task: int,
+                 budget: TaskBudget | None) -> tuple[dict[str, Any], Proposal, int]:
+        """The largest point within the budget (`growth_points.largest_point`), with the strengths drawn uniformly as
+        `_draw` draws them: (point, its proposal, 1); when no growth fits, no growth with draws = max_draws + 1."""
+        net, inner = learner.net, self.inner
+        rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
+        drawn = {name: draw(distribution, rng) for name, distribution in space.items() if name.startswith(RETENTION_PREFIX)}
+        baseline = {**inner._baseline(learner, space, None), **drawn}
+        point = largest_point(space, baseline, lambda p: inner._propose(net, head, p, None, budget).over_budget is None)
+        chosen = point if point is not None else baseline
+        return chosen, inner._propose(net, head, chosen, None, budget), 1 if point is not None else self.max_draws + 1
 
     def choose_predictions(self, learner: Any, task: Any) -> PredictionChoice | None:
         """The `prediction_space`'s settings, chosen on the trained net as the searched growers choose them."""
@@ -215,6 +243,14 @@ def draw(distribution: Any, rng: random.Random) -> Any:
         return float(rng.uniform(low, high))
     raise SelfgrowError(f"The random grower cannot draw from {type(distribution).__name__}; "
                         "accepted: categorical, integer and float distributions.")
+
+
+def _how(pick: str, draws: int) -> str:
+    return f"draw {draws}" if pick == "uniform" else "the largest within the budget"
+
+
+def _what(pick: str, max_draws: int) -> str:
+    return f"draw of {max_draws}" if pick == "uniform" else "growth"
 
 
 def _budget_text(grower: SearchGrower) -> str:
