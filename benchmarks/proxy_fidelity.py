@@ -27,6 +27,14 @@ seed-to-seed spread is the mean over candidates of the std of their full scores.
 learner trains the un-grown net on the task (as `fixed` would), so task 1's candidates all start
 from the same trained net.
 
+Beside the trained proxies, two scores need no training ("no training" rows; each candidate's `zero_cost`): the grown
+net's inference FLOPs (larger ranks higher) and NASWOT (Mellor et al. 2021, "Neural Architecture Search without
+Training"): the log-determinant of the kernel K[i, j] = N_A - Hamming(c_i, c_j) of the binary ReLU codes c of a batch
+of the task's training images (here 128, seeded), computed on the grown net as it is (inherited weights, new units as
+the growth operators make them, batch statistics in BatchNorm as at the paper's initialisation). Deviation: the paper
+scores untrained nets of a NAS cell space; here the candidates are growths of the learner's net, trained or not. Their
+regret columns take the score's highest pick for every rule (no standard error).
+
 Every finished candidate is appended to `<output>/candidates.jsonl`, so a killed run resumes where it
 stopped, and a proxy added to `PROXIES` later is measured for the candidates already there (their
 ground truth kept); the summary is printed and written to `<output>/summary.json`.
@@ -45,6 +53,7 @@ them from the K-th, so N processes share a probe (each appends to its own `candi
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import itertools
 import json
@@ -63,6 +72,7 @@ from selfgrow.growth.candidates import CandidateTraining, candidate_seed, repeat
 from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.train import accuracy
+from selfgrow.train.batches import to_input
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_cifar10_growth.yaml"
@@ -99,6 +109,38 @@ MEANS = {
                                              "25% data, one cosine, run 3"],
 }
 FULL_EPOCHS = 6
+NASWOT_BATCH = 128
+ZERO_COST = ("inference FLOPs", "NASWOT")  # the scores without training (`zero_cost`), larger ranking higher
+
+
+def naswot(net: torch.nn.Module, x: torch.Tensor) -> float:
+    """NASWOT's score of `net` on batch `x`: log|K| with K[i, j] the number of ReLUs on which inputs i and j agree
+    (active or not), over every ReLU the forward pass applies (`torch.relu`, as the library's nets call it)."""
+    codes = []
+    relu = torch.relu
+
+    def recording(h: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        codes.append((h > 0).flatten(1).to(torch.float64))
+        return relu(h, *args, **kwargs)
+
+    copied = copy.deepcopy(net).train()
+    torch.relu = recording
+    try:
+        with torch.no_grad():
+            copied(x)
+    finally:
+        torch.relu = relu
+    c = torch.cat(codes, dim=1)
+    return float(torch.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1])
+
+
+def zero_cost(learner: Any, task: Any, ops: list) -> dict[str, float]:
+    """The scores that need no training (`ZERO_COST` rows): the grown net's inference FLOPs and its NASWOT score on
+    a seeded batch of the task's training images."""
+    grown = GrowthPlan(ops=ops).apply(learner.net)[0]
+    picked = torch.randperm(len(task.x_train), generator=torch.Generator().manual_seed(task.index))[:NASWOT_BATCH]
+    return {"inference FLOPs": float(grown_flops(learner, task, ops)),
+            "NASWOT": naswot(grown, to_input(task.x_train[picked], task))}
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -157,12 +199,18 @@ class Probe(Grower):
             ops = self.space_grower.ops_for(learner.net, params)
             key = f"{task.index}/{json.dumps(ops, sort_keys=True)}"
             record = self.done.get(key)
+            if record is not None and "zero_cost" not in record:  # measured before the scores without training
+                record["zero_cost"] = zero_cost(learner, task, ops)
+                self.done[key] = record
+                with self.log.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
             if record is not None and all(name in record["proxies"] for name in self.args.proxies):
                 continue
             started = time.perf_counter()
             if record is None:  # a new candidate; a known one only gets the proxies added since it was measured
                 record = {"task": task.index, "params": params, "ops": ops,
-                          "flops": grown_flops(learner, task, ops), "proxies": {}, "full": [], "seconds": 0.0}
+                          "flops": grown_flops(learner, task, ops), "zero_cost": zero_cost(learner, task, ops),
+                          "proxies": {}, "full": [], "seconds": 0.0}
             base = candidate_seed(0, task.index, json.dumps(ops, sort_keys=True))
             for name, (fraction, epochs, schedule, run) in PROXIES.items():
                 if name in self.args.proxies and name not in record["proxies"]:
@@ -258,6 +306,11 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
         rule_picks = [select(points, rule, errors=errors) for rule in ("parsimony", "capacity")]
         rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling, max(truth) - truth[best_pick],
                      *(max(truth) - truth[pick] for pick in rule_picks), spread])
+    for name in (n for n in ZERO_COST if all(n in r.get("zero_cost", {}) for r in cands)):
+        scores = [r["zero_cost"][name] for r in cands]
+        regret = max(truth) - truth[max(range(len(cands)), key=lambda c: scores[c])]
+        rows.append([task, f"{name} (no training)", len(cands), kendall_tau(scores, truth), ceiling, regret, regret,
+                     regret, spread])
     return rows
 
 
@@ -273,7 +326,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=None,
                         help="probe this many points drawn uniformly (default: all)")
     parser.add_argument("--max-flops", type=float, default=None, help="sampled points within these inference FLOPs")
-    parser.add_argument("--proxies", nargs="+", choices=list(PROXIES), default=list(PROXIES),
+    parser.add_argument("--proxies", nargs="*", choices=list(PROXIES), default=list(PROXIES),
                         help="the proxies measured (default: all)")
     parser.add_argument("--part", type=part_of, default=(0, 1), help="K/N: probe every N-th point from the K-th")
     args = parser.parse_args()
