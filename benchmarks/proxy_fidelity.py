@@ -192,6 +192,12 @@ class Probe(Grower):
         self.space_grower, self.args, self.done, self.log = space_grower, args, done, log
 
     def plan(self, learner: Any, task: Any) -> GrowthPlan:
+        """Measure this part's candidates before `task` on the global random stream's copy, so that the learner's own
+        training between tasks, and with it every later task's candidates, is the same whatever this process probed."""
+        with torch.random.fork_rng(devices=[]):
+            return self._measure(learner, task)
+
+    def _measure(self, learner: Any, task: Any) -> GrowthPlan:
         if task.index >= self.args.tasks:
             return GrowthPlan()
         part, parts = self.args.part
@@ -345,6 +351,8 @@ def main() -> None:
     learner, stream = probe_learner(BENCH, "fixed-small-pyramid", output, probe)
     for task in stream.tasks[: args.tasks - 1]:
         learner.learn(task)
+        total = sum(float(p.detach().double().sum()) for p in learner.net.parameters())
+        print(f"after task {task.index}: the learner's net sums to {total!r} (equal in every part)", flush=True)
     probe.plan(with_heads(learner, stream.tasks[args.tasks - 1]), stream.tasks[args.tasks - 1])
     records = list(done.values())
     rows = [row for t in range(args.tasks) for row in summarise(records, t)]

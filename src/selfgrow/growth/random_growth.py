@@ -104,7 +104,8 @@ def _random_options() -> type:
 
 @register_grower("random")
 class RandomGrower(Grower):
-    """L2BG's random-growth control: a uniform point of a searched grower's space within the budget, untrained.
+    """L2BG's random-growth control: a uniform (or, with `pick: largest`, the largest) point of a searched grower's
+    space within the budget, untrained.
 
     Options other than `space`, `pick`, `max_draws`, the budget, `mode` and `seed` are the chosen space's
     own (null: that grower's default); naming another space's option is refused.
