@@ -12,6 +12,8 @@ does. Here, leaving one dataset out, each held-out table is compared by Kendall 
   tasks' rankings (minus the Spearman correlation between the feature's scaled squared difference and the pair's
   tau, floored at 0), learnt on the base alone;
 - *oracle*: the k past tasks whose tables agree best with the held-out one (what a perfect distance would pick);
+- *first m scores*: the k past tasks whose tables agree best with the held-out table on m of its points only (drawn
+  at random, `--draws` times: what a search could read from its first m trials), for m in `--observed`;
 - *any*: the mean over all past tasks (what a random pick gives on average).
 
 The noise ceiling is the tau between a held-out table and its twin (the same task's points trained again with other
@@ -26,6 +28,7 @@ import argparse
 import itertools
 import json
 import math
+import random
 import statistics
 from pathlib import Path
 from typing import Any
@@ -94,10 +97,21 @@ def weighted_nearest(base: list[tuple[str, int]], built: dict, me: tuple[str, in
     return sorted(base, key=distance)[:k]
 
 
+def from_first_scores(scores: dict, me: tuple[str, int], base: list[tuple[str, int]], m: int, k: int,
+                      draw: int) -> list[tuple[str, int]]:
+    """The k past tasks whose scores agree best (Kendall tau) with `me`'s on m of its points drawn at random
+    (draw `draw`), ties broken by the base's order."""
+    points = random.Random(f"{me}:{m}:{draw}").sample(sorted(scores[me]), m)
+    observed = {p: scores[me][p] for p in points}
+    return sorted(base, key=lambda b: -agreement(observed, {p: scores[b][p] for p in points}))[:k]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=Path, default=Path("bench_runs/meta_tabular"))
     parser.add_argument("--k", type=int, default=3, help="past tasks consulted (the warm start's k)")
+    parser.add_argument("--observed", type=int, nargs="*", default=[4, 8], help="m of the first-m-scores rows")
+    parser.add_argument("--draws", type=int, default=20, help="random draws of the m observed points")
     args = parser.parse_args()
     held_out = list(DATASETS)
     built = tables(args.tables, TASKS, held_out)
@@ -116,6 +130,10 @@ def main() -> None:
                        "oracle": sorted(base, key=lambda b: -true[b])[: args.k]}
             for kind, chosen in choices.items():
                 picked[kind].append(statistics.fmean(true[b] for b in chosen))
+            for m in args.observed:
+                picked.setdefault(f"first {m} scores", []).append(statistics.fmean(
+                    statistics.fmean(true[b] for b in from_first_scores(scores, me, base, m, args.k, draw))
+                    for draw in range(args.draws)))
             picked["any"].append(statistics.fmean(true.values()))
             print(f"  {me[0]} task {me[1]}: " + "; ".join(
                 f"{kind} {', '.join(f'{b[0]}/{b[1]} {true[b]:.2f}' for b in chosen)}" for kind, chosen in choices.items()))
