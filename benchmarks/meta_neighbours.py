@@ -135,8 +135,8 @@ def main() -> None:
                     statistics.fmean(true[b] for b in from_first_scores(scores, me, base, m, args.k, draw))
                     for draw in range(args.draws)))
             picked["any"].append(statistics.fmean(true.values()))
-            print(f"  {me[0]} task {me[1]}: " + "; ".join(
-                f"{kind} {', '.join(f'{b[0]}/{b[1]} {true[b]:.2f}' for b in chosen)}" for kind, chosen in choices.items()))
+            listed = {kind: ", ".join(f"{b[0]}/{b[1]} {true[b]:.2f}" for b in chosen) for kind, chosen in choices.items()}
+            print(f"  {me[0]} task {me[1]}: " + "; ".join(f"{kind} {text}" for kind, text in listed.items()))
     twins = [agreement(scores[(s, t)], point_scores(built[s + "-holdout", t])) for s in held_out for t in TASKS]
     print(f"mean tau with the held-out table, k = {args.k}: "
           + ", ".join(f"{kind} {statistics.fmean(v):.3f}" for kind, v in picked.items()))

@@ -271,8 +271,8 @@ def test_pick_largest_takes_a_point_within_the_budget_that_no_single_parameter_c
     assert point != {"widen:hidden.0": 1.0, "deepen:hidden.0": 0}
     assert cost.inference_flops(plan.apply(net)[0]) <= budget
     inner = grower.inner
-    raises = [{**point, name: value} for name, values in (("widen:hidden.0", [1, 1.5, 2, 4]), ("deepen:hidden.0", [0, 1, 2]))
-              for value in values if value > point[name]]
+    values = {"widen:hidden.0": [1, 1.5, 2, 4], "deepen:hidden.0": [0, 1, 2]}
+    raises = [{**point, name: v} for name, vs in values.items() for v in vs if v > point[name]]
     assert raises and all(inner._propose(net, None, p).over_budget is not None for p in raises)
     learner = SimpleNamespace(net=mlp(), scenario="class", retention=[build_retention("lwf")])
     drawn = build_grower("random", pick="largest", retention_space={"lwf.alpha": [0.0, 4.0]}, **options)

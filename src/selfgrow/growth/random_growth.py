@@ -162,8 +162,8 @@ class RandomGrower(Grower):
         pick = self._draw if self.pick == "uniform" else self._largest
         point, proposal, draws = pick(learner, head, space, task.index, budget)
         record = {"params": point, "flops": proposal.info["flops"], "n_params": proposal.info["n_params"]}
-        reasons["random"] = {"space": self.space_name, "pick": self.pick, "point": dict(point),
-                             "flops": record["flops"], "n_params": record["n_params"], "draws": draws, "seed": self.seed}
+        reasons["random"] = {"space": self.space_name, "pick": self.pick, "point": dict(point), "flops": record["flops"],
+                             "n_params": record["n_params"], "draws": draws, "seed": self.seed}
         within = draws <= self.max_draws and proposal.over_budget is None
         reasons["decision"] = (f"random growth (control): {point} ({record['flops']:,} FLOPs, "
                                f"{record['n_params']:,} params, {_how(self.pick, draws)})" if within else
@@ -200,7 +200,8 @@ class RandomGrower(Grower):
         `_draw` draws them: (point, its proposal, 1); when no growth fits, no growth with draws = max_draws + 1."""
         net, inner = learner.net, self.inner
         rng = random.Random(f"selfgrow-random-growth:{self.seed}:{task}")
-        drawn = {name: draw(distribution, rng) for name, distribution in space.items() if name.startswith(RETENTION_PREFIX)}
+        drawn = {name: draw(distribution, rng) for name, distribution in space.items()
+                 if name.startswith(RETENTION_PREFIX)}
         baseline = {**inner._baseline(learner, space, None), **drawn}
         point = largest_point(space, baseline, lambda p: inner._propose(net, head, p, None, budget).over_budget is None)
         chosen = point if point is not None else baseline
