@@ -35,10 +35,11 @@ from typing import Any
 
 from meta_tabular import DATASETS, streams, tables
 from proxy_fidelity import kendall_tau
+from scipy.stats import spearmanr
 
 from selfgrow.search.meta.base import Entry
 from selfgrow.search.meta.features import FEATURES
-from selfgrow.search.meta.transfer import nearest
+from selfgrow.search.meta.transfer import _finite, _spread, nearest  # the distance's own scaling
 
 TASKS = [1, 2, 3]
 
@@ -63,9 +64,7 @@ def scaled_squares(features: list[dict[str, float]], a: dict[str, float], b: dic
     """Per meta-feature, ((a - b) / spread)^2 with the spread of its distinct values over `features`, as `nearest`."""
     out = {}
     for name in FEATURES:
-        values = {f[name] for f in features if _finite(f.get(name))}
-        mean = sum(values) / len(values) if values else 0.0
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) if values else 0.0
+        spread = _spread({f[name] for f in features if _finite(f.get(name))})
         if spread > 0 and _finite(a.get(name)) and _finite(b.get(name)):
             out[name] = ((a[name] - b[name]) / spread) ** 2
     return out
@@ -81,7 +80,7 @@ def learnt_weights(base: list[tuple[str, int]], built: dict, scores: dict) -> di
     weights = {}
     for name in FEATURES:
         kept = [(s[name], t) for s, t in zip(squares, taus) if name in s]
-        weights[name] = max(0.0, -_spearman(*zip(*kept))) if len(kept) > 2 else 0.0
+        weights[name] = max(0.0, -float(spearmanr(*zip(*kept)).statistic)) if len(kept) > 2 else 0.0
     return weights
 
 
@@ -145,25 +144,6 @@ def main() -> None:
 
 def _dataset(name: tuple[str, int]) -> str:
     return name[0].split(".")[0]
-
-
-def _spearman(x: tuple[float, ...], y: tuple[float, ...]) -> float:
-    def ranks(values: tuple[float, ...]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        for rank, i in enumerate(order):
-            out[i] = float(rank)
-        return out
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    num = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    den = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return num / den if den else 0.0
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 if __name__ == "__main__":

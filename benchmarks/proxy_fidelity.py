@@ -27,13 +27,13 @@ seed-to-seed spread is the mean over candidates of the std of their full scores.
 learner trains the un-grown net on the task (as `fixed` would), so task 1's candidates all start
 from the same trained net.
 
-Beside the trained proxies, two scores need no training ("no training" rows; each candidate's `zero_cost`): the grown
-net's inference FLOPs (larger ranks higher) and NASWOT (Mellor et al. 2021, "Neural Architecture Search without
-Training"): the log-determinant of the kernel K[i, j] = N_A - Hamming(c_i, c_j) of the binary ReLU codes c of a batch
-of the task's training images (here 128, seeded), computed on the grown net as it is (inherited weights, new units as
-the growth operators make them, batch statistics in BatchNorm as at the paper's initialisation). Deviation: the paper
-scores untrained nets of a NAS cell space; here the candidates are growths of the learner's net, trained or not. Their
-regret columns take the score's highest pick for every rule (no standard error).
+Beside the trained proxies, two scores need no training ("no training" rows): the grown net's inference FLOPs (each
+candidate's `flops`; larger ranks higher) and NASWOT (its `zero_cost`; Mellor et al. 2021, "Neural Architecture
+Search without Training"): the log-determinant of the kernel K[i, j] = N_A - Hamming(c_i, c_j) of the binary ReLU
+codes c of a batch of the task's training images (here 128, seeded), computed on the grown net as it is (inherited
+weights, new units as the growth operators make them, batch statistics in BatchNorm as at the paper's
+initialisation). Deviation: the paper scores untrained nets of a NAS cell space; here the candidates are growths of
+the learner's net, trained or not. Their regret columns take the score's highest pick for every rule (no standard error).
 
 Every finished candidate is appended to `<output>/candidates.jsonl`, so a killed run resumes where it
 stopped, and a proxy added to `PROXIES` later is measured for the candidates already there (their
@@ -110,7 +110,7 @@ MEANS = {
 }
 FULL_EPOCHS = 6
 NASWOT_BATCH = 128
-ZERO_COST = ("inference FLOPs", "NASWOT")  # the scores without training (`zero_cost`), larger ranking higher
+ZERO_COST = ("inference FLOPs", "NASWOT")  # the "no training" rows' scores, larger ranking higher
 
 
 def naswot(net: torch.nn.Module, x: torch.Tensor) -> float:
@@ -135,12 +135,11 @@ def naswot(net: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def zero_cost(learner: Any, task: Any, ops: list) -> dict[str, float]:
-    """The scores that need no training (`ZERO_COST` rows): the grown net's inference FLOPs and its NASWOT score on
-    a seeded batch of the task's training images."""
+    """The score without training that a record does not already hold (its inference FLOPs are its "flops"): the grown
+    net's NASWOT score on a seeded batch of the task's training images."""
     grown = GrowthPlan(ops=ops).apply(learner.net)[0]
     picked = torch.randperm(len(task.x_train), generator=torch.Generator().manual_seed(task.index))[:NASWOT_BATCH]
-    return {"inference FLOPs": float(grown_flops(learner, task, ops)),
-            "NASWOT": naswot(grown, to_input(task.x_train[picked], task))}
+    return {"NASWOT": naswot(grown, to_input(task.x_train[picked], task))}
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -312,8 +311,9 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
         rule_picks = [select(points, rule, errors=errors) for rule in ("parsimony", "capacity")]
         rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling, max(truth) - truth[best_pick],
                      *(max(truth) - truth[pick] for pick in rule_picks), spread])
-    for name in (n for n in ZERO_COST if all(n in r.get("zero_cost", {}) for r in cands)):
-        scores = [r["zero_cost"][name] for r in cands]
+    measured = [{"inference FLOPs": r["flops"], **r.get("zero_cost", {})} for r in cands]
+    for name in (n for n in ZERO_COST if all(n in m for m in measured)):
+        scores = [m[name] for m in measured]
         regret = max(truth) - truth[max(range(len(cands)), key=lambda c: scores[c])]
         rows.append([task, f"{name} (no training)", len(cands), kendall_tau(scores, truth), ceiling, regret, regret,
                      regret, spread])

@@ -165,10 +165,11 @@ class RandomGrower(Grower):
         reasons["random"] = {"space": self.space_name, "pick": self.pick, "point": dict(point), "flops": record["flops"],
                              "n_params": record["n_params"], "draws": draws, "seed": self.seed}
         within = draws <= self.max_draws and proposal.over_budget is None
+        found, missed = ((f"draw {draws}", f"draw of {self.max_draws}") if self.pick == "uniform" else
+                         ("the largest within the budget", "growth"))
         reasons["decision"] = (f"random growth (control): {point} ({record['flops']:,} FLOPs, "
-                               f"{record['n_params']:,} params, {_how(self.pick, draws)})" if within else
-                               f"random growth (control): no {_what(self.pick, self.max_draws)} within the budget, "
-                               f"no growth")
+                               f"{record['n_params']:,} params, {found})" if within else
+                               f"random growth (control): no {missed} within the budget, no growth")
         ops = inner.ops_for(net, growth_params(point))
         inner.chosen(net, record, _Untrained(), reasons)
         inner.history.append({"task": task.index, "chosen": dict(point), "best": dict(point)})
@@ -245,14 +246,6 @@ def draw(distribution: Any, rng: random.Random) -> Any:
         return float(rng.uniform(low, high))
     raise SelfgrowError(f"The random grower cannot draw from {type(distribution).__name__}; "
                         "accepted: categorical, integer and float distributions.")
-
-
-def _how(pick: str, draws: int) -> str:
-    return f"draw {draws}" if pick == "uniform" else "the largest within the budget"
-
-
-def _what(pick: str, max_draws: int) -> str:
-    return f"draw of {max_draws}" if pick == "uniform" else "growth"
 
 
 def _budget_text(grower: SearchGrower) -> str:
