@@ -16,6 +16,10 @@ does. Here, leaving one dataset out, each held-out table is compared by Kendall 
   at random, `--draws` times: what a search could read from its first m trials), for m in `--observed`;
 - *any*: the mean over all past tasks (what a random pick gives on average).
 
+What their points are worth: the regret of the k tasks' best points on the held-out table (its best score minus the
+best held-out score among them), beside that of the k points of best mean score over the whole base (*consensus*,
+what `warm_start: {consensus: k}` proposes) and of k past tasks drawn at random (*any*).
+
 The noise ceiling is the tau between a held-out table and its twin (the same task's points trained again with other
 growth draws and batch order), for the datasets' own class order.
 
@@ -105,6 +109,21 @@ def from_first_scores(scores: dict, me: tuple[str, int], base: list[tuple[str, i
     return sorted(base, key=lambda b: -agreement(observed, {p: scores[b][p] for p in points}))[:k]
 
 
+def regret(scores: dict, me: tuple[str, int], chosen: list[tuple[str, int]]) -> float:
+    """How far the best of the `chosen` past tasks' best points falls below `me`'s best, on `me`'s table: what their
+    proposals are worth to the new task's search."""
+    proposals = [max(scores[b], key=scores[b].get) for b in chosen]
+    return max(scores[me].values()) - max(scores[me][p] for p in proposals)
+
+
+def consensus_points(scores: dict, base: list[tuple[str, int]], n: int) -> list[str]:
+    """The `n` points of best mean score over the `base` tables, each relative to its table's mean (what the warm
+    start's `consensus` proposes, here from full tables)."""
+    relative = {b: statistics.fmean(scores[b].values()) for b in base}
+    points = sorted(scores[base[0]])
+    return sorted(points, key=lambda p: -statistics.fmean(scores[b][p] - relative[b] for b in base))[:n]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=Path, default=Path("bench_runs/meta_tabular"))
@@ -117,6 +136,7 @@ def main() -> None:
     names = [(s, t) for s in streams(held_out) for t in TASKS]
     scores = {n: point_scores(built[n]) for n in names}
     picked: dict[str, list[float]] = {"distance": [], "learnt": [], "oracle": [], "any": []}
+    regrets: dict[str, list[float]] = {}
     for held in held_out:
         base = [n for n in names if _dataset(n) != held]
         weights = learnt_weights(base, built, scores)
@@ -129,10 +149,18 @@ def main() -> None:
                        "oracle": sorted(base, key=lambda b: -true[b])[: args.k]}
             for kind, chosen in choices.items():
                 picked[kind].append(statistics.fmean(true[b] for b in chosen))
+                regrets.setdefault(kind, []).append(regret(scores, me, chosen))
             for m in args.observed:
+                draws = [from_first_scores(scores, me, base, m, args.k, draw) for draw in range(args.draws)]
                 picked.setdefault(f"first {m} scores", []).append(statistics.fmean(
-                    statistics.fmean(true[b] for b in from_first_scores(scores, me, base, m, args.k, draw))
-                    for draw in range(args.draws)))
+                    statistics.fmean(true[b] for b in chosen) for chosen in draws))
+                regrets.setdefault(f"first {m} scores", []).append(statistics.fmean(
+                    regret(scores, me, chosen) for chosen in draws))
+            regrets.setdefault("consensus", []).append(
+                max(scores[me].values()) - max(scores[me][p] for p in consensus_points(scores, base, args.k)))
+            regrets.setdefault("any", []).append(statistics.fmean(
+                regret(scores, me, random.Random(f"{me}:any:{draw}").sample(base, args.k))
+                for draw in range(args.draws)))
             picked["any"].append(statistics.fmean(true.values()))
             listed = {kind: ", ".join(f"{b[0]}/{b[1]} {true[b]:.2f}" for b in chosen) for kind, chosen in choices.items()}
             print(f"  {me[0]} task {me[1]}: " + "; ".join(f"{kind} {text}" for kind, text in listed.items()))
@@ -140,6 +168,9 @@ def main() -> None:
     print(f"mean tau with the held-out table, k = {args.k}: "
           + ", ".join(f"{kind} {statistics.fmean(v):.3f}" for kind, v in picked.items()))
     print(f"noise ceiling (a table against its twin, {len(twins)} tables): {statistics.fmean(twins):.3f}")
+    print("regret of the consulted tasks' best points on the held-out table (its best score minus the best of "
+          "theirs; 'consensus': the k points of best mean score over the base instead; 'any': k past tasks drawn at "
+          "random): " + ", ".join(f"{kind} {statistics.fmean(v):.4f}" for kind, v in regrets.items()))
 
 
 def _dataset(name: tuple[str, int]) -> str:

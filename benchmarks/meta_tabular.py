@@ -25,9 +25,13 @@ as its prior (`warm_start: {prior: true}`); *bad* and *bad+prior* consult the mi
 (`meta_warm_start.misleading`: scores mirrored, chosen and best replaced by the worst); *surrogate* tries the
 random-forest surrogate's 2 best points first and lets it screen the sampler's points (`warm_start: {k: 0,
 surrogate: 2}`, fitted on every past search within the distance), *warm+surrogate* and *bad+surrogate* add its
-proposals and screen to warm's and bad's points (`{k, surrogate: 2}`); *again* is cold with another seed, the
-control. Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank
-training costs) until the best table score so far is within EPS of the cold search's final best (one search that
+proposals and screen to warm's and bad's points (`{k, surrogate: 2}`); *warm after* enqueues warm's points after
+the first 4 trials instead of first; *by scores* and *bad by scores* consult past tasks by how they rank the first
+4 trials (`similar: scores`), *warm, then by scores* adds those after warm's points; *consensus* and *bad consensus*
+try the 6 points predicted best over every past task within the distance (`consensus: 6`) right after no growth,
+*consensus, then warm* adds warm's points after them; *again* is cold with another seed, the control (`--kinds`
+runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at its point's
+inference FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final best (one search that
 never gets there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
 measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
 search's choice is worth, free of the table's lucky draws).
@@ -57,6 +61,7 @@ from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_s
 
 from selfgrow.report.table import format_table
 from selfgrow.search import select
+from selfgrow.search.engine import Later
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 
 ROOT = Path(__file__).resolve().parent
@@ -66,7 +71,10 @@ MNIST_ROWS = {"cifar10": "mnist-cold", "cifar10.shuffled": "mnist.shuffled-cold"
 SPACE = {"width_factors": [1.0, 2.0, 4.0, 8.0], "max_deepen": 1}  # meta_wide.yaml's space
 EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
 AGAIN_SEED = 1_000  # the control's seed offset
-KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate")
+KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
+         "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
+         "bad consensus", "consensus, then warm", "bad consensus, then bad")
+CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
 
@@ -136,15 +144,20 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
         for task in tasks:
             table = built[held, task]
             for base in ("others", "bad"):
-                link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
-                                                                 max_distance=max_distance, surrogate=PROPOSALS,
-                                                                 prior=True), 0)
+                source = str(folder / f"{held}-{base}.journal")
+                link = KnowledgeLink("searched", None, WarmStart(source=source, k=k, max_distance=max_distance,
+                                                                 surrogate=PROPOSALS, prior=True), 0)
                 out[held, task, base] = link.consult(table_space(table), table["features"], baseline(table))
+                link = KnowledgeLink("searched", None, WarmStart(source=source, k=k, max_distance=max_distance,
+                                                                 similar="scores", consensus=CONSENSUS), 0)
+                out[held, task, base + " by scores"] = link.consult(table_space(table), table["features"],
+                                                                    baseline(table))
     return out
 
 
-def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials: int, held_out: list[str]) -> dict:
-    """(kind, held-out stream, task, seed) -> the search's records, for every kind but cold (`consulted`: what
+def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials: int, held_out: list[str],
+             kinds: list[str]) -> dict:
+    """(kind, held-out stream, task, seed) -> the search's records, for each of `kinds` but cold (`consulted`: what
     `consultations` returned)."""
     out = {}
     for held in held_out:
@@ -152,20 +165,34 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
             table = built[held, task]
             space, start = table_space(table), baseline(table)
             for seed in range(seeds):
-                out["again", held, task, seed] = run_sampler(table, space, "cost-gp", seed + AGAIN_SEED, trials,
-                                                             enqueue=[start])
+                def run(enqueue, seed=seed, **options):
+                    return run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue, **options)
+
+                plans = {"again": lambda: run([start], seed=seed + AGAIN_SEED)}
                 for kind, base in (("warm", "others"), ("bad", "bad")):
                     offered = consulted[held, task, base]
                     enqueue = [start, *offered.nearest]  # as the grower enqueues them: no growth first
-                    out[kind, held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials, enqueue=enqueue)
-                    out[f"{kind}+prior", held, task, seed] = run_sampler(table, space, "cost-gp", seed, trials,
-                                                                         enqueue=enqueue, prior=offered.prior)
                     screen = offered.surrogate.hopeless if offered.surrogate is not None else None
-                    out[f"{kind}+surrogate", held, task, seed] = run_sampler(
-                        table, space, "cost-gp", seed, trials, enqueue=[*offered.proposed, *enqueue], screen=screen)
+                    scored = consulted[held, task, base + " by scores"]
+                    by_scores = "by scores" if base == "others" else "bad by scores"
+                    agreed = scored.consensus  # the grower tries them right after no growth
+                    plans.update({
+                        kind: lambda e=enqueue: run(e),
+                        f"{kind}+prior": lambda e=enqueue, o=offered: run(e, prior=o.prior),
+                        f"{kind}+surrogate": lambda e=enqueue, o=offered, sc=screen: run([*o.proposed, *e], screen=sc),
+                        by_scores: lambda sc=scored: run([start], later=sc.later),
+                        f"{kind}, then {by_scores}": lambda e=enqueue, sc=scored: run(e, later=sc.later),
+                        ("consensus" if base == "others" else "bad consensus"): lambda a=agreed: run([start, *a]),
+                        f"consensus, then {kind}" if base == "others" else "bad consensus, then bad":
+                            lambda a=agreed, o=offered: run([start, *a, *o.nearest]),
+                    })
                     if base == "others":
-                        out["surrogate", held, task, seed] = run_sampler(
-                            table, space, "cost-gp", seed, trials, enqueue=[*offered.proposed, start], screen=screen)
+                        after = Later(4, lambda _, p=offered.nearest: p)
+                        plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
+                        plans["warm after"] = lambda a=after: run([start], later=a)
+                for kind in kinds:
+                    if kind != "cold":
+                        out[kind, held, task, seed] = plans[kind]()
     return out
 
 
@@ -180,12 +207,13 @@ def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, f
     return holdout[json.dumps(best["params"], sort_keys=True)], holdout[json.dumps(pick["params"], sort_keys=True)]
 
 
-def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str]) -> list[list[Any]]:
+def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str],
+           kinds: list[str]) -> list[list[Any]]:
     """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
     cold), not reached, the symmetric measure, the re-measured best find and parsimony pick, and the points the
     surrogate turned away untrained."""
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         to_cold, symmetric_pairs, finds, screened = [], [], [], 0
         for held in held_out:
             for task in tasks:
@@ -247,7 +275,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=[*DATASETS, "cifar10"], default=list(DATASETS),
                         help="the held-out datasets, each with its shuffled stream (default: meta_wide's three)")
     parser.add_argument("--output", type=Path, default=Path("bench_runs/meta_tabular"))
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="the searches to run and report (default: all; cold is always run, the others' reference)")
     args = parser.parse_args()
+    args.kinds = ["cold", *(kind for kind in args.kinds if kind != "cold")]
     args.output.mkdir(parents=True, exist_ok=True)
     held_out = args.datasets
     built = tables(args.output, args.tasks, held_out)
@@ -259,7 +290,7 @@ def main() -> None:
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
     consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
-    runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out))
+    runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
     print(format_table(transfer_taus(built, args.tasks, held_out),
                        ["task", "stream", "other stream", "Kendall tau of scores"]))
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
@@ -270,7 +301,7 @@ def main() -> None:
                "parsimony pick, re-measured", "screened"]
     summary = {}
     for scope in (held_out, *([held] for held in held_out)):
-        rows = report(runs, built, args.tasks, args.seeds, scope)
+        rows = report(runs, built, args.tasks, args.seeds, scope, args.kinds)
         print("held out:", ", ".join(scope))
         print(format_table(rows, headers))
         summary[" ".join(scope)] = rows

@@ -63,7 +63,7 @@ from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining
 from selfgrow.report.table import format_table
 from selfgrow.search import SAMPLERS, Proposal, SearchSettings, run_search, select
-from selfgrow.search.engine import Screen, counts
+from selfgrow.search.engine import Later, Screen, counts
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_mnist_class.yaml"
@@ -153,11 +153,12 @@ def space_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed: int, trials: int,
                 max_flops: float | None = None, enqueue: Sequence[dict[str, Any]] = (),
-                prior: Sequence[tuple[dict[str, Any], float]] = (), screen: Screen | None = None) -> list[dict]:
+                prior: Sequence[tuple[dict[str, Any], float]] = (), screen: Screen | None = None,
+                later: Later | None = None) -> list[dict]:
     """The records of one search of `trials` trials over the table (the candidates' results looked up, each
     spending its point's inference FLOPs, which rank the points' training costs; those over `max_flops` proposed
     as over the budget); `enqueue`: points tried first, `prior`: the cost-gp sampler's, `screen`: what turns
-    sampled points away untrained (as `run_search` takes them)."""
+    sampled points away untrained, `later`: points enqueued after the first trials (as `run_search` takes them)."""
     by_params = {json.dumps(p["params"], sort_keys=True): p for p in table["points"]}
 
     class Lookup:
@@ -180,7 +181,7 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
     settings = SearchSettings(n_trials=trials, sampler=sampler, epochs=[1], halving_batch=4, seed=seed,
                               n_startup_trials=4, population_size=8)
     return run_search(settings, f"{sampler}-{seed}", space, propose, lambda p: Lookup(entry(p)), enqueue=enqueue,
-                      prior=prior, screen=screen).records
+                      prior=prior, screen=screen, later=later).records
 
 
 def cached_table(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def test_the_screen_acts_only_while_the_search_confirms_the_surrogate():
     assert surrogate.agreement(pruned) is None  # only complete candidates are evidence
 
 
-def toy_search(screen, n_trials: int = 4, enqueue=()):
+def toy_search(screen, n_trials: int = 4, enqueue=(), later=None):
+    """A search of x in 0..9 scored x / 10, random sampler, batches of 2; returns the outcome and the x trained."""
     space = {"x": IntDistribution(0, 9)}
     trained = []
 
@@ -114,7 +115,7 @@ def toy_search(screen, n_trials: int = 4, enqueue=()):
 
     settings = SearchSettings(n_trials=n_trials, sampler="random", epochs=[1], halving_batch=2)
     outcome = run_search(settings, "screen", space, lambda p: Proposal(key=str(p["x"]), cost=float(p["x"])), Toy,
-                         list(enqueue), screen=screen)
+                         list(enqueue), screen=screen, later=later)
     return outcome, trained
 
 

@@ -55,6 +55,10 @@ recorded, with the task's meta-features, into `record` ("default": `$SELFGROW_ME
 max_distance: 1.5, within: 2}` also enqueues, after this run's points and no growth, the transferred chosen and
 best points of the `k` past searches of the same grower whose tasks are most similar, one per past task (the
 nearest of the runs of one stream), none farther than `max_distance` (`selfgrow.search.meta.transfer`); with
+`similar: scores` the past tasks are instead those whose scores rank this search's first `after` (4) trained points
+as they scored, and their points are enqueued once those are trained (`selfgrow.search.meta.agreement`); with
+`consensus: n` the `n` points predicted best on average over every past task within `max_distance` are enqueued
+right after no growth; with
 `surrogate: n` a random forest fitted on every such past search within `max_distance`
 (`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
 sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
@@ -120,7 +124,7 @@ from selfgrow.search import (
     SearchSettings,
     run_search,
 )
-from selfgrow.search.engine import counts
+from selfgrow.search.engine import Later, counts
 from selfgrow.search.samplers import SAMPLERS
 
 OBJECTIVES = ("flops", "params")
@@ -313,13 +317,19 @@ class SearchGrower(Grower):
         # no growth before the past searches' points: it is often the best on real runs and always the cheapest
         # (BENCHMARKS.md, "No growth before the past searches' points")
         enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
-                   baseline, *self._fitting_points(space, consultation.nearest, learner, context), *largest,
+                   baseline, *self._fitting_points(space, consultation.consensus, learner, context),
+                   *self._fitting_points(space, consultation.nearest, learner, context), *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
         # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
         protected = largest + ([baseline] if budget is not None else [])
+        later = None
+        if consultation.later is not None:
+            chosen_later = consultation.later.points
+            later = Later(consultation.later.after, lambda records: None if (points := chosen_later(records)) is None
+                          else self._fitting_points(space, points, learner, context))
         outcome = self._search(learner, task, space, enqueue, context, screen, protected=protected,
-                               prior=consultation.prior)
+                               prior=consultation.prior, later=later)
         records = outcome.records
         if consultation.surrogate is not None:
             reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
@@ -505,11 +515,16 @@ class SearchGrower(Grower):
 
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
                 context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None,
-                prior: list[tuple[dict[str, Any], float]] | None = None) -> SearchOutcome:
+                prior: list[tuple[dict[str, Any], float]] | None = None, later: Later | None = None) -> SearchOutcome:
         """The task's study: shared with workers when the learner has a distributed backend (the surrogate's
         `screen` then does not act: workers sample on their own), else run here under a forked torch RNG;
-        `protected`: enqueued points the halving never prunes; `prior`: the cost-gp sampler's."""
+        `protected`: enqueued points the halving never prunes; `prior`: the cost-gp sampler's; `later`: points
+        enqueued after the first trials (in this process only: workers claim the study's trials on their own)."""
         coordinator = learner.search_backend
+        if coordinator is not None and later is not None:
+            raise SelfgrowError("growth warm_start similar: scores needs the search in this process (it enqueues past "
+                                "tasks' points once the first trials are scored); accepted: no search workers, or "
+                                "similar: features.")
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue, context, protected=protected, prior=prior)
         propose, evaluate = self.problem(learner, task, context)
@@ -523,7 +538,7 @@ class SearchGrower(Grower):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
                                  propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
-                                 screen, protected or (), prior or ())
+                                 screen, protected or (), prior or (), later)
 
         def winner(record: dict[str, Any]) -> Any:
             return kept[record.get("same_as", record["trial"])]

@@ -123,17 +123,36 @@ def _knowledge_table(knowledge: dict | None) -> str:
     """The past tasks a meta warm start consulted before this task and the points they proposed ("" without)."""
     if knowledge is None:
         return ""
+    by_scores = knowledge.get("similar") == "scores"
     rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),
+             *([_fmt(c["tau"])] if by_scores else []),
              "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
              _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
-    surrogate = _surrogate_text(knowledge.get("surrogate")) + _prior_text(knowledge.get("prior"))
+    surrogate = (_consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
+                 + _prior_text(knowledge.get("prior")))
     if not rows:
-        nearest = "" if knowledge.get("k") == 0 else f" {html.escape(too_far(knowledge))}, so none proposed its points."
-        return f"<p>Warm start from the knowledge base {base}:{nearest}{surrogate}</p>"
-    header = ["past search", "its task", "distance", "proposed (chosen; best)", "its outcome after task", "at its end"]
-    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks (each by its "
-            f"nearest search) proposed their chosen and most accurate points.{surrogate}</p>" + _table(rows, header))
+        none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
+        return f"<p>Warm start from the knowledge base {base}:{'' if knowledge.get('k') == 0 else none}{surrogate}</p>"
+    header = ["past search", "its task", "distance", *(["tau with the first trials"] if by_scores else []),
+              "proposed (chosen; best)", "its outcome after task", "at its end"]
+    how = (f"whose scores rank this search's first {knowledge['after']} trials as they scored (Kendall tau), each by "
+           "its nearest search, proposed their chosen and most accurate points, tried next" if by_scores else
+           "(each by its nearest search) proposed their chosen and most accurate points")
+    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks {how}."
+            f"{surrogate}</p>" + _table(rows, header))
+
+
+def _none_consulted(knowledge: dict) -> str:
+    """Why no past task proposed points: none near enough, or (by scores) none ranks the first trials rightly."""
+    agreement = knowledge.get("agreement")
+    if knowledge.get("similar") != "scores" or not knowledge.get("searches") or knowledge.get("nearest", 0) > knowledge[
+            "max_distance"]:
+        return too_far(knowledge)
+    if isinstance(agreement, str):
+        return agreement
+    return (f"no past task of {len(agreement or {})} ranks the first {knowledge['after']} trials as they scored "
+            "(Kendall tau > 0)")
 
 
 def _surrogate_text(surrogate: dict | None) -> str:
@@ -146,6 +165,15 @@ def _surrogate_text(surrogate: dict | None) -> str:
     return html.escape(f" A surrogate fitted on {surrogate['searches']} past searches ({surrogate['candidates']} "
                        f"candidates) proposed {proposed}, tried first, and screened {surrogate.get('screened', 0)} "
                        "of the sampler's points untrained.")
+
+
+def _consensus_text(consensus: dict | None) -> str:
+    """The points predicted best over every past task, in a sentence ("" without a consensus)."""
+    if consensus is None:
+        return ""
+    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in consensus["proposed"]) or "nothing"
+    return html.escape(f" The consensus of {consensus['tasks']} past tasks (the points predicted best on average "
+                       f"over them) proposed {proposed}, tried right after no growth.")
 
 
 def _prior_text(prior: dict | None) -> str:

@@ -39,6 +39,11 @@ points that are also in `protected` are never pruned by the halving (they carry 
 so a distributed worker reads it from the study): the capacity rule's largest growth, which
 short rungs are biased against (a wider net learns slower in its first epochs; BENCHMARKS.md).
 
+Points after the first trials: `later` (a `Later`), when given, is asked after each batch once `later.after`
+trials count (while trials remain) which points to enqueue next (the knowledge base's past tasks that rank the
+first scores as this search does; `selfgrow.search.meta.agreement`), until it answers (None: not yet, too little
+to go on); they are never screened, as the first enqueued points are not.
+
 Every told trial carries its record as the user attribute `RECORD_ATTR` (JSON) and its identity
 key as `KEY_ATTR`, so other processes (the distributed coordinator, the optuna-dashboard) read
 the search from the study alone. `keep(trial, record, evaluation)`, when given, is called for
@@ -113,6 +118,15 @@ class SearchSettings:
         self.epochs = epochs
 
 
+@dataclass
+class Later:
+    """Points to enqueue once `after` trials count, chosen by `points(records so far)` (None: ask again after the next
+    batch; see the module docstring)."""
+
+    after: int
+    points: Callable[[list[dict[str, Any]]], Sequence[dict[str, Any]] | None]
+
+
 Keep = Callable[[Any, dict[str, Any], Evaluation], None]
 Screen = Callable[[dict[str, Any], list[dict[str, Any]]], "str | None"]
 UNTRAINED_FACTOR = 4  # a search screens, and turns away over its budget, at most this many times n_trials points each
@@ -161,14 +175,17 @@ def run_search(
     screen: Screen | None = None,
     protected: Sequence[dict[str, Any]] = (),
     prior: Sequence[tuple[dict[str, Any], float]] = (),
+    later: Later | None = None,
 ) -> SearchOutcome:
     """Run one multi-objective search over `space` (name -> Optuna distribution); see the module docstring (`prior`:
-    past searches' points and relative scores, for the cost-gp sampler)."""
+    past searches' points and relative scores, for the cost-gp sampler; `later`: points enqueued after the first
+    trials)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _fresh_study(settings, study_name, propose, prior)
     enqueue_points(study, enqueue, protected)
+    enqueued = list(enqueue)
     records: list[dict[str, Any]] = []
     known: dict[str, dict[str, Any]] = {}
     spent = 0.0
@@ -177,12 +194,18 @@ def run_search(
             size = min(settings.halving_batch, settings.n_trials - done)
             # asked lazily: a repeat or an over-budget point is told before the next point is sampled
             asked = _asked(study, space, size, screen, propose, records, settings.n_trials * UNTRAINED_FACTOR,
-                           enqueue)
+                           enqueued)
             batch, batch_spent = race_batch(settings, study, asked, done // settings.halving_batch,
                                             propose, evaluate, known, keep, bar)
             records += batch
             spent += batch_spent
             bar.update(len(batch))
+            if later is not None and later.after <= _counted(records) < settings.n_trials:
+                points = later.points(list(records))
+                if points is not None:
+                    enqueue_points(study, points)
+                    enqueued += points
+                    later = None
     records.sort(key=lambda r: r["trial"])
     return SearchOutcome(records, study, spent)
 

@@ -1,4 +1,5 @@
-"""The growth knowledge base and meta-learned warm start across runs (`base`, `features`, `transfer`, `surrogate`)."""
+"""The growth knowledge base and meta-learned warm start across runs (`base`, `features`, `transfer`, `surrogate`,
+`agreement`)."""
 
 from selfgrow.search.meta.base import Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import FEATURES, task_features

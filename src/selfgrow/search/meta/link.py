@@ -2,9 +2,11 @@
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
 source base, proposes the transferred best points of the `k` most similar past tasks (each by its nearest
-search; `selfgrow.search.meta.transfer`) and, with `surrogate: n`, the `n` best points of a surrogate fitted
-on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the
-sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
+search; `selfgrow.search.meta.transfer`): by meta-features before the search, or, with `similar: scores`, by
+how they rank the search's first `after` trials, whose points are then enqueued (`selfgrow.search.meta.agreement`);
+with `consensus: n`, the `n` points predicted best on average over every past task within `max_distance`; with
+`surrogate: n`, the `n` best points of a surrogate fitted on every past search within `max_distance`
+(`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
 relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it
 records the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean
 validation accuracy over the seen tasks, into this task's entry (`after_task`) and into the run's earlier entries
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfgrow.errors import SelfgrowError
+from selfgrow.search.engine import Later
+from selfgrow.search.meta.agreement import MIN_OBSERVED, PastTask, agreements, consensus, past_tasks
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features, task_identity
 from selfgrow.search.meta.surrogate import Surrogate, relative_scores
@@ -31,7 +35,10 @@ class WarmStart:
     """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past tasks (each
     by its nearest search) of the base `source` (None: none) no farther than `max_distance` (see
     `selfgrow.search.meta.transfer`); `surrogate` > 0: that many proposals of a surrogate over those past
-    searches, and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior."""
+    searches, and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior;
+    `similar`: "features" (past tasks by meta-features, their points tried first) or "scores" (by how they rank the
+    search's first `after` trials, their points tried next); `consensus` > 0: that many points predicted best on
+    average over every past task within `max_distance` (`agreement.consensus`), tried right after no growth."""
 
     within: int = 2
     source: str | None = None
@@ -39,39 +46,55 @@ class WarmStart:
     max_distance: float = 1.5  # measured: BENCHMARKS.md, "The distance of a task whose feature only it has"
     surrogate: int = 0
     prior: bool = False
+    similar: str = "features"  # "scores": measured without a gain (BENCHMARKS.md, "Past tasks chosen by ...")
+    after: int = 4
+    consensus: int = 0
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
-        """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior}; SelfgrowError
-        otherwise."""
+        """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior, similar, after,
+        consensus}; SelfgrowError otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
-        numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0)}
-        if not (isinstance(value.get("from"), str) and set(value) <= {"from", "prior", *numbers}
-                and isinstance(value.get("prior", False), bool) and all(
+        numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0),
+                   "after": (int, 1), "consensus": (int, 0)}
+        similar = value.get("similar", cls.similar)
+        if not (isinstance(value.get("from"), str) and set(value) <= {"from", "prior", "similar", *numbers}
+                and isinstance(value.get("prior", False), bool) and similar in ("features", "scores")
+                and not (similar == "scores" and value.get("prior")) and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
             raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
                                 "'from' (a knowledge base: journal:PATH, a URL or a PATH), 'k' (an integer >= 0), "
                                 "'max_distance' (a number >= 0), 'within' (an integer >= 0), 'surrogate' (an "
-                                "integer >= 0: the surrogate's proposals, 0: no surrogate) and 'prior' (true or "
-                                "false: the nearest searches' candidates as the cost-gp sampler's prior).")
+                                "integer >= 0: the surrogate's proposals, 0: no surrogate), 'prior' (true or "
+                                "false: the nearest searches' candidates as the cost-gp sampler's prior, with "
+                                "'similar: features' only), 'similar' ('features' or 'scores': past tasks by "
+                                "meta-features, or by how they rank the search's first trials), 'after' (an "
+                                "integer >= 1: those first trials) and 'consensus' (an integer >= 0: the points "
+                                "predicted best over every past task, 0: none).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
-                   surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior))
+                   surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
+                   similar=similar, after=value.get("after", cls.after),
+                   consensus=value.get("consensus", cls.consensus))
 
 
 @dataclass
 class Consultation:
     """What the knowledge base offers one search: the surrogate's proposals (tried first), the nearest past
-    searches' transferred points, the surrogate itself (its screen), what was consulted (None: no base), and the
-    cost-gp sampler's prior (points of the space with relative scores; empty: none)."""
+    searches' transferred points, the surrogate itself (its screen), what was consulted (None: no base), the
+    cost-gp sampler's prior (points of the space with relative scores; empty: none), and, with `similar: scores`,
+    the points chosen after the first trials (`later`, which also fills the reasons' "consulted"), and the points
+    predicted best over every past task (`consensus`, tried right after no growth)."""
 
     proposed: list[dict[str, Any]]
     nearest: list[dict[str, Any]]
     surrogate: Surrogate | None
     reasons: dict[str, Any] | None
     prior: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    later: Later | None = None
+    consensus: list[dict[str, Any]] = field(default_factory=list)
 
 
 class KnowledgeLink:
@@ -85,6 +108,9 @@ class KnowledgeLink:
         self.max_distance = warm.max_distance
         self.proposals = warm.surrogate
         self.prior = warm.prior
+        self.similar = warm.similar
+        self.after = warm.after
+        self.consensus = warm.consensus
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -112,16 +138,19 @@ class KnowledgeLink:
 
         ranked = nearest(self._base(self.source).entries(), features, self.grower, exclude_run=self.run)
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
-        chosen = one_per_task(within)[:self.k]
-        points, consulted = [], []
-        for entry, distance in chosen:
-            proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
-            points += proposed
-            consulted.append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
-                              "distance": round(distance, 4),
-                              "features": entry.features, "proposed": proposed, "outcome": entry.outcome})
-        reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": consulted,
-                   "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None}
+        reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
+                   "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
+                   "similar": self.similar}
+        later, points, shared = None, [], []
+        tasks = past_tasks(within, space, baseline, self.seed) if self.similar == "scores" or self.consensus else []
+        if self.consensus:
+            shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
+            reasons["consensus"] = {"tasks": len(tasks), "proposed": shared}
+        if self.similar == "scores":
+            later = self._by_scores(tasks, space, baseline, reasons)
+        else:
+            chosen = one_per_task(within)[:self.k]
+            points = _proposals(chosen, space, reasons["consulted"])
         surrogate = None
         if self.proposals:
             surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
@@ -133,7 +162,30 @@ class KnowledgeLink:
         if self.prior:
             prior = [(point, score) for _, point, score in relative_scores([e for e, _ in chosen], space, baseline)]
             reasons["prior"] = {"candidates": len(prior)}
-        return Consultation(proposed, points, surrogate, reasons, prior)
+        return Consultation(proposed, points, surrogate, reasons, prior, later, shared)
+
+    def _by_scores(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
+                   reasons: dict[str, Any]) -> Later:
+        """The points of the `k` past tasks that rank the search's first `after` trials best, chosen once they are
+        trained (and hold `MIN_OBSERVED` distinct points: until then, after each batch, None); what was compared goes
+        into `reasons` ("agreement": every past task's tau; "consulted")."""
+        reasons["after"] = self.after
+
+        def points(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            rated = agreements(tasks, records, space, baseline)
+            if rated is None:  # repeats among the first trials: asked again after the next batch
+                reasons["agreement"] = f"fewer than {MIN_OBSERVED} distinct trained points: no past task compared"
+                return None
+            reasons["agreement"] = {task.key: round(tau, 4) for task, tau in rated}
+            agreeing = [(task, tau) for task, tau in rated if tau > 0][:self.k]
+            reasons["consulted"] = []
+            proposed = _proposals([(task.entries[0], task.distance) for task, _ in agreeing], space,
+                                  reasons["consulted"])
+            for row, (_, tau) in zip(reasons["consulted"], agreeing):
+                row["tau"] = round(tau, 4)
+            return proposed
+
+        return Later(self.after, points)
 
     def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
                best: dict[str, Any], features: dict[str, float] | None) -> None:
@@ -174,3 +226,17 @@ class KnowledgeLink:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run = state.get("run", self.run)
         self.recorded = {int(t): k for t, k in state.get("recorded", {}).items()}
+
+
+def _proposals(chosen: list[tuple[Entry, float]], space: dict[str, Any],
+               consulted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chosen and best points of the `chosen` searches, transferred to `space`; each search's row appended to
+    `consulted` (the plan's reasons)."""
+    points = []
+    for entry, distance in chosen:
+        proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
+        points += proposed
+        consulted.append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
+                          "distance": round(distance, 4), "features": entry.features, "proposed": proposed,
+                          "outcome": entry.outcome})
+    return points

@@ -130,7 +130,7 @@ class Surrogate:
 
     def _ranked_pool(self) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
         if self._pool is None:
-            points = _pool(self.space, self.seed)
+            points = space_pool(self.space, self.seed)
             mean, spread = self.predict(points)
             self._pool = (points, mean, spread)
         return self._pool
@@ -152,7 +152,7 @@ def relative_scores(entries: Sequence[Entry], space: dict[str, Any],
     return rows
 
 
-def _pool(space: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+def space_pool(space: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     """Every point of a finite space of at most GRID points, else GRID seeded random draws."""
     generator = np.random.default_rng(seed)
     return grid(space, GRID) or [{name: draw(dist, generator) for name, dist in space.items()} for _ in range(GRID)]
