@@ -29,10 +29,12 @@ proposals and screen to warm's and bad's points (`{k, surrogate: 2}`); *warm aft
 the first 4 trials instead of first; *by scores* and *bad by scores* consult past tasks by how they rank the first
 4 trials (`similar: scores`), *warm, then by scores* adds those after warm's points; *consensus* and *bad consensus*
 try the 6 points predicted best over every past task within the distance (`consensus: 6`) right after no growth,
-*consensus, then warm* adds warm's points after them; *again* is cold with another seed, the control (`--kinds`
-runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at its point's
-inference FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final best (one search that
-never gets there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
+*consensus, then warm* adds warm's points after them; *oracle warm* enqueues, as warm does, the chosen and best
+points of the k past tasks whose tables rank the held-out task's points most alike (a perfect choice of past
+tasks, at any distance); *again* is cold with another seed, the control (`--kinds` runs a subset; cold always
+runs). Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank training
+costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
+there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
 measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
 search's choice is worth, free of the table's lucky draws).
 
@@ -62,6 +64,7 @@ from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_s
 from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.search.engine import Later
+from selfgrow.search.meta import KnowledgeBase
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 
 ROOT = Path(__file__).resolve().parent
@@ -73,7 +76,7 @@ EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
 AGAIN_SEED = 1_000  # the control's seed offset
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
-         "bad consensus", "consensus, then warm", "bad consensus, then bad")
+         "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
@@ -152,7 +155,18 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                                                                  similar="scores", consensus=CONSENSUS), 0)
                 out[held, task, base + " by scores"] = link.consult(table_space(table), table["features"],
                                                                     baseline(table))
+            out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
     return out
+
+
+def oracle_points(built: dict, journal: Path, held: str, task: int, k: int, tasks: list[int]) -> list[dict]:
+    """The chosen and best points of the base's searches of the `k` past tasks whose tables rank the held-out task's
+    points most alike (Kendall tau over every point; each past task by its first run's search, any distance): what
+    a perfect choice of past tasks would enqueue."""
+    entries = {(e.run.rsplit("-seed", 1)[0], e.task): e for e in reversed(KnowledgeBase(str(journal)).entries())}
+    mine = ordered_scores(built[held, task])
+    best = sorted(entries, key=lambda name: -kendall_tau(mine, ordered_scores(built[name])))[:k]
+    return [dict(point) for name in best for point in (entries[name].chosen, entries[name].best)]
 
 
 def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials: int, held_out: list[str],
@@ -187,6 +201,8 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                             lambda a=agreed, o=offered: run([start, *a, *o.nearest]),
                     })
                     if base == "others":
+                        oracle = consulted[held, task, "oracle"]
+                        plans["oracle warm"] = lambda o=oracle: run([start, *o])
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)
@@ -245,14 +261,18 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
             for (held, task, base), offered in consulted.items() if base == "others"]
 
 
+def ordered_scores(table: dict[str, Any]) -> list[float]:
+    """A table's scores in one order of its points (their parameters as sorted JSON), for rank correlations."""
+    return [p["score"] for p in sorted(table["points"], key=lambda p: json.dumps(p["params"], sort_keys=True))]
+
+
 def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
     """Kendall tau between the tables of every pair of streams before the same task (how far rankings transfer),
     and between each held-out table and its second training (how far they repeat)."""
     rows = []
     for task in tasks:
         def scores(name: str) -> list[float]:
-            return [p["score"] for p in sorted(built[name, task]["points"], key=lambda p: json.dumps(p["params"],
-                                                                                                  sort_keys=True))]
+            return ordered_scores(built[name, task])
         names = streams(held_out)
         for i, a in enumerate(names):
             rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in names[i + 1:] if dataset(a) != dataset(b)]
