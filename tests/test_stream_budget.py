@@ -161,6 +161,31 @@ def test_the_capacity_rule_takes_the_costliest_candidate_not_distinguishable_fro
     assert select(points, "capacity", errors=[0.0] * 4) == 1  # exact scores: the best alone is indistinguishable
 
 
+def test_family_wise_the_margin_grows_with_the_candidates_compared_so_an_equal_costliest_one_is_not_lost():
+    from statistics import NormalDist
+
+    from selfgrow.growth import build_grower
+    from selfgrow.search.pareto import familywise_z
+
+    normal = NormalDist()
+    assert familywise_z(1.0, 2) == 1.0  # one comparison: z itself
+    for m, expected in ((3, 1.4096), (4, 1.6175), (5, 1.7546), (8, 2.0016)):
+        margin = familywise_z(1.0, m)
+        assert margin == pytest.approx(expected, abs=1e-4)
+        # each of the m - 1 comparisons errs at (1 - Phi(z)) / (m - 1): together as often as one at z
+        assert (m - 1) * (1 - normal.cdf(margin)) == pytest.approx(1 - normal.cdf(1.0))
+    # four candidates, the costliest 0.04 behind the best (se 0.02 each: combined 0.0283, 1.41 of them): at z = 1
+    # per comparison it is distinguishable, family-wise (1.62 standard errors for 4) it is not and is taken
+    points = [(0.80, 1.0), (0.84, 2.0), (0.78, 4.0), (0.80, 8.0)]
+    errors = [0.02] * 4
+    assert select(points, "capacity", errors=errors) == 1
+    assert select(points, "capacity", errors=errors, familywise=True) == 3
+    assert select(points, "parsimony", errors=errors, familywise=True) == 0
+    assert select(points[:2], "capacity", errors=errors[:2], familywise=True) == 1  # two: z itself, 0.80 is out
+    grower = build_grower("searched", rule="capacity", familywise=True)
+    assert "family-wise over the candidates compared" in grower._rule_text()
+
+
 def affording_2x_not_4x(task) -> float:
     """A train_budget whose first task affords the fixture net widened 2x, not 4x (search estimate included): midway
     between the least budget that affords each, found by bisection on the grower's own plan."""

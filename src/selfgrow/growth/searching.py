@@ -155,6 +155,7 @@ class SearchOptions:
                               note=f"null: capacity with a train_budget, else {DEFAULT_RULE}")
     tolerance: float = option(0.0, at_least=0)
     z: float = option(1.0, at_least=0, note="standard errors")
+    familywise: bool = option(False, note="z per family of comparisons with the best (Šidák-Bonferroni)")
     val_memory_per_class: int | None = option(None, at_least=1, note="null keeps every validation sample")
     population_size: int = 8
     warm_start: int | dict[str, Any] = option(
@@ -336,7 +337,7 @@ class SearchGrower(Grower):
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
         search_flops = outcome.spent_flops + probe_flops
-        choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference),
+        choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference), familywise=self.familywise,
                                 among=self._affordable(outcome.finished(), budget, search_flops, reasons, baseline))
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
@@ -611,6 +612,8 @@ class SearchGrower(Grower):
         if self.train_budget:
             budget.append(f"train_budget {self.train_budget:.3e} training FLOPs for the stream")
         slack = f" + {self.tolerance:g}" if self.tolerance else ""
+        if self.familywise:
+            slack += " (family-wise over the candidates compared, Šidák-Bonferroni)"
         rule = {
             "parsimony": f"cheapest candidate within {self.z:g} standard errors{slack} of the best score (parsimony)",
             "accuracy": "highest score" if not self.tolerance else f"cheapest candidate within {self.tolerance:g} of the best score",

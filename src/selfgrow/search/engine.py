@@ -156,12 +156,13 @@ class SearchOutcome:
         return [done[i]["trial"] for i in pareto_front([(r["accuracy"], r["cost"]) for r in done])]
 
     def choose(self, rule: str, tolerance: float = 0.0, z: float = 1.0, reference: float | None = None,
-               among: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               among: list[dict[str, Any]] | None = None, familywise: bool = False) -> dict[str, Any]:
         """The finished candidate the rule picks (see `selfgrow.search.pareto`), with each score's standard error;
         `among`: the finished candidates it may pick (None: all of them)."""
         done = self.finished() if among is None else among
         errors = [float(r.get("se", 0.0)) for r in done]
-        return done[select([(r["accuracy"], r["cost"]) for r in done], rule, tolerance, errors, z, reference)]
+        return done[select([(r["accuracy"], r["cost"]) for r in done], rule, tolerance, errors, z, reference,
+                           familywise)]
 
 
 def run_search(

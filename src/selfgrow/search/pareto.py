@@ -26,6 +26,13 @@ Rules (`RULES`; `DEFAULT_RULE` is "parsimony"):
   budget, so being cheaper buys nothing, and in a class-incremental stream capacity added late
   learns the old classes from a replay memory only (BENCHMARKS.md: on Split-CIFAR-10 the nets that
   were large from the first task won). Differences the scores resolve still decide.
+
+Family-wise (`familywise`, parsimony and capacity): the best of m candidates is the maximum of m noisy scores, so
+with m - 1 comparisons against it a candidate as good as the others falls more than z standard errors behind it far
+more often than one comparison would (at z = 1: 16% for one comparison, up to 3 x 16% for three). With it, z is the
+one-comparison level and each of the m - 1 comparisons is made at the Šidák-Bonferroni margin
+z_m = Φ⁻¹(1 - (1 - Φ(z)) / (m - 1)) (1.41, 1.62, 1.75, 2.00 standard errors for m = 3, 4, 5, 8 at z = 1), so the
+chance that any equal candidate is declared worse stays about 1 - Φ(z).
 """
 
 from __future__ import annotations
@@ -83,12 +90,25 @@ def indistinguishable(points: Sequence[tuple[float, float]], errors: Sequence[fl
             if acc >= top - z * math.sqrt(errors[i] ** 2 + top_se ** 2) - tolerance - 1e-12]
 
 
+def familywise_z(z: float, points: int) -> float:
+    """The margin, in standard errors, of each of the `points` - 1 comparisons with the best score so that any of
+    them errs about as often as one comparison at `z` does (see the module docstring)."""
+    from statistics import NormalDist
+
+    if points <= 2:
+        return z
+    normal = NormalDist()
+    return normal.inv_cdf(1.0 - (1.0 - normal.cdf(z)) / (points - 1))
+
+
 def select(points: Sequence[tuple[float, float]], rule: str = "accuracy", tolerance: float = 0.0,
-           errors: Sequence[float] | None = None, z: float = 1.0, reference: float | None = None) -> int:
+           errors: Sequence[float] | None = None, z: float = 1.0, reference: float | None = None,
+           familywise: bool = False) -> int:
     """Index of the point `rule` picks among `points` (accuracy, cost), all assumed within budget.
 
     `errors` are the points' standard errors (parsimony; none: exact scores), `z` how many of them
-    make a difference, `reference` the cost the mnas rule divides by (default: the cheapest point's).
+    make a difference (`familywise`: per family of comparisons with the best, see the module docstring),
+    `reference` the cost the mnas rule divides by (default: the cheapest point's).
     """
     if rule not in RULES:
         raise SelfgrowError(f"Unknown selection rule {rule!r}; accepted: {', '.join(RULES)}.")
@@ -105,10 +125,12 @@ def select(points: Sequence[tuple[float, float]], rule: str = "accuracy", tolera
         ref = reference if reference is not None and reference > 0 else min(c for _, c in points)
         value = [acc * (max(cost, 1e-12) / max(ref, 1e-12)) ** MNAS_EXPONENT for acc, cost in points]
         return max(range(len(points)), key=lambda i: (value[i], -points[i][1], -i))
-    near = indistinguishable(points, errors if rule in ("parsimony", "capacity") else None, z, tolerance)
+    margin = familywise_z(z, len(points)) if familywise else z
+    near = indistinguishable(points, errors if rule in ("parsimony", "capacity") else None, margin, tolerance)
     if rule == "capacity":
         return max(near, key=lambda i: (points[i][1], points[i][0], -i))
     return min(near, key=lambda i: (points[i][1], -points[i][0], i))
 
 
-__all__ = ["DEFAULT_RULE", "MNAS_EXPONENT", "RULES", "indistinguishable", "knee_point", "pareto_front", "select"]
+__all__ = ["DEFAULT_RULE", "MNAS_EXPONENT", "RULES", "familywise_z", "indistinguishable", "knee_point", "pareto_front",
+           "select"]
