@@ -160,7 +160,19 @@ def test_a_run_consulting_by_scores_tries_the_agreeing_points_right_after_its_fi
             fresh.append(point)
     assert counted[3:3 + len(fresh)] == fresh
     page = (run_dir / "report.html").read_text()
-    assert "Warm start from the knowledge base" in page
+    assert "tau with the first trials" in page and "rank this search's first 3 trials" in page
+
+
+def test_the_report_says_why_no_past_task_was_consulted_by_scores():
+    from selfgrow.report.html import _knowledge_table
+
+    knowledge = {"base": "journal:b", "k": 3, "max_distance": 1.5, "consulted": [], "searches": 2, "nearest": 0.4,
+                 "similar": "scores", "after": 4, "agreement": {"task-a": -0.33, "task-b": 0.0}}
+    assert "no past task of 2 ranks the first 4 trials as they scored (Kendall tau &gt; 0)" in _knowledge_table(knowledge)
+    knowledge["agreement"] = "fewer than 3 distinct trained points: no past task compared"
+    assert "fewer than 3 distinct trained points" in _knowledge_table(knowledge)
+    far = {**knowledge, "nearest": 2.0}
+    assert "within max_distance 1.5 (the nearest at 2.00)" in _knowledge_table(far)
 
 
 def test_similar_scores_is_refused_with_a_prior_with_a_bad_value_and_with_search_workers():
