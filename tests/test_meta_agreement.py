@@ -168,7 +168,8 @@ def test_the_report_says_why_no_past_task_was_consulted_by_scores():
 
     knowledge = {"base": "journal:b", "k": 3, "max_distance": 1.5, "consulted": [], "searches": 2, "nearest": 0.4,
                  "similar": "scores", "after": 4, "agreement": {"task-a": -0.33, "task-b": 0.0}}
-    assert "no past task of 2 ranks the first 4 trials as they scored (Kendall tau &gt; 0)" in _knowledge_table(knowledge)
+    said = "no past task of 2 ranks the first 4 trials as they scored (Kendall tau &gt; 0)"
+    assert said in _knowledge_table(knowledge)
     knowledge["agreement"] = "fewer than 3 distinct trained points: no past task compared"
     assert "fewer than 3 distinct trained points" in _knowledge_table(knowledge)
     far = {**knowledge, "nearest": 2.0}
