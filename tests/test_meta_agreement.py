@@ -172,6 +172,8 @@ def test_the_report_says_why_no_past_task_was_consulted_by_scores():
     assert said in _knowledge_table(knowledge)
     knowledge["agreement"] = "fewer than 3 distinct trained points: no past task compared"
     assert "fewer than 3 distinct trained points" in _knowledge_table(knowledge)
+    del knowledge["agreement"]  # a search of no more trials than `after`: never compared
+    assert "the search ended before past tasks were compared on its first 4 trials" in _knowledge_table(knowledge)
     far = {**knowledge, "nearest": 2.0}
     assert "within max_distance 1.5 (the nearest at 2.00)" in _knowledge_table(far)
 

@@ -149,6 +149,8 @@ def _none_consulted(knowledge: dict) -> str:
     if knowledge.get("similar") != "scores" or not knowledge.get("searches") or knowledge.get("nearest", 0) > knowledge[
             "max_distance"]:
         return too_far(knowledge)
+    if agreement is None:  # the search had no trial left once `after` of them were trained
+        return f"the search ended before past tasks were compared on its first {knowledge['after']} trials"
     if isinstance(agreement, str):
         return agreement
     return (f"no past task of {len(agreement or {})} ranks the first {knowledge['after']} trials as they scored "
