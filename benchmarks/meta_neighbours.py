@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from meta_tabular import DATASETS, streams, tables
+from meta_warm_start import dataset
 from proxy_fidelity import kendall_tau
 from scipy.stats import spearmanr
 
@@ -78,7 +79,7 @@ def learnt_weights(base: list[tuple[str, int]], built: dict, scores: dict) -> di
     """Each feature's weight: minus the Spearman correlation, over pairs of past tasks of different datasets, between
     its scaled squared difference and the pair's ranking agreement, floored at 0."""
     features = [built[n]["features"] for n in base]
-    pairs = [(a, b) for a, b in itertools.combinations(base, 2) if _dataset(a) != _dataset(b)]
+    pairs = [(a, b) for a, b in itertools.combinations(base, 2) if dataset(a[0]) != dataset(b[0])]
     taus = [agreement(scores[a], scores[b]) for a, b in pairs]
     squares = [scaled_squares(features, built[a]["features"], built[b]["features"]) for a, b in pairs]
     weights = {}
@@ -138,10 +139,10 @@ def main() -> None:
     picked: dict[str, list[float]] = {"distance": [], "learnt": [], "oracle": [], "any": []}
     regrets: dict[str, list[float]] = {}
     for held in held_out:
-        base = [n for n in names if _dataset(n) != held]
+        base = [n for n in names if dataset(n[0]) != held]
         weights = learnt_weights(base, built, scores)
         print(f"{held} held out, learnt weights: {({n: round(w, 2) for n, w in weights.items() if w > 0})}")
-        for me in (n for n in names if _dataset(n) == held):
+        for me in (n for n in names if dataset(n[0]) == held):
             true = {b: agreement(scores[me], scores[b]) for b in base}
             ranked = nearest([entry(b, built[b]) for b in base], built[me]["features"], "searched")
             choices = {"distance": [(e.run, e.task) for e, _ in ranked[: args.k]],
@@ -171,10 +172,6 @@ def main() -> None:
     print("regret of the consulted tasks' best points on the held-out table (its best score minus the best of "
           "theirs; 'consensus': the k points of best mean score over the base instead; 'any': k past tasks drawn at "
           "random): " + ", ".join(f"{kind} {statistics.fmean(v):.4f}" for kind, v in regrets.items()))
-
-
-def _dataset(name: tuple[str, int]) -> str:
-    return name[0].split(".")[0]
 
 
 if __name__ == "__main__":

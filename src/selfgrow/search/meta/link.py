@@ -141,16 +141,17 @@ class KnowledgeLink:
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
                    "similar": self.similar}
-        later, points, shared = None, [], []
+        # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
+        # past tasks that rank the first trials alike do, once those are trained
+        chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
+        points = _proposals(chosen, space, reasons["consulted"])
+        later, shared = None, []
         tasks = past_tasks(within, space, baseline, self.seed) if self.similar == "scores" or self.consensus else []
         if self.consensus:
             shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
             reasons["consensus"] = {"tasks": len(tasks), "proposed": shared}
         if self.similar == "scores":
             later = self._by_scores(tasks, space, baseline, reasons)
-        else:
-            chosen = one_per_task(within)[:self.k]
-            points = _proposals(chosen, space, reasons["consulted"])
         surrogate = None
         if self.proposals:
             surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
