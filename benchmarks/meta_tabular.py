@@ -31,8 +31,15 @@ the first 4 trials instead of first; *by scores* and *bad by scores* consult pas
 try the 6 points predicted best over every past task within the distance (`consensus: 6`) right after no growth,
 *consensus, then warm* adds warm's points after them; *oracle warm* enqueues, as warm does, the chosen and best
 points of the k past tasks whose tables rank the held-out task's points most alike (a perfect choice of past
-tasks, at any distance); *again* is cold with another seed, the control (`--kinds` runs a subset; cold always
-runs). Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank training
+tasks, at any distance); *rerun* consults, as the grower does by default, a base that also holds 3 earlier runs
+of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
+its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
+into a model whose 2k best points are enqueued (`own`); *rerun, not own* consults the same base as warm does
+(`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
+table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
+*bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
+the k nearest past tasks' searches, pooled per task); *again* is cold with another seed, the control (`--kinds`
+runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank training
 costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
 there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
 measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
@@ -66,6 +73,7 @@ from selfgrow.search import select
 from selfgrow.search.engine import Later
 from selfgrow.search.meta import KnowledgeBase
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+from selfgrow.search.meta.features import task_identity
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "meta_wide.yaml"
@@ -74,9 +82,12 @@ MNIST_ROWS = {"cifar10": "mnist-cold", "cifar10.shuffled": "mnist.shuffled-cold"
 SPACE = {"width_factors": [1.0, 2.0, 4.0, 8.0], "max_deepen": 1}  # meta_wide.yaml's space
 EPOCHS, FRACTION = 2, 0.5  # meta_wide.yaml's last rung and data fraction
 AGAIN_SEED = 1_000  # the control's seed offset
+EARLIER_SEED = 2_000  # the seed offset of the earlier runs of a held-out stream (the rerun kind's base)
+TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 past tasks propose
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
-         "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm")
+         "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own", "twin",
+         "pooled", "bad pooled")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
@@ -119,6 +130,12 @@ def best_and_pick(records: list[dict]) -> tuple[dict, dict]:
     return best, pick
 
 
+def identity(stream: str, task: int) -> str:
+    """The task identity a recording grower gives the stream's task (`features.task_identity`; a table has no class
+    names)."""
+    return task_identity(types.SimpleNamespace(index=task, name=stream, class_names=[]))
+
+
 def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int,
                  held_out: list[str]) -> None:
     """Write the cold searches of seeds below `base_seeds` into their stream's knowledge base (made anew), as a
@@ -139,6 +156,36 @@ def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, fol
                     pick["params"], best["params"], table["features"])
 
 
+def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: int, trials: int,
+                      held_out: list[str]) -> None:
+    """Per held-out stream, `<stream>-rerun.journal`: the other datasets' base plus `base_seeds` earlier cold runs
+    of the stream itself, each searching its **second** table (the same tasks trained from other random draws), as
+    a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores."""
+    for held in held_out:
+        path = folder / f"{held}-rerun.journal"
+        path.unlink(missing_ok=True)
+        base = KnowledgeBase(str(path))
+        for entry in KnowledgeBase(str(folder / f"{held}-others.journal")).entries():
+            base.record(entry)
+        link = KnowledgeLink("searched", str(path), WarmStart(), 0)
+        for task in tasks:
+            table = built[held + "-holdout", task]
+            for seed in range(base_seeds):
+                records = run_sampler(table, table_space(table), "cost-gp", seed + EARLIER_SEED, trials,
+                                      enqueue=[baseline(table)])
+                link.run = f"{held}-earlier-seed{seed}"
+                best, pick = best_and_pick(records)
+                link.record(types.SimpleNamespace(index=task, name=held, class_names=[]), table_space(table), records,
+                            pick["params"], best["params"], table["features"])
+
+
+def twin_points(built: dict, held: str, task: int) -> list[dict]:
+    """The `TWIN_POINTS` best points of the held-out task's second table (the cheaper on a tie): what a base that knew
+    this very task, trained once more, would enqueue; no knowledge base can know more of the task before its search."""
+    points = sorted(built[held + "-holdout", task]["points"], key=lambda p: (-p["score"], p["flops"]))
+    return [dict(p["params"]) for p in points[:TWIN_POINTS]]
+
+
 def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_distance: float,
                   held_out: list[str]) -> dict[tuple[str, int, str], Any]:
     """(held-out stream, task, "others" or "bad") -> what that base offers the stream's search before the task."""
@@ -146,16 +193,19 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
     for held in held_out:
         for task in tasks:
             table = built[held, task]
+            def consult(base: str, **options: Any) -> Any:
+                link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
+                                                                 max_distance=max_distance, **options), 0)
+                return link.consult(table_space(table), table["features"], baseline(table),
+                                    task_key=identity(held, task))
+
             for base in ("others", "bad"):
-                source = str(folder / f"{held}-{base}.journal")
-                link = KnowledgeLink("searched", None, WarmStart(source=source, k=k, max_distance=max_distance,
-                                                                 surrogate=PROPOSALS, prior=True), 0)
-                out[held, task, base] = link.consult(table_space(table), table["features"], baseline(table))
-                link = KnowledgeLink("searched", None, WarmStart(source=source, k=k, max_distance=max_distance,
-                                                                 similar="scores", consensus=CONSENSUS), 0)
-                out[held, task, base + " by scores"] = link.consult(table_space(table), table["features"],
-                                                                    baseline(table))
+                out[held, task, base] = consult(base, surrogate=PROPOSALS, prior=True)
+                out[held, task, base + " by scores"] = consult(base, similar="scores", consensus=CONSENSUS)
+                out[held, task, base + " pooled"] = consult(base, propose="pooled")
             out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
+            out[held, task, "rerun"] = consult("rerun")
+            out[held, task, "rerun, not own"] = consult("rerun", own=False)
     return out
 
 
@@ -203,6 +253,11 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if base == "others":
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
+                        for name in ("rerun", "rerun, not own"):
+                            plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
+                        plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
+                        for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
+                            plans[name] = lambda o=consulted[held, task, base_name + " pooled"]: run([start, *o.nearest])
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)
@@ -254,11 +309,11 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
 
 
 def consulted_rows(consulted: dict) -> list[list[Any]]:
-    """Which past searches (stream and task, by their run's name) the warm searches consult, and at what
+    """Which past searches (stream and task, by their run's name) the warm and rerun searches consult, and at what
     meta-feature distance."""
-    return [[held, task, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
+    return [[held, task, base, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
                                    f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
-            for (held, task, base), offered in consulted.items() if base == "others"]
+            for (held, task, base), offered in consulted.items() if base in ("others", "rerun", "rerun, not own")]
 
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:
@@ -308,6 +363,7 @@ def main() -> None:
     folder = args.output / "bases"
     record_colds(colds, built, folder, args.base_seeds, held_out)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
+    write_rerun_bases(built, folder, args.tasks, args.base_seeds, args.trials, held_out)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
     consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
     runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
@@ -315,7 +371,7 @@ def main() -> None:
                        ["task", "stream", "other stream", "Kendall tau of scores"]))
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
-    print(format_table(consulted_rows(consulted), ["held out", "task", "consulted (distance)"]))
+    print(format_table(consulted_rows(consulted), ["held out", "task", "base", "consulted (distance)"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
                "parsimony pick, re-measured", "screened"]

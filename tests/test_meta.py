@@ -232,7 +232,9 @@ def test_a_run_records_every_search_and_its_outcome_and_a_later_run_starts_from_
         assert "knowledge" not in plan.reasons
     assert base.entries()[1].outcome["after_task"] == base.entries()[1].outcome["latest"]
 
-    _, warm = learn("searched", {**QUICK, "record": None, "warm_start": {"from": journal, "k": 1}}, n_tasks=1)
+    # own: false, or this same task's earlier run would be pooled (tests/test_meta_pooled.py)
+    _, warm = learn("searched", {**QUICK, "record": None, "warm_start": {"from": journal, "k": 1, "own": False}},
+                    n_tasks=1)
     knowledge = warm[0].plan.reasons["knowledge"]
     (consulted,) = knowledge["consulted"]
     assert consulted["entry"] == base.keys()[0] and consulted["distance"] == 0.0  # the same task on the same net
@@ -295,8 +297,8 @@ def test_the_meta_command_lists_shows_exports_and_imports(tmp_path, capsys):
 def test_a_configured_run_warm_starts_from_a_base_and_its_report_names_the_past_searches_consulted(tmp_path):
     journal = str(tmp_path / "meta.journal")
     digits_run(tmp_path / "cold", "searched", {**QUICK, "record": journal})
-    run_dir, growth = digits_run(tmp_path / "warm", "searched", {**QUICK, "record": None,
-                                                                  "warm_start": {"from": journal, "k": 2, "max_distance": 10}})
+    run_dir, growth = digits_run(tmp_path / "warm", "searched", {**QUICK, "record": None, "warm_start": {
+        "from": journal, "k": 2, "max_distance": 10, "own": False}})  # the same stream: not its own past alone
     keys = KnowledgeBase(journal).keys()
     consulted = [c["entry"] for c in growth[0]["reasons"]["knowledge"]["consulted"]]
     assert len(keys) == 2 and consulted[0] == keys[0] and sorted(consulted) == sorted(keys)

@@ -17,7 +17,7 @@ from selfgrow.nets import GrowableNet, build, preset, register_net
 from selfgrow.nets.ops import Growth
 from selfgrow.options import option
 from selfgrow.plugins import load_plugins
-from selfgrow.report import Results, write_report
+from selfgrow.report import Results, paired_difference, write_report
 from selfgrow.retention import RETENTION, Batch, Retention, build_retention, register_retention
 from selfgrow.streams import STREAMS, Stream, Task
 from selfgrow.train import Learner, TaskRecord, Trainer, load_latest, resolve_device, save_checkpoint
@@ -29,8 +29,7 @@ __all__ = [
     "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "PredictionChoice", "Results",
     "Retention", "RunConfig", "SelfgrowError", "SequenceSearch", "Stream", "Task", "TaskRecord", "Trainer",
     "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
-    "load_plugins",
-    "metrics", "nets", "option", "preset", "register_grower", "register_net", "register_retention", "resolve_device",
-    "resolve_method", "run", "run_bench", "run_sequence", "save_checkpoint", "search_grow_sequences", "streams",
-    "write_report",
+    "load_plugins", "metrics", "nets", "option", "paired_difference", "preset", "register_grower", "register_net",
+    "register_retention", "resolve_device", "resolve_method", "run", "run_bench", "run_sequence", "save_checkpoint",
+    "search_grow_sequences", "streams", "write_report",
 ]

@@ -1,4 +1,4 @@
-"""The `selfgrow` command: run, worker, bench, list, data download, report, meta, sequences.
+"""The `selfgrow` command: run, worker, bench, compare, list, data download, report, meta, sequences.
 
 Every user mistake (a `SelfgrowError`) ends with exit code 2 and one sentence on stderr; `--debug`
 shows the traceback instead.
@@ -27,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"run": _cmd_run, "worker": _cmd_worker, "bench": _cmd_bench, "list": _cmd_list, "data": _cmd_data,
-                "report": _cmd_report, "meta": _cmd_meta, "sequences": _cmd_sequences}
+    handlers = {"run": _cmd_run, "worker": _cmd_worker, "bench": _cmd_bench, "compare": _cmd_compare,
+                "list": _cmd_list, "data": _cmd_data, "report": _cmd_report, "meta": _cmd_meta, "sequences": _cmd_sequences}
     if command not in handlers:
         from selfgrow.errors import unknown_name
 
@@ -50,6 +50,7 @@ COMMANDS = {
     "run": "train a learner over a stream, growing it as tasks arrive; writes a run folder",
     "worker": "train the growth candidates of distributed runs (a shared journal file or database)",
     "bench": "compare methods on one stream with the same seeds, side by side",
+    "compare": "compare DIR...: bench rows seed by seed (paired differences) over bench output folders",
     "list": "datasets (and whether they are prepared), streams, methods, growers, retention, nets",
     "data": "data download NAME: fetch a dataset, verify its checksums, prepare it",
     "report": "report RUN_DIR: redraw the plots and report.html of a run folder",
@@ -134,6 +135,27 @@ def _cmd_bench(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     run_bench(load_bench(args.config, args.output, args.workers, args.data_dir, args.plugins), args.only,
               resume=args.resume)
+    return 0
+
+
+def _cmd_compare(argv: list[str]) -> int:
+    from selfgrow.report.paired import DEFAULT_METRIC, collect, metric_values, paired_rows, paired_table
+
+    parser = argparse.ArgumentParser(prog="selfgrow compare",
+                                     description="Bench rows compared seed by seed over bench output folders.")
+    parser.add_argument("folders", nargs="+", help="output folders of `selfgrow bench` (seeds of one method may be "
+                        "split between them)")
+    parser.add_argument("--reference", default=None, help="the method every other is paired with, seed by seed")
+    parser.add_argument("--metric", default=DEFAULT_METRIC, help=f"a run summary's key (default {DEFAULT_METRIC})")
+    parser.add_argument("--only", nargs="*", default=None, help="these method labels only (the reference is kept)")
+    args = parser.parse_args(argv)
+    found = collect(args.folders)
+    values = metric_values(found.runs, args.metric)
+    if args.only:
+        values = {label: v for label, v in values.items() if label in args.only or label == args.reference}
+    print(f"{args.metric}, over the finished runs of {', '.join(args.folders)}"
+          + (f" ({len(found.unfinished)} unfinished left out)" if found.unfinished else ""))
+    print(paired_table(paired_rows(values, args.reference), args.reference))
     return 0
 
 

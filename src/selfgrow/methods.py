@@ -14,7 +14,8 @@ exemplars at test time), with a 500-sample memory where the paper keeps 2000 on 
 is the simpler variant many papers report as iCaRL-like (LwF's softmax KD at T = 2, a replay batch per
 step, the trained head). "searched-meta" records into and
 consults the default growth knowledge base (`selfgrow.search.meta`: $SELFGROW_META, else a journal under
-~/.cache/selfgrow), so each run's searches start from what earlier runs on similar tasks chose.
+~/.cache/selfgrow), so each run's searches start from what earlier runs on similar tasks chose (and, for a stream
+run again, from what its own earlier runs of each task found best, their searches pooled).
 """
 
 from __future__ import annotations

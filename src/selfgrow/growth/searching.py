@@ -58,7 +58,11 @@ nearest of the runs of one stream), none farther than `max_distance` (`selfgrow.
 `similar: scores` the past tasks are instead those whose scores rank this search's first `after` (4) trained points
 as they scored, and their points are enqueued once those are trained (`selfgrow.search.meta.agreement`); with
 `consensus: n` the `n` points predicted best on average over every past task within `max_distance` are enqueued
-right after no growth; with
+right after no growth; earlier runs of this very task (the same stream position and classes), when the base holds
+any within `max_distance`, are consulted alone, every one of their searches pooled into a model whose 2k best points
+are enqueued (`own`, on by default; BENCHMARKS.md, "Earlier runs of the same stream"); with `propose: pooled` the
+past tasks chosen by features offer, instead of their nearest searches' chosen and best points, the 2k points
+predicted best on average over them, each task's model fitted on every one of its searches; with
 `surrogate: n` a random forest fitted on every such past search within `max_distance`
 (`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
 sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
@@ -110,6 +114,7 @@ from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, small
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
 from selfgrow.growth.validation_memory import memory_bytes
 from selfgrow.nets.cost import training_flops_per_sample
+from selfgrow.search.meta.features import task_identity
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.transfer import contains
 from selfgrow.options import option
@@ -163,7 +168,9 @@ class SearchOptions:
         "tasks consulted, each by its nearest search (3), max_distance: farthest meta-feature distance consulted "
         "(1.5), within: the last tasks of this run (2), surrogate: proposals of a surrogate over the past searches, "
         "which also screens hopeless points (0: off; measured without a reliable gain), prior: their candidates as the "
-        "cost-gp sampler's prior (false; measured without a reliable gain, BENCHMARKS.md)}")
+        "cost-gp sampler's prior (false; measured without a reliable gain, BENCHMARKS.md), propose: chosen (each "
+        "past task's nearest search's chosen and best points) or pooled (the points predicted best over all their "
+        "searches), own: this very task's earlier runs alone, pooled, when the base holds them (true)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -311,7 +318,8 @@ class SearchGrower(Grower):
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
         consultation = self.knowledge.consult(
             space, features, baseline,
-            lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None)
+            lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None,
+            task_identity(task))
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         largest = self._largest_growth(net, head, space, baseline, context, budget)

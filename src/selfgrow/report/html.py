@@ -123,11 +123,11 @@ def _knowledge_table(knowledge: dict | None) -> str:
     """The past tasks a meta warm start consulted before this task and the points they proposed ("" without)."""
     if knowledge is None:
         return ""
-    by_scores = knowledge.get("similar") == "scores"
+    by_scores, pooled = knowledge.get("similar") == "scores", knowledge.get("pooled")
     rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),
              *([_fmt(c["tau"])] if by_scores else []),
-             "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]), _fmt(c["outcome"].get("after_task")),
-             _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
+             str(c["searches"]) if pooled else "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]),
+             _fmt(c["outcome"].get("after_task")), _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
     surrogate = (_consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
                  + _prior_text(knowledge.get("prior")))
@@ -135,7 +135,13 @@ def _knowledge_table(knowledge: dict | None) -> str:
         none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{'' if knowledge.get('k') == 0 else none}{surrogate}</p>"
     header = ["past search", "its task", "distance", *(["tau with the first trials"] if by_scores else []),
-              "proposed (chosen; best)", "its outcome after task", "at its end"]
+              "searches pooled" if pooled else "proposed (chosen; best)", "its outcome after task", "at its end"]
+    if pooled:
+        which = "this very task's earlier runs" if pooled["same task"] else f"the {len(rows)} most similar past tasks"
+        proposed = "; ".join(json.dumps(p, sort_keys=True) for p in pooled["proposed"]) or "nothing"
+        return (f"<p>Warm start from the knowledge base {base}: {html.escape(which)} (every search of each pooled "
+                f"into a model of its scores) proposed the points predicted best on average over them: "
+                f"{html.escape(proposed)}.{surrogate}</p>" + _table(rows, header))
     how = (f"whose scores rank this search's first {knowledge['after']} trials as they scored (Kendall tau), each by "
            "its nearest search, proposed their chosen and most accurate points, tried next" if by_scores else
            "(each by its nearest search) proposed their chosen and most accurate points")

@@ -1,8 +1,10 @@
 """`KnowledgeLink`: what a searched grower does with the knowledge base before, after and once past each search.
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
-source base, proposes the transferred best points of the `k` most similar past tasks (each by its nearest
-search; `selfgrow.search.meta.transfer`): by meta-features before the search, or, with `similar: scores`, by
+source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
+when the base holds any (`own`); otherwise the transferred best points of the `k` most similar past tasks (each by
+its nearest search, `selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all
+their searches): by meta-features before the search, or, with `similar: scores`, by
 how they rank the search's first `after` trials, whose points are then enqueued (`selfgrow.search.meta.agreement`);
 with `consensus: n`, the `n` points predicted best on average over every past task within `max_distance`; with
 `surrogate: n`, the `n` best points of a surrogate fitted on every past search within `max_distance`
@@ -38,7 +40,11 @@ class WarmStart:
     searches, and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior;
     `similar`: "features" (past tasks by meta-features, their points tried first) or "scores" (by how they rank the
     search's first `after` trials, their points tried next); `consensus` > 0: that many points predicted best on
-    average over every past task within `max_distance` (`agreement.consensus`), tried right after no growth."""
+    average over every past task within `max_distance` (`agreement.consensus`), tried right after no growth;
+    `propose`: what the tasks chosen by features offer, "chosen" (each its nearest search's chosen and best points)
+    or "pooled" (the 2k points predicted best on average over those tasks, each task's model fitted on all its
+    searches); `own`: earlier runs of this very task (`features.task_identity`), when the base holds any within
+    `max_distance`, are consulted alone, pooled, whatever `propose` says (with `similar: features`)."""
 
     within: int = 2
     source: str | None = None
@@ -49,18 +55,23 @@ class WarmStart:
     similar: str = "features"  # "scores": measured without a gain (BENCHMARKS.md, "Past tasks chosen by ...")
     after: int = 4
     consensus: int = 0
+    propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
+    own: bool = True  # measured there too
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
         """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior, similar, after,
-        consensus}; SelfgrowError otherwise."""
+        consensus, propose, own}; SelfgrowError otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
         numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0),
                    "after": (int, 1), "consensus": (int, 0)}
-        similar = value.get("similar", cls.similar)
-        if not (isinstance(value.get("from"), str) and set(value) <= {"from", "prior", "similar", *numbers}
-                and isinstance(value.get("prior", False), bool) and similar in ("features", "scores")
+        similar, propose = value.get("similar", cls.similar), value.get("propose", cls.propose)
+        if not (isinstance(value.get("from"), str)
+                and set(value) <= {"from", "prior", "similar", "propose", "own", *numbers}
+                and isinstance(value.get("prior", False), bool) and isinstance(value.get("own", True), bool)
+                and similar in ("features", "scores")
+                and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
                 and not (similar == "scores" and value.get("prior")) and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
@@ -71,13 +82,17 @@ class WarmStart:
                                 "false: the nearest searches' candidates as the cost-gp sampler's prior, with "
                                 "'similar: features' only), 'similar' ('features' or 'scores': past tasks by "
                                 "meta-features, or by how they rank the search's first trials), 'after' (an "
-                                "integer >= 1: those first trials) and 'consensus' (an integer >= 0: the points "
-                                "predicted best over every past task, 0: none).")
+                                "integer >= 1: those first trials), 'consensus' (an integer >= 0: the points "
+                                "predicted best over every past task, 0: none), 'propose' ('chosen' or 'pooled': "
+                                "what the past tasks chosen by features offer, with 'similar: features' only) and "
+                                "'own' (true or false: this task's earlier runs consulted alone when the base holds "
+                                "them).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
-                   consensus=value.get("consensus", cls.consensus))
+                   consensus=value.get("consensus", cls.consensus), propose=propose,
+                   own=value.get("own", cls.own))
 
 
 @dataclass
@@ -111,6 +126,8 @@ class KnowledgeLink:
         self.similar = warm.similar
         self.after = warm.after
         self.consensus = warm.consensus
+        self.propose = warm.propose
+        self.own = warm.own
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -128,10 +145,12 @@ class KnowledgeLink:
         return task_features(learner, task, self.seed)
 
     def consult(self, space: dict[str, Any], features: dict[str, float] | None, baseline: dict[str, Any],
-                feasible: Callable[[dict[str, Any]], bool] | None = None) -> Consultation:
-        """What the base offers a search over `space` whose no-growth point is `baseline`: the nearest past
-        searches' chosen, then most accurate points, transferred; with `surrogate`, its proposals (`feasible`
-        ones: within the search's budget) and screen; with `prior`, the nearest searches' candidates."""
+                feasible: Callable[[dict[str, Any]], bool] | None = None, task_key: str = "") -> Consultation:
+        """What the base offers a search over `space` whose no-growth point is `baseline`, before the task
+        `task_key` (`features.task_identity`): the nearest past searches' chosen, then most accurate points,
+        transferred (or, `propose: pooled`, the points their tasks' models predict best); with `surrogate`, its
+        proposals (`feasible` ones: within the search's budget) and screen; with `prior`, the nearest searches'
+        candidates."""
         if self.source is None or features is None:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
@@ -140,13 +159,22 @@ class KnowledgeLink:
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
-                   "similar": self.similar}
+                   "similar": self.similar, "propose": self.propose, "task_key": task_key}
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
         chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
-        points = _proposals(chosen, space, reasons["consulted"])
+        tasks = (past_tasks(within, space, baseline, self.seed)
+                 if self.similar == "scores" or self.consensus or self.propose == "pooled" else [])
+        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled
+        own = (past_tasks([pair for pair in within if pair[0].task_key == task_key], space, baseline, self.seed)
+               if self.own and self.k and task_key and self.similar == "features" else [])
+        pooled = own or (tasks[:self.k] if self.propose == "pooled" else [])
+        if pooled:
+            chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
+            points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
+        else:
+            points = _proposals(chosen, space, reasons["consulted"])
         later, shared = None, []
-        tasks = past_tasks(within, space, baseline, self.seed) if self.similar == "scores" or self.consensus else []
         if self.consensus:
             shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
             reasons["consensus"] = {"tasks": len(tasks), "proposed": shared}
@@ -164,6 +192,21 @@ class KnowledgeLink:
             prior = [(point, score) for _, point, score in relative_scores([e for e, _ in chosen], space, baseline)]
             reasons["prior"] = {"candidates": len(prior)}
         return Consultation(proposed, points, surrogate, reasons, prior, later, shared)
+
+    def _pooled(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
+                feasible: Callable[[dict[str, Any]], bool] | None, reasons: dict[str, Any],
+                same_task: bool) -> list[dict[str, Any]]:
+        """The 2k `feasible` points predicted best on average over `tasks` (each task's model fitted on every
+        candidate of its searches; `same_task`: they are this task's earlier runs); each task's row appended to the
+        reasons' "consulted"."""
+        points = consensus(tasks, space, baseline, 2 * self.k, self.seed, feasible)
+        for task in tasks:
+            entry = task.entries[0]
+            reasons["consulted"].append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
+                                         "distance": round(task.distance, 4), "features": entry.features,
+                                         "searches": len(task.entries), "outcome": entry.outcome})
+        reasons["pooled"] = {"tasks": len(tasks), "same task": same_task, "proposed": points}
+        return points
 
     def _by_scores(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
                    reasons: dict[str, Any]) -> Later:

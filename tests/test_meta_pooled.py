@@ -1,0 +1,106 @@
+"""The warm start's `propose: pooled` (every search of the consulted past tasks pooled into a model of their scores)
+and `own` (earlier runs of the very task consulted alone, pooled)."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.distributions import distribution_to_json
+from search_fixtures import QUICK, digits_run
+from test_meta_agreement import BASELINE, POINTS, SPACE, narrower, wider
+
+from selfgrow.errors import SelfgrowError
+from selfgrow.growth import build_grower
+from selfgrow.search.meta import FEATURES, Entry, KnowledgeBase
+from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+
+HERE = {n: 1.0 for n in FEATURES}
+
+
+def search(run: str, landscape, task_key: str, points=POINTS, probe: float = 1.0, level: float = 0.5) -> Entry:
+    """A past search that tried `points`, each scored `level` + `landscape`, with its meta-features' probe at
+    `probe` (the others at 1, as this search's)."""
+    candidates = [{"params": p, "status": "complete", "accuracy": level + landscape(p), "cost": 1.0} for p in points]
+    best = max(candidates, key=lambda c: c["accuracy"])["params"]
+    return Entry(run=run, task=1, grower="searched", features={**HERE, "probe_knn": probe},
+                 space={k: distribution_to_json(d) for k, d in SPACE.items()}, candidates=candidates,
+                 chosen=dict(BASELINE), best=best, task_key=task_key)
+
+
+def base(tmp_path, *entries: Entry) -> str:
+    journal = str(tmp_path / "base.journal")
+    for entry in entries:
+        KnowledgeBase(journal).record(entry)
+    return journal
+
+
+def pooled(journal: str, k: int = 1, max_distance: float = 10.0, **options) -> KnowledgeLink:
+    return KnowledgeLink("searched", None, WarmStart(source=journal, k=k, max_distance=max_distance,
+                                                     **{"propose": "pooled", **options}), 0)
+
+
+def test_earlier_runs_of_this_very_task_are_consulted_alone_and_pooled(tmp_path):
+    # two earlier runs of task-a (at two levels of accuracy) where width pays; a nearer other task where it does not
+    journal = base(tmp_path, search("a1", wider, "task-a", probe=0.9), search("a2", wider, "task-a", probe=0.9, level=0.7),
+                   search("c", narrower, "task-c", probe=1.0))
+    offered = pooled(journal).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert [p["widen:hidden.0"] for p in offered.nearest] == [8.0, 8.0]  # 2k points, k = 1
+    knowledge = offered.reasons
+    assert knowledge["pooled"]["same task"] is True and knowledge["pooled"]["proposed"] == offered.nearest
+    assert [(row["task_key"], row["searches"]) for row in knowledge["consulted"]] == [("task-a", 2)]
+    assert knowledge["consulted"][0]["distance"] > 0  # consulted although task-c is nearer
+    # the same by default, when the other tasks offer their chosen and best points; not with own: false
+    assert pooled(journal, propose="chosen").consult(SPACE, HERE, BASELINE, task_key="task-a").nearest == offered.nearest
+    other = pooled(journal, propose="chosen", own=False).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    c = KnowledgeBase(journal).entry("c/task1")
+    assert other.nearest == [c.chosen, c.best] and "pooled" not in other.reasons
+
+
+def test_without_earlier_runs_of_the_task_the_nearest_tasks_are_pooled(tmp_path):
+    journal = base(tmp_path, search("a", wider, "task-a", probe=0.9), search("c", narrower, "task-c", probe=1.0))
+    offered = pooled(journal).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    assert offered.reasons["pooled"]["same task"] is False
+    assert [row["task_key"] for row in offered.reasons["consulted"]] == ["task-c"]
+    assert all(p["widen:hidden.0"] == 1.0 for p in offered.nearest) and BASELINE not in offered.nearest
+    # the task's earlier runs beyond max_distance are not its own past: the nearest tasks again
+    far = pooled(journal, max_distance=0.5).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert [row["task_key"] for row in far.reasons["consulted"]] == ["task-c"]
+    # two tasks pooled: 4 points, none of them no growth
+    both = pooled(journal, k=2).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    assert len(both.nearest) == 4 and len(both.reasons["consulted"]) == 2
+
+
+def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():
+    from selfgrow.report.html import _knowledge_table
+
+    point = {"widen:hidden.0": 8.0, "deepen:hidden.0": 0}
+    knowledge = {"base": "journal:b", "k": 1, "max_distance": 1.5, "similar": "features", "propose": "pooled",
+                 "consulted": [{"entry": "selfgrow-meta-v1/r/task1", "task": 1, "task_key": "1:digits:2/3",
+                                "distance": 0.1, "searches": 3, "outcome": {"latest": 0.9}}],
+                 "pooled": {"tasks": 1, "same task": True, "proposed": [point]}}
+    page = _knowledge_table(knowledge)
+    assert "this very task&#x27;s earlier runs" in page and "searches pooled" in page and "8.0" in page
+
+
+def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
+    with pytest.raises(SelfgrowError, match="'propose' \\('chosen' or 'pooled'"):
+        build_grower("searched", warm_start={"from": "x", "propose": "best"})
+    with pytest.raises(SelfgrowError, match="with 'similar: features' only"):
+        build_grower("searched", warm_start={"from": "x", "similar": "scores", "propose": "pooled"})
+    with pytest.raises(SelfgrowError, match="'own' \\(true or false"):
+        build_grower("searched", warm_start={"from": "x", "own": 1})
+
+
+def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_after_no_growth(tmp_path):
+    journal = str(tmp_path / "meta.journal")
+    options = {**QUICK, "n_trials": 4, "halving_batch": 4, "warm_start": 0}
+    digits_run(tmp_path / "cold", "searched", {**options, "record": journal})
+    run_dir, growth = digits_run(tmp_path / "again", "searched", {  # the default `own`: no `propose` needed
+        **options, "record": None, "warm_start": {"from": journal, "k": 1, "max_distance": 10, "within": 0}})
+    for plan in growth:
+        knowledge = plan["reasons"]["knowledge"]
+        assert knowledge["pooled"]["same task"] is True
+        assert [row["task_key"] for row in knowledge["consulted"]] == [knowledge["task_key"]]
+        tried = [c["params"] for c in plan["candidates"]]
+        proposed = knowledge["pooled"]["proposed"]
+        assert 1 <= len(proposed) <= 2 and tried[1:1 + len(proposed)] == proposed  # no growth first, then them
+    assert "earlier runs" in (run_dir / "report.html").read_text()
