@@ -38,7 +38,9 @@ into a model whose 2k best points are enqueued (`own`); *rerun, not own* consult
 (`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
 table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
-the k nearest past tasks' searches, pooled per task); *again* is cold with another seed, the control (`--kinds`
+the k nearest past tasks' searches, pooled per task); *stream out* and *stream out, pooled* consult, as warm and
+pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
+"leave one stream out", where the others' base leaves the whole dataset out); *again* is cold with another seed, the control (`--kinds`
 runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank training
 costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
 there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
@@ -87,7 +89,7 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own", "twin",
-         "pooled", "bad pooled")
+         "pooled", "bad pooled", "stream out", "stream out, pooled")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
@@ -179,6 +181,19 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
                             pick["params"], best["params"], table["features"])
 
 
+def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
+    """Per held-out stream, `<stream>-streams.journal`: every other stream's cold base, its own dataset's other class
+    order included (the issue's "leave one stream out"; the others' base leaves the whole dataset out)."""
+    for held in held_out:
+        path = folder / f"{held}-streams.journal"
+        path.unlink(missing_ok=True)
+        base = KnowledgeBase(str(path))
+        for stream in streams(held_out):
+            if stream != held:
+                for entry in KnowledgeBase(str(folder / f"{stream}.journal")).entries():
+                    base.record(entry)
+
+
 def twin_points(built: dict, held: str, task: int) -> list[dict]:
     """The `TWIN_POINTS` best points of the held-out task's second table (the cheaper on a tie): what a base that knew
     this very task, trained once more, would enqueue; no knowledge base can know more of the task before its search."""
@@ -204,6 +219,8 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 out[held, task, base + " by scores"] = consult(base, similar="scores", consensus=CONSENSUS)
                 out[held, task, base + " pooled"] = consult(base, propose="pooled")
             out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
+            out[held, task, "stream out"] = consult("streams")
+            out[held, task, "stream out, pooled"] = consult("streams", propose="pooled")
             out[held, task, "rerun"] = consult("rerun")
             out[held, task, "rerun, not own"] = consult("rerun", own=False)
     return out
@@ -253,7 +270,7 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if base == "others":
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
-                        for name in ("rerun", "rerun, not own"):
+                        for name in ("rerun", "rerun, not own", "stream out", "stream out, pooled"):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
@@ -313,7 +330,8 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
     meta-feature distance."""
     return [[held, task, base, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
                                    f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
-            for (held, task, base), offered in consulted.items() if base in ("others", "rerun", "rerun, not own")]
+            for (held, task, base), offered in consulted.items()
+            if base in ("others", "rerun", "rerun, not own", "stream out")]
 
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:
@@ -364,6 +382,7 @@ def main() -> None:
     record_colds(colds, built, folder, args.base_seeds, held_out)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     write_rerun_bases(built, folder, args.tasks, args.base_seeds, args.trials, held_out)
+    write_stream_out_bases(folder, held_out)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
     consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
     runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
