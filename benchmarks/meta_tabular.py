@@ -40,9 +40,9 @@ table, the most any base could know of the task before its search (an upper boun
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
 the k nearest past tasks' searches, pooled per task); *stream out* and *stream out, pooled* consult, as warm and
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
-"leave one stream out", where the others' base leaves the whole dataset out); *again* is cold with another seed, the control (`--kinds`
-runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at its point's inference FLOPs, which rank training
-costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
+"leave one stream out", where the others' base leaves the whole dataset out); *again* is cold with another seed,
+the control (`--kinds` runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at
+its point's inference FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
 there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
 measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
 search's choice is worth, free of the table's lucky draws).
@@ -88,8 +88,8 @@ EARLIER_SEED = 2_000  # the seed offset of the earlier runs of a held-out stream
 TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 past tasks propose
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
-         "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own", "twin",
-         "pooled", "bad pooled", "stream out", "stream out, pooled")
+         "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
+         "twin", "pooled", "bad pooled", "stream out", "stream out, pooled")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 
@@ -274,7 +274,8 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
-                            plans[name] = lambda o=consulted[held, task, base_name + " pooled"]: run([start, *o.nearest])
+                            pooled = consulted[held, task, base_name + " pooled"]
+                            plans[name] = lambda o=pooled: run([start, *o.nearest])
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)

@@ -28,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "worker": _cmd_worker, "bench": _cmd_bench, "compare": _cmd_compare,
-                "list": _cmd_list, "data": _cmd_data, "report": _cmd_report, "meta": _cmd_meta, "sequences": _cmd_sequences}
+                "list": _cmd_list, "data": _cmd_data, "report": _cmd_report, "meta": _cmd_meta,
+                "sequences": _cmd_sequences}
     if command not in handlers:
         from selfgrow.errors import unknown_name
 
