@@ -73,6 +73,8 @@ def test_bad_input_is_refused_in_one_sentence(tmp_path):
     write_run(tmp_path / "b", "ours", 0, 0.7)
     with pytest.raises(SelfgrowError, match="ours seed 0 is in both"):
         collect([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(SelfgrowError, match="is not a folder"):
+        collect([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SelfgrowError, match="holds no bench run"):
         collect([tmp_path / "empty"])

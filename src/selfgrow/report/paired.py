@@ -40,6 +40,8 @@ def collect(folders: Sequence[str | Path]) -> BenchRuns:
     found = BenchRuns()
     where: dict[tuple[str, int], Path] = {}
     for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise SelfgrowError(f"{str(folder)!r} is not a folder; accepted: output folders of `selfgrow bench`.")
         run_dirs = sorted(folder.glob("*/seed*/results.json"))
         if not run_dirs:
             raise SelfgrowError(f"{str(folder)!r} holds no bench run (<label>/seed<k>/results.json); "
