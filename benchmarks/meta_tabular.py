@@ -42,10 +42,10 @@ the k nearest past tasks' searches, pooled per task); *stream out* and *stream o
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
 "leave one stream out", where the others' base leaves the whole dataset out); *again* is cold with another seed,
 the control (`--kinds` runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at
-its point's inference FLOPs, which rank training costs) until the best table score so far is within EPS of the cold search's final best (one search that never gets
-there counts its full budget), the same to the lower of the pair's two final bests (the symmetric
-measure), and each search's best find and the parsimony rule's pick re-measured on the held-out table (what a
-search's choice is worth, free of the table's lucky draws).
+its point's inference FLOPs, which rank training costs) until the best table score so far is within EPS of the
+cold search's final best (one search that never gets there counts its full budget), the same to the lower of the
+pair's two final bests (the symmetric measure), and each search's best find and the parsimony rule's pick
+re-measured on the held-out table (what a search's choice is worth, free of the table's lucky draws).
 
 What this leaves out of a real warm start: the within-run warm start (the last tasks' chosen points; a table has
 no run), halving (one rung: a looked-up score does not change with epochs), and a net grown by earlier choices
@@ -66,7 +66,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from meta_warm_start import EPS, dataset, until, write_bases
+from meta_warm_start import EPS, dataset, fresh_base, until, write_bases
 from proxy_fidelity import kendall_tau
 from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_sampler, table_space
 
@@ -74,8 +74,8 @@ from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.search.engine import Later
 from selfgrow.search.meta import KnowledgeBase
-from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 from selfgrow.search.meta.features import task_identity
+from selfgrow.search.meta.link import KnowledgeLink, WarmStart
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "meta_wide.yaml"
@@ -165,10 +165,7 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
     a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores."""
     for held in held_out:
         path = folder / f"{held}-rerun.journal"
-        path.unlink(missing_ok=True)
-        base = KnowledgeBase(str(path))
-        for entry in KnowledgeBase(str(folder / f"{held}-others.journal")).entries():
-            base.record(entry)
+        fresh_base(path, KnowledgeBase(str(folder / f"{held}-others.journal")).entries())
         link = KnowledgeLink("searched", str(path), WarmStart(), 0)
         for task in tasks:
             table = built[held + "-holdout", task]
@@ -185,13 +182,9 @@ def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
     """Per held-out stream, `<stream>-streams.journal`: every other stream's cold base, its own dataset's other class
     order included (the issue's "leave one stream out"; the others' base leaves the whole dataset out)."""
     for held in held_out:
-        path = folder / f"{held}-streams.journal"
-        path.unlink(missing_ok=True)
-        base = KnowledgeBase(str(path))
-        for stream in streams(held_out):
-            if stream != held:
-                for entry in KnowledgeBase(str(folder / f"{stream}.journal")).entries():
-                    base.record(entry)
+        others = [stream for stream in streams(held_out) if stream != held]
+        fresh_base(folder / f"{held}-streams.journal",
+                   [e for stream in others for e in KnowledgeBase(str(folder / f"{stream}.journal")).entries()])
 
 
 def twin_points(built: dict, held: str, task: int) -> list[dict]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,16 @@ def write_bases(journals: dict[str, Path], held_out: list[str], folder: Path) ->
     for stream in held_out:
         others = [e for s in journals if dataset(s) != dataset(stream) for e in entries[s]]
         for name, chosen in ((f"{stream}-others", lambda e: e), (f"{stream}-bad", misleading)):
-            path = folder / f"{name}.journal"
-            path.unlink(missing_ok=True)
-            base = KnowledgeBase(str(path))
-            for entry in others:
-                base.record(chosen(entry))
+            fresh_base(folder / f"{name}.journal", map(chosen, others))
+
+
+def fresh_base(path: Path, entries: Iterable[Entry]) -> KnowledgeBase:
+    """A knowledge base at `path` made anew, holding `entries`."""
+    path.unlink(missing_ok=True)
+    base = KnowledgeBase(str(path))
+    for entry in entries:
+        base.record(entry)
+    return base
 
 
 def dataset(stream: str) -> str:

@@ -147,8 +147,9 @@ class KnowledgeLink:
     def consult(self, space: dict[str, Any], features: dict[str, float] | None, baseline: dict[str, Any],
                 feasible: Callable[[dict[str, Any]], bool] | None = None, task_key: str = "") -> Consultation:
         """What the base offers a search over `space` whose no-growth point is `baseline`, before the task
-        `task_key` (`features.task_identity`): the nearest past searches' chosen, then most accurate points,
-        transferred (or, `propose: pooled`, the points their tasks' models predict best); with `surrogate`, its
+        `task_key` (`features.task_identity`): the points this task's own earlier runs predict best (`own`, when the
+        base holds any), else the nearest past searches' chosen, then most accurate points, transferred (or,
+        `propose: pooled`, the points their tasks' models predict best); with `surrogate`, its
         proposals (`feasible` ones: within the search's budget) and screen; with `prior`, the nearest searches'
         candidates."""
         if self.source is None or features is None:
@@ -163,12 +164,13 @@ class KnowledgeLink:
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
         chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
-        tasks = (past_tasks(within, space, baseline, self.seed)
-                 if self.similar == "scores" or self.consensus or self.propose == "pooled" else [])
         # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled
         own = (past_tasks([pair for pair in within if pair[0].task_key == task_key], space, baseline, self.seed)
                if self.own and self.k and task_key and self.similar == "features" else [])
-        pooled = own or (tasks[:self.k] if self.propose == "pooled" else [])
+        pools_others = self.propose == "pooled" and not own
+        tasks = (past_tasks(within, space, baseline, self.seed)
+                 if self.similar == "scores" or self.consensus or pools_others else [])
+        pooled = own or (tasks[:self.k] if pools_others else [])
         if pooled:
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
             points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
@@ -200,11 +202,8 @@ class KnowledgeLink:
         candidate of its searches; `same_task`: they are this task's earlier runs); each task's row appended to the
         reasons' "consulted"."""
         points = consensus(tasks, space, baseline, 2 * self.k, self.seed, feasible)
-        for task in tasks:
-            entry = task.entries[0]
-            reasons["consulted"].append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
-                                         "distance": round(task.distance, 4), "features": entry.features,
-                                         "searches": len(task.entries), "outcome": entry.outcome})
+        reasons["consulted"] += [{**_consulted_row(task.entries[0], task.distance), "searches": len(task.entries)}
+                                 for task in tasks]
         reasons["pooled"] = {"tasks": len(tasks), "same task": same_task, "proposed": points}
         return points
 
@@ -280,7 +279,11 @@ def _proposals(chosen: list[tuple[Entry, float]], space: dict[str, Any],
     for entry, distance in chosen:
         proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
         points += proposed
-        consulted.append({"entry": entry.key, "task": entry.task, "task_key": entry.task_key,
-                          "distance": round(distance, 4), "features": entry.features, "proposed": proposed,
-                          "outcome": entry.outcome})
+        consulted.append({**_consulted_row(entry, distance), "proposed": proposed})
     return points
+
+
+def _consulted_row(entry: Entry, distance: float) -> dict[str, Any]:
+    """A consulted past search as the plan's reasons list it: its key, task, distance, features and outcome."""
+    return {"entry": entry.key, "task": entry.task, "task_key": entry.task_key, "distance": round(distance, 4),
+            "features": entry.features, "outcome": entry.outcome}
