@@ -40,7 +40,11 @@ table, the most any base could know of the task before its search (an upper boun
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
 the k nearest past tasks' searches, pooled per task); *stream out* and *stream out, pooled* consult, as warm and
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
-"leave one stream out", where the others' base leaves the whole dataset out); *again* is cold with another seed,
+"leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
+the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
+pixels permuted, a quarter of its training images; each in the base by 3 cold runs, never held out), and *near:
+rotated*, *near: permuted* and *near: fewer* consult the stream-out base plus that one variant of the held-out
+stream (the issue's "CTrL-style streams" in the base); *again* is cold with another seed,
 the control (`--kinds` runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at
 its point's inference FLOPs, which rank training costs) until the best table score so far is within EPS of the
 cold search's final best (one search that never gets there counts its full budget), the same to the lower of the
@@ -89,9 +93,13 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
-         "twin", "pooled", "bad pooled", "stream out", "stream out, pooled")
+         "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
+         "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
+VARIANTS = ("rotated", "permuted", "fewer")  # the CTrL-style streams beside each dataset's (see `variant_stream`)
+DATA_NAMES = {"mnist": "mnist", "fashion": "fashion_mnist", "digits": "digits", "cifar10": "cifar10"}
+FEWER = {"digits": (40, 18)}  # training / validation images per class of the fewer variant; (50, 50) elsewhere
 
 
 def streams(held_out: list[str]) -> list[str]:
@@ -99,10 +107,39 @@ def streams(held_out: list[str]) -> list[str]:
     return [name for held in held_out for name in (held, f"{held}.shuffled")]
 
 
+def variants(held_out: list[str]) -> list[str]:
+    """The CTrL-style streams beside each dataset's natural-order stream ("mnist.rotated", ...)."""
+    return [f"{held}.{variant}" for held in held_out for variant in VARIANTS]
+
+
+def variant_stream(held: str, variant: str) -> dict[str, Any]:
+    """The stream options, over meta_wide's row of `held`, of its CTrL-style `variant` (the same classes in the same
+    order): *rotated*, every image turned by 30 degrees (an input perturbation, as CTrL's S_in perturbs the input);
+    *permuted*, the pixels shuffled by one seeded permutation (CTrL's own S_in; to an MLP the same problem, drawn
+    anew); *fewer*, a quarter of the training images per class (CTrL's S_minus and S_plus vary the data)."""
+    name = DATA_NAMES[held]
+    if variant == "fewer":
+        train, val = FEWER.get(held, (50, 50))
+        return {"max_train_per_class": train, "max_val_per_class": val, **({"dataset": name} if held in MNIST_ROWS
+                                                                             else {})}
+    change = {"rotation": 30} if variant == "rotated" else {"permutation_seed": 1}
+    tasks = [{"dataset": name, "classes": [2 * i, 2 * i + 1], **change} for i in range(5)]
+    return {"name": "yaml", "dataset": "digits", "options": {"tasks": tasks}}  # digits: the config's default
+
+
 def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
-    """Every stream's table before each of `tasks` (built when absent), and the held-out datasets' second tables
-    under (stream + "-holdout", task). CIFAR-10 takes meta_wide's MNIST rows with its dataset (32x32x3 flattened)."""
+    """Every stream's table before each of `tasks` (built when absent), the held-out datasets' second tables under
+    (stream + "-holdout", task) and their CTrL-style variants' (`variant_stream`). CIFAR-10 takes meta_wide's MNIST
+    rows with its dataset (32x32x3 flattened)."""
     out = {}
+    for held in held_out:
+        for variant in VARIANTS:
+            for task in tasks:
+                out[f"{held}.{variant}", task] = cached_table(
+                    output / f"{held}.{variant}-task{task}.json",
+                    lambda t=task, x=variant_stream(held, variant): build_table(
+                        BENCH, MNIST_ROWS.get(held, f"{held}-cold"), SPACE, EPOCHS, FRACTION, output, task_index=t,
+                        features=True, stream_options=x))
     for stream in streams(held_out):
         method, stream_options = MNIST_ROWS.get(stream, f"{stream}-cold"), None
         if stream in MNIST_ROWS:
@@ -144,7 +181,7 @@ def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, fol
     recording grower would: a base holds a few past runs of each stream, not every seed this bench compares."""
     folder.mkdir(parents=True, exist_ok=True)
     links = {}
-    for stream in streams(held_out):
+    for stream in [*streams(held_out), *variants(held_out)]:
         path = folder / f"{stream}.journal"
         path.unlink(missing_ok=True)
         links[stream] = KnowledgeLink("searched", str(path), WarmStart(), 0)
@@ -187,6 +224,21 @@ def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
                    [e for stream in others for e in KnowledgeBase(str(folder / f"{stream}.journal")).entries()])
 
 
+def write_ctrl_bases(folder: Path, held_out: list[str]) -> None:
+    """Per held-out stream, `<stream>-ctrl.journal`: every other stream's cold base among the datasets' streams and
+    their CTrL-style variants (its own included: leave one stream out of a pool of related streams), and, per
+    variant, `<stream>-near <variant>.journal`: the stream-out base and that one variant of the held-out stream."""
+    def entries(stream: str) -> list[Any]:
+        return KnowledgeBase(str(folder / f"{stream}.journal")).entries()
+
+    for held in held_out:
+        pool = [stream for stream in [*streams(held_out), *variants(held_out)] if stream != held]
+        fresh_base(folder / f"{held}-ctrl.journal", [e for stream in pool for e in entries(stream)])
+        out = entries(f"{held}-streams")
+        for variant in VARIANTS:
+            fresh_base(folder / f"{held}-near {variant}.journal", [*out, *entries(f"{held}.{variant}")])
+
+
 def twin_points(built: dict, held: str, task: int) -> list[dict]:
     """The `TWIN_POINTS` best points of the held-out task's second table (the cheaper on a tie): what a base that knew
     this very task, trained once more, would enqueue; no knowledge base can know more of the task before its search."""
@@ -214,6 +266,10 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
             out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
             out[held, task, "stream out"] = consult("streams")
             out[held, task, "stream out, pooled"] = consult("streams", propose="pooled")
+            out[held, task, "ctrl out"] = consult("ctrl")
+            out[held, task, "ctrl out, pooled"] = consult("ctrl", propose="pooled")
+            for variant in VARIANTS:
+                out[held, task, f"near: {variant}"] = consult(f"near {variant}")
             out[held, task, "rerun"] = consult("rerun")
             out[held, task, "rerun, not own"] = consult("rerun", own=False)
     return out
@@ -263,7 +319,8 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if base == "others":
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
-                        for name in ("rerun", "rerun, not own", "stream out", "stream out, pooled"):
+                        for name in ("rerun", "rerun, not own", "stream out", "stream out, pooled", "ctrl out",
+                                     "ctrl out, pooled", *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
@@ -325,7 +382,7 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
     return [[held, task, base, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
                                    f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
             for (held, task, base), offered in consulted.items()
-            if base in ("others", "rerun", "rerun, not own", "stream out")]
+            if base in ("others", "rerun", "rerun, not own", "stream out", "ctrl out")]
 
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:
@@ -335,7 +392,7 @@ def ordered_scores(table: dict[str, Any]) -> list[float]:
 
 def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
     """Kendall tau between the tables of every pair of streams before the same task (how far rankings transfer),
-    and between each held-out table and its second training (how far they repeat)."""
+    between each held-out table and its second training (how far they repeat), and its CTrL-style variants'."""
     rows = []
     for task in tasks:
         def scores(name: str) -> list[float]:
@@ -343,8 +400,9 @@ def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[li
         names = streams(held_out)
         for i, a in enumerate(names):
             rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in names[i + 1:] if dataset(a) != dataset(b)]
-        rows += [[task, held, "(its second training)", kendall_tau(scores(held), scores(held + "-holdout"))]
-                 for held in held_out]
+        rows += [[task, held, other, kendall_tau(scores(held), scores(name))] for held in held_out
+                 for other, name in (("(its second training)", held + "-holdout"),
+                                     *((f"{held}.{v}",) * 2 for v in VARIANTS))]
     return rows
 
 
@@ -369,14 +427,20 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     held_out = args.datasets
     built = tables(args.output, args.tasks, held_out)
-    colds = {(stream, task, seed): run_sampler(built[stream, task], table_space(built[stream, task]), "cost-gp",
-                                               seed, args.trials, enqueue=[baseline(built[stream, task])])
-             for stream in streams(held_out) for task in args.tasks for seed in range(args.seeds)}
+    def cold(stream: str, task: int, seed: int) -> list[dict]:
+        table = built[stream, task]
+        return run_sampler(table, table_space(table), "cost-gp", seed, args.trials, enqueue=[baseline(table)])
+
+    colds = {(stream, task, seed): cold(stream, task, seed)  # the variants only as past runs of a base
+             for stream, seeds in [*((s, args.seeds) for s in streams(held_out)),
+                                   *((s, args.base_seeds) for s in variants(held_out))]
+             for task in args.tasks for seed in range(seeds)}
     folder = args.output / "bases"
     record_colds(colds, built, folder, args.base_seeds, held_out)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     write_rerun_bases(built, folder, args.tasks, args.base_seeds, args.trials, held_out)
     write_stream_out_bases(folder, held_out)
+    write_ctrl_bases(folder, held_out)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
     consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
     runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
