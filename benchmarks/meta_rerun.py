@@ -4,7 +4,8 @@
 looked up. Here the runs are real, in the setting of `meta_wide.yaml`'s Split-MNIST row (`--row`): its earlier runs
 (seeds 10-12) record their searches into a base; then seeds 0-2 run *cold* (recording nothing), *again* (cold with
 another search seed: the control), *own* (the grower's default warm start from that base: each task's earlier runs
-consulted alone, all their searches pooled into a model whose 2k best points are tried right after no growth) and
+from a net within 1.5x of its parameters consulted alone, all their searches pooled into a model whose 2k best
+points are tried right after no growth) and
 *not-own* (`own: false`: the k nearest past searches' chosen and best points). The grower's default sampler
 (cost-gp) replaces the row's, k and max_distance are the warm start's defaults but max_distance 10, as meta_wide's
 rows use (a later task's net differs from one run to the next). Measures as `meta_warm_start.py`: trials and search

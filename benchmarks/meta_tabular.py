@@ -34,7 +34,9 @@ points of the k past tasks whose tables rank the held-out task's points most ali
 tasks, at any distance); *rerun* consults, as the grower does by default, a base that also holds 3 earlier runs
 of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
 its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
-into a model whose 2k best points are enqueued (`own`); *rerun, not own* consults the same base as warm does
+into a model whose 2k best points are enqueued (`own`); *rerun, other start* does the same with earlier runs of the
+stream grown from a net twice as wide (16/16: the same task identity, other scores; does `own` mislead when the
+setting changed?); *rerun, not own* consults the same base as warm does
 (`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
 table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
@@ -63,6 +65,7 @@ no run), halving (one rung: a looked-up score does not change with epochs), and 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -93,6 +96,7 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
+         "rerun, other start",
          "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
          "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
@@ -100,6 +104,7 @@ PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (met
 VARIANTS = ("rotated", "permuted", "fewer")  # the CTrL-style streams beside each dataset's (see `variant_stream`)
 DATA_NAMES = {"mnist": "mnist", "fashion": "fashion_mnist", "digits": "digits", "cifar10": "cifar10"}
 FEWER = {"digits": (40, 18)}  # training / validation images per class of the fewer variant; (50, 50) elsewhere
+OTHER_START = {"hidden": [16, 16]}  # the rerun, other start kind's earlier runs: the stream from twice as wide a net
 
 
 def streams(held_out: list[str]) -> list[str]:
@@ -133,6 +138,12 @@ def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[st
     rows with its dataset (32x32x3 flattened)."""
     out = {}
     for held in held_out:
+        for task in tasks:
+            out[f"{held}.start16", task] = cached_table(
+                output / f"{held}.start16-task{task}.json",
+                lambda t=task: build_table(BENCH, MNIST_ROWS.get(held, f"{held}-cold"), SPACE, EPOCHS, FRACTION,
+                                           output, net_options=OTHER_START, task_index=t, features=True,
+                                           stream_options={"dataset": dataset(held)} if held in MNIST_ROWS else None))
         for variant in VARIANTS:
             for task in tasks:
                 out[f"{held}.{variant}", task] = cached_table(
@@ -199,13 +210,16 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
                       held_out: list[str]) -> None:
     """Per held-out stream, `<stream>-rerun.journal`: the other datasets' base plus `base_seeds` earlier cold runs
     of the stream itself, each searching its **second** table (the same tasks trained from other random draws), as
-    a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores."""
-    for held in held_out:
-        path = folder / f"{held}-rerun.journal"
+    a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores; and
+    `<stream>-rerun other start.journal`, the same with earlier runs of the stream from another net (`OTHER_START`:
+    the same task identity, other scores)."""
+    earlier_runs = (("rerun", "-holdout"), ("rerun other start", ".start16"))  # base name, earlier runs' tables
+    for held, (base, earlier) in itertools.product(held_out, earlier_runs):
+        path = folder / f"{held}-{base}.journal"
         fresh_base(path, KnowledgeBase(str(folder / f"{held}-others.journal")).entries())
         link = KnowledgeLink("searched", str(path), WarmStart(), 0)
         for task in tasks:
-            table = built[held + "-holdout", task]
+            table = built[held + earlier, task]
             for seed in range(base_seeds):
                 records = run_sampler(table, table_space(table), "cost-gp", seed + EARLIER_SEED, trials,
                                       enqueue=[baseline(table)])
@@ -272,6 +286,7 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 out[held, task, f"near: {variant}"] = consult(f"near {variant}")
             out[held, task, "rerun"] = consult("rerun")
             out[held, task, "rerun, not own"] = consult("rerun", own=False)
+            out[held, task, "rerun, other start"] = consult("rerun other start")
     return out
 
 
@@ -319,7 +334,8 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if base == "others":
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
-                        for name in ("rerun", "rerun, not own", "stream out", "stream out, pooled", "ctrl out",
+                        for name in ("rerun", "rerun, not own", "rerun, other start",
+                                     "stream out", "stream out, pooled", "ctrl out",
                                      "ctrl out, pooled", *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
@@ -382,7 +398,7 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
     return [[held, task, base, ", ".join(f"{c['entry'].split('/')[-2].rsplit('-seed', 1)[0]} task {c['task']} "
                                    f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
             for (held, task, base), offered in consulted.items()
-            if base in ("others", "rerun", "rerun, not own", "stream out", "ctrl out")]
+            if base in ("others", "rerun", "rerun, not own", "rerun, other start", "stream out", "ctrl out")]
 
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:

@@ -3,6 +3,8 @@ and `own` (earlier runs of the very task consulted alone, pooled)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from optuna.distributions import distribution_to_json
 from search_fixtures import QUICK, digits_run
@@ -67,6 +69,23 @@ def test_without_earlier_runs_of_the_task_the_nearest_tasks_are_pooled(tmp_path)
     # two tasks pooled: 4 points, none of them no growth
     both = pooled(journal, k=2).consult(SPACE, HERE, BASELINE, task_key="task-new")
     assert len(both.nearest) == 4 and len(both.reasons["consulted"]) == 2
+
+
+def test_earlier_runs_of_the_task_from_a_net_of_another_size_are_not_its_own(tmp_path):
+    # the same task's earlier run grew a net twice this one's parameters: its widening factors mean other nets there
+    other_net = search("a", wider, "task-a", probe=0.9)
+    other_net.features["log_params"] = HERE["log_params"] + math.log(2.0)
+    journal = base(tmp_path, other_net, search("c", narrower, "task-c", probe=1.0))
+    offered = pooled(journal).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert offered.reasons["pooled"]["same task"] is False and offered.reasons["earlier runs from another net"] == 1
+    assert [row["task_key"] for row in offered.reasons["consulted"]] == ["task-c"]  # the nearest task instead
+    # within 1.5x of its parameters, it is the task's own past again
+    other_net.features["log_params"] = HERE["log_params"] + math.log(1.4)
+    near = pooled(base(tmp_path / "near", other_net)).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert near.reasons["pooled"]["same task"] is True and "earlier runs from another net" not in near.reasons
+    from selfgrow.report.html import _knowledge_table
+
+    assert "1 earlier run of this very task grew a net of another size" in _knowledge_table(offered.reasons)
 
 
 def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():

@@ -129,7 +129,8 @@ def _knowledge_table(knowledge: dict | None) -> str:
              str(c["searches"]) if pooled else "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]),
              _fmt(c["outcome"].get("after_task")), _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
-    surrogate = (_consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
+    surrogate = (_other_net_text(knowledge.get("earlier runs from another net"))
+                 + _consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
                  + _prior_text(knowledge.get("prior")))
     if not rows:
         none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
@@ -147,6 +148,17 @@ def _knowledge_table(knowledge: dict | None) -> str:
            "(each by its nearest search) proposed their chosen and most accurate points")
     return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks {how}."
             f"{surrogate}</p>" + _table(rows, header))
+
+
+def _other_net_text(count: int | None) -> str:
+    """The sentence on earlier runs of this task left out of its own past, their net of another size ("" without)."""
+    from selfgrow.search.meta.transfer import SAME_NET_RATIO
+
+    if not count:
+        return ""
+    return (f" {count} earlier run{'s' if count > 1 else ''} of this very task grew a net of another size (beyond "
+            f"{SAME_NET_RATIO:g}x its parameters), whose relative growth means other nets here: not consulted as its "
+            "own past.")
 
 
 def _none_consulted(knowledge: dict) -> str:

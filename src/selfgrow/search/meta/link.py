@@ -2,7 +2,8 @@
 
 Before a search it measures the task's meta-features (when it records or consults) and, with a
 source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
-when the base holds any (`own`); otherwise the transferred best points of the `k` most similar past tasks (each by
+when the base holds any from a net of about the current one's size (`own`); otherwise the transferred best points
+of the `k` most similar past tasks (each by
 its nearest search, `selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all
 their searches): by meta-features before the search, or, with `similar: scores`, by
 how they rank the search's first `after` trials, whose points are then enqueued (`selfgrow.search.meta.agreement`);
@@ -29,7 +30,7 @@ from selfgrow.search.meta.agreement import MIN_OBSERVED, PastTask, agreements, c
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features, task_identity
 from selfgrow.search.meta.surrogate import Surrogate, relative_scores
-from selfgrow.search.meta.transfer import nearest, one_per_task, transfer
+from selfgrow.search.meta.transfer import nearest, one_per_task, same_net, transfer
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ class WarmStart:
     average over every past task within `max_distance` (`agreement.consensus`), tried right after no growth;
     `propose`: what the tasks chosen by features offer, "chosen" (each its nearest search's chosen and best points)
     or "pooled" (the 2k points predicted best on average over those tasks, each task's model fitted on all its
-    searches); `own`: earlier runs of this very task (`features.task_identity`), when the base holds any within
-    `max_distance`, are consulted alone, pooled, whatever `propose` says (with `similar: features`)."""
+    searches); `own`: earlier runs of this very task (`features.task_identity`) from a net of about the current
+    one's size (`transfer.same_net`), when the base holds any within `max_distance`, are consulted alone, pooled,
+    whatever `propose` says (with `similar: features`)."""
 
     within: int = 2
     source: str | None = None
@@ -56,7 +58,7 @@ class WarmStart:
     after: int = 4
     consensus: int = 0
     propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
-    own: bool = True  # measured there too
+    own: bool = True  # measured there too, and in "Earlier runs of the same stream from another net"
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
@@ -164,9 +166,14 @@ class KnowledgeLink:
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
         chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
-        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled
-        own = (past_tasks([pair for pair in within if pair[0].task_key == task_key], space, baseline, self.seed)
-               if self.own and self.k and task_key and self.similar == "features" else [])
+        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled;
+        # only those that grew a net of about this size, whose relative actions mean what they mean here
+        earlier = [pair for pair in within if pair[0].task_key == task_key] if task_key else []
+        same = [pair for pair in earlier if same_net(pair[0].features, features)]
+        if len(same) < len(earlier):
+            reasons["earlier runs from another net"] = len(earlier) - len(same)
+        own = (past_tasks(same, space, baseline, self.seed)
+               if self.own and self.k and self.similar == "features" else [])
         pools_others = self.propose == "pooled" and not own
         tasks = (past_tasks(within, space, baseline, self.seed)
                  if self.similar == "scores" or self.consensus or pools_others else [])

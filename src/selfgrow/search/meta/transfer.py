@@ -63,6 +63,18 @@ def one_per_task(ranked: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]
     return out
 
 
+SAME_NET_RATIO = 1.5  # measured: BENCHMARKS.md, "Earlier runs of the same stream from another net"
+
+
+def same_net(past: dict[str, float], now: dict[str, float]) -> bool:
+    """Whether a past search grew a net within `SAME_NET_RATIO` of the current one's parameters (its `log_params`
+    meta-feature; true where either lacks it): only then does a relative action (a widening factor) mean there what
+    it means here, so that the search's scores speak for this net's points."""
+    if not (_finite(past.get("log_params")) and _finite(now.get("log_params"))):
+        return True
+    return abs(past["log_params"] - now["log_params"]) <= math.log(SAME_NET_RATIO)
+
+
 def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, Any]) -> dict[str, Any]:
     """`params` (a point of a space whose parameters were `source_space`, in order) as a point of `space`."""
     target = list(space)
