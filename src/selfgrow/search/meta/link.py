@@ -168,12 +168,13 @@ class KnowledgeLink:
         chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
         # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled;
         # only those that grew a net of about this size, whose relative actions mean what they mean here
-        earlier = [pair for pair in within if pair[0].task_key == task_key] if task_key else []
-        same = [pair for pair in earlier if same_net(pair[0].features, features)]
-        if len(same) < len(earlier):
-            reasons["earlier runs from another net"] = len(earlier) - len(same)
-        own = (past_tasks(same, space, baseline, self.seed)
-               if self.own and self.k and self.similar == "features" else [])
+        own = []
+        if self.own and self.k and task_key and self.similar == "features":
+            earlier = [pair for pair in within if pair[0].task_key == task_key]
+            same = [pair for pair in earlier if same_net(pair[0].features, features)]
+            if len(same) < len(earlier):
+                reasons["earlier runs from another net"] = len(earlier) - len(same)
+            own = past_tasks(same, space, baseline, self.seed)
         pools_others = self.propose == "pooled" and not own
         tasks = (past_tasks(within, space, baseline, self.seed)
                  if self.similar == "scores" or self.consensus or pools_others else [])
