@@ -125,44 +125,42 @@ def variant_stream(held: str, variant: str) -> dict[str, Any]:
     name = DATA_NAMES[held]
     if variant == "fewer":
         train, val = FEWER.get(held, (50, 50))
-        return {"max_train_per_class": train, "max_val_per_class": val, **({"dataset": name} if held in MNIST_ROWS
-                                                                             else {})}
+        return {**(row(held)[1] or {}), "max_train_per_class": train, "max_val_per_class": val}
     change = {"rotation": 30} if variant == "rotated" else {"permutation_seed": 1}
     tasks = [{"dataset": name, "classes": [2 * i, 2 * i + 1], **change} for i in range(5)]
     return {"name": "yaml", "dataset": "digits", "options": {"tasks": tasks}}  # digits: the config's default
 
 
+def row(stream: str) -> tuple[str, dict[str, Any] | None]:
+    """meta_wide's method of `stream` and the stream options over its own (CIFAR-10: an MNIST row with its dataset,
+    32x32x3 flattened)."""
+    if stream in MNIST_ROWS:
+        return MNIST_ROWS[stream], {"dataset": dataset(stream)}
+    return f"{stream}-cold", None
+
+
 def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
     """Every stream's table before each of `tasks` (built when absent), the held-out datasets' second tables under
-    (stream + "-holdout", task) and their CTrL-style variants' (`variant_stream`). CIFAR-10 takes meta_wide's MNIST
-    rows with its dataset (32x32x3 flattened)."""
+    (stream + "-holdout", task), their tables from another start (`OTHER_START`, under stream + ".start16") and
+    their CTrL-style variants' (`variant_stream`)."""
     out = {}
-    for held in held_out:
+
+    def add(key: str, path: str, stream: str, **options: Any) -> None:
+        method, stream_options = row(stream)
         for task in tasks:
-            out[f"{held}.start16", task] = cached_table(
-                output / f"{held}.start16-task{task}.json",
-                lambda t=task: build_table(BENCH, MNIST_ROWS.get(held, f"{held}-cold"), SPACE, EPOCHS, FRACTION,
-                                           output, net_options=OTHER_START, task_index=t, features=True,
-                                           stream_options={"dataset": dataset(held)} if held in MNIST_ROWS else None))
-        for variant in VARIANTS:
-            for task in tasks:
-                out[f"{held}.{variant}", task] = cached_table(
-                    output / f"{held}.{variant}-task{task}.json",
-                    lambda t=task, x=variant_stream(held, variant): build_table(
-                        BENCH, MNIST_ROWS.get(held, f"{held}-cold"), SPACE, EPOCHS, FRACTION, output, task_index=t,
-                        features=True, stream_options=x))
+            out[key, task] = cached_table(output / path.format(task=task), lambda t=task: build_table(
+                BENCH, method, SPACE, EPOCHS, FRACTION, output, task_index=t, features=True,
+                **{"stream_options": stream_options, **options}))
+
     for stream in streams(held_out):
-        method, stream_options = MNIST_ROWS.get(stream, f"{stream}-cold"), None
-        if stream in MNIST_ROWS:
-            stream_options = {"dataset": dataset(stream)}
-        for task in tasks:
-            for offset in (0, HOLDOUT_SEED_OFFSET) if stream in held_out else (0,):
-                name = f"{stream}-task{task}" + ("-holdout" if offset else "")
-                out[stream + ("-holdout" if offset else ""), task] = cached_table(
-                    output / f"{name}.json",
-                    lambda m=method, o=offset, t=task, x=stream_options: build_table(
-                        BENCH, m, SPACE, EPOCHS, FRACTION, output, seed_offset=o, task_index=t, features=True,
-                        stream_options=x))
+        add(stream, stream + "-task{task}.json", stream)
+        if stream in held_out:
+            add(stream + "-holdout", stream + "-task{task}-holdout.json", stream, seed_offset=HOLDOUT_SEED_OFFSET)
+    for held in held_out:
+        add(held + ".start16", held + ".start16-task{task}.json", held, net_options=OTHER_START)
+        for variant in VARIANTS:
+            add(f"{held}.{variant}", f"{held}.{variant}" + "-task{task}.json", held,
+                stream_options=variant_stream(held, variant))
     return out
 
 
@@ -184,6 +182,11 @@ def identity(stream: str, task: int) -> str:
     """The task identity a recording grower gives the stream's task (`features.task_identity`; a table has no class
     names)."""
     return task_identity(types.SimpleNamespace(index=task, name=stream, class_names=[]))
+
+
+def entries_of(folder: Path, base: str) -> list[Any]:
+    """The entries of the knowledge base `<base>.journal` in `folder`."""
+    return KnowledgeBase(str(folder / f"{base}.journal")).entries()
 
 
 def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int,
@@ -216,7 +219,7 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
     earlier_runs = (("rerun", "-holdout"), ("rerun other start", ".start16"))  # base name, earlier runs' tables
     for held, (base, earlier) in itertools.product(held_out, earlier_runs):
         path = folder / f"{held}-{base}.journal"
-        fresh_base(path, KnowledgeBase(str(folder / f"{held}-others.journal")).entries())
+        fresh_base(path, entries_of(folder, f"{held}-others"))
         link = KnowledgeLink("searched", str(path), WarmStart(), 0)
         for task in tasks:
             table = built[held + earlier, task]
@@ -234,23 +237,19 @@ def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
     order included (the issue's "leave one stream out"; the others' base leaves the whole dataset out)."""
     for held in held_out:
         others = [stream for stream in streams(held_out) if stream != held]
-        fresh_base(folder / f"{held}-streams.journal",
-                   [e for stream in others for e in KnowledgeBase(str(folder / f"{stream}.journal")).entries()])
+        fresh_base(folder / f"{held}-streams.journal", [e for stream in others for e in entries_of(folder, stream)])
 
 
 def write_ctrl_bases(folder: Path, held_out: list[str]) -> None:
     """Per held-out stream, `<stream>-ctrl.journal`: every other stream's cold base among the datasets' streams and
     their CTrL-style variants (its own included: leave one stream out of a pool of related streams), and, per
     variant, `<stream>-near <variant>.journal`: the stream-out base and that one variant of the held-out stream."""
-    def entries(stream: str) -> list[Any]:
-        return KnowledgeBase(str(folder / f"{stream}.journal")).entries()
-
     for held in held_out:
         pool = [stream for stream in [*streams(held_out), *variants(held_out)] if stream != held]
-        fresh_base(folder / f"{held}-ctrl.journal", [e for stream in pool for e in entries(stream)])
-        out = entries(f"{held}-streams")
+        fresh_base(folder / f"{held}-ctrl.journal", [e for stream in pool for e in entries_of(folder, stream)])
+        out = entries_of(folder, f"{held}-streams")
         for variant in VARIANTS:
-            fresh_base(folder / f"{held}-near {variant}.journal", [*out, *entries(f"{held}.{variant}")])
+            fresh_base(folder / f"{held}-near {variant}.journal", [*out, *entries_of(folder, f"{held}.{variant}")])
 
 
 def twin_points(built: dict, held: str, task: int) -> list[dict]:

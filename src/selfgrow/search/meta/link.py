@@ -3,11 +3,11 @@
 Before a search it measures the task's meta-features (when it records or consults) and, with a
 source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
 when the base holds any from a net of about the current one's size (`own`); otherwise the transferred best points
-of the `k` most similar past tasks (each by
-its nearest search, `selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all
-their searches): by meta-features before the search, or, with `similar: scores`, by
-how they rank the search's first `after` trials, whose points are then enqueued (`selfgrow.search.meta.agreement`);
-with `consensus: n`, the `n` points predicted best on average over every past task within `max_distance`; with
+of the `k` most similar past tasks (each by its nearest search, `selfgrow.search.meta.transfer`, or, with `propose:
+pooled`, the points predicted best over all their searches): by meta-features before the search, or, with
+`similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
+(`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past
+task within `max_distance`; with
 `surrogate: n`, the `n` best points of a surrogate fitted on every past search within `max_distance`
 (`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
 relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it
