@@ -36,7 +36,9 @@ of the held-out stream itself, each a cold search of the task's second table (a 
 its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
 into a model whose 2k best points are enqueued (`own`); *rerun, other start* does the same with earlier runs of the
 stream grown from a net twice as wide (16/16: the same task identity, other scores; does `own` mislead when the
-setting changed?); *rerun, not own* consults the same base as warm does
+setting changed?), *rerun, other start, target* with `transfer: target` (their widening factors carried as the
+widths they grew to, the earlier runs then the task's own; every search records and passes its table's widths, as
+the grower does, `table_sizes`); *rerun, not own* consults the same base as warm does
 (`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
 table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
@@ -77,12 +79,15 @@ from meta_warm_start import EPS, dataset, fresh_base, until, write_bases
 from proxy_fidelity import kendall_tau
 from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_sampler, table_space
 
+from selfgrow.growth import build_grower
+from selfgrow.nets import build
 from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.search.engine import Later
 from selfgrow.search.meta import KnowledgeBase
 from selfgrow.search.meta.features import task_identity
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
+from selfgrow.search.meta.transfer import transfer
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "meta_wide.yaml"
@@ -96,7 +101,7 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
-         "rerun, other start",
+         "rerun, other start", "rerun, other start, target",
          "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
          "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
@@ -178,6 +183,11 @@ def best_and_pick(records: list[dict]) -> tuple[dict, dict]:
     return best, pick
 
 
+def table_sizes(table: dict[str, Any]) -> dict[str, float]:
+    """The widths the table's widening factors act on (its net's, as a recording `searched` grower gives them)."""
+    return build_grower("searched").sizes(build(table["space_net"]), table_space(table))
+
+
 def identity(stream: str, task: int) -> str:
     """The task identity a recording grower gives the stream's task (`features.task_identity`; a table has no class
     names)."""
@@ -206,7 +216,7 @@ def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, fol
         link.run = f"{stream}-seed{seed}"
         best, pick = best_and_pick(records)
         link.record(types.SimpleNamespace(index=task, name=stream, class_names=[]), table_space(table), records,
-                    pick["params"], best["params"], table["features"])
+                    pick["params"], best["params"], table["features"], table_sizes(table))
 
 
 def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: int, trials: int,
@@ -229,7 +239,7 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
                 link.run = f"{held}-earlier-seed{seed}"
                 best, pick = best_and_pick(records)
                 link.record(types.SimpleNamespace(index=task, name=held, class_names=[]), table_space(table), records,
-                            pick["params"], best["params"], table["features"])
+                            pick["params"], best["params"], table["features"], table_sizes(table))
 
 
 def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
@@ -270,7 +280,7 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
                                                                  max_distance=max_distance, **options), 0)
                 return link.consult(table_space(table), table["features"], baseline(table),
-                                    task_key=identity(held, task))
+                                    task_key=identity(held, task), sizes=table_sizes(table))
 
             for base in ("others", "bad"):
                 out[held, task, base] = consult(base, surrogate=PROPOSALS, prior=True)
@@ -286,6 +296,7 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
             out[held, task, "rerun"] = consult("rerun")
             out[held, task, "rerun, not own"] = consult("rerun", own=False)
             out[held, task, "rerun, other start"] = consult("rerun other start")
+            out[held, task, "rerun, other start, target"] = consult("rerun other start", transfer="target")
     return out
 
 
@@ -333,7 +344,7 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if base == "others":
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
-                        for name in ("rerun", "rerun, not own", "rerun, other start",
+                        for name in ("rerun", "rerun, not own", "rerun, other start", "rerun, other start, target",
                                      "stream out", "stream out, pooled", "ctrl out",
                                      "ctrl out, pooled", *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
@@ -418,7 +429,27 @@ def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[li
         rows += [[task, held, other, kendall_tau(scores(held), scores(name))] for held in held_out
                  for other, name in (("(its second training)", held + "-holdout"),
                                      *((f"{held}.{v}",) * 2 for v in VARIANTS))]
+        rows += [row for held in held_out for row in other_start_taus(built[held, task], built[held + ".start16", task],
+                                                                      task, held)]
     return rows
+
+
+def other_start_taus(table: dict[str, Any], other: dict[str, Any], task: int, held: str) -> list[list[Any]]:
+    """Kendall tau between a held-out table and its table from another start (`OTHER_START`) over the points whose
+    widths the other start's points reach exactly as target widths (`transfer: target`), each paired once as the
+    target widths pair them and once by the same relative actions."""
+    space, sizes, other_sizes = table_space(table), table_sizes(table), table_sizes(other)
+    scores = {json.dumps(p["params"], sort_keys=True): p["score"] for p in table["points"]}
+    relative = {json.dumps(p["params"], sort_keys=True): p["score"] for p in other["points"]}
+    pairs = []
+    for point in other["points"]:
+        moved = transfer(point["params"], list(point["params"]), space, other_sizes, sizes)
+        if all(moved[k] * sizes[k] == point["params"][k] * other_sizes[k] for k in sizes):
+            key = json.dumps(moved, sort_keys=True)
+            pairs.append((scores[key], point["score"], relative[key]))
+    mine, as_target, as_relative = zip(*pairs)
+    return [[task, held, f"{held}.start16 ({len(pairs)} points as target widths)", kendall_tau(mine, as_target)],
+            [task, held, f"{held}.start16 (the same points by relative actions)", kendall_tau(mine, as_relative)]]
 
 
 def main() -> None:

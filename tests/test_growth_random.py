@@ -128,6 +128,18 @@ def test_a_budget_below_the_current_net_stops_with_one_sentence():
         plans(build_grower("random", max_params=10), mlp(), 1)
 
 
+@pytest.mark.parametrize("grower", ["random", "searched"])
+def test_a_net_over_its_budget_after_the_first_task_is_not_grown_and_the_run_goes_on(grower):
+    # a class-IL head grows with each task's classes: a net chosen within max_params may exceed it at the next task
+    from selfgrow.nets.cost import count_params
+
+    net = mlp()
+    learner = SimpleNamespace(net=net, scenario="class", retention=[])
+    plan = build_grower(grower, max_params=count_params(net) - 1).plan(learner, SimpleNamespace(index=1))
+    assert plan.ops == [] and plan.reasons["decision"].startswith("no growth: the net exceeds the budget (")
+    assert "since its head grew with this task's classes" in plan.reasons["decision"]
+
+
 def test_the_compound_space_keeps_the_compound_state_as_compound_does():
     grower = build_grower("random", space="compound", seed=3, max_phi=2)
     made, net = plans(grower, mlp(), n_tasks=3)

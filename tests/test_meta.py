@@ -215,6 +215,25 @@ def test_transfer_keeps_shared_names_and_maps_the_rest_by_kind_and_position():
     assert transfer(params, source, {"widen:stage.0": None}) == {}
 
 
+def test_transfer_carries_a_factor_as_its_target_size_where_both_searches_recorded_sizes():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space = {"widen:stage.0": CategoricalDistribution([1.0, 1.5, 2.0, 4.0]), "deepen:stage.0": IntDistribution(0, 1)}
+    source = ["widen:hidden.0", "deepen:hidden.0"]
+    then = {"widen:hidden.0": 16.0}  # a past net of 16 units widened 2x: to 32
+    params = {"widen:hidden.0": 2.0, "deepen:hidden.0": 1}
+    assert transfer(params, source, space, then, {"widen:stage.0": 8.0}) == {"widen:stage.0": 4.0, "deepen:stage.0": 1}
+    # 32 units from 12: 2.67x, nearest on a log scale 2x (of 2 and 4); from 64 units no factor shrinks: 1x
+    assert transfer(params, source, space, then, {"widen:stage.0": 12.0})["widen:stage.0"] == 2.0
+    assert transfer(params, source, space, then, {"widen:stage.0": 64.0})["widen:stage.0"] == 1.0
+    # a size unknown on either side: the factor as it was (relative)
+    assert transfer(params, source, space, {}, {"widen:stage.0": 8.0})["widen:stage.0"] == 2.0
+    assert transfer(params, source, space, then, None)["widen:stage.0"] == 2.0
+    # a numeric range: the exact factor
+    ranged = {"widen:stage.0": FloatDistribution(1.0, 8.0)}
+    assert transfer(params, source, ranged, then, {"widen:stage.0": 10.0})["widen:stage.0"] == pytest.approx(3.2)
+
+
 def test_a_run_records_every_search_and_its_outcome_and_a_later_run_starts_from_the_nearest(tmp_path):
     journal = f"journal:{tmp_path / 'meta.journal'}"
     learner, records = learn("searched", {**QUICK, "record": journal}, n_tasks=2)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 from optuna.distributions import distribution_to_json
-from search_fixtures import QUICK, digits_run
+from search_fixtures import QUICK, digits_run, learn
 from test_meta_agreement import BASELINE, POINTS, SPACE, narrower, wider
 
 from selfgrow.errors import SelfgrowError
@@ -86,6 +86,41 @@ def test_earlier_runs_of_the_task_from_a_net_of_another_size_are_not_its_own(tmp
     from selfgrow.report.html import _knowledge_table
 
     assert "1 earlier run of this very task grew a net of another size" in _knowledge_table(offered.reasons)
+
+
+def test_with_transfer_target_earlier_runs_from_another_net_are_its_own_at_their_target_widths(tmp_path):
+    # an earlier run of the task from a net of 16 units (twice the parameters) where widening 2x, to 32 units, paid
+    # most: from this net of 8 units that is 4x
+    def to_32(point: dict) -> float:
+        return -0.05 * abs(math.log2(point["widen:hidden.0"]) - 1)
+
+    other_net = search("a", to_32, "task-a", probe=0.9)
+    other_net.features["log_params"] = HERE["log_params"] + math.log(2.0)
+    other_net.sizes = {"widen:hidden.0": 16.0}
+    journal = base(tmp_path, other_net, search("c", narrower, "task-c", probe=1.0))
+    here = {"widen:hidden.0": 8.0}
+    offered = pooled(journal, transfer="target").consult(SPACE, HERE, BASELINE, task_key="task-a", sizes=here)
+    assert offered.reasons["pooled"]["same task"] is True and "earlier runs from another net" not in offered.reasons
+    assert offered.nearest[0]["widen:hidden.0"] == 4.0
+    # without this search's widths, or by default (relative actions), the earlier run is another net's
+    for unsized in (pooled(journal, transfer="target").consult(SPACE, HERE, BASELINE, task_key="task-a"),
+                    pooled(journal).consult(SPACE, HERE, BASELINE, task_key="task-a", sizes=here)):
+        assert unsized.reasons["pooled"]["same task"] is False and unsized.reasons["earlier runs from another net"] == 1
+    with pytest.raises(SelfgrowError, match="'transfer' \\('relative' or 'target'"):
+        WarmStart.parse({"from": "base.journal", "transfer": "shapes"})
+
+
+def test_a_run_from_a_narrower_net_carries_a_wider_runs_factors_as_target_widths(tmp_path):
+    journal = str(tmp_path / "meta.journal")
+    learn("searched", {**QUICK, "record": journal}, n_tasks=2, hidden=[32])
+    entry = KnowledgeBase(journal).entries()[0]
+    assert entry.sizes == {name: 32.0 for name in entry.space if name.startswith("widen:")} and entry.sizes
+    warm = {"from": journal, "k": 1, "max_distance": 10, "within": 0}
+    for transfer, own in (("target", True), ("relative", False)):
+        _, records = learn("searched", {**QUICK, "warm_start": {**warm, "transfer": transfer}}, n_tasks=2, hidden=[8])
+        knowledge = records[1].plan.reasons["knowledge"]
+        assert knowledge["transfer"] == transfer and (knowledge.get("pooled") is not None) is own
+        assert ("earlier runs from another net" in knowledge) is not own
 
 
 def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():

@@ -140,10 +140,7 @@ class RandomGrower(Grower):
         space = inner.search_space(learner, task)
         current = inner._propose(net, head, inner._baseline(learner, space, None)).info
         current = {"flops": current["flops"], "n_params": current["n_params"]}
-        exceeded = inner._over_budget(inner.cheapest_cost(net, head))
-        if exceeded:
-            raise SelfgrowError(f"The random grower's budget is smaller than the cheapest net it can choose before task "
-                                f"{task.index} ({exceeded}), so raise or remove the budget.")
+        outgrown = inner.outgrown_budget(learner, task, head, grower="random")
         picked = "a uniform point" if self.pick == "uniform" else "the largest point"
         reasons: dict[str, Any] = {
             "task": task.index,
@@ -151,8 +148,8 @@ class RandomGrower(Grower):
                     f"{_budget_text(inner)}, no candidate trained",
             "current": current,
         }
-        if not space:
-            reasons["decision"] = "no growth: empty growth space"
+        if not space or outgrown:
+            reasons["decision"] = f"no growth: {outgrown or 'empty growth space'}"
             return GrowthPlan(reasons=reasons)
         check_prediction_space(learner.retention, inner.prediction_space)
         budget = None if inner.train_budget is None else plan_budget(

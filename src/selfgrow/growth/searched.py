@@ -65,6 +65,11 @@ class SearchedGrower(SearchGrower):
     def no_growth(self, space: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return {name: 1.0 if name.startswith(WIDEN) else 0 for name in space}
 
+    def sizes(self, net: Any, space: dict[str, Any]) -> dict[str, float]:
+        """Each widening factor's group width: a past run's factor is carried as the width it grew to."""
+        groups = widenable_groups(net)
+        return {name: float(groups[name[len(WIDEN):]]) for name in space if name.startswith(WIDEN)}
+
     def ops_for(self, net: Any, params: dict[str, Any], context: Any = None) -> list[dict[str, Any]]:
         groups = widenable_groups(net)
         widths = {name[len(WIDEN):]: math.ceil(groups[name[len(WIDEN):]] * float(f))

@@ -58,9 +58,11 @@ nearest of the runs of one stream), none farther than `max_distance` (`selfgrow.
 `similar: scores` the past tasks are instead those whose scores rank this search's first `after` (4) trained points
 as they scored, and their points are enqueued once those are trained (`selfgrow.search.meta.agreement`); with
 `consensus: n` the `n` points predicted best on average over every past task within `max_distance` are enqueued
-right after no growth; earlier runs of this very task (the same stream position and classes), when the base holds
-any within `max_distance`, are consulted alone, every one of their searches pooled into a model whose 2k best points
-are enqueued (`own`, on by default; BENCHMARKS.md, "Earlier runs of the same stream"); with `propose: pooled` the
+right after no growth; earlier runs of this very task (the same stream position and classes) that grew a net within
+1.5x of the current one's parameters, when the base holds any within `max_distance`, are consulted alone, every one
+of their searches pooled into a model whose 2k best points are enqueued (`own`, on by default; BENCHMARKS.md,
+"Earlier runs of the same stream"); past points are carried as relative actions, or with `transfer: target` as the
+widths they grew to (`sizes`: then earlier runs of the task from any net are its own); with `propose: pooled` the
 past tasks chosen by features offer, instead of their nearest searches' chosen and best points, the 2k points
 predicted best on average over them, each task's model fitted on every one of its searches; with
 `surrogate: n` a random forest fitted on every such past search within `max_distance`
@@ -170,7 +172,9 @@ class SearchOptions:
         "which also screens hopeless points (0: off; measured without a reliable gain), prior: their candidates as the "
         "cost-gp sampler's prior (false; measured without a reliable gain, BENCHMARKS.md), propose: chosen (each "
         "past task's nearest search's chosen and best points) or pooled (the points predicted best over all their "
-        "searches), own: this very task's earlier runs alone, pooled, when the base holds them (true)}")
+        "searches), own: this very task's earlier runs alone, pooled, when the base holds them (true), transfer: "
+        "relative (past widening factors as they were) or target (as the widths they grew to; measured without a "
+        "gain)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -260,6 +264,11 @@ class SearchGrower(Grower):
         """The operator calls that grow `net` to the point `params`."""
         raise NotImplementedError
 
+    def sizes(self, net: Any, space: dict[str, Any]) -> dict[str, float]:
+        """The size each scaling parameter of `space` acts on in `net` (a widening factor's group width), so the
+        knowledge base carries past factors as target sizes (`selfgrow.search.meta.transfer`); none here."""
+        return {}
+
     def context_state(self, context: Any) -> Any:
         """`context` as plain data, sent with a distributed search's job to the workers (identity here)."""
         return context
@@ -291,14 +300,10 @@ class SearchGrower(Grower):
             "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
             "current": _cost(net, head),
         }
-        floor = self.cheapest_cost(net, head)
-        exceeded = self._over_budget(floor)
-        if exceeded:
-            raise SelfgrowError(
-                f"The {self.name} grower's budget is smaller than the cheapest net it can choose before task "
-                f"{task.index} ({exceeded}), so give max_flops >= {floor['flops']:,} and "
-                f"max_params >= {floor['n_params']:,}, or no budget."
-            )
+        outgrown = self.outgrown_budget(learner, task, head)
+        if outgrown:
+            reasons["decision"] = f"no growth: {outgrown}"
+            return GrowthPlan(reasons=reasons)
         self._check_adoptable(learner)
         prediction_choice.check_prediction_space(learner.retention, self.prediction_space)
         space = self.search_space(learner, task, context)
@@ -319,7 +324,7 @@ class SearchGrower(Grower):
         consultation = self.knowledge.consult(
             space, features, baseline,
             lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None,
-            task_identity(task))
+            task_identity(task), self.sizes(net, space))
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         largest = self._largest_growth(net, head, space, baseline, context, budget)
@@ -366,9 +371,28 @@ class SearchGrower(Grower):
             reasons["retention"] = settings
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
-        self.knowledge.record(task, space, records, choice["params"], best["params"], features)
+        self.knowledge.record(task, space, records, choice["params"], best["params"], features, self.sizes(net, space))
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
                           retention=settings, search_flops=search_flops, adopted=adopted)
+
+    def outgrown_budget(self, learner: Any, task: Any, head: int | None, grower: str | None = None) -> str | None:
+        """Why the net, chosen within the budget before, is over it now (its head grew with the new task's classes)
+        and no point can bring it back, so no growth is the only plan; None within the budget. SelfgrowError,
+        naming `grower` (this one by default), when the budget cannot hold the cheapest net before the run's first
+        task, or when the space could shrink the net but not enough."""
+        net = learner.net
+        floor = self.cheapest_cost(net, head)
+        exceeded = self._over_budget(floor)
+        if not exceeded:
+            return None
+        if floor == _cost(net, head) and task.index > 0:
+            return (f"the net exceeds the budget ({exceeded}) since its head grew with this task's classes, and "
+                    "growth never shrinks it")
+        raise SelfgrowError(
+            f"The {grower or self.name} grower's budget is smaller than the cheapest net it can choose before task "
+            f"{task.index} ({exceeded}), so give max_flops >= {floor['flops']:,} and "
+            f"max_params >= {floor['n_params']:,}, or no budget."
+        )
 
     def _check_adoptable(self, learner: Any) -> None:
         """With `adopt_winner`, refuse a search whose candidates would not train as the task (see the module docstring)."""

@@ -62,9 +62,10 @@ class PastTask:
 
 
 def past_tasks(within: Sequence[tuple[Entry, float]], space: dict[str, Any], baseline: dict[str, Any],
-               seed: int) -> list[PastTask]:
+               seed: int, sizes: dict[str, float] | None = None) -> list[PastTask]:
     """Each past task of `within` (searches with their feature distances, nearest first) that has at least two
-    complete candidates, with its model; in the order of its nearest search's distance."""
+    complete candidates, with its model (its candidates transferred with the current `sizes`); in the order of its
+    nearest search's distance."""
     from sklearn.exceptions import ConvergenceWarning
 
     grouped: dict[str, list[tuple[Entry, float]]] = {}
@@ -72,7 +73,7 @@ def past_tasks(within: Sequence[tuple[Entry, float]], space: dict[str, Any], bas
         grouped.setdefault(entry.task_key or entry.key, []).append((entry, distance))
     tasks = []
     for key, searches in grouped.items():
-        rows = relative_scores([e for e, _ in searches], space, baseline)
+        rows = relative_scores([e for e, _ in searches], space, baseline, sizes)
         if len(rows) < 2:
             continue
         x = np.array([unit_encode(point, space) for _, point, _ in rows])

@@ -5,7 +5,9 @@ evaluated (parameters in the search's own distributions, values [score, cost] fo
 failed ones as such, each with its operator calls, status, objectives (score and its standard error, plasticity,
 stability), fidelity reached (epochs, rung) and compute in its user attributes); the study's user attributes hold
 the schema version, the grower, the task's identity (`task_key`: its position, name and classes, shared by the runs
-of one stream) and meta-features (`selfgrow.search.meta.features`), the point chosen and the most accurate one, and
+of one stream) and meta-features (`selfgrow.search.meta.features`), the sizes its scaling parameters acted on
+(`sizes`: a widening factor's group width; absent from entries recorded before them), the point chosen and the most
+accurate one, and
 the outcome (`after_task`: mean validation accuracy over the seen tasks once the task is trained; `latest`,
 `latest_task`: the same measured after the run's latest task, so after a finished run its end). Being an Optuna
 storage, the base opens in optuna-dashboard, is shared by processes (a journal file) or machines (a database URL),
@@ -50,6 +52,7 @@ class Entry:
     best: dict[str, Any]
     outcome: dict[str, float] = field(default_factory=dict)
     task_key: str = ""  # `features.task_identity`: shared by the runs of one stream; "" in entries recorded before it
+    sizes: dict[str, float] = field(default_factory=dict)  # scaling parameter -> the size it acted on (`transfer`)
 
     @property
     def key(self) -> str:
@@ -150,7 +153,7 @@ class KnowledgeBase:
         return Entry.from_dict({**{k: attrs[k] for k in ("schema", "run", "task", "grower", "features", "space",
                                                          "chosen", "best")},
                                 "outcome": attrs.get("outcome", {}), "task_key": attrs.get("task_key", ""),
-                                "candidates": candidates})
+                                "sizes": attrs.get("sizes", {}), "candidates": candidates})
 
     def entries(self) -> list[Entry]:
         """Every entry of this schema."""

@@ -46,7 +46,9 @@ class WarmStart:
     or "pooled" (the 2k points predicted best on average over those tasks, each task's model fitted on all its
     searches); `own`: earlier runs of this very task (`features.task_identity`) from a net of about the current
     one's size (`transfer.same_net`), when the base holds any within `max_distance`, are consulted alone, pooled,
-    whatever `propose` says (with `similar: features`)."""
+    whatever `propose` says (with `similar: features`); `transfer`: past points carried as "relative" actions or,
+    where the past search recorded the sizes its factors acted on, as the "target" sizes they grew to (then its
+    earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`)."""
 
     within: int = 2
     source: str | None = None
@@ -59,6 +61,7 @@ class WarmStart:
     consensus: int = 0
     propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
     own: bool = True  # measured there too, and in "Earlier runs of the same stream from another net"
+    transfer: str = "relative"  # "target": measured without a gain (BENCHMARKS.md, "Past points as target widths")
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
@@ -70,7 +73,8 @@ class WarmStart:
                    "after": (int, 1), "consensus": (int, 0)}
         similar, propose = value.get("similar", cls.similar), value.get("propose", cls.propose)
         if not (isinstance(value.get("from"), str)
-                and set(value) <= {"from", "prior", "similar", "propose", "own", *numbers}
+                and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", *numbers}
+                and value.get("transfer", cls.transfer) in ("relative", "target")
                 and isinstance(value.get("prior", False), bool) and isinstance(value.get("own", True), bool)
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
@@ -86,15 +90,16 @@ class WarmStart:
                                 "meta-features, or by how they rank the search's first trials), 'after' (an "
                                 "integer >= 1: those first trials), 'consensus' (an integer >= 0: the points "
                                 "predicted best over every past task, 0: none), 'propose' ('chosen' or 'pooled': "
-                                "what the past tasks chosen by features offer, with 'similar: features' only) and "
+                                "what the past tasks chosen by features offer, with 'similar: features' only), "
                                 "'own' (true or false: this task's earlier runs consulted alone when the base holds "
-                                "them).")
+                                "them) and 'transfer' ('relative' or 'target': past widening factors as they were, "
+                                "or as the widths they grew to).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
                    consensus=value.get("consensus", cls.consensus), propose=propose,
-                   own=value.get("own", cls.own))
+                   own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer))
 
 
 @dataclass
@@ -130,6 +135,7 @@ class KnowledgeLink:
         self.consensus = warm.consensus
         self.propose = warm.propose
         self.own = warm.own
+        self.transfer = warm.transfer
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -147,59 +153,66 @@ class KnowledgeLink:
         return task_features(learner, task, self.seed)
 
     def consult(self, space: dict[str, Any], features: dict[str, float] | None, baseline: dict[str, Any],
-                feasible: Callable[[dict[str, Any]], bool] | None = None, task_key: str = "") -> Consultation:
+                feasible: Callable[[dict[str, Any]], bool] | None = None, task_key: str = "",
+                sizes: dict[str, float] | None = None) -> Consultation:
         """What the base offers a search over `space` whose no-growth point is `baseline`, before the task
         `task_key` (`features.task_identity`): the points this task's own earlier runs predict best (`own`, when the
-        base holds any), else the nearest past searches' chosen, then most accurate points, transferred (or,
-        `propose: pooled`, the points their tasks' models predict best); with `surrogate`, its
+        base holds any), else the nearest past searches' chosen, then most accurate points, transferred (with
+        `transfer: target`, as target sizes where the past search recorded its own and `sizes`, what the space's
+        scaling parameters act on now, are given; or, `propose: pooled`, the points their tasks' models predict
+        best); with `surrogate`, its
         proposals (`feasible` ones: within the search's budget) and screen; with `prior`, the nearest searches'
         candidates."""
         if self.source is None or features is None:
             return Consultation([], [], None, None)
         from selfgrow.search.storage import redact
 
+        sizes = sizes if self.transfer == "target" else None
+
         ranked = nearest(self._base(self.source).entries(), features, self.grower, exclude_run=self.run)
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
-                   "similar": self.similar, "propose": self.propose, "task_key": task_key}
+                   "similar": self.similar, "propose": self.propose, "task_key": task_key, "transfer": self.transfer}
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
         chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
         # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled;
-        # only those that grew a net of about this size, whose relative actions mean what they mean here
+        # only those that grew a net of about this size, whose relative actions mean what they mean here, or (with
+        # `transfer: target`) that recorded the sizes their actions grew, carried as target sizes
         own = []
         if self.own and self.k and task_key and self.similar == "features":
             earlier = [pair for pair in within if pair[0].task_key == task_key]
-            same = [pair for pair in earlier if same_net(pair[0].features, features)]
+            same = [pair for pair in earlier if same_net(pair[0].features, features) or (pair[0].sizes and sizes)]
             if len(same) < len(earlier):
                 reasons["earlier runs from another net"] = len(earlier) - len(same)
-            own = past_tasks(same, space, baseline, self.seed)
+            own = past_tasks(same, space, baseline, self.seed, sizes)
         pools_others = self.propose == "pooled" and not own
-        tasks = (past_tasks(within, space, baseline, self.seed)
+        tasks = (past_tasks(within, space, baseline, self.seed, sizes)
                  if self.similar == "scores" or self.consensus or pools_others else [])
         pooled = own or (tasks[:self.k] if pools_others else [])
         if pooled:
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
             points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
         else:
-            points = _proposals(chosen, space, reasons["consulted"])
+            points = _proposals(chosen, space, reasons["consulted"], sizes)
         later, shared = None, []
         if self.consensus:
             shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
             reasons["consensus"] = {"tasks": len(tasks), "proposed": shared}
         if self.similar == "scores":
-            later = self._by_scores(tasks, space, baseline, reasons)
+            later = self._by_scores(tasks, space, baseline, reasons, sizes)
         surrogate = None
         if self.proposals:
-            surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed)
+            surrogate = Surrogate.fit([e for e, _ in within], features, space, baseline, self.seed, sizes)
             reasons["surrogate"] = surrogate.describe() if surrogate else {"searches": 0}
         proposed = surrogate.propose(self.proposals, feasible) if surrogate else []
         if proposed:
             reasons["surrogate"]["proposed"] = proposed
         prior = []
         if self.prior:
-            prior = [(point, score) for _, point, score in relative_scores([e for e, _ in chosen], space, baseline)]
+            prior = [(point, score)
+                     for _, point, score in relative_scores([e for e, _ in chosen], space, baseline, sizes)]
             reasons["prior"] = {"candidates": len(prior)}
         return Consultation(proposed, points, surrogate, reasons, prior, later, shared)
 
@@ -216,7 +229,7 @@ class KnowledgeLink:
         return points
 
     def _by_scores(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
-                   reasons: dict[str, Any]) -> Later:
+                   reasons: dict[str, Any], sizes: dict[str, float] | None) -> Later:
         """The points of the `k` past tasks that rank the search's first `after` trials best, chosen once they are
         trained (and hold `MIN_OBSERVED` distinct points: until then, after each batch, None); what was compared goes
         into `reasons` ("agreement": every past task's tau; "consulted")."""
@@ -231,7 +244,7 @@ class KnowledgeLink:
             agreeing = [(task, tau) for task, tau in rated if tau > 0][:self.k]
             reasons["consulted"] = []
             proposed = _proposals([(task.entries[0], task.distance) for task, _ in agreeing], space,
-                                  reasons["consulted"])
+                                  reasons["consulted"], sizes)
             for row, (_, tau) in zip(reasons["consulted"], agreeing):
                 row["tau"] = round(tau, 4)
             return proposed
@@ -239,8 +252,9 @@ class KnowledgeLink:
         return Later(self.after, points)
 
     def record(self, task: Any, space: dict[str, Any], records: list[dict[str, Any]], chosen: dict[str, Any],
-               best: dict[str, Any], features: dict[str, float] | None) -> None:
-        """Store the finished search before `task` (nothing when recording is off)."""
+               best: dict[str, Any], features: dict[str, float] | None, sizes: dict[str, float] | None = None) -> None:
+        """Store the finished search before `task`, with the `sizes` its scaling parameters acted on (nothing when
+        recording is off)."""
         if self.record_to is None or features is None:
             return
         from optuna.distributions import distribution_to_json
@@ -249,7 +263,7 @@ class KnowledgeLink:
                       space={k: distribution_to_json(d) for k, d in space.items()},
                       candidates=[{"params": dict(r["params"]), **{k: r.get(k) for k in CANDIDATE_KEYS}}
                                   for r in records],
-                      chosen=dict(chosen), best=dict(best), task_key=task_identity(task))
+                      chosen=dict(chosen), best=dict(best), task_key=task_identity(task), sizes=dict(sizes or {}))
         self._base(self.record_to).record(entry)
         self.recorded[task.index] = entry.key
 
@@ -279,13 +293,13 @@ class KnowledgeLink:
         self.recorded = {int(t): k for t, k in state.get("recorded", {}).items()}
 
 
-def _proposals(chosen: list[tuple[Entry, float]], space: dict[str, Any],
-               consulted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chosen and best points of the `chosen` searches, transferred to `space`; each search's row appended to
-    `consulted` (the plan's reasons)."""
+def _proposals(chosen: list[tuple[Entry, float]], space: dict[str, Any], consulted: list[dict[str, Any]],
+               sizes: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The chosen and best points of the `chosen` searches, transferred to `space` (with the current `sizes`); each
+    search's row appended to `consulted` (the plan's reasons)."""
     points = []
     for entry, distance in chosen:
-        proposed = [transfer(p, list(entry.space), space) for p in (entry.chosen, entry.best)]
+        proposed = [transfer(p, list(entry.space), space, entry.sizes, sizes) for p in (entry.chosen, entry.best)]
         points += proposed
         consulted.append({**_consulted_row(entry, distance), "proposed": proposed})
     return points

@@ -58,12 +58,13 @@ class Surrogate:
 
     @classmethod
     def fit(cls, entries: Sequence[Entry], features: dict[str, float], space: dict[str, Any],
-            baseline: dict[str, Any], seed: int = 0) -> Surrogate | None:
-        """The forest fitted on `entries`' complete candidates for `space` (None with fewer than `MIN_SEARCHES`
-        searches of at least two complete candidates: nothing to learn a ranking from)."""
+            baseline: dict[str, Any], seed: int = 0, sizes: dict[str, float] | None = None) -> Surrogate | None:
+        """The forest fitted on `entries`' complete candidates for `space` (transferred with the current `sizes`;
+        None with fewer than `MIN_SEARCHES` searches of at least two complete candidates: nothing to learn a
+        ranking from)."""
         from sklearn.ensemble import RandomForestRegressor
 
-        relative = relative_scores(entries, space, baseline)
+        relative = relative_scores(entries, space, baseline, sizes)
         searches = len({id(entry) for entry, _, _ in relative})
         if searches < MIN_SEARCHES:
             return None
@@ -136,10 +137,11 @@ class Surrogate:
         return self._pool
 
 
-def relative_scores(entries: Sequence[Entry], space: dict[str, Any],
-                    baseline: dict[str, Any]) -> list[tuple[Entry, dict[str, Any], float]]:
+def relative_scores(entries: Sequence[Entry], space: dict[str, Any], baseline: dict[str, Any],
+                    sizes: dict[str, float] | None = None) -> list[tuple[Entry, dict[str, Any], float]]:
     """Every complete candidate of the `entries` whose search has at least two: its entry, its point transferred to
-    `space` (a name it lacks at `baseline`'s value) and its score minus the mean of its search's complete ones."""
+    `space` (a name it lacks at `baseline`'s value; with the current `sizes`, as target sizes where the entry
+    recorded its own) and its score minus the mean of its search's complete ones."""
     rows = []
     for entry in entries:
         complete = [c for c in entry.candidates if c.get("status") == "complete" and _finite(c.get("accuracy"))]
@@ -147,7 +149,8 @@ def relative_scores(entries: Sequence[Entry], space: dict[str, Any],
             continue
         mean = sum(c["accuracy"] for c in complete) / len(complete)
         for candidate in complete:
-            point = {**baseline, **_fitting(transfer(candidate["params"], list(entry.space), space), space)}
+            moved = transfer(candidate["params"], list(entry.space), space, entry.sizes, sizes)
+            point = {**baseline, **_fitting(moved, space)}
             rows.append((entry, point, candidate["accuracy"] - mean))
     return rows
 

@@ -19,8 +19,12 @@ A past point is transferred as relative actions: a parameter the new space has u
 name keeps its value (a widening factor, a number of inserted layers, φ, δ are relative to the
 net they grow); a parameter the new space lacks maps to the parameter of the same kind
 ("widen", "deepen", ...) at the same position in the space's order, so a point of one net's
-layers applies to another net's. Values outside the new space are dropped, missing names take
-their no-growth value (the search's `_fitting_points`).
+layers applies to another net's. Where both searches recorded the sizes their scaling parameters act on
+(`sizes`: a widening factor's group width, `SearchGrower.sizes`), a factor is carried as the target size it
+grew to instead: the past width times its factor, over the current width, rounded to the nearest factor the
+new space offers (on a log scale), so a past run that widened 16 units to 32 proposes 4x to a net of 8 units.
+Values outside the new space are dropped, missing names take their no-growth value (the search's
+`_fitting_points`).
 """
 
 from __future__ import annotations
@@ -75,20 +79,41 @@ def same_net(past: dict[str, float], now: dict[str, float]) -> bool:
     return abs(past["log_params"] - now["log_params"]) <= math.log(SAME_NET_RATIO)
 
 
-def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, Any]) -> dict[str, Any]:
-    """`params` (a point of a space whose parameters were `source_space`, in order) as a point of `space`."""
+def transfer(params: dict[str, Any], source_space: list[str], space: dict[str, Any],
+             source_sizes: dict[str, float] | None = None, sizes: dict[str, float] | None = None) -> dict[str, Any]:
+    """`params` (a point of a space whose parameters were `source_space`, in order) as a point of `space`; a
+    parameter both `source_sizes` (the sizes it acted on then) and `sizes` (now) name is carried as its target
+    size."""
     target = list(space)
     point: dict[str, Any] = {}
     for name, value in params.items():
         if name in space:
-            point[name] = value
+            point[name] = _to_target(value, name, name, space, source_sizes, sizes)
             continue
         kind = _kind(name)
         position = [n for n in source_space if _kind(n) == kind].index(name) if name in source_space else None
         same_kind = [n for n in target if _kind(n) == kind]
         if position is not None and position < len(same_kind) and same_kind[position] not in params:
-            point.setdefault(same_kind[position], value)
+            point.setdefault(same_kind[position], _to_target(value, name, same_kind[position], space,
+                                                              source_sizes, sizes))
     return point
+
+
+def _to_target(value: Any, source: str, name: str, space: dict[str, Any], source_sizes: dict[str, float] | None,
+               sizes: dict[str, float] | None) -> Any:
+    """The factor of parameter `name` that takes its size now where `value` took `source`'s size then (the nearest
+    of the space's numeric choices on a log scale); `value` itself where either size is unknown."""
+    from optuna.distributions import CategoricalDistribution
+
+    then, now = (source_sizes or {}).get(source), (sizes or {}).get(name)
+    if not (_finite(then) and _finite(now) and then > 0 and now > 0 and _finite(value) and value > 0):
+        return value
+    wanted = math.log(value * then / now)
+    dist = space.get(name)
+    if isinstance(dist, CategoricalDistribution):
+        factors = [c for c in dist.choices if _finite(c) and c > 0]
+        return min(factors, key=lambda c: (abs(math.log(c) - wanted), c)) if factors else value
+    return math.exp(wanted)
 
 
 def contains(distribution: Any, value: Any) -> bool:
