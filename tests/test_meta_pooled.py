@@ -121,6 +121,9 @@ def test_a_run_from_a_narrower_net_carries_a_wider_runs_factors_as_target_widths
         knowledge = records[1].plan.reasons["knowledge"]
         assert knowledge["transfer"] == transfer and (knowledge.get("pooled") is not None) is own
         assert ("earlier runs from another net" in knowledge) is not own
+        from selfgrow.report.html import _knowledge_table
+
+        assert ("carried as the widths they grew to" in _knowledge_table(knowledge)) is own
 
 
 def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():

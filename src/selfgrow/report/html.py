@@ -129,7 +129,8 @@ def _knowledge_table(knowledge: dict | None) -> str:
              str(c["searches"]) if pooled else "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]),
              _fmt(c["outcome"].get("after_task")), _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
-    surrogate = (_other_net_text(knowledge.get("earlier runs from another net"))
+    surrogate = (_target_text(knowledge.get("transfer"))
+                 + _other_net_text(knowledge.get("earlier runs from another net"))
                  + _consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
                  + _prior_text(knowledge.get("prior")))
     if not rows:
@@ -148,6 +149,13 @@ def _knowledge_table(knowledge: dict | None) -> str:
            "(each by its nearest search) proposed their chosen and most accurate points")
     return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks {how}."
             f"{surrogate}</p>" + _table(rows, header))
+
+
+def _target_text(transfer: str | None) -> str:
+    """The sentence saying past factors were carried as target widths (`transfer: target`; "" otherwise)."""
+    if transfer != "target":
+        return ""
+    return " Past widening factors were carried as the widths they grew to (transfer: target)."
 
 
 def _other_net_text(count: int | None) -> str:
