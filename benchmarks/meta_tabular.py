@@ -46,7 +46,8 @@ the k nearest past tasks' searches, pooled per task); *stream out* and *stream o
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
 "leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
 the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
-pixels permuted, a quarter of its training images; each in the base by 3 cold runs, never held out), and *near:
+pixels permuted, a quarter of its training images; each in the base by 3 cold runs, never held out; with
+`--more-variants` also turned by 15 and 45 degrees, permuted by two more seeds and half of its images), and *near:
 rotated*, *near: permuted* and *near: fewer* consult the stream-out base plus that one variant of the held-out
 stream (the issue's "CTrL-style streams" in the base); *again* is cold with another seed,
 the control (`--kinds` runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at
@@ -107,8 +108,10 @@ KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate",
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
 VARIANTS = ("rotated", "permuted", "fewer")  # the CTrL-style streams beside each dataset's (see `variant_stream`)
+MORE_VARIANTS = ("rotated15", "rotated45", "permuted2", "permuted3", "half")  # `--more-variants`: a larger pool
 DATA_NAMES = {"mnist": "mnist", "fashion": "fashion_mnist", "digits": "digits", "cifar10": "cifar10"}
 FEWER = {"digits": (40, 18)}  # training / validation images per class of the fewer variant; (50, 50) elsewhere
+HALF = {"digits": (80, 18)}  # the same for the half variant; (100, 50) elsewhere
 OTHER_START = {"hidden": [16, 16]}  # the rerun, other start kind's earlier runs: the stream from twice as wide a net
 
 
@@ -117,21 +120,24 @@ def streams(held_out: list[str]) -> list[str]:
     return [name for held in held_out for name in (held, f"{held}.shuffled")]
 
 
-def variants(held_out: list[str]) -> list[str]:
-    """The CTrL-style streams beside each dataset's natural-order stream ("mnist.rotated", ...)."""
-    return [f"{held}.{variant}" for held in held_out for variant in VARIANTS]
+def variants(held_out: list[str], more: bool = False) -> list[str]:
+    """The CTrL-style streams beside each dataset's natural-order stream ("mnist.rotated", ...); with `more`, also
+    `MORE_VARIANTS`."""
+    return [f"{held}.{variant}" for held in held_out for variant in (*VARIANTS, *(MORE_VARIANTS if more else ()))]
 
 
 def variant_stream(held: str, variant: str) -> dict[str, Any]:
     """The stream options, over meta_wide's row of `held`, of its CTrL-style `variant` (the same classes in the same
-    order): *rotated*, every image turned by 30 degrees (an input perturbation, as CTrL's S_in perturbs the input);
-    *permuted*, the pixels shuffled by one seeded permutation (CTrL's own S_in; to an MLP the same problem, drawn
-    anew); *fewer*, a quarter of the training images per class (CTrL's S_minus and S_plus vary the data)."""
+    order): *rotated*, every image turned by 30 degrees (*rotatedN*: N degrees; an input perturbation, as CTrL's
+    S_in perturbs the input); *permuted*, the pixels shuffled by one seeded permutation (*permutedN*: of seed N;
+    CTrL's own S_in, to an MLP the same problem drawn anew); *fewer*, a quarter of the training images per class,
+    *half*, half of them (CTrL's S_minus and S_plus vary the data)."""
     name = DATA_NAMES[held]
-    if variant == "fewer":
-        train, val = FEWER.get(held, (50, 50))
+    if variant in ("fewer", "half"):
+        train, val = (FEWER if variant == "fewer" else HALF).get(held, (50, 50) if variant == "fewer" else (100, 50))
         return {**(row(held)[1] or {}), "max_train_per_class": train, "max_val_per_class": val}
-    change = {"rotation": 30} if variant == "rotated" else {"permutation_seed": 1}
+    kind, number = variant.rstrip("0123456789"), variant[len(variant.rstrip("0123456789")):]
+    change = ({"rotation": int(number or 30)} if kind == "rotated" else {"permutation_seed": int(number or 1)})
     tasks = [{"dataset": name, "classes": [2 * i, 2 * i + 1], **change} for i in range(5)]
     return {"name": "yaml", "dataset": "digits", "options": {"tasks": tasks}}  # digits: the config's default
 
@@ -144,10 +150,11 @@ def row(stream: str) -> tuple[str, dict[str, Any] | None]:
     return f"{stream}-cold", None
 
 
-def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+def tables(output: Path, tasks: list[int], held_out: list[str],
+           more: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
     """Every stream's table before each of `tasks` (built when absent), the held-out datasets' second tables under
     (stream + "-holdout", task), their tables from another start (`OTHER_START`, under stream + ".start16") and
-    their CTrL-style variants' (`variant_stream`)."""
+    their CTrL-style variants' (`variant_stream`; with `more`, `MORE_VARIANTS` too)."""
     out = {}
 
     def add(key: str, path: str, stream: str, **options: Any) -> None:
@@ -163,9 +170,9 @@ def tables(output: Path, tasks: list[int], held_out: list[str]) -> dict[tuple[st
             add(stream + "-holdout", stream + "-task{task}-holdout.json", stream, seed_offset=HOLDOUT_SEED_OFFSET)
     for held in held_out:
         add(held + ".start16", held + ".start16-task{task}.json", held, net_options=OTHER_START)
-        for variant in VARIANTS:
-            add(f"{held}.{variant}", f"{held}.{variant}" + "-task{task}.json", held,
-                stream_options=variant_stream(held, variant))
+    for name in variants(held_out, more):
+        held, variant = name.split(".", 1)
+        add(name, name + "-task{task}.json", held, stream_options=variant_stream(held, variant))
     return out
 
 
@@ -200,12 +207,12 @@ def entries_of(folder: Path, base: str) -> list[Any]:
 
 
 def record_colds(colds: dict[tuple[str, int, int], list[dict]], built: dict, folder: Path, base_seeds: int,
-                 held_out: list[str]) -> None:
+                 held_out: list[str], more: bool = False) -> None:
     """Write the cold searches of seeds below `base_seeds` into their stream's knowledge base (made anew), as a
     recording grower would: a base holds a few past runs of each stream, not every seed this bench compares."""
     folder.mkdir(parents=True, exist_ok=True)
     links = {}
-    for stream in [*streams(held_out), *variants(held_out)]:
+    for stream in [*streams(held_out), *variants(held_out, more)]:
         path = folder / f"{stream}.journal"
         path.unlink(missing_ok=True)
         links[stream] = KnowledgeLink("searched", str(path), WarmStart(), 0)
@@ -250,12 +257,13 @@ def write_stream_out_bases(folder: Path, held_out: list[str]) -> None:
         fresh_base(folder / f"{held}-streams.journal", [e for stream in others for e in entries_of(folder, stream)])
 
 
-def write_ctrl_bases(folder: Path, held_out: list[str]) -> None:
+def write_ctrl_bases(folder: Path, held_out: list[str], more: bool = False) -> None:
     """Per held-out stream, `<stream>-ctrl.journal`: every other stream's cold base among the datasets' streams and
-    their CTrL-style variants (its own included: leave one stream out of a pool of related streams), and, per
+    their CTrL-style variants (its own included: leave one stream out of a pool of related streams; with `more`,
+    `MORE_VARIANTS` too), and, per
     variant, `<stream>-near <variant>.journal`: the stream-out base and that one variant of the held-out stream."""
     for held in held_out:
-        pool = [stream for stream in [*streams(held_out), *variants(held_out)] if stream != held]
+        pool = [stream for stream in [*streams(held_out), *variants(held_out, more)] if stream != held]
         fresh_base(folder / f"{held}-ctrl.journal", [e for stream in pool for e in entries_of(folder, stream)])
         out = entries_of(folder, f"{held}-streams")
         for variant in VARIANTS:
@@ -468,25 +476,27 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench_runs/meta_tabular"))
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="the searches to run and report (default: all; cold is always run, the others' reference)")
+    parser.add_argument("--more-variants", action="store_true",
+                        help=f"the ctrl kinds' pool also holds each dataset's {', '.join(MORE_VARIANTS)} variants")
     args = parser.parse_args()
     args.kinds = ["cold", *(kind for kind in args.kinds if kind != "cold")]
     args.output.mkdir(parents=True, exist_ok=True)
     held_out = args.datasets
-    built = tables(args.output, args.tasks, held_out)
+    built = tables(args.output, args.tasks, held_out, args.more_variants)
     def cold(stream: str, task: int, seed: int) -> list[dict]:
         table = built[stream, task]
         return run_sampler(table, table_space(table), "cost-gp", seed, args.trials, enqueue=[baseline(table)])
 
     colds = {(stream, task, seed): cold(stream, task, seed)  # the variants only as past runs of a base
              for stream, seeds in [*((s, args.seeds) for s in streams(held_out)),
-                                   *((s, args.base_seeds) for s in variants(held_out))]
+                                   *((s, args.base_seeds) for s in variants(held_out, args.more_variants))]
              for task in args.tasks for seed in range(seeds)}
     folder = args.output / "bases"
-    record_colds(colds, built, folder, args.base_seeds, held_out)
+    record_colds(colds, built, folder, args.base_seeds, held_out, args.more_variants)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     write_rerun_bases(built, folder, args.tasks, args.base_seeds, args.trials, held_out)
     write_stream_out_bases(folder, held_out)
-    write_ctrl_bases(folder, held_out)
+    write_ctrl_bases(folder, held_out, args.more_variants)
     runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
     consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
     runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
