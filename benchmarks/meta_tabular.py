@@ -47,7 +47,8 @@ pooled do, a base of every stream but the held-out one, its own dataset's other 
 "leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
 the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
 pixels permuted, a quarter of its training images; each in the base by 3 cold runs, never held out; with
-`--more-variants` also turned by 15 and 45 degrees, permuted by two more seeds and half of its images), and *near:
+`--more-variants` also turned by 15 and 45 degrees, permuted by two more seeds and half of its images; *ctrl out,
+pooled, cheapest first* enqueues the same points in the order of their inference FLOPs), and *near:
 rotated*, *near: permuted* and *near: fewer* consult the stream-out base plus that one variant of the held-out
 stream (the issue's "CTrL-style streams" in the base); *again* is cold with another seed,
 the control (`--kinds` runs a subset; cold always runs). Measures over seeds: trials (and search FLOPs, each trial at
@@ -104,6 +105,7 @@ KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
          "rerun, other start", "rerun, other start, target",
          "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
+         "ctrl out, pooled, cheapest first",
          "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
@@ -356,6 +358,10 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                                      "stream out", "stream out, pooled", "ctrl out",
                                      "ctrl out, pooled", *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
+                        flops = {json.dumps(p["params"], sort_keys=True): p["flops"] for p in table["points"]}
+                        cheapest = sorted(consulted[held, task, "ctrl out, pooled"].nearest,
+                                          key=lambda p: flops[json.dumps(p, sort_keys=True)])
+                        plans["ctrl out, pooled, cheapest first"] = lambda c=cheapest: run([start, *c])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
                             pooled = consulted[held, task, base_name + " pooled"]
