@@ -111,6 +111,8 @@ def test_with_transfer_target_earlier_runs_from_another_net_are_its_own_at_their
 
 
 def test_a_run_from_a_narrower_net_carries_a_wider_runs_factors_as_target_widths(tmp_path):
+    from selfgrow.report.html import _knowledge_table
+
     journal = str(tmp_path / "meta.journal")
     learn("searched", {**QUICK, "record": journal}, n_tasks=2, hidden=[32])
     entry = KnowledgeBase(journal).entries()[0]
@@ -121,8 +123,6 @@ def test_a_run_from_a_narrower_net_carries_a_wider_runs_factors_as_target_widths
         knowledge = records[1].plan.reasons["knowledge"]
         assert knowledge["transfer"] == transfer and (knowledge.get("pooled") is not None) is own
         assert ("earlier runs from another net" in knowledge) is not own
-        from selfgrow.report.html import _knowledge_table
-
         assert ("carried as the widths they grew to" in _knowledge_table(knowledge)) is own
 
 

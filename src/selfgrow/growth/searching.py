@@ -320,11 +320,12 @@ class SearchGrower(Grower):
                 reasons["decision"] = no_room
                 return self._unsearched_growth(net, head, space, baseline, context, budget, reasons)
         features, probe_flops = self.knowledge.features(learner, task)
+        sizes = self.sizes(net, space)
         reasons["warm_start"] = self._warm_start_points(space, learner, context)
         consultation = self.knowledge.consult(
             space, features, baseline,
             lambda point: self._propose(net, head, {**baseline, **point}, context, budget).over_budget is None,
-            task_identity(task), self.sizes(net, space))
+            task_identity(task), sizes)
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         largest = self._largest_growth(net, head, space, baseline, context, budget)
@@ -371,7 +372,7 @@ class SearchGrower(Grower):
             reasons["retention"] = settings
         self.chosen(net, choice, outcome, reasons)
         self.history.append({"task": task.index, "chosen": dict(choice["params"]), "best": dict(best["params"])})
-        self.knowledge.record(task, space, records, choice["params"], best["params"], features, self.sizes(net, space))
+        self.knowledge.record(task, space, records, choice["params"], best["params"], features, sizes)
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
                           retention=settings, search_flops=search_flops, adopted=adopted)
 

@@ -103,11 +103,11 @@ def _to_target(value: Any, source: str, name: str, space: dict[str, Any], source
                sizes: dict[str, float] | None) -> Any:
     """The factor of parameter `name` that takes its size now where `value` took `source`'s size then (the nearest
     of the space's numeric choices on a log scale); `value` itself where either size is unknown."""
-    from optuna.distributions import CategoricalDistribution
-
     then, now = (source_sizes or {}).get(source), (sizes or {}).get(name)
     if not (_finite(then) and _finite(now) and then > 0 and now > 0 and _finite(value) and value > 0):
         return value
+    from optuna.distributions import CategoricalDistribution
+
     wanted = math.log(value * then / now)
     dist = space.get(name)
     if isinstance(dist, CategoricalDistribution):
