@@ -42,7 +42,9 @@ the grower does, `table_sizes`); *rerun, not own* consults the same base as warm
 (`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
 table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
-the k nearest past tasks' searches, pooled per task); *stream out* and *stream out, pooled* consult, as warm and
+the k nearest past tasks' searches, pooled per task, all tried right after no growth), *pooled, guarded*, *bad
+pooled, guarded* and *ctrl out, pooled, guarded* add `guard: true` (the pooled points past the first 4 trials held
+back until those trials' first scores agree with the pool, Kendall tau > 0); *stream out* and *stream out, pooled* consult, as warm and
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
 "leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
 the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
@@ -105,7 +107,7 @@ KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
          "rerun, other start", "rerun, other start, target",
          "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
-         "ctrl out, pooled, cheapest first",
+         "ctrl out, pooled, cheapest first", "pooled, guarded", "bad pooled, guarded", "ctrl out, pooled, guarded",
          "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
@@ -296,11 +298,13 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 out[held, task, base] = consult(base, surrogate=PROPOSALS, prior=True)
                 out[held, task, base + " by scores"] = consult(base, similar="scores", consensus=CONSENSUS)
                 out[held, task, base + " pooled"] = consult(base, propose="pooled")
+                out[held, task, base + " pooled, guarded"] = consult(base, propose="pooled", guard=True)
             out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
             out[held, task, "stream out"] = consult("streams")
             out[held, task, "stream out, pooled"] = consult("streams", propose="pooled")
             out[held, task, "ctrl out"] = consult("ctrl")
             out[held, task, "ctrl out, pooled"] = consult("ctrl", propose="pooled")
+            out[held, task, "ctrl out, pooled, guarded"] = consult("ctrl", propose="pooled", guard=True)
             for variant in VARIANTS:
                 out[held, task, f"near: {variant}"] = consult(f"near {variant}")
             out[held, task, "rerun"] = consult("rerun")
@@ -364,8 +368,11 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                         plans["ctrl out, pooled, cheapest first"] = lambda c=cheapest: run([start, *c])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
-                            pooled = consulted[held, task, base_name + " pooled"]
-                            plans[name] = lambda o=pooled: run([start, *o.nearest])
+                            for guarded in ("", ", guarded"):
+                                pooled = consulted[held, task, base_name + " pooled" + guarded]
+                                plans[name + guarded] = lambda o=pooled: run([start, *o.nearest], later=o.later)
+                        guarded = consulted[held, task, "ctrl out, pooled, guarded"]
+                        plans["ctrl out, pooled, guarded"] = lambda o=guarded: run([start, *o.nearest], later=o.later)
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)
@@ -423,6 +430,19 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
                                    f"({c['distance']:.2f})" for c in offered.reasons["consulted"])]
             for (held, task, base), offered in consulted.items()
             if base in ("others", "rerun", "rerun, not own", "rerun, other start", "stream out", "ctrl out")]
+
+
+def guard_rows(consulted: dict) -> list[list[Any]]:
+    """What each guarded pool's check found after the search's first trials (the same for every seed: those trials are
+    no growth and the pool's first points): the tau between its prediction and their scores, and whether the points
+    it held back were tried."""
+    rows = []
+    for (held, task, base), offered in consulted.items():
+        guard = (offered.reasons or {}).get("pooled", {}).get("guard") if base.endswith(", guarded") else None
+        if guard is not None:
+            rows.append([held, task, base, len(guard["held back"]), guard.get("tau", "never asked"),
+                         guard.get("enqueued", "")])
+    return rows
 
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:
@@ -511,6 +531,7 @@ def main() -> None:
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
     print(format_table(consulted_rows(consulted), ["held out", "task", "base", "consulted (distance)"]))
+    print(format_table(guard_rows(consulted), ["held out", "task", "base", "held back", "guard's tau", "tried"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
                "parsimony pick, re-measured", "screened"]

@@ -189,5 +189,5 @@ def test_similar_scores_is_refused_with_a_prior_with_a_bad_value_and_with_search
         build_grower("searched", warm_start={"from": "x", "consensus": -1})
     learner, _ = learn("searched", {**QUICK, "record": None}, n_tasks=1)
     learner.search_backend = object()
-    with pytest.raises(SelfgrowError, match="similar: scores needs the search in this process"):
+    with pytest.raises(SelfgrowError, match="needs the search in this process"):
         learner.grower._search(learner, None, {}, [], None, later=Later(1, lambda records: []))

@@ -8,7 +8,7 @@ import math
 import pytest
 from optuna.distributions import distribution_to_json
 from search_fixtures import QUICK, digits_run, learn
-from test_meta_agreement import BASELINE, POINTS, SPACE, narrower, wider
+from test_meta_agreement import BASELINE, POINTS, SPACE, first_trials, narrower, wider
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.growth import build_grower
@@ -66,9 +66,34 @@ def test_without_earlier_runs_of_the_task_the_nearest_tasks_are_pooled(tmp_path)
     # the task's earlier runs beyond max_distance are not its own past: the nearest tasks again
     far = pooled(journal, max_distance=0.5).consult(SPACE, HERE, BASELINE, task_key="task-a")
     assert [row["task_key"] for row in far.reasons["consulted"]] == ["task-c"]
-    # two tasks pooled: 4 points, none of them no growth
+    # two tasks pooled: 4 points, none of them no growth, all of them up front
     both = pooled(journal, k=2).consult(SPACE, HERE, BASELINE, task_key="task-new")
-    assert len(both.nearest) == 4 and len(both.reasons["consulted"]) == 2
+    assert len(both.nearest) == 4 and len(both.reasons["consulted"]) == 2 and both.later is None
+
+
+def test_the_guard_holds_back_the_pooled_points_past_the_first_trials_until_those_agree_with_the_pool(tmp_path):
+    journal = base(tmp_path, search("a", wider, "task-a"), search("b", wider, "task-b", level=0.7))
+    offered = pooled(journal, k=3, after=3, guard=True).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    unguarded = pooled(journal, k=3, after=3).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    assert len(unguarded.nearest) == 6 and unguarded.later is None  # 2k points, all up front
+    # the first after - 1 = 2 points fill the first 3 trials beside no growth; the rest wait for the first scores
+    assert offered.nearest == unguarded.nearest[:2] and offered.later.after == 3
+    guard = offered.reasons["pooled"]["guard"]
+    assert guard["held back"] == unguarded.nearest[2:]
+    # the first trials rank as the pool does (width pays): the rest enqueued
+    assert offered.later.points(first_trials(wider)) == unguarded.nearest[2:]
+    assert guard["tau"] > 0 and guard["enqueued"] is True
+    # they rank the other way (a misleading pool): nothing more from it, the sampler goes on
+    assert offered.later.points(first_trials(narrower)) == [] and guard["tau"] < 0 and guard["enqueued"] is False
+    # too few distinct trained points to compare: asked again after the next batch
+    assert offered.later.points(first_trials(wider)[:2]) is None and "fewer than 3" in guard["tau"]
+
+
+def test_the_guard_leaves_this_tasks_own_earlier_runs_up_front(tmp_path):
+    journal = base(tmp_path, search("a1", wider, "task-a"), search("a2", wider, "task-a", level=0.7))
+    offered = pooled(journal, k=3, after=2, guard=True).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert offered.reasons["pooled"]["same task"] is True
+    assert len(offered.nearest) == 6 and offered.later is None and "guard" not in offered.reasons["pooled"]
 
 
 def test_earlier_runs_of_the_task_from_a_net_of_another_size_are_not_its_own(tmp_path):
@@ -136,6 +161,15 @@ def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():
                  "pooled": {"tasks": 1, "same task": True, "proposed": [point]}}
     page = _knowledge_table(knowledge)
     assert "this very task&#x27;s earlier runs" in page and "searches pooled" in page and "8.0" in page
+    assert "held back" not in page
+    guard = {"after": 4, "held back": [point, point]}
+    for found, said in ((None, "the search ended before"), ({"tau": "fewer than 3 distinct trained points: asked again"},
+                                                             "fewer than 3 distinct"),
+                        ({"tau": 0.33, "enqueued": True}, "Kendall tau 0.33, so they were tried next"),
+                        ({"tau": -0.5, "enqueued": False}, "Kendall tau -0.50, so they were never tried")):
+        knowledge["pooled"]["guard"] = {**guard, **(found or {})}
+        page = _knowledge_table(knowledge)
+        assert "The last 2 were held back until the first 4 trials were scored" in page and said in page
 
 
 def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
@@ -145,6 +179,8 @@ def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
         build_grower("searched", warm_start={"from": "x", "similar": "scores", "propose": "pooled"})
     with pytest.raises(SelfgrowError, match="'own' \\(true or false"):
         build_grower("searched", warm_start={"from": "x", "own": 1})
+    with pytest.raises(SelfgrowError, match="'guard' \\(true or false"):
+        build_grower("searched", warm_start={"from": "x", "guard": "yes"})
 
 
 def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_after_no_growth(tmp_path):
@@ -161,3 +197,22 @@ def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_
         proposed = knowledge["pooled"]["proposed"]
         assert 1 <= len(proposed) <= 2 and tried[1:1 + len(proposed)] == proposed  # no growth first, then them
     assert "earlier runs" in (run_dir / "report.html").read_text()
+
+
+def test_a_guarded_pool_in_a_real_run_tries_its_held_back_points_only_when_the_first_trials_agreed(tmp_path):
+    journal = str(tmp_path / "meta.journal")
+    options = {**QUICK, "n_trials": 5, "halving_batch": 3, "warm_start": 0}
+    digits_run(tmp_path / "cold", "searched", {**options, "record": journal})
+    run_dir, growth = digits_run(tmp_path / "pooled", "searched", {
+        **options, "record": None, "warm_start": {"from": journal, "k": 2, "max_distance": 10, "within": 0,
+                                                  "own": False, "propose": "pooled", "after": 3,
+                                                  "guard": True}})
+    for plan in growth:
+        pooled = plan["reasons"]["knowledge"]["pooled"]
+        guard, proposed = pooled["guard"], pooled["proposed"]
+        assert pooled["same task"] is False and guard["held back"] == proposed[2:] and guard["after"] == 3
+        tried = [c["params"] for c in plan["candidates"]]
+        assert tried[1:3] == proposed[:2]  # no growth, then the two pooled points that fill the first 3 trials
+        assert isinstance(guard["tau"], float)  # three distinct points scored: compared after the first batch
+        assert (tried[3:] == proposed[2:4]) is guard["enqueued"]  # the next batch: held-back points, or the sampler's
+    assert "were held back until the first 3 trials were scored" in (run_dir / "report.html").read_text()

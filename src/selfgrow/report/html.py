@@ -143,7 +143,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
         proposed = "; ".join(json.dumps(p, sort_keys=True) for p in pooled["proposed"]) or "nothing"
         return (f"<p>Warm start from the knowledge base {base}: {html.escape(which)} (every search of each pooled "
                 f"into a model of its scores) proposed the points predicted best on average over them: "
-                f"{html.escape(proposed)}.{surrogate}</p>" + _table(rows, header))
+                f"{html.escape(proposed)}.{_guard_text(pooled.get('guard'))}{surrogate}</p>" + _table(rows, header))
     how = (f"whose scores rank this search's first {knowledge['after']} trials as they scored (Kendall tau), each by "
            "its nearest search, proposed their chosen and most accurate points, tried next" if by_scores else
            "(each by its nearest search) proposed their chosen and most accurate points")
@@ -167,6 +167,20 @@ def _other_net_text(count: int | None) -> str:
     return (f" {count} earlier run{'s' if count > 1 else ''} of this very task grew a net of another size (beyond "
             f"{SAME_NET_RATIO:g}x its parameters), whose relative growth means other nets here: not consulted as its "
             "own past.")
+
+
+def _guard_text(guard: dict | None) -> str:
+    """The sentence on the pooled points held back until the first trials agreed with the pool ("" without)."""
+    if not guard:
+        return ""
+    held = f" The last {len(guard['held back'])} were held back until the first {guard['after']} trials were scored"
+    tau = guard.get("tau")
+    if tau is None:
+        return held + ": the search ended before."
+    if isinstance(tau, str):
+        return f"{held}: {html.escape(tau)}."
+    verdict = "so they were tried next" if guard["enqueued"] else "so they were never tried, the sampler went on"
+    return f"{held}: the pool's predictions ranked those as they scored at Kendall tau {tau:.2f}, {verdict}."
 
 
 def _none_consulted(knowledge: dict) -> str:

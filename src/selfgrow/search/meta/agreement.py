@@ -20,6 +20,10 @@ the distance, whichever the new task resembles, as learnt initialisations of hyp
 across datasets (Wistuba et al. 2015). Measured level with the nearest tasks' points (1.52x against 1.50x; an oracle
 choice of past tasks reads 1.44x): what the base teaches is which growth tends to pay, not which past task is alike.
 
+The pooled warm start's guard (`guard: true`) asks the same of the pool's mean prediction (`pool_agreement`) before
+it enqueues the pooled points past the first trials; measured without a gain (BENCHMARKS.md, "A guard for pooled
+points": a misleading base's points still beat no growth there, so 4 first scores do not tell it from a good one).
+
 Deviation from RGPE: it weights an ensemble of the past GPs inside the acquisition function; here the agreeing past
 tasks' points are enqueued after the first trials instead, so the two ways of choosing past tasks compare on the same
 footing, and any sampler keeps working.
@@ -54,11 +58,7 @@ class PastTask:
                   baseline: dict[str, Any]) -> float:
         """Kendall tau between this task's predicted scores of `points` and their measured `scores` (0 when either
         side is constant)."""
-        from scipy.stats import kendalltau
-
-        predicted = self.model.predict(np.array([unit_encode({**baseline, **p}, space) for p in points]))
-        tau = kendalltau(predicted, scores).statistic
-        return float(tau) if math.isfinite(tau) else 0.0
+        return _tau(self.model.predict(np.array([unit_encode({**baseline, **p}, space) for p in points])), scores)
 
 
 def past_tasks(within: Sequence[tuple[Entry, float]], space: dict[str, Any], baseline: dict[str, Any],
@@ -107,6 +107,17 @@ def agreements(tasks: Sequence[PastTask], records: Sequence[dict[str, Any]], spa
     return sorted(rated, key=lambda pair: (-pair[1], pair[0].distance, pair[0].key))
 
 
+def pool_agreement(tasks: Sequence[PastTask], records: Sequence[dict[str, Any]], space: dict[str, Any],
+                   baseline: dict[str, Any]) -> float | None:
+    """Kendall tau between the past `tasks`' mean prediction (what the pooled warm start ranks by) and the search's
+    first scores; None with fewer than `MIN_OBSERVED` distinct trained points."""
+    points, scores = first_scores(records)
+    if len(points) < MIN_OBSERVED:
+        return None
+    x = np.array([unit_encode({**baseline, **p}, space) for p in points])
+    return _tau(np.mean([task.model.predict(x) for task in tasks], axis=0), scores)
+
+
 def consensus(tasks: Sequence[PastTask], space: dict[str, Any], baseline: dict[str, Any], n: int, seed: int,
               feasible: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
     """The `n` `feasible` points of the space (not the no-growth `baseline`) with the highest mean predicted relative
@@ -143,6 +154,14 @@ def unit_encode(point: dict[str, Any], space: dict[str, Any]) -> list[float]:
             low, high, value = math.log(low), math.log(high), math.log(value)
         row.append((value - low) / (high - low) if high > low else 0.0)
     return row
+
+
+def _tau(predicted: Sequence[float], scores: Sequence[float]) -> float:
+    """Kendall tau between predicted and measured scores (0 when either side is constant)."""
+    from scipy.stats import kendalltau
+
+    tau = kendalltau(predicted, scores).statistic
+    return float(tau) if math.isfinite(tau) else 0.0
 
 
 def _gaussian_process(seed: int) -> Any:

@@ -4,7 +4,8 @@ Before a search it measures the task's meta-features (when it records or consult
 source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
 when the base holds any from a net of about the current one's size (`own`); otherwise the transferred best points
 of the `k` most similar past tasks (each by its nearest search, `selfgrow.search.meta.transfer`, or, with `propose:
-pooled`, the points predicted best over all their searches): by meta-features before the search, or, with
+pooled`, the points predicted best over all their searches, with `guard: true` those past the search's first `after`
+trials held back until those trials' scores agree with the pool): by meta-features before the search, or, with
 `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
 (`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past
 task within `max_distance`; with
@@ -26,7 +27,7 @@ from typing import Any
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.engine import Later
-from selfgrow.search.meta.agreement import MIN_OBSERVED, PastTask, agreements, consensus, past_tasks
+from selfgrow.search.meta.agreement import MIN_OBSERVED, PastTask, agreements, consensus, past_tasks, pool_agreement
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features, task_identity
 from selfgrow.search.meta.surrogate import Surrogate, relative_scores
@@ -48,7 +49,10 @@ class WarmStart:
     one's size (`transfer.same_net`), when the base holds any within `max_distance`, are consulted alone, pooled,
     whatever `propose` says (with `similar: features`); `transfer`: past points carried as "relative" actions or,
     where the past search recorded the sizes its factors acted on, as the "target" sizes they grew to (then its
-    earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`)."""
+    earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`); `guard`: with `propose: pooled`
+    over other tasks, only the pooled points that fill the search's first `after` trials beside no growth are
+    enqueued up front, the rest once those trials' first scores agree with the pool's predictions (Kendall tau > 0),
+    so a base that ranks this task's points the other way costs those trials, not all 2k."""
 
     within: int = 2
     source: str | None = None
@@ -62,20 +66,21 @@ class WarmStart:
     propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
     own: bool = True  # measured there too, and in "Earlier runs of the same stream from another net"
     transfer: str = "relative"  # "target": measured without a gain (BENCHMARKS.md, "Past points as target widths")
+    guard: bool = False  # measured without a gain (BENCHMARKS.md, "A guard for pooled points")
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
         """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior, similar, after,
-        consensus, propose, own}; SelfgrowError otherwise."""
+        consensus, propose, own, transfer, guard}; SelfgrowError otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
         numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0),
                    "after": (int, 1), "consensus": (int, 0)}
         similar, propose = value.get("similar", cls.similar), value.get("propose", cls.propose)
         if not (isinstance(value.get("from"), str)
-                and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", *numbers}
+                and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", *numbers}
                 and value.get("transfer", cls.transfer) in ("relative", "target")
-                and isinstance(value.get("prior", False), bool) and isinstance(value.get("own", True), bool)
+                and all(isinstance(value.get(key, False), bool) for key in ("prior", "own", "guard"))
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
                 and not (similar == "scores" and value.get("prior")) and all(
@@ -93,13 +98,15 @@ class WarmStart:
                                 "what the past tasks chosen by features offer, with 'similar: features' only), "
                                 "'own' (true or false: this task's earlier runs consulted alone when the base holds "
                                 "them) and 'transfer' ('relative' or 'target': past widening factors as they were, "
-                                "or as the widths they grew to).")
+                                "or as the widths they grew to), 'guard' (true or false: pooled points past the "
+                                "first 'after' trials held back until those trials agree with the pool).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
                    consensus=value.get("consensus", cls.consensus), propose=propose,
-                   own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer))
+                   own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer),
+                   guard=value.get("guard", cls.guard))
 
 
 @dataclass
@@ -136,6 +143,7 @@ class KnowledgeLink:
         self.propose = warm.propose
         self.own = warm.own
         self.transfer = warm.transfer
+        self.guard = warm.guard
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -191,12 +199,15 @@ class KnowledgeLink:
         tasks = (past_tasks(within, space, baseline, self.seed, sizes)
                  if self.similar == "scores" or self.consensus or pools_others else [])
         pooled = own or (tasks[:self.k] if pools_others else [])
+        later: Later | None = None
         if pooled:
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
             points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
+            if pools_others and self.guard:
+                points, later = self._guarded(pooled, points, space, baseline, reasons["pooled"])
         else:
             points = _proposals(chosen, space, reasons["consulted"], sizes)
-        later, shared = None, []
+        shared = []
         if self.consensus:
             shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
             reasons["consensus"] = {"tasks": len(tasks), "proposed": shared}
@@ -227,6 +238,26 @@ class KnowledgeLink:
                                  for task in tasks]
         reasons["pooled"] = {"tasks": len(tasks), "same task": same_task, "proposed": points}
         return points
+
+    def _guarded(self, tasks: list[PastTask], points: list[dict[str, Any]], space: dict[str, Any],
+                 baseline: dict[str, Any], pooled: dict[str, Any]) -> tuple[list[dict[str, Any]], Later | None]:
+        """The pooled `points` that fill the search's first `after` trials beside no growth, and the rest as a `Later`
+        that enqueues them once those trials' first scores agree with the pool's mean prediction (tau > 0), else
+        nothing; what it found goes into the reasons' `pooled` ("guard")."""
+        first, rest = points[:max(self.after - 1, 0)], points[max(self.after - 1, 0):]
+        if not rest:
+            return first, None
+        guard = pooled["guard"] = {"after": self.after, "held back": rest}
+
+        def checked(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            tau = pool_agreement(tasks, records, space, baseline)
+            if tau is None:  # repeats among the first trials: asked again after the next batch
+                guard["tau"] = f"fewer than {MIN_OBSERVED} distinct trained points: asked again after the next batch"
+                return None
+            guard.update(tau=round(tau, 4), enqueued=tau > 0)
+            return rest if tau > 0 else []
+
+        return first, Later(self.after, checked)
 
     def _by_scores(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
                    reasons: dict[str, Any], sizes: dict[str, float] | None) -> Later:
