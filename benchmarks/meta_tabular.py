@@ -432,16 +432,19 @@ def consulted_rows(consulted: dict) -> list[list[Any]]:
             if base in ("others", "rerun", "rerun, not own", "rerun, other start", "stream out", "ctrl out")]
 
 
-def guard_rows(consulted: dict) -> list[list[Any]]:
+def guard_rows(consulted: dict, built: dict) -> list[list[Any]]:
     """What each guarded pool's check found after the search's first trials (the same for every seed: those trials are
-    no growth and the pool's first points): the tau between its prediction and their scores, and whether the points
-    it held back were tried."""
+    no growth and the pool's first points, whose table scores it lists): the tau between its prediction and their
+    scores, and whether the points it held back were tried."""
     rows = []
     for (held, task, base), offered in consulted.items():
         guard = (offered.reasons or {}).get("pooled", {}).get("guard") if base.endswith(", guarded") else None
         if guard is not None:
-            rows.append([held, task, base, len(guard["held back"]), guard.get("tau", "never asked"),
-                         guard.get("enqueued", "")])
+            table = built[held, task]
+            scores = {json.dumps(p["params"], sort_keys=True): p["score"] for p in table["points"]}
+            first = [scores[json.dumps(p, sort_keys=True)] for p in (baseline(table), *offered.nearest)]
+            rows.append([held, task, base, ", ".join(f"{score:.3f}" for score in first), len(guard["held back"]),
+                         guard.get("tau", "never asked"), guard.get("enqueued", "")])
     return rows
 
 
@@ -531,7 +534,8 @@ def main() -> None:
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
     print(format_table(consulted_rows(consulted), ["held out", "task", "base", "consulted (distance)"]))
-    print(format_table(guard_rows(consulted), ["held out", "task", "base", "held back", "guard's tau", "tried"]))
+    print(format_table(guard_rows(consulted, built), ["held out", "task", "base", "first scores (no growth first)",
+                                                      "held back", "guard's tau", "tried"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
                "parsimony pick, re-measured", "screened"]
