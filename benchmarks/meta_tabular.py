@@ -108,6 +108,7 @@ KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate",
          "rerun, other start", "rerun, other start, target",
          "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
          "ctrl out, pooled, cheapest first", "pooled, guarded", "bad pooled, guarded", "ctrl out, pooled, guarded",
+         "pooled, beside the sampler", "bad pooled, beside the sampler", "ctrl out, pooled, beside the sampler",
          "near: rotated", "near: permuted", "near: fewer")
 CONSENSUS = 6  # the consensus kinds' points: as many as the warm start's k = 3 past tasks propose
 PROPOSALS = 2  # the surrogate's proposals, as the real-run surrogate bench (meta_surrogate.yaml) tries
@@ -373,6 +374,11 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                                 plans[name + guarded] = lambda o=pooled: run([start, *o.nearest], later=o.later)
                         guarded = consulted[held, task, "ctrl out, pooled, guarded"]
                         plans["ctrl out, pooled, guarded"] = lambda o=guarded: run([start, *o.nearest], later=o.later)
+                        for name, key in (("pooled", "others pooled"), ("bad pooled", "bad pooled"),
+                                          ("ctrl out, pooled", "ctrl out, pooled")):
+                            pool = consulted[held, task, key].nearest
+                            plans[f"{name}, beside the sampler"] = lambda p=pool: run(
+                                [start, *p[:1]], later=beside_the_sampler(start, p))
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)
@@ -380,6 +386,21 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if kind != "cold":
                         out[kind, held, task, seed] = plans[kind]()
     return out
+
+
+def beside_the_sampler(start: dict[str, Any], pool: list[dict]) -> Later:
+    """The pool's points past its first, enqueued after the first batch (no growth, the pool's first point and the
+    sampler's first points) only if that first point scored above every sampler's point there: a pool trusted once it
+    beats an alternative, not no growth."""
+    def rest(records: list[dict]) -> list[dict]:
+        if not pool:
+            return []
+        first = {json.dumps(r["params"], sort_keys=True): r["accuracy"] for r in records if r.get("status") == "complete"}
+        mine, start_key = json.dumps(pool[0], sort_keys=True), json.dumps(start, sort_keys=True)
+        others = [score for key, score in first.items() if key not in (start_key, mine)]
+        return pool[1:] if mine in first and all(first[mine] > score for score in others) else []
+
+    return Later(4, rest)
 
 
 def best_score(records: list[dict]) -> float:
