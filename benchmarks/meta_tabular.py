@@ -44,7 +44,9 @@ table, the most any base could know of the task before its search (an upper boun
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
 the k nearest past tasks' searches, pooled per task, all tried right after no growth), *pooled, guarded*, *bad
 pooled, guarded* and *ctrl out, pooled, guarded* add `guard: true` (the pooled points past the first 4 trials held
-back until those trials' first scores agree with the pool, Kendall tau > 0); *stream out* and *stream out, pooled* consult, as warm and
+back until those trials' first scores agree with the pool, Kendall tau > 0); the same three *..., beside the sampler*
+enqueue only the pool's first point beside no growth and trust the rest once it beats the sampler's first points
+(`beside_the_sampler`); *stream out* and *stream out, pooled* consult, as warm and
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
 "leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
 the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
