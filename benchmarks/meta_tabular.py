@@ -83,7 +83,8 @@ from typing import Any
 
 from meta_warm_start import EPS, dataset, fresh_base, until, write_bases
 from proxy_fidelity import kendall_tau
-from sampler_search import HOLDOUT_SEED_OFFSET, build_table, cached_table, run_sampler, table_space
+from sampler_search import (HOLDOUT_SEED_OFFSET, build_table, cached_table, point_key, run_sampler, table_space,
+                            table_values)
 
 from selfgrow.growth import build_grower
 from selfgrow.nets import build
@@ -363,21 +364,18 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
                         for name in ("rerun", "rerun, not own", "rerun, other start", "rerun, other start, target",
                                      "stream out", "stream out, pooled", "ctrl out",
-                                     "ctrl out, pooled", *(f"near: {variant}" for variant in VARIANTS)):
+                                     *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
-                        flops = {json.dumps(p["params"], sort_keys=True): p["flops"] for p in table["points"]}
+                        flops = table_values(table, "flops")
                         cheapest = sorted(consulted[held, task, "ctrl out, pooled"].nearest,
-                                          key=lambda p: flops[json.dumps(p, sort_keys=True)])
+                                          key=lambda p: flops[point_key(p)])
                         plans["ctrl out, pooled, cheapest first"] = lambda c=cheapest: run([start, *c])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
-                        for name, base_name in (("pooled", "others"), ("bad pooled", "bad")):
-                            for guarded in ("", ", guarded"):
-                                pooled = consulted[held, task, base_name + " pooled" + guarded]
-                                plans[name + guarded] = lambda o=pooled: run([start, *o.nearest], later=o.later)
-                        guarded = consulted[held, task, "ctrl out, pooled, guarded"]
-                        plans["ctrl out, pooled, guarded"] = lambda o=guarded: run([start, *o.nearest], later=o.later)
                         for name, key in (("pooled", "others pooled"), ("bad pooled", "bad pooled"),
                                           ("ctrl out, pooled", "ctrl out, pooled")):
+                            for kind, offered_pool in ((name, consulted[held, task, key]),
+                                                       (f"{name}, guarded", consulted[held, task, f"{key}, guarded"])):
+                                plans[kind] = lambda o=offered_pool: run([start, *o.nearest], later=o.later)
                             pool = consulted[held, task, key].nearest
                             plans[f"{name}, beside the sampler"] = lambda p=pool: run(
                                 [start, *p[:1]], later=beside_the_sampler(start, p))
@@ -397,8 +395,8 @@ def beside_the_sampler(start: dict[str, Any], pool: list[dict]) -> Later:
     def rest(records: list[dict]) -> list[dict]:
         if not pool:
             return []
-        first = {json.dumps(r["params"], sort_keys=True): r["accuracy"] for r in records if r.get("status") == "complete"}
-        mine, start_key = json.dumps(pool[0], sort_keys=True), json.dumps(start, sort_keys=True)
+        first = {point_key(r["params"]): r["accuracy"] for r in records if r.get("status") == "complete"}
+        mine, start_key = point_key(pool[0]), point_key(start)
         others = [score for key, score in first.items() if key not in (start_key, mine)]
         return pool[1:] if mine in first and all(first[mine] > score for score in others) else []
 
@@ -413,7 +411,7 @@ def best_score(records: list[dict]) -> float:
 def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, float]:
     """The held-out table's scores of the search's best find and of the parsimony rule's pick."""
     best, pick = best_and_pick(records)
-    return holdout[json.dumps(best["params"], sort_keys=True)], holdout[json.dumps(pick["params"], sort_keys=True)]
+    return holdout[point_key(best["params"])], holdout[point_key(pick["params"])]
 
 
 def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str],
@@ -426,8 +424,7 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
         to_cold, symmetric_pairs, finds, screened = [], [], [], 0
         for held in held_out:
             for task in tasks:
-                holdout = {json.dumps(p["params"], sort_keys=True): p["score"]
-                           for p in built[held + "-holdout", task]["points"]}
+                holdout = table_values(built[held + "-holdout", task], "score")
                 for seed in range(seeds):
                     cold, ours = runs["cold", held, task, seed], runs[kind, held, task, seed]
                     to_cold.append(until({"candidates": ours}, best_score(cold)))
@@ -464,8 +461,8 @@ def guard_rows(consulted: dict, built: dict) -> list[list[Any]]:
         guard = (offered.reasons or {}).get("pooled", {}).get("guard") if base.endswith(", guarded") else None
         if guard is not None:
             table = built[held, task]
-            scores = {json.dumps(p["params"], sort_keys=True): p["score"] for p in table["points"]}
-            first = [scores[json.dumps(p, sort_keys=True)] for p in (baseline(table), *offered.nearest)]
+            scores = table_values(table, "score")
+            first = [scores[point_key(p)] for p in (baseline(table), *offered.nearest)]
             rows.append([held, task, base, ", ".join(f"{score:.3f}" for score in first), len(guard["held back"]),
                          guard.get("tau", "never asked"), guard.get("enqueued", "")])
     return rows
@@ -473,7 +470,7 @@ def guard_rows(consulted: dict, built: dict) -> list[list[Any]]:
 
 def ordered_scores(table: dict[str, Any]) -> list[float]:
     """A table's scores in one order of its points (their parameters as sorted JSON), for rank correlations."""
-    return [p["score"] for p in sorted(table["points"], key=lambda p: json.dumps(p["params"], sort_keys=True))]
+    return [p["score"] for p in sorted(table["points"], key=lambda p: point_key(p["params"]))]
 
 
 def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
@@ -499,13 +496,12 @@ def other_start_taus(table: dict[str, Any], other: dict[str, Any], task: int, he
     widths the other start's points reach exactly as target widths (`transfer: target`), each paired once as the
     target widths pair them and once by the same relative actions."""
     space, sizes, other_sizes = table_space(table), table_sizes(table), table_sizes(other)
-    scores = {json.dumps(p["params"], sort_keys=True): p["score"] for p in table["points"]}
-    relative = {json.dumps(p["params"], sort_keys=True): p["score"] for p in other["points"]}
+    scores, relative = table_values(table, "score"), table_values(other, "score")
     pairs = []
     for point in other["points"]:
         moved = transfer(point["params"], list(point["params"]), space, other_sizes, sizes)
         if all(moved[k] * sizes[k] == point["params"][k] * other_sizes[k] for k in sizes):
-            key = json.dumps(moved, sort_keys=True)
+            key = point_key(moved)
             pairs.append((scores[key], point["score"], relative[key]))
     mine, as_target, as_relative = zip(*pairs)
     return [[task, held, f"{held}.start16 ({len(pairs)} points as target widths)", kendall_tau(mine, as_target)],

@@ -137,6 +137,16 @@ def build_table(bench_file: Path, method: str, space: dict[str, Any], epochs: in
     return out
 
 
+def point_key(params: dict[str, Any]) -> str:
+    """A table point's key: its parameters as sorted JSON."""
+    return json.dumps(params, sort_keys=True)
+
+
+def table_values(table: dict[str, Any], field: str) -> dict[str, Any]:
+    """Each point's `field` ("score", "flops", ...) by its `point_key`."""
+    return {point_key(p["params"]): p[field] for p in table["points"]}
+
+
 def table_space(table: dict[str, Any]) -> dict[str, Any]:
     """The Optuna search space of a table's points (widening factors categorical, insertions 0..max_deepen)."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -159,7 +169,7 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
     spending its point's inference FLOPs, which rank the points' training costs; those over `max_flops` proposed
     as over the budget); `enqueue`: points tried first, `prior`: the cost-gp sampler's, `screen`: what turns
     sampled points away untrained, `later`: points enqueued after the first trials (as `run_search` takes them)."""
-    by_params = {json.dumps(p["params"], sort_keys=True): p for p in table["points"]}
+    by_params = {point_key(p["params"]): p for p in table["points"]}
 
     class Lookup:
         def __init__(self, entry: dict[str, Any]) -> None:
@@ -170,12 +180,12 @@ def run_sampler(table: dict[str, Any], space: dict[str, Any], sampler: str, seed
             return {"accuracy": self.entry["score"], "se": self.entry["se"]}
 
     def entry(params: dict[str, Any]) -> dict[str, Any]:
-        return by_params[json.dumps(params, sort_keys=True)]
+        return by_params[point_key(params)]
 
     def propose(params: dict[str, Any]) -> Proposal:
         found = entry(params)
         over = max_flops is not None and found["flops"] > max_flops
-        return Proposal(key=json.dumps(params, sort_keys=True), cost=float(found["flops"]),
+        return Proposal(key=point_key(params), cost=float(found["flops"]),
                         over_budget=f"{found['flops']} inference FLOPs > max_flops {max_flops}" if over else None)
 
     settings = SearchSettings(n_trials=trials, sampler=sampler, epochs=[1], halving_batch=4, seed=seed,
@@ -208,7 +218,7 @@ def found_measures(records: list[dict[str, Any]], top_flops: float, rule_best: f
     out = [max(s for s, _ in pts), hypervolume([(s, c / top_flops) for s, c in pts]), rule_best - pts[pick][0]]
     if second:
         best = max(found, key=lambda r: (r["accuracy"], -r["cost"]))
-        out.append(second[json.dumps(best["params"], sort_keys=True)])
+        out.append(second[point_key(best["params"])])
     return out
 
 
@@ -266,7 +276,7 @@ def main() -> None:
     best_score = max(s for s, _ in whole)
     rule_best = within[select(whole, "parsimony", errors=[p["se"] for p in within])]["score"]
     lowest = min(within, key=lambda p: p["score"])
-    second = {json.dumps(p["params"], sort_keys=True): p["score"] for p in holdout["points"]} if holdout else {}
+    second = table_values(holdout, "score") if holdout else {}
     checkpoints = [k for k in (4, 8, 12, 16, 24, 32, 48) if k <= args.trials]
     rows, per_seed = [], {}
     samplers = [*dict.fromkeys([*args.samplers, "random"])]
@@ -287,7 +297,7 @@ def main() -> None:
     headers = ["sampler", "trials", "best score", "hypervolume", "parsimony regret"]
     if holdout:
         top = max(table["points"], key=lambda p: p["score"])
-        print(f"held-out table: the first table's best point re-measured {second[json.dumps(top['params'], sort_keys=True)]:.4f}"
+        print(f"held-out table: the first table's best point re-measured {second[point_key(top['params'])]:.4f}"
               f", the held-out table's own best {max(second.values()):.4f}")
         headers.append("best find, re-measured")
     print(format_table(rows, headers))

@@ -163,8 +163,8 @@ def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():
     assert "this very task&#x27;s earlier runs" in page and "searches pooled" in page and "8.0" in page
     assert "held back" not in page
     guard = {"after": 4, "held back": [point, point]}
-    for found, said in ((None, "the search ended before"), ({"tau": "fewer than 3 distinct trained points: asked again"},
-                                                             "fewer than 3 distinct"),
+    for found, said in ((None, "the search ended before"),
+                        ({"tau": "fewer than 3 distinct trained points: asked again"}, "fewer than 3 distinct"),
                         ({"tau": 0.33, "enqueued": True}, "Kendall tau 0.33, so they were tried next"),
                         ({"tau": -0.5, "enqueued": False}, "Kendall tau -0.50, so they were never tried")):
         knowledge["pooled"]["guard"] = {**guard, **(found or {})}
@@ -181,6 +181,8 @@ def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
         build_grower("searched", warm_start={"from": "x", "own": 1})
     with pytest.raises(SelfgrowError, match="'guard' \\(true or false"):
         build_grower("searched", warm_start={"from": "x", "guard": "yes"})
+    with pytest.raises(SelfgrowError, match="with 'propose: pooled' only"):  # the chosen points have no pool to check
+        build_grower("searched", warm_start={"from": "x", "guard": True})
 
 
 def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_after_no_growth(tmp_path):

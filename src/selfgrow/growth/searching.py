@@ -64,8 +64,9 @@ of their searches pooled into a model whose 2k best points are enqueued (`own`, 
 "Earlier runs of the same stream"); past points are carried as relative actions, or with `transfer: target` as the
 widths they grew to (`sizes`: then earlier runs of the task from any net are its own); with `propose: pooled` the
 past tasks chosen by features offer, instead of their nearest searches' chosen and best points, the 2k points
-predicted best on average over them, each task's model fitted on every one of its searches, with `guard: true`, those past
-the first `after` trials held back until those trials' scores agree with the pool (measured without a gain); with
+predicted best on average over them, each task's model fitted on every one of its searches (with `guard: true`,
+those past the first `after` trials held back until those trials' scores agree with the pool: measured without a
+gain); with
 `surrogate: n` a random forest fitted on every such past search within `max_distance`
 (`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
 sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
@@ -557,9 +558,9 @@ class SearchGrower(Grower):
         enqueued after the first trials (in this process only: workers claim the study's trials on their own)."""
         coordinator = learner.search_backend
         if coordinator is not None and later is not None:
-            raise SelfgrowError("growth warm_start similar: scores, or propose: pooled with its guard, needs the search "
-                                "in this process (it enqueues past tasks' points once the first trials are scored); "
-                                "accepted: no search workers, similar: features, or guard: false.")
+            raise SelfgrowError("growth warm_start similar: scores, or propose: pooled with its guard, needs the "
+                                "search in this process (it enqueues past tasks' points once the first trials are "
+                                "scored); accepted: no search workers, similar: features, or guard: false.")
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue, context, protected=protected, prior=prior)
         propose, evaluate = self.problem(learner, task, context)

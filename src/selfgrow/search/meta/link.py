@@ -83,7 +83,8 @@ class WarmStart:
                 and all(isinstance(value.get(key, False), bool) for key in ("prior", "own", "guard"))
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
-                and not (similar == "scores" and value.get("prior")) and all(
+                and not (similar == "scores" and value.get("prior"))
+                and not (value.get("guard") and propose != "pooled") and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
             raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
@@ -99,7 +100,8 @@ class WarmStart:
                                 "'own' (true or false: this task's earlier runs consulted alone when the base holds "
                                 "them) and 'transfer' ('relative' or 'target': past widening factors as they were, "
                                 "or as the widths they grew to), 'guard' (true or false: pooled points past the "
-                                "first 'after' trials held back until those trials agree with the pool).")
+                                "first 'after' trials held back until those trials agree with the pool, with "
+                                "'propose: pooled' only).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
