@@ -43,10 +43,10 @@ the grower does, `table_sizes`); *rerun, not own* consults the same base as warm
 table, the most any base could know of the task before its search (an upper bound for every warm start); *pooled* and
 *bad pooled* consult the others' and the misleading base with `propose: pooled` (the 2k points predicted best over
 the k nearest past tasks' searches, pooled per task, all tried right after no growth), *pooled, guarded*, *bad
-pooled, guarded* and *ctrl out, pooled, guarded* add `guard: true` (the pooled points past the first 4 trials held
-back until those trials' first scores agree with the pool, Kendall tau > 0); the same three *..., beside the sampler*
-enqueue only the pool's first point beside no growth and trust the rest once it beats the sampler's first points
-(`beside_the_sampler`); *stream out* and *stream out, pooled* consult, as warm and
+pooled, guarded* and *ctrl out, pooled, guarded* add `guard: agreement` (the pooled points past the first 4 trials
+held back until those trials' first scores agree with the pool, Kendall tau > 0); the same three *..., beside the
+sampler* add `guard: sampler` (only the pool's first point enqueued beside no growth, the rest once it beats the
+sampler's points of the first 4 trials); *stream out* and *stream out, pooled* consult, as warm and
 pooled do, a base of every stream but the held-out one, its own dataset's other class order included (the issue's
 "leave one stream out", where the others' base leaves the whole dataset out); *ctrl out* and *ctrl out, pooled* do
 the same in a pool that also holds each dataset's CTrL-style streams (`variant_stream`: its images rotated, its
@@ -302,13 +302,15 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 out[held, task, base] = consult(base, surrogate=PROPOSALS, prior=True)
                 out[held, task, base + " by scores"] = consult(base, similar="scores", consensus=CONSENSUS)
                 out[held, task, base + " pooled"] = consult(base, propose="pooled")
-                out[held, task, base + " pooled, guarded"] = consult(base, propose="pooled", guard=True)
+                out[held, task, base + " pooled, guarded"] = consult(base, propose="pooled", guard="agreement")
+                out[held, task, base + " pooled, beside the sampler"] = consult(base, propose="pooled", guard="sampler")
             out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
             out[held, task, "stream out"] = consult("streams")
             out[held, task, "stream out, pooled"] = consult("streams", propose="pooled")
             out[held, task, "ctrl out"] = consult("ctrl")
             out[held, task, "ctrl out, pooled"] = consult("ctrl", propose="pooled")
-            out[held, task, "ctrl out, pooled, guarded"] = consult("ctrl", propose="pooled", guard=True)
+            out[held, task, "ctrl out, pooled, guarded"] = consult("ctrl", propose="pooled", guard="agreement")
+            out[held, task, "ctrl out, pooled, beside the sampler"] = consult("ctrl", propose="pooled", guard="sampler")
             for variant in VARIANTS:
                 out[held, task, f"near: {variant}"] = consult(f"near {variant}")
             out[held, task, "rerun"] = consult("rerun")
@@ -373,12 +375,9 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
                         for name, key in (("pooled", "others pooled"), ("bad pooled", "bad pooled"),
                                           ("ctrl out, pooled", "ctrl out, pooled")):
-                            for kind, offered_pool in ((name, consulted[held, task, key]),
-                                                       (f"{name}, guarded", consulted[held, task, f"{key}, guarded"])):
-                                plans[kind] = lambda o=offered_pool: run([start, *o.nearest], later=o.later)
-                            pool = consulted[held, task, key].nearest
-                            plans[f"{name}, beside the sampler"] = lambda p=pool: run(
-                                [start, *p[:1]], later=beside_the_sampler(start, p))
+                            for guard in ("", ", guarded", ", beside the sampler"):
+                                plans[name + guard] = lambda o=consulted[held, task, key + guard]: run(
+                                    [start, *o.nearest], later=o.later)
                         after = Later(4, lambda _, p=offered.nearest: p)
                         plans["surrogate"] = lambda o=offered, sc=screen: run([*o.proposed, start], screen=sc)
                         plans["warm after"] = lambda a=after: run([start], later=a)
@@ -386,21 +385,6 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                     if kind != "cold":
                         out[kind, held, task, seed] = plans[kind]()
     return out
-
-
-def beside_the_sampler(start: dict[str, Any], pool: list[dict]) -> Later:
-    """The pool's points past its first, enqueued after the first batch (no growth, the pool's first point and the
-    sampler's first points) only if that first point scored above every sampler's point there: a pool trusted once it
-    beats an alternative, not no growth."""
-    def rest(records: list[dict]) -> list[dict]:
-        if not pool:
-            return []
-        first = {point_key(r["params"]): r["accuracy"] for r in records if r.get("status") == "complete"}
-        mine, start_key = point_key(pool[0]), point_key(start)
-        others = [score for key, score in first.items() if key not in (start_key, mine)]
-        return pool[1:] if mine in first and all(first[mine] > score for score in others) else []
-
-    return Later(4, rest)
 
 
 def best_score(records: list[dict]) -> float:

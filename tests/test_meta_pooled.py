@@ -3,6 +3,7 @@ and `own` (earlier runs of the very task consulted alone, pooled)."""
 
 from __future__ import annotations
 
+import html
 import math
 
 import pytest
@@ -73,7 +74,7 @@ def test_without_earlier_runs_of_the_task_the_nearest_tasks_are_pooled(tmp_path)
 
 def test_the_guard_holds_back_the_pooled_points_past_the_first_trials_until_those_agree_with_the_pool(tmp_path):
     journal = base(tmp_path, search("a", wider, "task-a"), search("b", wider, "task-b", level=0.7))
-    offered = pooled(journal, k=3, after=3, guard=True).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    offered = pooled(journal, k=3, after=3, guard="agreement").consult(SPACE, HERE, BASELINE, task_key="task-new")
     unguarded = pooled(journal, k=3, after=3).consult(SPACE, HERE, BASELINE, task_key="task-new")
     assert len(unguarded.nearest) == 6 and unguarded.later is None  # 2k points, all up front
     # the first after - 1 = 2 points fill the first 3 trials beside no growth; the rest wait for the first scores
@@ -89,11 +90,38 @@ def test_the_guard_holds_back_the_pooled_points_past_the_first_trials_until_thos
     assert offered.later.points(first_trials(wider)[:2]) is None and "fewer than 3" in guard["tau"]
 
 
+def test_the_sampler_guard_tries_the_pool_beyond_its_first_point_only_once_that_beats_the_other_growth(tmp_path):
+    journal = base(tmp_path, search("a", wider, "task-a"), search("b", wider, "task-b", level=0.7))
+    offered = pooled(journal, k=2, guard="sampler").consult(SPACE, HERE, BASELINE, task_key="task-new")
+    unguarded = pooled(journal, k=2).consult(SPACE, HERE, BASELINE, task_key="task-new")
+    first, rest = unguarded.nearest[:1], unguarded.nearest[1:]
+    # the sampler fills the rest of the first batch; asked after every batch until there is something to compare
+    assert offered.nearest == first and offered.later.after == 1
+    guard = offered.reasons["pooled"]["guard"]
+    assert guard == {"against": "sampler", "held back": rest}
+    sampled = {"widen:hidden.0": 2.0, "deepen:hidden.0": 1}
+    # the pool's first point (the widest) above the sampler's: the rest of the pool is tried next
+    assert offered.later.points(first_trials(wider, [BASELINE, first[0], sampled])) == rest and guard["enqueued"]
+    assert guard["lead"] == [pytest.approx(0.3 + wider(first[0])), pytest.approx(0.3 + wider(sampled))]
+    # below it: nothing more from the pool, however far above no growth it scored
+    scores = {0: 0.2, 1: 0.6, 2: 0.7}
+    trials = [{**r, "rung_scores": [scores[r["trial"]]]} for r in first_trials(wider, [BASELINE, first[0], sampled])]
+    assert offered.later.points(trials) == [] and guard["enqueued"] is False and guard["lead"] == [0.6, 0.7]
+    # no growth scoring highest does not count against the pool: only other growth does
+    scores = {0: 0.9, 1: 0.6, 2: 0.5}
+    trials = [{**r, "rung_scores": [scores[r["trial"]]]} for r in first_trials(wider, [BASELINE, first[0], sampled])]
+    assert offered.later.points(trials) == rest and guard["enqueued"] is True
+    # the first point or any other growth not trained yet: asked again after the next batch
+    assert offered.later.points(first_trials(wider, [BASELINE, first[0]])) is None and "asked again" in guard["lead"]
+    assert offered.later.points(first_trials(wider, [BASELINE, sampled])) is None
+
+
 def test_the_guard_leaves_this_tasks_own_earlier_runs_up_front(tmp_path):
     journal = base(tmp_path, search("a1", wider, "task-a"), search("a2", wider, "task-a", level=0.7))
-    offered = pooled(journal, k=3, after=2, guard=True).consult(SPACE, HERE, BASELINE, task_key="task-a")
-    assert offered.reasons["pooled"]["same task"] is True
-    assert len(offered.nearest) == 6 and offered.later is None and "guard" not in offered.reasons["pooled"]
+    for guard in ("agreement", "sampler"):
+        offered = pooled(journal, k=3, after=2, guard=guard).consult(SPACE, HERE, BASELINE, task_key="task-a")
+        assert offered.reasons["pooled"]["same task"] is True
+        assert len(offered.nearest) == 6 and offered.later is None and "guard" not in offered.reasons["pooled"]
 
 
 def test_earlier_runs_of_the_task_from_a_net_of_another_size_are_not_its_own(tmp_path):
@@ -170,6 +198,18 @@ def test_the_report_says_the_points_were_pooled_from_this_tasks_earlier_runs():
         knowledge["pooled"]["guard"] = {**guard, **(found or {})}
         page = _knowledge_table(knowledge)
         assert "The last 2 were held back until the first 4 trials were scored" in page and said in page
+    guard = {"against": "sampler", "held back": [point, point]}
+    for found, said in ((None, "the search ended before"),
+                        ({"lead": "the pool's first point or any other growth not trained yet: asked again"},
+                         "not trained yet: asked again"),
+                        ({"lead": [0.81, 0.78], "enqueued": True}, "that point scored 0.810 first, the best other "
+                                                                  "growth 0.780, so they were tried next"),
+                        ({"lead": [0.71, 0.78], "enqueued": False}, "0.710 first, the best other growth 0.780, so "
+                                                                   "they were never tried")):
+        knowledge["pooled"]["guard"] = {**guard, **(found or {})}
+        page = _knowledge_table(knowledge)
+        assert ("The last 2 were held back until the pool's first point was scored beside the sampler's first points"
+                in html.unescape(page) and said in html.unescape(page))
 
 
 def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
@@ -179,10 +219,15 @@ def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
         build_grower("searched", warm_start={"from": "x", "similar": "scores", "propose": "pooled"})
     with pytest.raises(SelfgrowError, match="'own' \\(true or false"):
         build_grower("searched", warm_start={"from": "x", "own": 1})
-    with pytest.raises(SelfgrowError, match="'guard' \\(true or false"):
-        build_grower("searched", warm_start={"from": "x", "guard": "yes"})
-    with pytest.raises(SelfgrowError, match="with 'propose: pooled' only"):  # the chosen points have no pool to check
-        build_grower("searched", warm_start={"from": "x", "guard": True})
+    for bad in ("yes", 1, ["sampler"]):
+        with pytest.raises(SelfgrowError, match="'guard' \\('off', 'agreement' or 'sampler', or true or false"):
+            build_grower("searched", warm_start={"from": "x", "propose": "pooled", "guard": bad})
+    for guard in (True, "sampler"):  # the chosen points have no pool to check
+        with pytest.raises(SelfgrowError, match="with 'propose: pooled' only"):
+            build_grower("searched", warm_start={"from": "x", "guard": guard})
+    parsed = {value: WarmStart.parse({"from": "x", "propose": "pooled", "guard": value}).guard
+              for value in (True, False, "off", "agreement", "sampler")}
+    assert parsed == {True: "agreement", False: "off", "off": "off", "agreement": "agreement", "sampler": "sampler"}
 
 
 def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_after_no_growth(tmp_path):
@@ -208,7 +253,7 @@ def test_a_guarded_pool_in_a_real_run_tries_its_held_back_points_only_when_the_f
     run_dir, growth = digits_run(tmp_path / "pooled", "searched", {
         **options, "record": None, "warm_start": {"from": journal, "k": 2, "max_distance": 10, "within": 0,
                                                   "own": False, "propose": "pooled", "after": 3,
-                                                  "guard": True}})
+                                                  "guard": "agreement"}})
     for plan in growth:
         pooled = plan["reasons"]["knowledge"]["pooled"]
         guard, proposed = pooled["guard"], pooled["proposed"]
@@ -218,3 +263,27 @@ def test_a_guarded_pool_in_a_real_run_tries_its_held_back_points_only_when_the_f
         assert isinstance(guard["tau"], float)  # three distinct points scored: compared after the first batch
         assert (tried[3:] == proposed[2:4]) is guard["enqueued"]  # the next batch: held-back points, or the sampler's
     assert "were held back until the first 3 trials were scored" in (run_dir / "report.html").read_text()
+
+
+def test_a_pool_guarded_against_the_sampler_in_a_real_run_tries_the_rest_only_when_its_first_point_led(tmp_path):
+    journal = str(tmp_path / "meta.journal")
+    options = {**QUICK, "n_trials": 7, "halving_batch": 5, "warm_start": 0,  # 18 points: the order tells who chose
+               "width_factors": [1.0, 1.25, 1.5, 2.0, 3.0, 4.0], "max_deepen": 2}
+    digits_run(tmp_path / "cold", "searched", {**options, "record": journal})
+    run_dir, growth = digits_run(tmp_path / "pooled", "searched", {
+        **options, "record": None, "warm_start": {"from": journal, "k": 2, "max_distance": 10, "within": 0,
+                                                  "own": False, "propose": "pooled", "guard": "sampler"}})
+    for plan in growth:
+        pooled = plan["reasons"]["knowledge"]["pooled"]
+        guard, proposed = pooled["guard"], pooled["proposed"]
+        assert guard["against"] == "sampler" and guard["held back"] == proposed[1:]
+        candidates = plan["candidates"]
+        tried = [c["params"] for c in candidates]
+        assert tried[1] == proposed[0]  # no growth, the pool's first point, then the sampler's
+        led, best_other = guard["lead"]  # compared on the first rung's scores after the first batch of 5
+        first = {str(c["params"]): c["rung_scores"][0] for c in candidates[:5]}
+        assert led == round(first[str(tried[1])], 4)
+        assert best_other == round(max(v for k, v in first.items() if k not in (str(tried[0]), str(tried[1]))), 4)
+        untried = [point for point in proposed[1:] if point not in tried[:5]][:2]  # the engine skips trained points
+        assert (tried[5:] == untried) is guard["enqueued"] is (led > best_other)
+    assert "scored beside the sampler's first points" in html.unescape((run_dir / "report.html").read_text())

@@ -64,10 +64,10 @@ of their searches pooled into a model whose 2k best points are enqueued (`own`, 
 "Earlier runs of the same stream"); past points are carried as relative actions, or with `transfer: target` as the
 widths they grew to (`sizes`: then earlier runs of the task from any net are its own); with `propose: pooled` the
 past tasks chosen by features offer, instead of their nearest searches' chosen and best points, the 2k points
-predicted best on average over them, each task's model fitted on every one of its searches (with `guard: true`,
-those past the first `after` trials held back until those trials' scores agree with the pool: measured without a
-gain); with
-`surrogate: n` a random forest fitted on every such past search within `max_distance`
+predicted best on average over them, each task's model fitted on every one of its searches (with `guard: agreement`
+those past the first `after` trials are held back until those trials' scores agree with the pool, measured without a
+gain; with `guard: sampler` all but the first until that one scores above every other growth of the first batch,
+the sampler's); with `surrogate: n` a random forest fitted on every such past search within `max_distance`
 (`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
 sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
 search's candidates rightly; with `prior: true` (sampler cost-gp) every complete candidate of those `k` searches,
@@ -176,7 +176,8 @@ class SearchOptions:
         "past task's nearest search's chosen and best points) or pooled (the points predicted best over all their "
         "searches), own: this very task's earlier runs alone, pooled, when the base holds them (true), transfer: "
         "relative (past widening factors as they were) or target (as the widths they grew to; measured without a "
-        "gain)}")
+        "gain), guard: off, agreement or sampler (pooled points held back until the first trials agree with the pool, "
+        "or until its first point scores above the sampler's)}")
     record: str | None = option("default", note="the knowledge base each search is recorded into; null: none")
     mode: str = option("zero", choices=WIDEN_MODES)
     data_fraction: float = option(1.0, above=0, at_most=1)
@@ -560,7 +561,7 @@ class SearchGrower(Grower):
         if coordinator is not None and later is not None:
             raise SelfgrowError("growth warm_start similar: scores, or propose: pooled with its guard, needs the "
                                 "search in this process (it enqueues past tasks' points once the first trials are "
-                                "scored); accepted: no search workers, similar: features, or guard: false.")
+                                "scored); accepted: no search workers, similar: features, or guard: off.")
         if coordinator is not None:
             return coordinator.search(self, learner, task, space, enqueue, context, protected=protected, prior=prior)
         propose, evaluate = self.problem(learner, task, context)

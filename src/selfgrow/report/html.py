@@ -170,17 +170,24 @@ def _other_net_text(count: int | None) -> str:
 
 
 def _guard_text(guard: dict | None) -> str:
-    """The sentence on the pooled points held back until the first trials agreed with the pool ("" without)."""
+    """The sentence on the pooled points held back until the first trials agreed with the pool, or until the pool's
+    first point led the sampler's ("" without)."""
     if not guard:
         return ""
-    held = f" The last {len(guard['held back'])} were held back until the first {guard['after']} trials were scored"
-    tau = guard.get("tau")
-    if tau is None:
+    against_sampler = guard.get("against") == "sampler"
+    held = f" The last {len(guard['held back'])} were held back until " + (
+        "the pool's first point was scored beside the sampler's first points" if against_sampler
+        else f"the first {guard['after']} trials were scored")
+    found = guard.get("lead" if against_sampler else "tau")
+    if found is None:
         return held + ": the search ended before."
-    if isinstance(tau, str):
-        return f"{held}: {html.escape(tau)}."
+    if isinstance(found, str):
+        return f"{held}: {html.escape(found)}."
     verdict = "so they were tried next" if guard["enqueued"] else "so they were never tried, the sampler went on"
-    return f"{held}: the pool's predictions ranked those as they scored at Kendall tau {tau:.2f}, {verdict}."
+    if against_sampler:
+        return (f"{held}: that point scored {found[0]:.3f} first, the best other growth {found[1]:.3f}, "
+                f"{verdict}.")
+    return f"{held}: the pool's predictions ranked those as they scored at Kendall tau {found:.2f}, {verdict}."
 
 
 def _none_consulted(knowledge: dict) -> str:

@@ -20,9 +20,11 @@ the distance, whichever the new task resembles, as learnt initialisations of hyp
 across datasets (Wistuba et al. 2015). Measured level with the nearest tasks' points (1.52x against 1.50x; an oracle
 choice of past tasks reads 1.44x): what the base teaches is which growth tends to pay, not which past task is alike.
 
-The pooled warm start's guard (`guard: true`) asks the same of the pool's mean prediction (`pool_agreement`) before
-it enqueues the pooled points past the first trials; measured without a gain (BENCHMARKS.md, "A guard for pooled
-points": a misleading base's points still beat no growth there, so 4 first scores do not tell it from a good one).
+The pooled warm start's guard (`guard: agreement`, or `true`) asks the same of the pool's mean prediction
+(`pool_agreement`) before it enqueues the pooled points past the first trials; measured without a gain (BENCHMARKS.md,
+"A guard for pooled points": a misleading base's points still beat no growth there, so 4 first scores do not tell it
+from a good one). `guard: sampler` asks instead whether the pool's first point scored above every other growth of the
+first batch, the sampler's (`first_point_lead`): a pool trusted once it beats an alternative, not no growth.
 
 Deviation from RGPE: it weights an ensemble of the past GPs inside the acquisition function; here the agreeing past
 tasks' points are enqueued after the first trials instead, so the two ways of choosing past tasks compare on the same
@@ -116,6 +118,19 @@ def pool_agreement(tasks: Sequence[PastTask], records: Sequence[dict[str, Any]],
         return None
     x = np.array([unit_encode({**baseline, **p}, space) for p in points])
     return _tau(np.mean([task.model.predict(x) for task in tasks], axis=0), scores)
+
+
+def first_point_lead(records: Sequence[dict[str, Any]], point: dict[str, Any],
+                     baseline: dict[str, Any]) -> tuple[float, float] | None:
+    """The first score of `point` (the pool's first) and the best first score of every other growth among the
+    search's `records` (not the no-growth `baseline`); None until both exist."""
+    points, scores = first_scores(records)
+    mine, start = {**baseline, **point}, dict(baseline)
+    others = [score for p, score in zip(points, scores) if {**baseline, **p} not in (mine, start)]
+    own = [score for p, score in zip(points, scores) if {**baseline, **p} == mine]
+    if not own or not others:
+        return None
+    return own[0], max(others)
 
 
 def consensus(tasks: Sequence[PastTask], space: dict[str, Any], baseline: dict[str, Any], n: int, seed: int,

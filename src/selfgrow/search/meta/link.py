@@ -4,8 +4,9 @@ Before a search it measures the task's meta-features (when it records or consult
 source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
 when the base holds any from a net of about the current one's size (`own`); otherwise the transferred best points
 of the `k` most similar past tasks (each by its nearest search, `selfgrow.search.meta.transfer`, or, with `propose:
-pooled`, the points predicted best over all their searches, with `guard: true` those past the search's first `after`
-trials held back until those trials' scores agree with the pool): by meta-features before the search, or, with
+pooled`, the points predicted best over all their searches, with a `guard` those past the search's first `after`
+trials, or past the first point, held back until the first trials' scores agree with the pool, or until its first
+point leads the sampler's): by meta-features before the search, or, with
 `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
 (`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past
 task within `max_distance`; with
@@ -27,11 +28,16 @@ from typing import Any
 
 from selfgrow.errors import SelfgrowError
 from selfgrow.search.engine import Later
-from selfgrow.search.meta.agreement import MIN_OBSERVED, PastTask, agreements, consensus, past_tasks, pool_agreement
+from selfgrow.search.meta.agreement import (MIN_OBSERVED, PastTask, agreements, consensus, first_point_lead, past_tasks,
+                                           pool_agreement)
 from selfgrow.search.meta.base import CANDIDATE_KEYS, Entry, KnowledgeBase, resolve
 from selfgrow.search.meta.features import task_features, task_identity
 from selfgrow.search.meta.surrogate import Surrogate, relative_scores
 from selfgrow.search.meta.transfer import nearest, one_per_task, same_net, transfer
+
+
+GUARDS = ("off", "agreement", "sampler")  # how the pooled points of other tasks wait for the first trials
+GUARD_ALIASES = {True: "agreement", False: "off"}  # `guard: true` as it was first measured
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,11 @@ class WarmStart:
     whatever `propose` says (with `similar: features`); `transfer`: past points carried as "relative" actions or,
     where the past search recorded the sizes its factors acted on, as the "target" sizes they grew to (then its
     earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`); `guard`: with `propose: pooled`
-    over other tasks, only the pooled points that fill the search's first `after` trials beside no growth are
-    enqueued up front, the rest once those trials' first scores agree with the pool's predictions (Kendall tau > 0),
-    so a base that ranks this task's points the other way costs those trials, not all 2k."""
+    over other tasks, "agreement" (or true): only the pooled points that fill the search's first `after` trials beside
+    no growth are enqueued up front, the rest once those trials' first scores agree with the pool's predictions
+    (Kendall tau > 0), so a base that ranks this task's points the other way costs those trials, not all 2k;
+    "sampler": only the pool's first point is, the sampler fills the rest of the first batch, and the rest of the
+    pool follows only if that point scored above every other growth there ("off" or false: all up front)."""
 
     within: int = 2
     source: str | None = None
@@ -66,7 +74,7 @@ class WarmStart:
     propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
     own: bool = True  # measured there too, and in "Earlier runs of the same stream from another net"
     transfer: str = "relative"  # "target": measured without a gain (BENCHMARKS.md, "Past points as target widths")
-    guard: bool = False  # measured without a gain (BENCHMARKS.md, "A guard for pooled points")
+    guard: str = "off"  # both measured, neither enough for a default (BENCHMARKS.md, "A guard for pooled points")
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
@@ -77,14 +85,17 @@ class WarmStart:
         numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0),
                    "after": (int, 1), "consensus": (int, 0)}
         similar, propose = value.get("similar", cls.similar), value.get("propose", cls.propose)
+        guard = value.get("guard", cls.guard)
+        guard = GUARD_ALIASES.get(guard, guard) if isinstance(guard, (bool, str)) else None
         if not (isinstance(value.get("from"), str)
                 and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", *numbers}
                 and value.get("transfer", cls.transfer) in ("relative", "target")
-                and all(isinstance(value.get(key, False), bool) for key in ("prior", "own", "guard"))
+                and all(isinstance(value.get(key, False), bool) for key in ("prior", "own"))
+                and guard in GUARDS
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
                 and not (similar == "scores" and value.get("prior"))
-                and not (value.get("guard") and propose != "pooled") and all(
+                and not (guard != "off" and propose != "pooled") and all(
                 isinstance(value[key], kind) and not isinstance(value[key], bool) and value[key] >= low
                 for key, (kind, low) in numbers.items() if key in value)):
             raise SelfgrowError(f"growth warm_start={value!r} is invalid; accepted: an integer >= 0 or a mapping with "
@@ -99,16 +110,17 @@ class WarmStart:
                                 "what the past tasks chosen by features offer, with 'similar: features' only), "
                                 "'own' (true or false: this task's earlier runs consulted alone when the base holds "
                                 "them) and 'transfer' ('relative' or 'target': past widening factors as they were, "
-                                "or as the widths they grew to), 'guard' (true or false: pooled points past the "
-                                "first 'after' trials held back until those trials agree with the pool, with "
-                                "'propose: pooled' only).")
+                                "or as the widths they grew to), 'guard' ('off', 'agreement' or 'sampler', or "
+                                "true or false: pooled points past the first 'after' trials held back until those "
+                                "trials agree with the pool, or past its first point until that point scores above "
+                                "the sampler's, with 'propose: pooled' only).")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
                    consensus=value.get("consensus", cls.consensus), propose=propose,
                    own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer),
-                   guard=value.get("guard", cls.guard))
+                   guard=guard)
 
 
 @dataclass
@@ -205,7 +217,7 @@ class KnowledgeLink:
         if pooled:
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
             points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
-            if pools_others and self.guard:
+            if pools_others and self.guard != "off":
                 points, later = self._guarded(pooled, points, space, baseline, reasons["pooled"])
         else:
             points = _proposals(chosen, space, reasons["consulted"], sizes)
@@ -243,15 +255,20 @@ class KnowledgeLink:
 
     def _guarded(self, tasks: list[PastTask], points: list[dict[str, Any]], space: dict[str, Any],
                  baseline: dict[str, Any], pooled: dict[str, Any]) -> tuple[list[dict[str, Any]], Later | None]:
-        """The pooled `points` that fill the search's first `after` trials beside no growth, and the rest as a `Later`
-        that enqueues them once those trials' first scores agree with the pool's mean prediction (tau > 0), else
-        nothing; what it found goes into the reasons' `pooled` ("guard")."""
-        first, rest = points[:max(self.after - 1, 0)], points[max(self.after - 1, 0):]
+        """The pooled `points` enqueued up front (those that fill the search's first `after` trials beside no growth,
+        or, guarding against the sampler, the first alone), and the rest as a `Later` that enqueues them once the first
+        `after` trials' first scores agree with the pool's mean prediction (tau > 0), or once the first point has
+        scored above every other growth of the batches so far, else nothing; what it found goes into the reasons'
+        `pooled` ("guard")."""
+        up_front = 1 if self.guard == "sampler" else max(self.after - 1, 0)
+        first, rest = points[:up_front], points[up_front:]
         if not rest:
             return first, None
-        guard = pooled["guard"] = {"after": self.after, "held back": rest}
+        guard = pooled["guard"] = {"against": self.guard, "held back": rest}
+        if self.guard == "agreement":
+            guard["after"] = self.after
 
-        def checked(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        def agrees(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             tau = pool_agreement(tasks, records, space, baseline)
             if tau is None:  # repeats among the first trials: asked again after the next batch
                 guard["tau"] = f"fewer than {MIN_OBSERVED} distinct trained points: asked again after the next batch"
@@ -259,7 +276,16 @@ class KnowledgeLink:
             guard.update(tau=round(tau, 4), enqueued=tau > 0)
             return rest if tau > 0 else []
 
-        return first, Later(self.after, checked)
+        def leads(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            lead = first_point_lead(records, first[0], baseline)
+            if lead is None:  # the first point, or any other growth, not trained yet: asked again after the next batch
+                guard["lead"] = "the pool's first point or any other growth not trained yet: asked again"
+                return None
+            guard.update(lead=[round(score, 4) for score in lead], enqueued=lead[0] > lead[1])
+            return rest if lead[0] > lead[1] else []
+
+        # against the sampler: asked after every batch until the first point and another growth are scored
+        return first, Later(1, leads) if self.guard == "sampler" else Later(self.after, agrees)
 
     def _by_scores(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
                    reasons: dict[str, Any], sizes: dict[str, float] | None) -> Later:
