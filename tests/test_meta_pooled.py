@@ -225,6 +225,18 @@ def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
     for guard in (True, "sampler"):  # the chosen points have no pool to check
         with pytest.raises(SelfgrowError, match="with 'propose: pooled' only"):
             build_grower("searched", warm_start={"from": "x", "guard": guard})
+    # a check that would come after the search's last batch is refused: the points it holds back could never be tried
+    pooled_from = {"from": "x", "propose": "pooled"}
+    for options, asked in (({"n_trials": 6, "halving_batch": 3, "warm_start": {**pooled_from, "guard": True}}, 6),
+                           ({"n_trials": 6, "halving_batch": 3, "warm_start": {"from": "x", "similar": "scores"}}, 6),
+                           ({"n_trials": 4, "halving_batch": 4, "warm_start": {**pooled_from, "guard": "sampler"}}, 4)):
+        with pytest.raises(SelfgrowError, match=f"trial {asked} in batches of .* accepted: n_trials above {asked}"):
+            build_grower("searched", **options)
+    for options in ({"n_trials": 7, "halving_batch": 3, "warm_start": {**pooled_from, "guard": True}},
+                    {"n_trials": 6, "halving_batch": 3, "warm_start": {**pooled_from, "guard": True, "after": 3}},
+                    {"n_trials": 6, "halving_batch": 3, "warm_start": {**pooled_from, "guard": "sampler"}},
+                    {"n_trials": 2, "halving_batch": 2, "warm_start": pooled_from}):  # no check: nothing to refuse
+        build_grower("searched", **options)
     parsed = {value: WarmStart.parse({"from": "x", "propose": "pooled", "guard": value}).guard
               for value in (True, False, "off", "agreement", "sampler")}
     assert parsed == {True: "agreement", False: "off", "off": "off", "agreement": "agreement", "sampler": "sampler"}
@@ -284,6 +296,7 @@ def test_a_pool_guarded_against_the_sampler_in_a_real_run_tries_the_rest_only_wh
         first = {str(c["params"]): c["rung_scores"][0] for c in candidates[:5]}
         assert led == round(first[str(tried[1])], 4)
         assert best_other == round(max(v for k, v in first.items() if k not in (str(tried[0]), str(tried[1]))), 4)
-        untried = [point for point in proposed[1:] if point not in tried[:5]][:2]  # the engine skips trained points
-        assert (tried[5:] == untried) is guard["enqueued"] is (led > best_other)
+        assert guard["enqueued"] is (led > best_other)
+        if guard["enqueued"]:  # tried next (the engine skips trained points); else the sampler's, which may match
+            assert tried[5:] == [point for point in proposed[1:] if point not in tried[:5]][:2]
     assert "scored beside the sampler's first points" in html.unescape((run_dir / "report.html").read_text())

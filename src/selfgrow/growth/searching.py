@@ -67,7 +67,8 @@ past tasks chosen by features offer, instead of their nearest searches' chosen a
 predicted best on average over them, each task's model fitted on every one of its searches (with `guard: agreement`
 those past the first `after` trials are held back until those trials' scores agree with the pool, measured without a
 gain; with `guard: sampler` all but the first until that one scores above every other growth of the first batch,
-the sampler's); with `surrogate: n` a random forest fitted on every such past search within `max_distance`
+the sampler's; these checks come at the end of a batch, and one that would leave no trial to act on is refused); with
+`surrogate: n` a random forest fitted on every such past search within `max_distance`
 (`selfgrow.search.meta.surrogate`) proposes the `n` points it ranks best, tried before all others, and screens the
 sampler's points it finds hopeless (untrained, status "screened", not counted in `n_trials`) while it ranks this
 search's candidates rightly; with `prior: true` (sampler cost-gp) every complete candidate of those `k` searches,
@@ -198,9 +199,18 @@ class SearchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if WarmStart.parse(self.warm_start).prior and self.sampler != "cost-gp":  # refuses a bad mapping now
+        warm = WarmStart.parse(self.warm_start)  # refuses a bad mapping now
+        if warm.prior and self.sampler != "cost-gp":
             raise SelfgrowError(f"growth warm_start prior: true needs the cost-gp sampler, not {self.sampler!r}; "
                                 "accepted: sampler cost-gp, or prior: false.")
+        check = warm.first_check()
+        # the check comes at the end of the batch holding its first trials: refused when no trial is left to act on
+        asked = -(-check // self.halving_batch) * self.halving_batch if check and self.halving_batch >= 1 else None
+        if asked is not None and asked >= self.n_trials:
+            raise SelfgrowError(f"growth warm_start checks the search's first trials (similar: scores, or a guard) at "
+                                f"the end of the batch that holds the first {check}, trial {asked} in batches of "
+                                f"{self.halving_batch}, which leaves none of n_trials={self.n_trials} to act on; "
+                                f"accepted: n_trials above {asked}, a smaller halving_batch, or a smaller 'after'.")
         if self.adopt_winner and self.keep_winner:
             raise SelfgrowError("growth keep_winner and adopt_winner are both true; accepted: at most one of them "
                                 "(adopt_winner already takes the winner's weights, and its training).")

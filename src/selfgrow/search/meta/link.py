@@ -122,6 +122,13 @@ class WarmStart:
                    own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer),
                    guard=guard)
 
+    def first_check(self) -> int | None:
+        """How many trials must be scored before this warm start checks them (`similar: scores`, a guard), None when
+        it never does: a search asks at the end of the first batch that holds that many."""
+        if self.similar == "scores" or self.guard == "agreement":
+            return self.after
+        return 1 if self.guard == "sampler" else None
+
 
 @dataclass
 class Consultation:
