@@ -124,10 +124,10 @@ def first_point_lead(records: Sequence[dict[str, Any]], point: dict[str, Any],
                      baseline: dict[str, Any]) -> tuple[float, float] | None:
     """The first score of `point` (the pool's first) and the best first score of every other growth among the
     search's `records` (not the no-growth `baseline`); None until both exist."""
-    points, scores = first_scores(records)
     mine, start = {**baseline, **point}, dict(baseline)
-    others = [score for p, score in zip(points, scores) if {**baseline, **p} not in (mine, start)]
-    own = [score for p, score in zip(points, scores) if {**baseline, **p} == mine]
+    scored = [({**baseline, **p}, score) for p, score in zip(*first_scores(records))]
+    own = [score for p, score in scored if p == mine]
+    others = [score for p, score in scored if p not in (mine, start)]
     if not own or not others:
         return None
     return own[0], max(others)
