@@ -83,8 +83,8 @@ from typing import Any
 
 from meta_warm_start import EPS, dataset, fresh_base, until, write_bases
 from proxy_fidelity import kendall_tau
-from sampler_search import (HOLDOUT_SEED_OFFSET, build_table, cached_table, point_key, run_sampler, table_space,
-                            table_values)
+from sampler_search import (HOLDOUT_SEED_OFFSET, build_table, cached_table, paired_difference, point_key, run_sampler,
+                            table_space, table_values)
 
 from selfgrow.growth import build_grower
 from selfgrow.nets import build
@@ -401,9 +401,10 @@ def remeasured(records: list[dict], holdout: dict[str, float]) -> tuple[float, f
 def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list[str],
            kinds: list[str]) -> list[list[Any]]:
     """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
-    cold), not reached, the symmetric measure, the re-measured best find and parsimony pick, and the points the
-    surrogate turned away untrained."""
-    rows = []
+    cold), not reached, the symmetric measure, the re-measured best find and parsimony pick, the points the surrogate
+    turned away untrained, and the search-seed noise of the trials: the standard error of "x fewer trials" and, when
+    the control ran, the paired difference in trials from it (`again`, another cold seed: what noise reads)."""
+    rows, trials = [], {}
     for kind in kinds:
         to_cold, symmetric_pairs, finds, screened = [], [], [], 0
         for held in held_out:
@@ -417,6 +418,7 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
                                             until({"candidates": ours}, target)[0]))
                     finds.append(remeasured(ours, holdout))
                     screened += sum(r["status"] == "screened" for r in ours)
+        trials[kind] = [r[0] for r in to_cold]  # in the same (held out, task, seed) order for every kind: paired
         rows.append([kind, len(to_cold), statistics.fmean(r[0] for r in to_cold), sum(r[1] for r in to_cold),
                      sum(not r[2] for r in to_cold),
                      statistics.fmean(c for c, _ in symmetric_pairs) / statistics.fmean(o for _, o in symmetric_pairs),
@@ -424,7 +426,28 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
     cold_trials, cold_flops = rows[0][2], rows[0][3]
     for row in rows:
         row[3:4] = [row[3], cold_trials / row[2], cold_flops / row[3]]
+        row.append(ratio_se(trials["cold"], trials[row[0]]))
+        row.append(seed_noise(trials[row[0]], trials["again"]) if "again" in trials else "")
     return rows
+
+
+def ratio_se(reference: list[float], ours: list[float]) -> float:
+    """The standard error of mean(reference) / mean(ours) over paired searches (the delta method): 0 for a kind
+    against itself."""
+    n = len(ours)
+    if n < 2:
+        return math.nan
+    a, b = statistics.fmean(reference), statistics.fmean(ours)
+    var_a, var_b = statistics.variance(reference), statistics.variance(ours)
+    cov = sum((x - a) * (y - b) for x, y in zip(reference, ours)) / (n - 1)
+    return abs(a / b) * math.sqrt(max(var_a / a ** 2 + var_b / b ** 2 - 2 * cov / (a * b), 0.0) / n)
+
+
+def seed_noise(ours: list[float], again: list[float]) -> str:
+    """Trials to cold's best minus the control's, paired search by search: mean ± its standard error, and the
+    paired t; a kind within noise of a second cold search reads |t| < 2."""
+    mean, se = paired_difference([[x] for x in ours], [[x] for x in again], 0)
+    return f"{mean:+.2f} ± {se:.2f} (t {mean / se:+.1f})" if se > 0 else f"{mean:+.2f}"
 
 
 def consulted_rows(consulted: dict) -> list[list[Any]]:
@@ -541,7 +564,7 @@ def main() -> None:
                                                       "held back", "guard's tau", "tried"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
-               "parsimony pick, re-measured", "screened"]
+               "parsimony pick, re-measured", "screened", "x fewer trials: SE", "trials - again's (paired SE, t)"]
     summary = {}
     for scope in (held_out, *([held] for held in held_out)):
         rows = report(runs, built, args.tasks, args.seeds, scope, args.kinds)
