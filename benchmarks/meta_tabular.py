@@ -402,9 +402,9 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
            kinds: list[str]) -> list[list[Any]]:
     """One row per kind over the `held_out` datasets: trials and FLOPs to cold's best (and how many times fewer than
     cold), not reached, the symmetric measure, the re-measured best find and parsimony pick, the points the surrogate
-    turned away untrained, and the search-seed noise of the trials: the standard error of "x fewer trials" and, when
-    the control ran, the paired difference in trials from it (`again`, another cold seed: what noise reads)."""
-    rows, trials = [], {}
+    turned away untrained, and the search-seed noise: the standard errors of "x fewer trials" and "x fewer FLOPs" and,
+    when the control ran, the paired difference in trials from it (`again`, another cold seed: what noise reads)."""
+    rows, trials, flops = [], {}, {}
     for kind in kinds:
         to_cold, symmetric_pairs, finds, screened = [], [], [], 0
         for held in held_out:
@@ -419,6 +419,7 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
                     finds.append(remeasured(ours, holdout))
                     screened += sum(r["status"] == "screened" for r in ours)
         trials[kind] = [r[0] for r in to_cold]  # in the same (held out, task, seed) order for every kind: paired
+        flops[kind] = [r[1] for r in to_cold]
         rows.append([kind, len(to_cold), statistics.fmean(r[0] for r in to_cold), sum(r[1] for r in to_cold),
                      sum(not r[2] for r in to_cold),
                      statistics.fmean(c for c, _ in symmetric_pairs) / statistics.fmean(o for _, o in symmetric_pairs),
@@ -428,6 +429,7 @@ def report(runs: dict, built: dict, tasks: list[int], seeds: int, held_out: list
         row[3:4] = [row[3], cold_trials / row[2], cold_flops / row[3]]
         row.append(ratio_se(trials["cold"], trials[row[0]]))
         row.append(seed_noise(trials[row[0]], trials["again"]) if "again" in trials else "")
+        row.append(ratio_se(flops["cold"], flops[row[0]]))
     return rows
 
 
@@ -564,7 +566,8 @@ def main() -> None:
                                                       "held back", "guard's tau", "tried"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
-               "parsimony pick, re-measured", "screened", "x fewer trials: SE", "trials - again's (paired SE, t)"]
+               "parsimony pick, re-measured", "screened", "x fewer trials: SE", "trials - again's (paired SE, t)",
+               "x fewer FLOPs: SE"]
     summary = {}
     for scope in (held_out, *([held] for held in held_out)):
         rows = report(runs, built, args.tasks, args.seeds, scope, args.kinds)
