@@ -441,7 +441,7 @@ def ratio_se(reference: list[float], ours: list[float]) -> float:
         return math.nan
     a, b = statistics.fmean(reference), statistics.fmean(ours)
     var_a, var_b = statistics.variance(reference), statistics.variance(ours)
-    cov = sum((x - a) * (y - b) for x, y in zip(reference, ours)) / (n - 1)
+    cov = statistics.covariance(reference, ours)
     return abs(a / b) * math.sqrt(max(var_a / a ** 2 + var_b / b ** 2 - 2 * cov / (a * b), 0.0) / n)
 
 
