@@ -22,9 +22,10 @@ from selfgrow.factories import apply_method, build_learner, build_stream, seed_e
 
 def probe_learner(bench_file: Path, method: str, output: Path, grower: Any,
                   net_options: dict[str, Any] | None = None,
-                  stream_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """(learner, stream) of `method` in `bench_file` (seed of its base), with `grower` as the grower,
-    `net_options` over its net's options and `stream_options` over its stream's."""
+                  stream_options: dict[str, Any] | None = None, seed: int | None = None) -> tuple[Any, Any]:
+    """(learner, stream) of `method` in `bench_file` (seed of its base, or `seed`: the run's, which also draws the
+    stream's samples), with `grower` as the grower, `net_options` over its net's options and `stream_options` over
+    its stream's."""
     spec = yaml.safe_load(bench_file.read_text())
     plain = merge(spec["base"], spec["methods"][method])
     if net_options:
@@ -32,6 +33,8 @@ def probe_learner(bench_file: Path, method: str, output: Path, grower: Any,
     if stream_options:
         plain["stream"] = {**plain["stream"], **stream_options}
     plain.update(name="probe", output=str(output))
+    if seed is not None:
+        plain["seed"] = seed
     config = apply_method(from_dict(plain))
     seed_everything(config.seed)
     stream = build_stream(config)

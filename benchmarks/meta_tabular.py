@@ -34,7 +34,11 @@ points of the k past tasks whose tables rank the held-out task's points most ali
 tasks, at any distance); *rerun* consults, as the grower does by default, a base that also holds 3 earlier runs
 of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
 its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
-into a model whose 2k best points are enqueued (`own`); *rerun, other start* does the same with earlier runs of the
+into a model whose 2k best points are enqueued (`own`); the second table shares the stream's samples and the net
+trained on the earlier tasks with the first, so *rerun, whole run* does the same with earlier runs that each search
+the table of the stream run again with another run seed (other samples, the earlier tasks trained anew, other
+candidate draws: as a user's earlier runs with other seeds), and *twin, whole run* is the twin (below) of the first
+of those tables; *rerun, other start* does the same with earlier runs of the
 stream grown from a net twice as wide (16/16: the same task identity, other scores; does `own` mislead when the
 setting changed?), *rerun, other start, target* with `transfer: target` (their widening factors carried as the
 widths they grew to, the earlier runs then the task's own; every search records and passes its table's widths, as
@@ -63,11 +67,15 @@ re-measured on the held-out table (what a search's choice is worth, free of the 
 
 What this leaves out of a real warm start: the within-run warm start (the last tasks' chosen points; a table has
 no run), halving (one rung: a looked-up score does not change with epochs), and a net grown by earlier choices
-(every table's net is the start's).
+(every table's net is the start's). Every table is one run of its stream, run seed 0 (its samples, its earlier tasks'
+training), shared by the base and the held-out searches; `--held-out-run N` has the held-out searches look up their
+stream run with seed N instead, as a new run consults the knowledge of earlier ones (BENCHMARKS.md, "Another run of
+the stream": two runs rank a task's points far less alike than two trainings in one run).
 
     python benchmarks/meta_tabular.py                       # tables under bench_runs/meta_tabular, then searches
     python benchmarks/meta_tabular.py --k 4 --output bench_runs/meta_tabular_k4   # tables copied there first
     python benchmarks/meta_tabular.py --k 4 --datasets mnist fashion digits cifar10 --output bench_runs/meta_tabular4_k4
+    python benchmarks/meta_tabular.py --k 3 --held-out-run 4 --kinds again warm "rerun, whole run"   # another run
 """
 
 from __future__ import annotations
@@ -108,8 +116,8 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
-         "rerun, other start", "rerun, other start, target",
-         "twin", "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
+         "rerun, other start", "rerun, other start, target", "rerun, whole run", "twin", "twin, whole run",
+         "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
          "ctrl out, pooled, cheapest first", "pooled, guarded", "bad pooled, guarded", "ctrl out, pooled, guarded",
          "pooled, beside the sampler", "bad pooled, beside the sampler", "ctrl out, pooled, beside the sampler",
          "near: rotated", "near: permuted", "near: fewer")
@@ -121,6 +129,7 @@ DATA_NAMES = {"mnist": "mnist", "fashion": "fashion_mnist", "digits": "digits", 
 FEWER = {"digits": (40, 18)}  # training / validation images per class of the fewer variant; (50, 50) elsewhere
 HALF = {"digits": (80, 18)}  # the same for the half variant; (100, 50) elsewhere
 OTHER_START = {"hidden": [16, 16]}  # the rerun, other start kind's earlier runs: the stream from twice as wide a net
+WHOLE_RUN = ".run{seed}"  # the table suffix of a held-out stream run again with run seed `seed` (1, 2, ...)
 
 
 def streams(held_out: list[str]) -> list[str]:
@@ -158,11 +167,13 @@ def row(stream: str) -> tuple[str, dict[str, Any] | None]:
     return f"{stream}-cold", None
 
 
-def tables(output: Path, tasks: list[int], held_out: list[str],
-           more: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
+def tables(output: Path, tasks: list[int], held_out: list[str], more: bool = False, whole_runs: int = 0,
+           held_out_run: int = 0) -> dict[tuple[str, int], dict[str, Any]]:
     """Every stream's table before each of `tasks` (built when absent), the held-out datasets' second tables under
-    (stream + "-holdout", task), their tables from another start (`OTHER_START`, under stream + ".start16") and
-    their CTrL-style variants' (`variant_stream`; with `more`, `MORE_VARIANTS` too)."""
+    (stream + "-holdout", task), their tables from another start (`OTHER_START`, under stream + ".start16"), from
+    `whole_runs` runs of the stream with other run seeds (`WHOLE_RUN`: other samples, other earlier training, other
+    candidate draws) and, with `held_out_run`, from that run seed and its second training (the held-out searches'
+    tables, `searched_tables`), and their CTrL-style variants' (`variant_stream`; with `more`, `MORE_VARIANTS` too)."""
     out = {}
 
     def add(key: str, path: str, stream: str, **options: Any) -> None:
@@ -178,10 +189,30 @@ def tables(output: Path, tasks: list[int], held_out: list[str],
             add(stream + "-holdout", stream + "-task{task}-holdout.json", stream, seed_offset=HOLDOUT_SEED_OFFSET)
     for held in held_out:
         add(held + ".start16", held + ".start16-task{task}.json", held, net_options=OTHER_START)
+        for seed in range(1, whole_runs + 1):
+            suffix = WHOLE_RUN.format(seed=seed)
+            add(held + suffix, held + suffix + "-task{task}.json", held, run_seed=seed,
+                seed_offset=HOLDOUT_SEED_OFFSET + seed)
+        if held_out_run:
+            suffix = WHOLE_RUN.format(seed=held_out_run)
+            add(held + suffix, held + suffix + "-task{task}.json", held, run_seed=held_out_run,
+                seed_offset=HOLDOUT_SEED_OFFSET + held_out_run)
+            add(held + suffix + "-holdout", held + suffix + "-task{task}-holdout.json", held, run_seed=held_out_run,
+                seed_offset=2 * HOLDOUT_SEED_OFFSET + held_out_run)
     for name in variants(held_out, more):
         held, variant = name.split(".", 1)
         add(name, name + "-task{task}.json", held, stream_options=variant_stream(held, variant))
     return out
+
+
+def searched_tables(built: dict, held_out: list[str], tasks: list[int], run: int) -> dict:
+    """The tables the held-out searches look up: `built`, with each held-out stream's table and second training taken
+    from its run with run seed `run` (0: the run of the base's tables, whose samples and trained net they share)."""
+    if not run:
+        return built
+    suffix = WHOLE_RUN.format(seed=run)
+    return {**built, **{(held + second, task): built[held + suffix + second, task]
+                        for held in held_out for task in tasks for second in ("", "-holdout")}}
 
 
 def baseline(table: dict[str, Any]) -> dict[str, Any]:
@@ -238,17 +269,21 @@ def write_rerun_bases(built: dict, folder: Path, tasks: list[int], base_seeds: i
                       held_out: list[str]) -> None:
     """Per held-out stream, `<stream>-rerun.journal`: the other datasets' base plus `base_seeds` earlier cold runs
     of the stream itself, each searching its **second** table (the same tasks trained from other random draws), as
-    a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores; and
-    `<stream>-rerun other start.journal`, the same with earlier runs of the stream from another net (`OTHER_START`:
-    the same task identity, other scores)."""
-    earlier_runs = (("rerun", "-holdout"), ("rerun other start", ".start16"))  # base name, earlier runs' tables
+    a base holds a stream's earlier seeds when it is run again: its own past is near, but not the same scores (the
+    second table shares the stream's samples and the net trained on the earlier tasks, only each candidate's draws
+    differ); `<stream>-rerun other start.journal`, the same with earlier runs of the stream from another net
+    (`OTHER_START`: the same task identity, other scores); and `<stream>-rerun whole run.journal`, earlier run `seed`
+    searching the table of the stream run again with run seed `seed` + 1 (`WHOLE_RUN`: as a user's earlier runs with
+    other seeds drew other samples and trained the earlier tasks anew)."""
+    earlier_runs = (("rerun", lambda seed: "-holdout"), ("rerun other start", lambda seed: ".start16"),
+                    ("rerun whole run", lambda seed: WHOLE_RUN.format(seed=seed + 1)))  # base, earlier runs' tables
     for held, (base, earlier) in itertools.product(held_out, earlier_runs):
         path = folder / f"{held}-{base}.journal"
         fresh_base(path, entries_of(folder, f"{held}-others"))
         link = KnowledgeLink("searched", str(path), WarmStart(), 0)
         for task in tasks:
-            table = built[held + earlier, task]
             for seed in range(base_seeds):
+                table = built[held + earlier(seed), task]
                 records = run_sampler(table, table_space(table), "cost-gp", seed + EARLIER_SEED, trials,
                                       enqueue=[baseline(table)])
                 link.run = f"{held}-earlier-seed{seed}"
@@ -278,16 +313,18 @@ def write_ctrl_bases(folder: Path, held_out: list[str], more: bool = False) -> N
             fresh_base(folder / f"{held}-near {variant}.journal", [*out, *entries_of(folder, f"{held}.{variant}")])
 
 
-def twin_points(built: dict, held: str, task: int) -> list[dict]:
-    """The `TWIN_POINTS` best points of the held-out task's second table (the cheaper on a tie): what a base that knew
-    this very task, trained once more, would enqueue; no knowledge base can know more of the task before its search."""
-    points = sorted(built[held + "-holdout", task]["points"], key=lambda p: (-p["score"], p["flops"]))
+def twin_points(built: dict, held: str, task: int, second: str = "-holdout") -> list[dict]:
+    """The `TWIN_POINTS` best points of the held-out task's second table (the cheaper on a tie; `second`: its suffix,
+    e.g. the stream run again, `WHOLE_RUN`): what a base that knew this very task, trained once more, would enqueue;
+    no knowledge base can know more of the task, in that second training's setting, before its search."""
+    points = sorted(built[held + second, task]["points"], key=lambda p: (-p["score"], p["flops"]))
     return [dict(p["params"]) for p in points[:TWIN_POINTS]]
 
 
 def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_distance: float,
-                  held_out: list[str]) -> dict[tuple[str, int, str], Any]:
-    """(held-out stream, task, "others" or "bad") -> what that base offers the stream's search before the task."""
+                  held_out: list[str], base_tables: dict | None = None) -> dict[tuple[str, int, str], Any]:
+    """(held-out stream, task, "others" or "bad") -> what that base offers the stream's search before the task
+    (`built`: the tables the searches look up, `searched_tables`; `base_tables`: the base's, by default the same)."""
     out = {}
     for held in held_out:
         for task in tasks:
@@ -304,7 +341,7 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
                 out[held, task, base + " pooled"] = consult(base, propose="pooled")
                 out[held, task, base + " pooled, guarded"] = consult(base, propose="pooled", guard="agreement")
                 out[held, task, base + " pooled, beside the sampler"] = consult(base, propose="pooled", guard="sampler")
-            out[held, task, "oracle"] = oracle_points(built, folder / f"{held}-others.journal", held, task, k, tasks)
+            out[held, task, "oracle"] = oracle_points(base_tables or built, folder / f"{held}-others.journal", table, k)
             out[held, task, "stream out"] = consult("streams")
             out[held, task, "stream out, pooled"] = consult("streams", propose="pooled")
             out[held, task, "ctrl out"] = consult("ctrl")
@@ -317,15 +354,16 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
             out[held, task, "rerun, not own"] = consult("rerun", own=False)
             out[held, task, "rerun, other start"] = consult("rerun other start")
             out[held, task, "rerun, other start, target"] = consult("rerun other start", transfer="target")
+            out[held, task, "rerun, whole run"] = consult("rerun whole run")
     return out
 
 
-def oracle_points(built: dict, journal: Path, held: str, task: int, k: int, tasks: list[int]) -> list[dict]:
-    """The chosen and best points of the base's searches of the `k` past tasks whose tables rank the held-out task's
-    points most alike (Kendall tau over every point; each past task by its first run's search, any distance): what
-    a perfect choice of past tasks would enqueue."""
+def oracle_points(built: dict, journal: Path, table: dict[str, Any], k: int) -> list[dict]:
+    """The chosen and best points of the base's searches (their tables in `built`) of the `k` past tasks whose tables
+    rank the held-out task's points (`table`) most alike (Kendall tau over every point; each past task by its first
+    run's search, any distance): what a perfect choice of past tasks would enqueue."""
     entries = {(e.run.rsplit("-seed", 1)[0], e.task): e for e in reversed(KnowledgeBase(str(journal)).entries())}
-    mine = ordered_scores(built[held, task])
+    mine = ordered_scores(table)
     best = sorted(entries, key=lambda name: -kendall_tau(mine, ordered_scores(built[name])))[:k]
     return [dict(point) for name in best for point in (entries[name].chosen, entries[name].best)]
 
@@ -365,7 +403,7 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
                         for name in ("rerun", "rerun, not own", "rerun, other start", "rerun, other start, target",
-                                     "stream out", "stream out, pooled", "ctrl out",
+                                     "rerun, whole run", "stream out", "stream out, pooled", "ctrl out",
                                      *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         flops = table_values(table, "flops")
@@ -373,6 +411,8 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                                           key=lambda p: flops[point_key(p)])
                         plans["ctrl out, pooled, cheapest first"] = lambda c=cheapest: run([start, *c])
                         plans["twin"] = lambda t=twin_points(built, held, task): run([start, *t])
+                        plans["twin, whole run"] = lambda: run([start, *twin_points(built, held, task,
+                                                                                  WHOLE_RUN.format(seed=1))])
                         for name, key in (("pooled", "others pooled"), ("bad pooled", "bad pooled"),
                                           ("ctrl out, pooled", "ctrl out, pooled")):
                             for guard in ("", ", guarded", ", beside the sampler"):
@@ -482,10 +522,13 @@ def ordered_scores(table: dict[str, Any]) -> list[float]:
     return [p["score"] for p in sorted(table["points"], key=lambda p: point_key(p["params"]))]
 
 
-def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[list[Any]]:
+def transfer_taus(built: dict, tasks: list[int], held_out: list[str], whole_runs: int = 0,
+                  held_out_run: int = 0) -> list[list[Any]]:
     """Kendall tau between the tables of every pair of streams before the same task (how far rankings transfer),
-    between each held-out table and its second training (how far they repeat), and its CTrL-style variants'."""
-    rows = []
+    between each held-out table and its second training (how far they repeat), its runs with other run seeds (how far
+    they repeat when the stream is run again; the searched run's, `held_out_run`, also against its second training),
+    and its CTrL-style variants'."""
+    rows, runs = [], [*range(1, whole_runs + 1), *([held_out_run] if held_out_run else [])]
     for task in tasks:
         def scores(name: str) -> list[float]:
             return ordered_scores(built[name, task])
@@ -494,7 +537,10 @@ def transfer_taus(built: dict, tasks: list[int], held_out: list[str]) -> list[li
             rows += [[task, a, b, kendall_tau(scores(a), scores(b))] for b in names[i + 1:] if dataset(a) != dataset(b)]
         rows += [[task, held, other, kendall_tau(scores(held), scores(name))] for held in held_out
                  for other, name in (("(its second training)", held + "-holdout"),
+                                     *((f"{held}{WHOLE_RUN.format(seed=seed)}",) * 2 for seed in runs),
                                      *((f"{held}.{v}",) * 2 for v in VARIANTS))]
+        rows += [[task, run, "(its second training)", kendall_tau(scores(run), scores(run + "-holdout"))]
+                 for run in (f"{held}{WHOLE_RUN.format(seed=held_out_run)}" for held in held_out if held_out_run)]
         rows += [row for held in held_out for row in other_start_taus(built[held, task], built[held + ".start16", task],
                                                                       task, held)]
     return rows
@@ -533,36 +579,45 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench_runs/meta_tabular"))
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="the searches to run and report (default: all; cold is always run, the others' reference)")
+    parser.add_argument("--held-out-run", type=int, default=0,
+                        help="the held-out searches look up the tables of their stream run with this run seed (other "
+                             "samples, other training of the earlier tasks) instead of the base's run, seed 0")
     parser.add_argument("--more-variants", action="store_true",
                         help=f"the ctrl kinds' pool also holds each dataset's {', '.join(MORE_VARIANTS)} variants")
     args = parser.parse_args()
+    if 0 < args.held_out_run <= args.base_seeds or args.held_out_run < 0:
+        parser.error(f"--held-out-run {args.held_out_run} is one of the earlier runs (1 to --base-seeds "
+                     f"{args.base_seeds}) or negative; accepted: 0 (the base's run) or a run seed above --base-seeds")
     args.kinds = ["cold", *(kind for kind in args.kinds if kind != "cold")]
     args.output.mkdir(parents=True, exist_ok=True)
     held_out = args.datasets
-    built = tables(args.output, args.tasks, held_out, args.more_variants)
-    def cold(stream: str, task: int, seed: int) -> list[dict]:
-        table = built[stream, task]
+    built = tables(args.output, args.tasks, held_out, args.more_variants, args.base_seeds, args.held_out_run)
+    view = searched_tables(built, held_out, args.tasks, args.held_out_run)
+
+    def cold(looked_up: dict, stream: str, task: int, seed: int) -> list[dict]:
+        table = looked_up[stream, task]
         return run_sampler(table, table_space(table), "cost-gp", seed, args.trials, enqueue=[baseline(table)])
 
-    colds = {(stream, task, seed): cold(stream, task, seed)  # the variants only as past runs of a base
-             for stream, seeds in [*((s, args.seeds) for s in streams(held_out)),
-                                   *((s, args.base_seeds) for s in variants(held_out, args.more_variants))]
-             for task in args.tasks for seed in range(seeds)}
+    searched = {(held, task, seed): cold(view, held, task, seed)
+                for held in held_out for task in args.tasks for seed in range(args.seeds)}
+    colds = {key: searched[key] if view is built and key in searched else cold(built, *key)  # the base's past runs
+             for key in itertools.product([*streams(held_out), *variants(held_out, args.more_variants)], args.tasks,
+                                          range(args.base_seeds))}
     folder = args.output / "bases"
     record_colds(colds, built, folder, args.base_seeds, held_out, args.more_variants)
     write_bases({s: folder / f"{s}.journal" for s in streams(held_out)}, held_out, folder)
     write_rerun_bases(built, folder, args.tasks, args.base_seeds, args.trials, held_out)
     write_stream_out_bases(folder, held_out)
     write_ctrl_bases(folder, held_out, args.more_variants)
-    runs = {("cold", s, t, seed): records for (s, t, seed), records in colds.items()}
-    consulted = consultations(built, folder, args.tasks, args.k, args.max_distance, held_out)
-    runs.update(searches(built, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
-    print(format_table(transfer_taus(built, args.tasks, held_out),
+    runs = {("cold", s, t, seed): records for (s, t, seed), records in searched.items()}
+    consulted = consultations(view, folder, args.tasks, args.k, args.max_distance, held_out, built)
+    runs.update(searches(view, consulted, args.tasks, args.seeds, args.trials, held_out, args.kinds))
+    print(format_table(transfer_taus(built, args.tasks, held_out, args.base_seeds, args.held_out_run),
                        ["task", "stream", "other stream", "Kendall tau of scores"]))
     print(f"eps = {EPS}; {args.seeds} seeds x {len(held_out)} held-out datasets x tasks {args.tasks}; "
           f"{args.trials} trials per search")
     print(format_table(consulted_rows(consulted), ["held out", "task", "base", "consulted (distance)"]))
-    print(format_table(guard_rows(consulted, built), ["held out", "task", "base", "first scores (no growth first)",
+    print(format_table(guard_rows(consulted, view), ["held out", "task", "base", "first scores (no growth first)",
                                                       "held back", "guard's tau", "tried"]))
     headers = ["search", "searches", "trials to cold's best", "search FLOPs to it", "x fewer trials",
                "x fewer FLOPs", "not reached", "symmetric: x fewer trials", "best find, re-measured",
@@ -570,11 +625,12 @@ def main() -> None:
                "x fewer FLOPs: SE"]
     summary = {}
     for scope in (held_out, *([held] for held in held_out)):
-        rows = report(runs, built, args.tasks, args.seeds, scope, args.kinds)
+        rows = report(runs, view, args.tasks, args.seeds, scope, args.kinds)
         print("held out:", ", ".join(scope))
         print(format_table(rows, headers))
         summary[" ".join(scope)] = rows
-    name = f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}-{'-'.join(held_out)}.json"
+    run = f"-run{args.held_out_run}" if args.held_out_run else ""
+    name = f"summary-k{args.k}-d{args.max_distance:g}-b{args.base_seeds}-{'-'.join(held_out)}{run}.json"
     (args.output / name).write_text(json.dumps(summary, indent=1))
 
 

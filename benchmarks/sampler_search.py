@@ -115,16 +115,18 @@ class TableBuilder(Grower):
 
 def build_table(bench_file: Path, method: str, space: dict[str, Any], epochs: int, fraction: float, output: Path,
                 net_options: dict[str, Any] | None = None, seed_offset: int = 0, task_index: int = 1,
-                features: bool = False, stream_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                features: bool = False, stream_options: dict[str, Any] | None = None,
+                run_seed: int | None = None) -> dict[str, Any]:
     """Train every point of the `searched` `space` once before task `task_index` of `method` in `bench_file` (the
     earlier tasks learnt without growth; see the module docstring); a `seed_offset` gives every candidate other
-    growth draws and another batch order (the held-out table). With `features`, also the task's meta-features
+    growth draws and another batch order (the held-out table), a `run_seed` the whole run another seed (other samples
+    of the stream, other training of the earlier tasks). With `features`, also the task's meta-features
     (`selfgrow.search.meta.features`), as a search that records into a knowledge base computes them;
     `stream_options` over the method's stream's (e.g. another dataset)."""
     table: dict[str, Any] = {}
     builder = TableBuilder(build_grower("searched", **space), epochs, fraction, table, seed_offset, task_index)
     learner, stream = probe_learner(bench_file, method, output, builder, net_options=net_options,
-                                    stream_options=stream_options)
+                                    stream_options=stream_options, seed=run_seed)
     for task in stream.tasks[:task_index]:
         learner.learn(task)
     task = stream.tasks[task_index]
