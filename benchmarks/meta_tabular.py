@@ -189,20 +189,23 @@ def tables(output: Path, tasks: list[int], held_out: list[str], more: bool = Fal
             add(stream + "-holdout", stream + "-task{task}-holdout.json", stream, seed_offset=HOLDOUT_SEED_OFFSET)
     for held in held_out:
         add(held + ".start16", held + ".start16-task{task}.json", held, net_options=OTHER_START)
-        for seed in range(1, whole_runs + 1):
+        for seed in run_seeds(whole_runs, held_out_run):
             suffix = WHOLE_RUN.format(seed=seed)
             add(held + suffix, held + suffix + "-task{task}.json", held, run_seed=seed,
                 seed_offset=HOLDOUT_SEED_OFFSET + seed)
         if held_out_run:
             suffix = WHOLE_RUN.format(seed=held_out_run)
-            add(held + suffix, held + suffix + "-task{task}.json", held, run_seed=held_out_run,
-                seed_offset=HOLDOUT_SEED_OFFSET + held_out_run)
             add(held + suffix + "-holdout", held + suffix + "-task{task}-holdout.json", held, run_seed=held_out_run,
                 seed_offset=2 * HOLDOUT_SEED_OFFSET + held_out_run)
     for name in variants(held_out, more):
         held, variant = name.split(".", 1)
         add(name, name + "-task{task}.json", held, stream_options=variant_stream(held, variant))
     return out
+
+
+def run_seeds(whole_runs: int, held_out_run: int) -> list[int]:
+    """The run seeds of a held-out stream's other runs: the earlier ones, 1..`whole_runs`, and the searched one."""
+    return [*range(1, whole_runs + 1), *([held_out_run] if held_out_run else [])]
 
 
 def searched_tables(built: dict, held_out: list[str], tasks: list[int], run: int) -> dict:
@@ -528,7 +531,7 @@ def transfer_taus(built: dict, tasks: list[int], held_out: list[str], whole_runs
     between each held-out table and its second training (how far they repeat), its runs with other run seeds (how far
     they repeat when the stream is run again; the searched run's, `held_out_run`, also against its second training),
     and its CTrL-style variants'."""
-    rows, runs = [], [*range(1, whole_runs + 1), *([held_out_run] if held_out_run else [])]
+    rows, runs = [], run_seeds(whole_runs, held_out_run)
     for task in tasks:
         def scores(name: str) -> list[float]:
             return ordered_scores(built[name, task])
