@@ -3,10 +3,11 @@
 `meta_tabular.py` (kinds *rerun*, *rerun, not own* and *twin*) measures this on tables, where a candidate's score is
 looked up. Here the runs are real, in the setting of `meta_wide.yaml`'s Split-MNIST row (`--row`): its earlier runs
 (seeds 10-12) record their searches into a base; then seeds 0-2 run *cold* (recording nothing), *again* (cold with
-another search seed: the control), *own* (the grower's default warm start from that base: each task's earlier runs
-from a net within 1.5x of its parameters consulted alone, all their searches pooled into a model whose 2k best
-points are tried right after no growth),
-*not-own* (`own: false`: the k nearest past searches' chosen and best points) and *own-target* (`transfer: target`:
+another search seed: the control), *own* (`own: alone`, the grower's default warm start from that base until
+2026-12-07: each task's earlier runs from a net within 1.5x of its parameters consulted alone, all their searches
+pooled into a model whose 2k best points are tried right after no growth),
+*not-own* (`own: off`, the default since: the k nearest past searches' chosen and best points) and *own-target*
+(`own: alone`, `transfer: target`:
 every earlier run of the task, whatever its net's size, consulted alone, its widening factors carried as the widths
 they grew to; `--kinds` runs a subset, cold always runs). The grower's default sampler
 (cost-gp) replaces the row's, k and max_distance are the warm start's defaults but max_distance 10, as meta_wide's
@@ -67,9 +68,10 @@ def main() -> None:
     methods = {
         f"{stream}-cold": with_growth(row, record=None),
         f"{stream}-again": with_growth(row, record=None, seed=AGAIN_SEED),
-        f"{stream}-own": with_growth(row, record=None, warm_start=warm),
-        f"{stream}-not-own": with_growth(row, record=None, warm_start={**warm, "own": False}),
-        f"{stream}-own-target": with_growth(row, record=None, warm_start={**warm, "transfer": "target"}),
+        f"{stream}-own": with_growth(row, record=None, warm_start={**warm, "own": "alone"}),
+        f"{stream}-not-own": with_growth(row, record=None, warm_start={**warm, "own": "off"}),
+        f"{stream}-own-target": with_growth(row, record=None,
+                                            warm_start={**warm, "own": "alone", "transfer": "target"}),
     }
     bench = dataclasses.replace(source, seeds=args.seeds, methods={f"{stream}-{kind}": methods[f"{stream}-{kind}"]
                                                                    for kind in kinds})

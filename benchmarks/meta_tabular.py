@@ -31,16 +31,18 @@ the first 4 trials instead of first; *by scores* and *bad by scores* consult pas
 try the 6 points predicted best over every past task within the distance (`consensus: 6`) right after no growth,
 *consensus, then warm* adds warm's points after them; *oracle warm* enqueues, as warm does, the chosen and best
 points of the k past tasks whose tables rank the held-out task's points most alike (a perfect choice of past
-tasks, at any distance); *rerun* consults, as the grower does by default, a base that also holds 3 earlier runs
-of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
+tasks, at any distance); *rerun* consults, with `own: alone` (the grower's default until 2026-12-07; every kind
+here consults so unless it says otherwise), a base that also holds 3 earlier runs of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
 its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
 into a model whose 2k best points are enqueued (`own`); the second table shares the stream's samples and the net
 trained on the earlier tasks with the first, so *rerun, whole run* does the same with earlier runs that each search
 the table of the stream run again with another run seed (other samples, the earlier tasks trained anew, other
-candidate draws: as a user's earlier runs with other seeds), and *twin, whole run* is the twin (below) of the first
-of those tables; *rerun, other start* does the same with earlier runs of the
-stream grown from a net twice as wide (16/16: the same task identity, other scores; does `own` mislead when the
-setting changed?), *rerun, other start, target* with `transfer: target` (their widening factors carried as the
+candidate draws: as a user's earlier runs with other seeds), *rerun, whole run, own first* consults the same base
+with `own: first` (the earlier runs' pooled points, then the k nearest other tasks' chosen and best points), *rerun,
+whole run, not own* with `own: off` (the earlier runs one past task among the k nearest, by its nearest search), and
+*twin, whole run* is the twin (below) of the first of those tables; *rerun, other start* does the same with earlier
+runs of the stream grown from a net twice as wide (16/16: the same task identity, other scores; does `own` mislead
+when the setting changed?), *rerun, other start, target* with `transfer: target` (their widening factors carried as the
 widths they grew to, the earlier runs then the task's own; every search records and passes its table's widths, as
 the grower does, `table_sizes`); *rerun, not own* consults the same base as warm does
 (`own: false`: the k nearest past tasks' chosen and best points); *twin* enqueues the 6 best points of that second
@@ -116,8 +118,9 @@ TWIN_POINTS = 6  # the twin kind's points: as many as the warm start's k = 3 pas
 KINDS = ("cold", "again", "warm", "warm+prior", "bad", "bad+prior", "surrogate", "warm+surrogate", "bad+surrogate",
          "warm after", "by scores", "bad by scores", "warm, then by scores", "bad, then bad by scores", "consensus",
          "bad consensus", "consensus, then warm", "bad consensus, then bad", "oracle warm", "rerun", "rerun, not own",
-         "rerun, other start", "rerun, other start, target", "rerun, whole run", "twin", "twin, whole run",
-         "pooled", "bad pooled", "stream out", "stream out, pooled", "ctrl out", "ctrl out, pooled",
+         "rerun, other start", "rerun, other start, target", "rerun, whole run", "rerun, whole run, own first",
+         "rerun, whole run, not own", "twin", "twin, whole run", "pooled", "bad pooled", "stream out",
+         "stream out, pooled", "ctrl out", "ctrl out, pooled",
          "ctrl out, pooled, cheapest first", "pooled, guarded", "bad pooled, guarded", "ctrl out, pooled, guarded",
          "pooled, beside the sampler", "bad pooled, beside the sampler", "ctrl out, pooled, beside the sampler",
          "near: rotated", "near: permuted", "near: fewer")
@@ -333,6 +336,7 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
         for task in tasks:
             table = built[held, task]
             def consult(base: str, **options: Any) -> Any:
+                options = {"own": "alone", **options}  # as every kind was measured (the default until 2026-12-07)
                 link = KnowledgeLink("searched", None, WarmStart(source=str(folder / f"{held}-{base}.journal"), k=k,
                                                                  max_distance=max_distance, **options), 0)
                 return link.consult(table_space(table), table["features"], baseline(table),
@@ -358,6 +362,8 @@ def consultations(built: dict, folder: Path, tasks: list[int], k: int, max_dista
             out[held, task, "rerun, other start"] = consult("rerun other start")
             out[held, task, "rerun, other start, target"] = consult("rerun other start", transfer="target")
             out[held, task, "rerun, whole run"] = consult("rerun whole run")
+            out[held, task, "rerun, whole run, own first"] = consult("rerun whole run", own="first")
+            out[held, task, "rerun, whole run, not own"] = consult("rerun whole run", own="off")
     return out
 
 
@@ -406,7 +412,9 @@ def searches(built: dict, consulted: dict, tasks: list[int], seeds: int, trials:
                         oracle = consulted[held, task, "oracle"]
                         plans["oracle warm"] = lambda o=oracle: run([start, *o])
                         for name in ("rerun", "rerun, not own", "rerun, other start", "rerun, other start, target",
-                                     "rerun, whole run", "stream out", "stream out, pooled", "ctrl out",
+                                     "rerun, whole run", "rerun, whole run, own first",
+                                     "rerun, whole run, not own", "stream out",
+                                     "stream out, pooled", "ctrl out",
                                      *(f"near: {variant}" for variant in VARIANTS)):
                             plans[name] = lambda r=consulted[held, task, name]: run([start, *r.nearest])
                         flops = table_values(table, "flops")

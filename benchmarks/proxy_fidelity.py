@@ -8,8 +8,10 @@ tasks 0 and 1 every point of a grower's space is grown from the learner's net an
   over the seen tasks and the new one); proxies "25% data, e epochs" (e = 2, 4, 6: one run scored
   after each) and "all data, e epochs" (e = 1, 2, 3), each at the bench's constant learning rate and
   annealed ("cosine": every rung annealed to 0 over its steps, as `proxy_schedule: cosine_steps`
-  trains; "one cosine": one rung to the last epoch count); and "mean of 3 runs": two proxies scored by
-  the mean of three independent runs (as `repeats: 3` scores);
+  trains; "one cosine": one rung to the last epoch count); "mean of 3 runs": two proxies scored by
+  the mean of three independent runs (as `repeats: 3` scores); and "extrapolated": the constant-lr runs'
+  scores after each of their epoch counts extrapolated to the full training's 6 epochs on a line in the log
+  of the full-data epochs trained (learning-curve extrapolation; no training of its own);
 - in full (the bench's 6 epochs on all the task's data), `--seeds` times with different growth draws
   and batch orders. The ground truth is the mean over those seeds of the seen tasks' mean *test*
   accuracy (1,000 images per class: less noisy than the 100 validation images the search has).
@@ -57,6 +59,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import random
 import statistics
 import time
@@ -108,6 +111,10 @@ MEANS = {
     "25% data, one cosine, mean of 3 runs": ["25% data, one cosine", "25% data, one cosine, run 2",
                                              "25% data, one cosine, run 3"],
 }
+# proxies scored by extrapolating a run's scores after each of its epoch counts to the full training's (Domhan et al.
+# 2015, "Speeding up automatic hyperparameter optimization of deep neural networks by extrapolation of learning
+# curves"; here one family, score linear in the log of the full-data epochs trained, fitted by least squares)
+EXTRAPOLATED = {"25% data, extrapolated": "25% data", "all data, extrapolated": "all data"}
 FULL_EPOCHS = 6
 NASWOT_BATCH = 128
 ZERO_COST = ("inference FLOPs", "NASWOT")  # the "no training" rows' scores, larger ranking higher
@@ -286,6 +293,36 @@ def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[di
     return out
 
 
+def extrapolation_weights(trained: list[float], target: float) -> list[float]:
+    """The weights w with sum(w_i * s_i) the least-squares line s = a + b log(t) through scores s_i after `trained`
+    full-data epochs t_i (at least two distinct), evaluated at `target` epochs."""
+    x = [math.log(t) for t in trained]
+    mean = statistics.fmean(x)
+    spread = sum((xi - mean) ** 2 for xi in x)
+    if spread == 0:
+        raise ValueError(f"extrapolation needs two distinct epoch counts; got {trained}")
+    return [1 / len(x) + (xi - mean) * (math.log(target) - mean) / spread for xi in x]
+
+
+def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The `EXTRAPOLATED` proxies whose run was measured: the run's scores after each epoch count (in full-data
+    epochs: epochs x its data fraction) extrapolated to `FULL_EPOCHS` on a line in log epochs, and its test accuracy
+    the same way; the standard error treats the scores' validation errors as independent (they share the validation
+    split, so it understates the error by up to a factor of about 2: what the parsimony and capacity picks read)."""
+    out = {}
+    for name, source in EXTRAPOLATED.items():
+        if source not in measured:
+            continue
+        entries = measured[source]
+        weights = extrapolation_weights([e["epochs"] * PROXIES[source][0] for e in entries], FULL_EPOCHS)
+        entry = {"epochs": entries[-1]["epochs"], "score": sum(w * e["score"] for w, e in zip(weights, entries)),
+                 "se": math.sqrt(sum((w * e["se"]) ** 2 for w, e in zip(weights, entries)))}
+        if all("test" in e for e in entries):
+            entry["test"] = sum(w * e["test"] for w, e in zip(weights, entries))
+        out[name] = [entry]
+    return out
+
+
 def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
     """Rows (task, proxy, tau, ceiling, regret of best pick, of parsimony's pick and of capacity's, spread)."""
     cands = [r for r in records if r["task"] == task]
@@ -296,8 +333,9 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
                                for a, b in pairs) if pairs else float("nan")
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
-    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"])}} for r in cands]
-    measured = [name for name in [*PROXIES, *MEANS] if all(name in r["proxies"] for r in cands)]
+    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"])}}
+             for r in cands]
+    measured = [name for name in [*PROXIES, *MEANS, *EXTRAPOLATED] if all(name in r["proxies"] for r in cands)]
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
     on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
     for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:

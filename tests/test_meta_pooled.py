@@ -4,6 +4,7 @@ and `own` (earlier runs of the very task consulted alone, pooled)."""
 from __future__ import annotations
 
 import html
+import json
 import math
 
 import pytest
@@ -37,8 +38,9 @@ def base(tmp_path, *entries: Entry) -> str:
 
 
 def pooled(journal: str, k: int = 1, max_distance: float = 10.0, **options) -> KnowledgeLink:
+    """A link consulting `journal` with `propose: pooled` and `own: alone` unless `options` say otherwise."""
     return KnowledgeLink("searched", None, WarmStart(source=journal, k=k, max_distance=max_distance,
-                                                     **{"propose": "pooled", **options}), 0)
+                                                     **{"propose": "pooled", "own": "alone", **options}), 0)
 
 
 def test_earlier_runs_of_this_very_task_are_consulted_alone_and_pooled(tmp_path):
@@ -51,11 +53,49 @@ def test_earlier_runs_of_this_very_task_are_consulted_alone_and_pooled(tmp_path)
     assert knowledge["pooled"]["same task"] is True and knowledge["pooled"]["proposed"] == offered.nearest
     assert [(row["task_key"], row["searches"]) for row in knowledge["consulted"]] == [("task-a", 2)]
     assert knowledge["consulted"][0]["distance"] > 0  # consulted although task-c is nearer
-    # the same by default, when the other tasks offer their chosen and best points; not with own: false
-    assert pooled(journal, propose="chosen").consult(SPACE, HERE, BASELINE, task_key="task-a").nearest == offered.nearest
-    other = pooled(journal, propose="chosen", own=False).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    # the same when the other tasks offer their chosen and best points; not by default (own: off) nor with own: false
+    chosen = pooled(journal, propose="chosen").consult(SPACE, HERE, BASELINE, task_key="task-a")
+    assert chosen.nearest == offered.nearest
     c = KnowledgeBase(journal).entry("c/task1")
-    assert other.nearest == [c.chosen, c.best] and "pooled" not in other.reasons
+    by_default = KnowledgeLink("searched", None, WarmStart(source=journal, k=1, max_distance=10.0), 0)
+    for other in (by_default, pooled(journal, propose="chosen", own=False)):
+        offered_by_others = other.consult(SPACE, HERE, BASELINE, task_key="task-a")
+        assert offered_by_others.nearest == [c.chosen, c.best] and "pooled" not in offered_by_others.reasons
+
+
+@pytest.mark.parametrize("propose", ["chosen", "pooled"])
+def test_own_first_puts_the_earlier_runs_points_ahead_of_the_other_tasks(tmp_path, propose):
+    journal = base(tmp_path, search("a1", wider, "task-a", probe=0.9),
+                   search("a2", wider, "task-a", probe=0.9, level=0.7), search("c", narrower, "task-c", probe=1.0))
+    alone = pooled(journal).consult(SPACE, HERE, BASELINE, task_key="task-a")
+    others = pooled(journal, propose=propose, own=False, max_distance=0.05).consult(SPACE, HERE, BASELINE,
+                                                                                   task_key="task-a")
+    assert [row["task_key"] for row in others.reasons["consulted"]] == ["task-c"]  # task-a's runs lie beyond 0.05
+    first = pooled(journal, propose=propose, own="first").consult(SPACE, HERE, BASELINE, task_key="task-a")
+    # the earlier runs' pooled points, then the nearest other task's (k = 1 counts other tasks), no point twice
+    assert first.nearest == alone.nearest + [p for p in others.nearest if p not in alone.nearest]
+    assert len(first.nearest) > len(alone.nearest)
+    assert [row["task_key"] for row in first.reasons["consulted"]] == ["task-a", "task-c"]
+    assert first.reasons["own"] == {**alone.reasons["pooled"]}
+    assert ("pooled" in first.reasons) == (propose == "pooled")
+    from selfgrow.report.html import _knowledge_table
+
+    text = _knowledge_table(first.reasons)
+    assert "tried before the other tasks': " + html.escape(json.dumps(alone.nearest[0], sort_keys=True)) in text
+    assert "the 1 most similar other tasks" in text and "<td class='words'>2 pooled</td>" in text  # task-a's row
+    # a task the base holds no earlier run of: `first` consults as `alone` does
+    new = [pooled(journal, propose=propose, own=own).consult(SPACE, HERE, BASELINE, task_key="task-new")
+           for own in ("first", "alone")]
+    assert new[0].nearest == new[1].nearest and new[0].reasons == new[1].reasons
+
+
+def test_own_true_and_false_are_alone_and_off():
+    assert WarmStart.parse({"from": "x", "own": True}).own == "alone" == WarmStart(own=True).own
+    assert WarmStart.parse({"from": "x", "own": False}).own == "off" == WarmStart(own=False).own == WarmStart().own
+    assert WarmStart.parse({"from": "x", "own": "first"}).own == "first"
+    for bad in ("yes", 1, ["first"]):
+        with pytest.raises(SelfgrowError, match="'own' \\('alone', 'first' or 'off'"):
+            WarmStart.parse({"from": "x", "own": bad})
 
 
 def test_without_earlier_runs_of_the_task_the_nearest_tasks_are_pooled(tmp_path):
@@ -170,7 +210,7 @@ def test_a_run_from_a_narrower_net_carries_a_wider_runs_factors_as_target_widths
     learn("searched", {**QUICK, "record": journal}, n_tasks=2, hidden=[32])
     entry = KnowledgeBase(journal).entries()[0]
     assert entry.sizes == {name: 32.0 for name in entry.space if name.startswith("widen:")} and entry.sizes
-    warm = {"from": journal, "k": 1, "max_distance": 10, "within": 0}
+    warm = {"from": journal, "k": 1, "max_distance": 10, "within": 0, "own": "alone"}
     for transfer, own in (("target", True), ("relative", False)):
         _, records = learn("searched", {**QUICK, "warm_start": {**warm, "transfer": transfer}}, n_tasks=2, hidden=[8])
         knowledge = records[1].plan.reasons["knowledge"]
@@ -217,7 +257,7 @@ def test_propose_is_refused_with_a_bad_value_and_with_similar_scores():
         build_grower("searched", warm_start={"from": "x", "propose": "best"})
     with pytest.raises(SelfgrowError, match="with 'similar: features' only"):
         build_grower("searched", warm_start={"from": "x", "similar": "scores", "propose": "pooled"})
-    with pytest.raises(SelfgrowError, match="'own' \\(true or false"):
+    with pytest.raises(SelfgrowError, match="'own' \\('alone', 'first' or 'off'"):
         build_grower("searched", warm_start={"from": "x", "own": 1})
     for bad in ("yes", 1, ["sampler"]):
         with pytest.raises(SelfgrowError, match="'guard' \\('off', 'agreement' or 'sampler', or true or false"):
@@ -246,8 +286,9 @@ def test_a_rerun_of_a_stream_tries_the_points_pooled_from_its_earlier_run_right_
     journal = str(tmp_path / "meta.journal")
     options = {**QUICK, "n_trials": 4, "halving_batch": 4, "warm_start": 0}
     digits_run(tmp_path / "cold", "searched", {**options, "record": journal})
-    run_dir, growth = digits_run(tmp_path / "again", "searched", {  # the default `own`: no `propose` needed
-        **options, "record": None, "warm_start": {"from": journal, "k": 1, "max_distance": 10, "within": 0}})
+    run_dir, growth = digits_run(tmp_path / "again", "searched", {  # `own: alone`: no `propose` needed
+        **options, "record": None, "warm_start": {"from": journal, "k": 1, "max_distance": 10, "within": 0,
+                                                  "own": "alone"}})
     for plan in growth:
         knowledge = plan["reasons"]["knowledge"]
         assert knowledge["pooled"]["same task"] is True

@@ -126,10 +126,11 @@ def _knowledge_table(knowledge: dict | None) -> str:
     by_scores, pooled = knowledge.get("similar") == "scores", knowledge.get("pooled")
     rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),
              *([_fmt(c["tau"])] if by_scores else []),
-             str(c["searches"]) if pooled else "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]),
+             "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]) if "proposed" in c and not pooled
+             else f"{c['searches']} pooled",
              _fmt(c["outcome"].get("after_task")), _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
-    surrogate = (_target_text(knowledge.get("transfer"))
+    surrogate = (_own_first_text(knowledge.get("own")) + _target_text(knowledge.get("transfer"))
                  + _other_net_text(knowledge.get("earlier runs from another net"))
                  + _consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
                  + _prior_text(knowledge.get("prior")))
@@ -137,9 +138,13 @@ def _knowledge_table(knowledge: dict | None) -> str:
         none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{'' if knowledge.get('k') == 0 else none}{surrogate}</p>"
     header = ["past search", "its task", "distance", *(["tau with the first trials"] if by_scores else []),
-              "searches pooled" if pooled else "proposed (chosen; best)", "its outcome after task", "at its end"]
+              "searches pooled" if pooled else "proposed (chosen; best) or searches pooled", "its outcome after task",
+              "at its end"]
+    own = knowledge.get("own")  # `own: first`: the earlier runs' row comes first, the others' after it
+    others = (f"the {len(rows) - own['tasks']} most similar other tasks" if own
+              else f"the {len(rows)} most similar past tasks")
     if pooled:
-        which = "this very task's earlier runs" if pooled["same task"] else f"the {len(rows)} most similar past tasks"
+        which = "this very task's earlier runs" if pooled["same task"] else others
         proposed = "; ".join(json.dumps(p, sort_keys=True) for p in pooled["proposed"]) or "nothing"
         return (f"<p>Warm start from the knowledge base {base}: {html.escape(which)} (every search of each pooled "
                 f"into a model of its scores) proposed the points predicted best on average over them: "
@@ -147,8 +152,18 @@ def _knowledge_table(knowledge: dict | None) -> str:
     how = (f"whose scores rank this search's first {knowledge['after']} trials as they scored (Kendall tau), each by "
            "its nearest search, proposed their chosen and most accurate points, tried next" if by_scores else
            "(each by its nearest search) proposed their chosen and most accurate points")
-    return (f"<p>Warm start from the knowledge base {base}: the {len(rows)} most similar past tasks {how}."
+    return (f"<p>Warm start from the knowledge base {base}: {others} {how}."
             f"{surrogate}</p>" + _table(rows, header))
+
+
+def _own_first_text(own: dict | None) -> str:
+    """The sentence on this very task's earlier runs' pooled points, tried before the other tasks' (`own: first`;
+    "" without)."""
+    if not own:
+        return ""
+    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in own["proposed"]) or "nothing"
+    return (" This very task's earlier runs (every search pooled into a model of its scores) proposed their points "
+            f"predicted best, tried before the other tasks': {html.escape(proposed)}.")
 
 
 def _target_text(transfer: str | None) -> str:

@@ -1,21 +1,21 @@
 """`KnowledgeLink`: what a searched grower does with the knowledge base before, after and once past each search.
 
-Before a search it measures the task's meta-features (when it records or consults) and, with a
-source base, proposes the points its own earlier runs of this very task predict best, all their searches pooled,
-when the base holds any from a net of about the current one's size (`own`); otherwise the transferred best points
-of the `k` most similar past tasks (each by its nearest search, `selfgrow.search.meta.transfer`, or, with `propose:
-pooled`, the points predicted best over all their searches, with a `guard` those past the search's first `after`
-trials, or past the first point, held back until the first trials' scores agree with the pool, or until its first
-point leads the sampler's): by meta-features before the search, or, with
-`similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
-(`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past
-task within `max_distance`; with
-`surrogate: n`, the `n` best points of a surrogate fitted on every past search within `max_distance`
-(`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
-relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it
-records the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean
-validation accuracy over the seen tasks, into this task's entry (`after_task`) and into the run's earlier entries
-(`latest`). Its run id and the keys it wrote are state, so a resumed run keeps writing the same entries.
+Before a search it measures the task's meta-features (when it records or consults) and, with a source base, proposes
+the points its own earlier runs of this very task predict best, all their searches pooled, when the base holds any
+from a net of about the current one's size (`own`; with `own: first`, followed by the other tasks' points); otherwise
+the transferred best points of the `k` most similar past tasks (each by its nearest search,
+`selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all their searches, with a
+`guard` those past the search's first `after` trials, or past the first point, held back until the first trials'
+scores agree with the pool, or until its first point leads the sampler's): by meta-features before the search, or,
+with `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
+(`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past task
+within `max_distance`; with `surrogate: n`, the `n` best points of a surrogate fitted on every past search within
+`max_distance` (`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`,
+every complete candidate of those `k` searches with its score relative to its search's mean, the cost-gp sampler's
+prior (`selfgrow.search.cost_gp`); after the search it records the entry (`selfgrow.search.meta.base`); after the
+task's training it writes the outcome, the mean validation accuracy over the seen tasks, into this task's entry
+(`after_task`) and into the run's earlier entries (`latest`). Its run id and the keys it wrote are state, so a resumed
+run keeps writing the same entries.
 """
 
 from __future__ import annotations
@@ -38,29 +38,32 @@ from selfgrow.search.meta.transfer import nearest, one_per_task, same_net, trans
 
 GUARDS = ("off", "agreement", "sampler")  # how the pooled points of other tasks wait for the first trials
 GUARD_ALIASES = {True: "agreement", False: "off"}  # `guard: true` as it was first measured
+OWNS = ("alone", "first", "off")  # how a task's own earlier runs are consulted beside the other past tasks
+OWN_ALIASES = {True: "alone", False: "off"}  # `own: true` / `false` as they were first measured
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past tasks (each
-    by its nearest search) of the base `source` (None: none) no farther than `max_distance` (see
-    `selfgrow.search.meta.transfer`); `surrogate` > 0: that many proposals of a surrogate over those past
-    searches, and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior;
-    `similar`: "features" (past tasks by meta-features, their points tried first) or "scores" (by how they rank the
-    search's first `after` trials, their points tried next); `consensus` > 0: that many points predicted best on
-    average over every past task within `max_distance` (`agreement.consensus`), tried right after no growth;
-    `propose`: what the tasks chosen by features offer, "chosen" (each its nearest search's chosen and best points)
-    or "pooled" (the 2k points predicted best on average over those tasks, each task's model fitted on all its
-    searches); `own`: earlier runs of this very task (`features.task_identity`) from a net of about the current
-    one's size (`transfer.same_net`), when the base holds any within `max_distance`, are consulted alone, pooled,
-    whatever `propose` says (with `similar: features`); `transfer`: past points carried as "relative" actions or,
-    where the past search recorded the sizes its factors acted on, as the "target" sizes they grew to (then its
-    earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`); `guard`: with `propose: pooled`
-    over other tasks, "agreement" (or true): only the pooled points that fill the search's first `after` trials beside
-    no growth are enqueued up front, the rest once those trials' first scores agree with the pool's predictions
-    (Kendall tau > 0), so a base that ranks this task's points the other way costs those trials, not all 2k;
-    "sampler": only the pool's first point is, the sampler fills the rest of the first batch, and the rest of the
-    pool follows only if that point scored above every other growth there ("off" or false: all up front)."""
+    """A searched grower's `warm_start`: the last `within` tasks of its run, and the `k` nearest past tasks (each by its
+    nearest search) of the base `source` (None: none) no farther than `max_distance` (see
+    `selfgrow.search.meta.transfer`); `surrogate` > 0: that many proposals of a surrogate over those past searches,
+    and its screen; `prior`: the `k` consulted searches' candidates as the cost-gp sampler's prior; `similar`:
+    "features" (past tasks by meta-features, their points tried first) or "scores" (by how they rank the search's
+    first `after` trials, their points tried next); `consensus` > 0: that many points predicted best on average over
+    every past task within `max_distance` (`agreement.consensus`), tried right after no growth; `propose`: what the
+    tasks chosen by features offer, "chosen" (each its nearest search's chosen and best points) or "pooled" (the 2k
+    points predicted best on average over those tasks, each task's model fitted on all its searches); `own`: earlier
+    runs of this very task (`features.task_identity`) from a net of about the current one's size
+    (`transfer.same_net`), when the base holds any within `max_distance`, are consulted pooled, whatever `propose`
+    says (with `similar: features`), "alone" (or true) instead of the other past tasks, "first" ahead of the `k`
+    nearest other tasks' points, or "off" (false) not told apart from other tasks; `transfer`: past points carried as
+    "relative" actions or, where the past search recorded the sizes its factors acted on, as the "target" sizes they
+    grew to (then its earlier runs from any net are the task's own; `selfgrow.search.meta.transfer`); `guard`: with
+    `propose: pooled` over other tasks, "agreement" (or true): only the pooled points that fill the search's first
+    `after` trials beside no growth are enqueued up front, the rest once those trials' first scores agree with the
+    pool's predictions (Kendall tau > 0), so a base that ranks this task's points the other way costs those trials,
+    not all 2k; "sampler": only the pool's first point is, the sampler fills the rest of the first batch, and the rest
+    of the pool follows only if that point scored above every other growth there ("off" or false: all up front)."""
 
     within: int = 2
     source: str | None = None
@@ -72,9 +75,14 @@ class WarmStart:
     after: int = 4
     consensus: int = 0
     propose: str = "chosen"  # "pooled": measured in BENCHMARKS.md, "Earlier runs of the same stream"
-    own: bool = True  # measured there too, and in "Earlier runs of the same stream from another net"
+    own: str = "off"  # "alone" (the default until 2026-12-07) and "first": BENCHMARKS.md, "`own` over six runs"
     transfer: str = "relative"  # "target": measured without a gain (BENCHMARKS.md, "Past points as target widths")
     guard: str = "off"  # both measured, neither enough for a default (BENCHMARKS.md, "A guard for pooled points")
+
+    def __post_init__(self) -> None:
+        """`own` and `guard` given as true or false (as they were first measured) stored as the names they mean."""
+        object.__setattr__(self, "own", OWN_ALIASES.get(self.own, self.own))
+        object.__setattr__(self, "guard", GUARD_ALIASES.get(self.guard, self.guard))
 
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
@@ -87,11 +95,13 @@ class WarmStart:
         similar, propose = value.get("similar", cls.similar), value.get("propose", cls.propose)
         guard = value.get("guard", cls.guard)
         guard = GUARD_ALIASES.get(guard, guard) if isinstance(guard, (bool, str)) else None
+        own = value.get("own", cls.own)
+        own = OWN_ALIASES.get(own, own) if isinstance(own, (bool, str)) else None
         if not (isinstance(value.get("from"), str)
                 and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", *numbers}
                 and value.get("transfer", cls.transfer) in ("relative", "target")
-                and all(isinstance(value.get(key, False), bool) for key in ("prior", "own"))
-                and guard in GUARDS
+                and isinstance(value.get("prior", False), bool)
+                and guard in GUARDS and own in OWNS
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
                 and not (similar == "scores" and value.get("prior"))
@@ -108,8 +118,10 @@ class WarmStart:
                                 "integer >= 1: those first trials), 'consensus' (an integer >= 0: the points "
                                 "predicted best over every past task, 0: none), 'propose' ('chosen' or 'pooled': "
                                 "what the past tasks chosen by features offer, with 'similar: features' only), "
-                                "'own' (true or false: this task's earlier runs consulted alone when the base holds "
-                                "them) and 'transfer' ('relative' or 'target': past widening factors as they were, "
+                                "'own' ('alone', 'first' or 'off', or true or false: this task's earlier runs "
+                                "consulted alone when the base holds them, ahead of the other tasks', or as any "
+                                "other task) and 'transfer' ('relative' or 'target': past widening factors as they "
+                                "were, "
                                 "or as the widths they grew to), 'guard' ('off', 'agreement' or 'sampler', or "
                                 "true or false: pooled points past the first 'after' trials held back until those "
                                 "trials agree with the pool, or past its first point until that point scores above "
@@ -119,7 +131,7 @@ class WarmStart:
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
                    consensus=value.get("consensus", cls.consensus), propose=propose,
-                   own=value.get("own", cls.own), transfer=value.get("transfer", cls.transfer),
+                   own=own, transfer=value.get("transfer", cls.transfer),
                    guard=guard)
 
     def first_check(self) -> int | None:
@@ -203,31 +215,35 @@ class KnowledgeLink:
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
                    "similar": self.similar, "propose": self.propose, "task_key": task_key, "transfer": self.transfer}
+        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled (or,
+        # `own: first`, ahead of the other tasks'); only those that grew a net of about this size, whose relative
+        # actions mean what they mean here, or (with `transfer: target`) that recorded the sizes their actions grew,
+        # carried as target sizes
+        own = self._own_tasks(within, space, baseline, features, task_key, sizes, reasons)
+        others = within if not own else [] if self.own == "alone" else [
+            pair for pair in within if pair[0].task_key != task_key]
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
-        chosen = one_per_task(within)[:self.k] if self.similar == "features" else []
-        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled;
-        # only those that grew a net of about this size, whose relative actions mean what they mean here, or (with
-        # `transfer: target`) that recorded the sizes their actions grew, carried as target sizes
-        own = []
-        if self.own and self.k and task_key and self.similar == "features":
-            earlier = [pair for pair in within if pair[0].task_key == task_key]
-            same = [pair for pair in earlier if same_net(pair[0].features, features) or (pair[0].sizes and sizes)]
-            if len(same) < len(earlier):
-                reasons["earlier runs from another net"] = len(earlier) - len(same)
-            own = past_tasks(same, space, baseline, self.seed, sizes)
-        pools_others = self.propose == "pooled" and not own
-        tasks = (past_tasks(within, space, baseline, self.seed, sizes)
-                 if self.similar == "scores" or self.consensus or pools_others else [])
-        pooled = own or (tasks[:self.k] if pools_others else [])
+        chosen = one_per_task(others)[:self.k] if self.similar == "features" else []
+        pools_others = self.propose == "pooled" and bool(others)
+        tasks = (past_tasks(within, space, baseline, self.seed, sizes)  # every past task: consensus, by scores
+                 if self.similar == "scores" or self.consensus else [])
         later: Later | None = None
-        if pooled:
+        other_tasks = ([task for task in tasks if not own or task.key != task_key] if tasks
+                       else past_tasks(others, space, baseline, self.seed, sizes)) if pools_others else []
+        if other_tasks:
+            pooled = other_tasks[:self.k]
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
-            points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=bool(own))
-            if pools_others and self.guard != "off":
+            points = self._pooled(pooled, space, baseline, feasible, reasons, same_task=False)
+            if self.guard != "off":
                 points, later = self._guarded(pooled, points, space, baseline, reasons["pooled"])
         else:
             points = _proposals(chosen, space, reasons["consulted"], sizes)
+        if own:
+            own_points = self._pooled(own, space, baseline, feasible, reasons, same_task=True,
+                                      key="own" if others else "pooled")
+            chosen = [(entry, task.distance) for task in own for entry in task.entries] + chosen
+            points = own_points + [point for point in points if point not in own_points]
         shared = []
         if self.consensus:
             shared = consensus(tasks, space, baseline, self.consensus, self.seed, feasible)
@@ -248,16 +264,29 @@ class KnowledgeLink:
             reasons["prior"] = {"candidates": len(prior)}
         return Consultation(proposed, points, surrogate, reasons, prior, later, shared)
 
+    def _own_tasks(self, within: list[tuple[Entry, float]], space: dict[str, Any], baseline: dict[str, Any],
+                   features: dict[str, float], task_key: str, sizes: dict[str, float] | None,
+                   reasons: dict[str, Any]) -> list[PastTask]:
+        """This task's earlier runs among `within` (`own` on, `similar: features`), those from a net of about the
+        current one's size or carried as target sizes, as one past task (empty when the base holds none)."""
+        if self.own == "off" or not self.k or not task_key or self.similar != "features":
+            return []
+        earlier = [pair for pair in within if pair[0].task_key == task_key]
+        same = [pair for pair in earlier if same_net(pair[0].features, features) or (pair[0].sizes and sizes)]
+        if len(same) < len(earlier):
+            reasons["earlier runs from another net"] = len(earlier) - len(same)
+        return past_tasks(same, space, baseline, self.seed, sizes)
+
     def _pooled(self, tasks: list[PastTask], space: dict[str, Any], baseline: dict[str, Any],
                 feasible: Callable[[dict[str, Any]], bool] | None, reasons: dict[str, Any],
-                same_task: bool) -> list[dict[str, Any]]:
+                same_task: bool, key: str = "pooled") -> list[dict[str, Any]]:
         """The 2k `feasible` points predicted best on average over `tasks` (each task's model fitted on every
-        candidate of its searches; `same_task`: they are this task's earlier runs); each task's row appended to the
-        reasons' "consulted"."""
+        candidate of its searches; `same_task`: they are this task's earlier runs); each task's row put first in the
+        reasons' "consulted" when they are this task's, appended otherwise, and what they proposed under `key`."""
         points = consensus(tasks, space, baseline, 2 * self.k, self.seed, feasible)
-        reasons["consulted"] += [{**_consulted_row(task.entries[0], task.distance), "searches": len(task.entries)}
-                                 for task in tasks]
-        reasons["pooled"] = {"tasks": len(tasks), "same task": same_task, "proposed": points}
+        rows = [{**_consulted_row(task.entries[0], task.distance), "searches": len(task.entries)} for task in tasks]
+        reasons["consulted"] = rows + reasons["consulted"] if same_task else reasons["consulted"] + rows
+        reasons[key] = {"tasks": len(tasks), "same task": same_task, "proposed": points}
         return points
 
     def _guarded(self, tasks: list[PastTask], points: list[dict[str, Any]], space: dict[str, Any],
