@@ -9,9 +9,11 @@ tasks 0 and 1 every point of a grower's space is grown from the learner's net an
   after each) and "all data, e epochs" (e = 1, 2, 3), each at the bench's constant learning rate and
   annealed ("cosine": every rung annealed to 0 over its steps, as `proxy_schedule: cosine_steps`
   trains; "one cosine": one rung to the last epoch count); "mean of 3 runs": two proxies scored by
-  the mean of three independent runs (as `repeats: 3` scores); and "extrapolated": the constant-lr runs'
+  the mean of three independent runs (as `repeats: 3` scores); "extrapolated": the constant-lr runs'
   scores after each of their epoch counts extrapolated to the full training's 6 epochs on a line in the log
-  of the full-data epochs trained (learning-curve extrapolation; no training of its own);
+  of the full-data epochs trained (learning-curve extrapolation; no training of its own); "25% data, lr 1e-3"
+  and "lr 4e-3" (the bench's 2e-3 halved and doubled, the same draws as "25% data"); and "25% data, best of 3
+  lrs": per candidate the best validation score of the three (a per-candidate learning rate);
 - in full (the bench's 6 epochs on all the task's data), `--seeds` times with different growth draws
   and batch orders. The ground truth is the mean over those seeds of the seen tasks' mean *test*
   accuracy (1,000 images per class: less noisy than the 100 validation images the search has).
@@ -104,7 +106,14 @@ PROXIES = {
     "25% data, run 3": (0.25, [2, 4, 6], None, 2),
     "25% data, one cosine, run 2": (0.25, [6], "cosine_steps", 1),
     "25% data, one cosine, run 3": (0.25, [6], "cosine_steps", 2),
+    "25% data, lr 1e-3": (0.25, [2, 4, 6], None, 0),
+    "25% data, lr 4e-3": (0.25, [2, 4, 6], None, 0),
 }
+# proxies trained at another learning rate than the bench's 2e-3 (the same growth draws and batch order as "25% data")
+LRS = {"25% data, lr 1e-3": 1e-3, "25% data, lr 4e-3": 4e-3}
+# proxies scored, per candidate and epoch count, by the run of the best validation score among runs at several
+# learning rates (a per-candidate learning rate chosen on the validation split, as a small lr grid would choose it)
+BEST_LR = {"25% data, best of 3 lrs": ["25% data", "25% data, lr 1e-3", "25% data, lr 4e-3"]}
 # proxies scored by the mean of independent runs (as `repeats: 3` scores a candidate)
 MEANS = {
     "25% data, mean of 3 runs": ["25% data", "25% data, run 2", "25% data, run 3"],
@@ -169,13 +178,13 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 
 def train_candidate(learner: Any, task: Any, ops: list, fraction: float, seed: int, epochs: list[int],
-                    test: bool, schedule: str | None = None) -> list[dict[str, Any]]:
+                    test: bool, schedule: str | None = None, lr: float | None = None) -> list[dict[str, Any]]:
     """One independent run of a candidate: its search score after each of `epochs` (and test accuracy).
 
-    `schedule` replaces the bench's learning-rate schedule (None: keep it).
+    `schedule` and `lr` replace the bench's learning-rate schedule and learning rate (None: keep them).
     """
     evaluation = CandidateTraining(learner, task, ops, fraction, seed=seed)
-    changes = {"seed": seed % 1_000_000, **({"schedule": schedule} if schedule else {})}
+    changes = {"seed": seed % 1_000_000, **({"schedule": schedule} if schedule else {}), **({"lr": lr} if lr else {})}
     evaluation.trainer = dataclasses.replace(evaluation.trainer, **changes)
     out = []
     for e in epochs:
@@ -227,7 +236,7 @@ class Probe(Grower):
             for name, (fraction, epochs, schedule, run) in PROXIES.items():
                 if name in self.args.proxies and name not in record["proxies"]:
                     record["proxies"][name] = train_candidate(learner, task, ops, fraction, base + 17 + 100 * run,
-                                                              epochs, True, schedule)
+                                                              epochs, True, schedule, LRS.get(name))
             for k in range(len(record["full"]), self.args.seeds):
                 record["full"].append(train_candidate(learner, task, ops, 1.0, base + 1000 * (k + 1),
                                                       [FULL_EPOCHS], True, self.args.full_schedule)[-1])
@@ -293,6 +302,17 @@ def mean_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[di
     return out
 
 
+def best_lr_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The `BEST_LR` proxies whose runs were all measured: per epoch count, the entry (score, error, test accuracy and
+    the learning rate's run) of the run with the highest validation score, the first listed on a tie."""
+    out = {}
+    for name, runs in BEST_LR.items():
+        if all(run in measured for run in runs):
+            epochs = zip(*(measured[run] for run in runs))
+            out[name] = [dict(max(entries, key=lambda e: e["score"])) for entries in epochs]
+    return out
+
+
 def extrapolation_weights(trained: list[float], target: float) -> list[float]:
     """The weights w with sum(w_i * s_i) the least-squares line s = a + b log(t) through scores s_i after `trained`
     full-data epochs t_i (at least two distinct), evaluated at `target` epochs."""
@@ -333,9 +353,10 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
                                for a, b in pairs) if pairs else float("nan")
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
-    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"])}}
-             for r in cands]
-    measured = [name for name in [*PROXIES, *MEANS, *EXTRAPOLATED] if all(name in r["proxies"] for r in cands)]
+    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"]),
+                               **best_lr_proxies(r["proxies"])}} for r in cands]
+    measured = [name for name in [*PROXIES, *MEANS, *EXTRAPOLATED, *BEST_LR]
+                if all(name in r["proxies"] for r in cands)]
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
     on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
     for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:

@@ -38,3 +38,17 @@ def test_the_quarter_data_run_is_read_in_full_data_epochs():
     entry = got["25% data, extrapolated"][0]
     assert entry["score"] == pytest.approx(0.6 + 0.1 * math.log2(6)) and entry["test"] == pytest.approx(0.5)
     assert entry["epochs"] == 6 and entry["se"] > 0.02  # extrapolating past the data widens the error
+
+
+def test_a_per_candidate_learning_rate_takes_the_best_validation_score_at_each_epoch_count():
+    from proxy_fidelity import best_lr_proxies
+
+    def run(*scores):
+        return [{"epochs": e, "score": s, "se": 0.01, "test": s - 0.1} for e, s in zip((2, 4, 6), scores)]
+
+    measured = {"25% data": run(0.6, 0.7, 0.8), "25% data, lr 1e-3": run(0.65, 0.7, 0.75),
+                "25% data, lr 4e-3": run(0.5, 0.72, 0.8)}
+    best = best_lr_proxies(measured)["25% data, best of 3 lrs"]
+    assert [e["score"] for e in best] == [0.65, 0.72, 0.8]  # a tie (0.8) keeps the first listed run
+    assert best[1]["test"] == pytest.approx(0.62) and best[2] is not measured["25% data"][2]
+    assert best_lr_proxies({"25% data": run(0.6, 0.7, 0.8)}) == {}  # not every learning rate measured
