@@ -1,13 +1,13 @@
 """`KnowledgeLink`: what a searched grower does with the knowledge base before, after and once past each search.
 
-Before a search it measures the task's meta-features (when it records or consults) and, with a source base, proposes
-the points its own earlier runs of this very task predict best, all their searches pooled, when the base holds any
-from a net of about the current one's size (`own`; with `own: first`, followed by the other tasks' points); otherwise
-the transferred best points of the `k` most similar past tasks (each by its nearest search,
-`selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all their searches, with a
-`guard` those past the search's first `after` trials, or past the first point, held back until the first trials'
-scores agree with the pool, or until its first point leads the sampler's): by meta-features before the search, or,
-with `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
+Before a search it measures the task's meta-features (when it records or consults) and, with a source base and `own`
+on, proposes the points its own earlier runs of this very task predict best, all their searches pooled, when the base
+holds any from a net of about the current one's size (`own: alone`; with `own: first`, followed by the other tasks'
+points); otherwise (by default) the transferred best points of the `k` most similar past tasks (each by its nearest
+search, `selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all their
+searches, with a `guard` those past the search's first `after` trials, or past the first point, held back until the
+first trials' scores agree with the pool, or until its first point leads the sampler's): by meta-features before the
+search, or, with `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
 (`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past task
 within `max_distance`; with `surrogate: n`, the `n` best points of a surrogate fitted on every past search within
 `max_distance` (`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`,
@@ -215,10 +215,9 @@ class KnowledgeLink:
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
                    "similar": self.similar, "propose": self.propose, "task_key": task_key, "transfer": self.transfer}
-        # this very task's earlier runs, when the base holds them, are its best evidence: consulted alone, pooled (or,
-        # `own: first`, ahead of the other tasks'); only those that grew a net of about this size, whose relative
-        # actions mean what they mean here, or (with `transfer: target`) that recorded the sizes their actions grew,
-        # carried as target sizes
+        # with `own` on, this very task's earlier runs, when the base holds them, are consulted pooled, alone or ahead
+        # of the other tasks'; only those that grew a net of about this size, whose relative actions mean what they
+        # mean here, or (with `transfer: target`) that recorded the sizes their actions grew, carried as target sizes
         own = self._own_tasks(within, space, baseline, features, task_key, sizes, reasons)
         others = within if not own else [] if self.own == "alone" else [
             pair for pair in within if pair[0].task_key != task_key]
