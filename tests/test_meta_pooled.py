@@ -76,7 +76,7 @@ def test_own_first_puts_the_earlier_runs_points_ahead_of_the_other_tasks(tmp_pat
     assert first.nearest == alone.nearest + [p for p in others.nearest if p not in alone.nearest]
     assert len(first.nearest) > len(alone.nearest)
     assert [row["task_key"] for row in first.reasons["consulted"]] == ["task-a", "task-c"]
-    assert first.reasons["own"] == {**alone.reasons["pooled"]}
+    assert first.reasons["own"] == alone.reasons["pooled"]
     assert ("pooled" in first.reasons) == (propose == "pooled")
     from selfgrow.report.html import _knowledge_table
 

@@ -126,8 +126,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
     by_scores, pooled = knowledge.get("similar") == "scores", knowledge.get("pooled")
     rows = [[c["entry"].split("/", 1)[-1], c.get("task_key") or str(c["task"]), _fmt(c["distance"]),
              *([_fmt(c["tau"])] if by_scores else []),
-             "; ".join(json.dumps(p, sort_keys=True) for p in c["proposed"]) if "proposed" in c and not pooled
-             else f"{c['searches']} pooled",
+             _points_text(c["proposed"]) if "proposed" in c and not pooled else f"{c['searches']} pooled",
              _fmt(c["outcome"].get("after_task")), _fmt(c["outcome"].get("latest"))] for c in knowledge["consulted"]]
     base = html.escape(str(knowledge["base"]))
     surrogate = (_own_first_text(knowledge.get("own")) + _target_text(knowledge.get("transfer"))
@@ -137,15 +136,15 @@ def _knowledge_table(knowledge: dict | None) -> str:
     if not rows:
         none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{'' if knowledge.get('k') == 0 else none}{surrogate}</p>"
-    header = ["past search", "its task", "distance", *(["tau with the first trials"] if by_scores else []),
-              "searches pooled" if pooled else "proposed (chosen; best) or searches pooled", "its outcome after task",
-              "at its end"]
     own = knowledge.get("own")  # `own: first`: the earlier runs' row comes first, the others' after it
+    proposed_column = "proposed (chosen; best)" + (" or searches pooled" if own else "")
+    header = ["past search", "its task", "distance", *(["tau with the first trials"] if by_scores else []),
+              "searches pooled" if pooled else proposed_column, "its outcome after task", "at its end"]
     others = (f"the {len(rows) - own['tasks']} most similar other tasks" if own
               else f"the {len(rows)} most similar past tasks")
     if pooled:
         which = "this very task's earlier runs" if pooled["same task"] else others
-        proposed = "; ".join(json.dumps(p, sort_keys=True) for p in pooled["proposed"]) or "nothing"
+        proposed = _points_text(pooled["proposed"]) or "nothing"
         return (f"<p>Warm start from the knowledge base {base}: {html.escape(which)} (every search of each pooled "
                 f"into a model of its scores) proposed the points predicted best on average over them: "
                 f"{html.escape(proposed)}.{_guard_text(pooled.get('guard'))}{surrogate}</p>" + _table(rows, header))
@@ -156,12 +155,17 @@ def _knowledge_table(knowledge: dict | None) -> str:
             f"{surrogate}</p>" + _table(rows, header))
 
 
+def _points_text(points: list[dict]) -> str:
+    """Growth points as the knowledge sentences list them: each as sorted JSON, separated by semicolons."""
+    return "; ".join(json.dumps(p, sort_keys=True) for p in points)
+
+
 def _own_first_text(own: dict | None) -> str:
     """The sentence on this very task's earlier runs' pooled points, tried before the other tasks' (`own: first`;
     "" without)."""
     if not own:
         return ""
-    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in own["proposed"]) or "nothing"
+    proposed = _points_text(own["proposed"]) or "nothing"
     return (" This very task's earlier runs (every search pooled into a model of its scores) proposed their points "
             f"predicted best, tried before the other tasks': {html.escape(proposed)}.")
 
@@ -225,7 +229,7 @@ def _surrogate_text(surrogate: dict | None) -> str:
         return ""
     if not surrogate.get("searches"):
         return " No surrogate: fewer than two past searches to fit it on."
-    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in surrogate.get("proposed", []))
+    proposed = _points_text(surrogate.get("proposed", []))
     return html.escape(f" A surrogate fitted on {surrogate['searches']} past searches ({surrogate['candidates']} "
                        f"candidates) proposed {proposed}, tried first, and screened {surrogate.get('screened', 0)} "
                        "of the sampler's points untrained.")
@@ -235,7 +239,7 @@ def _consensus_text(consensus: dict | None) -> str:
     """The points predicted best over every past task, in a sentence ("" without a consensus)."""
     if consensus is None:
         return ""
-    proposed = "; ".join(json.dumps(p, sort_keys=True) for p in consensus["proposed"]) or "nothing"
+    proposed = _points_text(consensus["proposed"]) or "nothing"
     return html.escape(f" The consensus of {consensus['tasks']} past tasks (the points predicted best on average "
                        f"over them) proposed {proposed}, tried right after no growth.")
 

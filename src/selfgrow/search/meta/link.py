@@ -228,8 +228,10 @@ class KnowledgeLink:
         tasks = (past_tasks(within, space, baseline, self.seed, sizes)  # every past task: consensus, by scores
                  if self.similar == "scores" or self.consensus else [])
         later: Later | None = None
-        other_tasks = ([task for task in tasks if not own or task.key != task_key] if tasks
-                       else past_tasks(others, space, baseline, self.seed, sizes)) if pools_others else []
+        other_tasks: list[PastTask] = []
+        if pools_others:  # the other tasks' models: those of `tasks` (this task's own left out) when fitted already
+            other_tasks = ([task for task in tasks if not own or task.key != task_key] if tasks
+                           else past_tasks(others, space, baseline, self.seed, sizes))
         if other_tasks:
             pooled = other_tasks[:self.k]
             chosen = [(entry, task.distance) for task in pooled for entry in task.entries]
