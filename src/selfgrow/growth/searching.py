@@ -60,10 +60,14 @@ as they scored, and their points are enqueued once those are trained (`selfgrow.
 `consensus: n` the `n` points predicted best on average over every past task within `max_distance` are enqueued
 right after no growth; earlier runs of this very task (the same stream position and classes) that grew a net within
 1.5x of the current one's parameters, when the base holds any within `max_distance`, are consulted alone, every one
-of their searches pooled into a model whose 2k best points are enqueued (`own`, on by default; BENCHMARKS.md,
-"Earlier runs of the same stream"); past points are carried as relative actions, or with `transfer: target` as the
-widths they grew to (`sizes`: then earlier runs of the task from any net are its own); with `propose: pooled` the
-past tasks chosen by features offer, instead of their nearest searches' chosen and best points, the 2k points
+of their searches pooled into a model whose 2k best points are enqueued (`own: alone`, or `first` ahead of the other
+tasks'; off by default, BENCHMARKS.md, "`own` over six runs"); with `by: outcome` each past task proposes through the
+search whose run ended best rather than the nearest, and with `follow: true` the search takes the base's first point,
+tried first and never pruned, unless another candidate scores more than `z` standard errors above it (a prior on
+growth from whole runs' outcomes, which the proxy's scores cannot see; BENCHMARKS.md, "Following the past run that
+ended best"); past points are carried as relative actions, or with `transfer: target` as the widths they grew to
+(`sizes`: then earlier runs of the task from any net are its own); with `propose: pooled` the past tasks chosen by
+features offer, instead of their nearest searches' chosen and best points, the 2k points
 predicted best on average over them, each task's model fitted on every one of its searches (with `guard: agreement`
 those past the first `after` trials are held back until those trials' scores agree with the pool, measured without a
 gain; with `guard: sampler` all but the first until that one scores above every other growth of the first batch,
@@ -135,6 +139,7 @@ from selfgrow.search import (
     run_search,
 )
 from selfgrow.search.engine import Later, counts
+from selfgrow.search.pareto import familywise_z, indistinguishable
 from selfgrow.search.samplers import SAMPLERS
 
 OBJECTIVES = ("flops", "params")
@@ -175,7 +180,9 @@ class SearchOptions:
         "which also screens hopeless points (0: off; measured without a reliable gain), prior: their candidates as the "
         "cost-gp sampler's prior (false; measured without a reliable gain, BENCHMARKS.md), propose: chosen (each "
         "past task's nearest search's chosen and best points) or pooled (the points predicted best over all their "
-        "searches), own: this very task's earlier runs alone, pooled, when the base holds them (true), transfer: "
+        "searches), own: this very task's earlier runs pooled, alone, first or off (off), by: distance or outcome "
+        "(each past task's nearest search proposes, or the one whose run ended best), follow: the base's first point "
+        "taken unless another scores more than z standard errors above it (false), transfer: "
         "relative (past widening factors as they were) or target (as the widths they grew to; measured without a "
         "gain), guard: off, agreement or sampler (pooled points held back until the first trials agree with the pool, "
         "or until its first point scores above the sampler's)}")
@@ -257,6 +264,7 @@ class SearchGrower(Grower):
         self.history: list[dict[str, Any]] = []  # per task: the chosen and the most accurate parameters
         warm = WarmStart.parse(self.warm_start)
         self.within = warm.within
+        self.follow = warm.follow
         self.knowledge = KnowledgeLink(self.name, self.record, warm, self.seed)
 
     # ---- what subclasses define -------------------------------------------------------------
@@ -342,15 +350,18 @@ class SearchGrower(Grower):
         if consultation.reasons is not None:
             reasons["knowledge"] = consultation.reasons
         largest = self._largest_growth(net, head, space, baseline, context, budget)
+        followed = self._fitting_points(space, consultation.nearest[:1], learner, context) if self.follow else []
         # no growth before the past searches' points: it is often the best on real runs and always the cheapest
-        # (BENCHMARKS.md, "No growth before the past searches' points")
-        enqueue = [*self._fitting_points(space, consultation.proposed, learner, context), *reasons["warm_start"],
-                   baseline, *self._fitting_points(space, consultation.consensus, learner, context),
+        # (BENCHMARKS.md, "No growth before the past searches' points"); the point `follow` would take comes first, so
+        # that however many points are enqueued it is trained
+        enqueue = [*followed, *self._fitting_points(space, consultation.proposed, learner, context),
+                   *reasons["warm_start"], baseline, *self._fitting_points(space, consultation.consensus, learner, context),
                    *self._fitting_points(space, consultation.nearest, learner, context), *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
         # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
-        protected = largest + ([baseline] if budget is not None else [])
+        # the point `follow` would take is never pruned, as the capacity rule's largest: the rule compares finished ones
+        protected = largest + followed + ([baseline] if budget is not None else [])
         later = None
         if consultation.later is not None:
             chosen_later = consultation.later.points
@@ -364,14 +375,19 @@ class SearchGrower(Grower):
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
         search_flops = outcome.spent_flops + probe_flops
+        among = self._affordable(outcome.finished(), budget, search_flops, reasons, baseline)
         choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference), familywise=self.familywise,
-                                among=self._affordable(outcome.finished(), budget, search_flops, reasons, baseline))
+                                among=among)
+        if followed:
+            choice = self._followed(choice, followed[0], among, reasons)
         best = max(outcome.finished(), key=lambda r: (r["accuracy"], -r["cost"]))
         reasons["chosen_trial"] = choice["trial"]
         first = next(r for r in records if r["trial"] == choice.get("same_as", choice["trial"]))
         reasons["trials_to_chosen"] = sum(counts(r) for r in records if r["trial"] <= first["trial"])
         reasons["batches_to_chosen"] = first["batch"] + 1
         reasons["decision"] = f"trial {choice['trial']}: {choice['params']} ({_describe(choice)})"
+        if followed and reasons["knowledge"]["follow"]["followed"]:
+            reasons["decision"] += "; the knowledge base's point, none scoring distinguishably above it"
         weights = adopted = None
         if self.keep_winner:
             weights = outcome.weights(choice)
@@ -388,6 +404,20 @@ class SearchGrower(Grower):
         self.knowledge.record(task, space, records, choice["params"], best["params"], features, sizes)
         return GrowthPlan(ops=ops, reasons=reasons, candidates=records, chosen=records.index(choice), weights=weights,
                           retention=settings, search_flops=search_flops, adopted=adopted)
+
+    def _followed(self, choice: dict[str, Any], point: dict[str, Any], among: list[dict[str, Any]],
+                  reasons: dict[str, Any]) -> dict[str, Any]:
+        """With `follow`, the candidate at the knowledge base's first `point` when it finished among those the rule
+        may choose (`among`) and no other scores more than `z` standard errors (the rule's margin, family-wise when it
+        is) above it; else the rule's `choice`. What was done goes into the reasons' "knowledge" ("follow")."""
+        index = next((i for i, r in enumerate(among) if r["params"] == point), None)
+        margin = familywise_z(self.z, len(among)) if self.familywise else self.z
+        near = indistinguishable([(r["accuracy"], r["cost"]) for r in among], [float(r.get("se", 0.0)) for r in among],
+                                 margin, self.tolerance) if among else []
+        taken = index is not None and index in near
+        reasons["knowledge"]["follow"] = {"point": point, "trial": among[index]["trial"] if index is not None else None,
+                                          "followed": taken}
+        return among[index] if taken else choice
 
     def outgrown_budget(self, learner: Any, task: Any, head: int | None, grower: str | None = None) -> str | None:
         """Why the net, chosen within the budget before, is over it now (its head grew with the new task's classes)

@@ -132,7 +132,7 @@ def _knowledge_table(knowledge: dict | None) -> str:
     surrogate = (_own_first_text(knowledge.get("own")) + _target_text(knowledge.get("transfer"))
                  + _other_net_text(knowledge.get("earlier runs from another net"))
                  + _consensus_text(knowledge.get("consensus")) + _surrogate_text(knowledge.get("surrogate"))
-                 + _prior_text(knowledge.get("prior")))
+                 + _prior_text(knowledge.get("prior")) + _follow_text(knowledge.get("follow")))
     if not rows:
         none = f" {html.escape(_none_consulted(knowledge))}, so none proposed its points."
         return f"<p>Warm start from the knowledge base {base}:{'' if knowledge.get('k') == 0 else none}{surrogate}</p>"
@@ -148,9 +148,10 @@ def _knowledge_table(knowledge: dict | None) -> str:
         return (f"<p>Warm start from the knowledge base {base}: {html.escape(which)} (every search of each pooled "
                 f"into a model of its scores) proposed the points predicted best on average over them: "
                 f"{html.escape(proposed)}.{_guard_text(pooled.get('guard'))}{surrogate}</p>" + _table(rows, header))
+    each = "its search whose run ended best" if knowledge.get("by") == "outcome" else "its nearest search"
     how = (f"whose scores rank this search's first {knowledge['after']} trials as they scored (Kendall tau), each by "
-           "its nearest search, proposed their chosen and most accurate points, tried next" if by_scores else
-           "(each by its nearest search) proposed their chosen and most accurate points")
+           f"{each}, proposed their chosen and most accurate points, tried next" if by_scores else
+           f"(each by {each}) proposed their chosen and most accurate points")
     return (f"<p>Warm start from the knowledge base {base}: {others} {how}."
             f"{surrogate}</p>" + _table(rows, header))
 
@@ -158,6 +159,19 @@ def _knowledge_table(knowledge: dict | None) -> str:
 def _points_text(points: list[dict]) -> str:
     """Growth points as the knowledge sentences list them: each as sorted JSON, separated by semicolons."""
     return "; ".join(json.dumps(p, sort_keys=True) for p in points)
+
+
+def _follow_text(follow: dict | None) -> str:
+    """The sentence on whether the search took the base's first point (`follow`; "" without)."""
+    if not follow:
+        return ""
+    point = html.escape(json.dumps(follow["point"], sort_keys=True))
+    if follow["followed"]:
+        return (f" The search took the first proposed point, {point} (trial {follow['trial']}): no candidate scored "
+                "distinguishably above it (follow).")
+    why = ("a candidate scored distinguishably above it" if follow["trial"] is not None
+           else "it did not finish among the candidates the rule may choose")
+    return f" The search did not take the first proposed point, {point}: {why} (follow)."
 
 
 def _own_first_text(own: dict | None) -> str:

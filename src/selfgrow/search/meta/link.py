@@ -4,7 +4,7 @@ Before a search it measures the task's meta-features (when it records or consult
 on, proposes the points its own earlier runs of this very task predict best, all their searches pooled, when the base
 holds any from a net of about the current one's size (`own: alone`; with `own: first`, followed by the other tasks'
 points); otherwise (by default) the transferred best points of the `k` most similar past tasks (each by its nearest
-search, `selfgrow.search.meta.transfer`, or, with `propose: pooled`, the points predicted best over all their
+search, `selfgrow.search.meta.transfer`, with `by: outcome` by the search whose run ended best, or, with `propose: pooled`, the points predicted best over all their
 searches, with a `guard` those past the search's first `after` trials, or past the first point, held back until the
 first trials' scores agree with the pool, or until its first point leads the sampler's): by meta-features before the
 search, or, with `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
@@ -63,7 +63,12 @@ class WarmStart:
     `after` trials beside no growth are enqueued up front, the rest once those trials' first scores agree with the
     pool's predictions (Kendall tau > 0), so a base that ranks this task's points the other way costs those trials,
     not all 2k; "sampler": only the pool's first point is, the sampler fills the rest of the first batch, and the rest
-    of the pool follows only if that point scored above every other growth there ("off" or false: all up front)."""
+    of the pool follows only if that point scored above every other growth there ("off" or false: all up front);
+    `by`: which search of each past task chosen by features proposes, "distance" (the nearest) or "outcome" (the one
+    whose run ended best, `transfer.run_outcome`: what the whole stream made of its growth, which a search's own
+    scores cannot see); `follow`: the search takes the base's first proposed point (never pruned) unless another
+    candidate scores more than the rule's `z` standard errors above it, the prior a cheap proxy cannot overrule by
+    noise alone (`SearchGrower`)."""
 
     within: int = 2
     source: str | None = None
@@ -78,6 +83,8 @@ class WarmStart:
     own: str = "off"  # "alone" (the default until 2026-12-07) and "first": BENCHMARKS.md, "`own` over six runs"
     transfer: str = "relative"  # "target": measured without a gain (BENCHMARKS.md, "Past points as target widths")
     guard: str = "off"  # both measured, neither enough for a default (BENCHMARKS.md, "A guard for pooled points")
+    by: str = "distance"  # "outcome": BENCHMARKS.md, "Following the past run that ended best"
+    follow: bool = False
 
     def __post_init__(self) -> None:
         """`own` and `guard` given as true or false (as they were first measured) stored as the names they mean."""
@@ -87,7 +94,7 @@ class WarmStart:
     @classmethod
     def parse(cls, value: int | dict[str, Any]) -> WarmStart:
         """From an integer (`within`) or a mapping {from, k, max_distance, within, surrogate, prior, similar, after,
-        consensus, propose, own, transfer, guard}; SelfgrowError otherwise."""
+        consensus, propose, own, transfer, guard, by, follow}; SelfgrowError otherwise."""
         if not isinstance(value, dict):
             return cls(within=value)
         numbers = {"k": (int, 0), "within": (int, 0), "max_distance": ((int, float), 0), "surrogate": (int, 0),
@@ -98,9 +105,13 @@ class WarmStart:
         own = value.get("own", cls.own)
         own = OWN_ALIASES.get(own, own) if isinstance(own, (bool, str)) else None
         if not (isinstance(value.get("from"), str)
-                and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", *numbers}
+                and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", "by", "follow",
+                                   *numbers}
                 and value.get("transfer", cls.transfer) in ("relative", "target")
-                and isinstance(value.get("prior", False), bool)
+                and isinstance(value.get("prior", False), bool) and isinstance(value.get("follow", False), bool)
+                and value.get("by", cls.by) in ("distance", "outcome")
+                and not ((value.get("by") == "outcome" or value.get("follow")) and similar == "scores")
+                and not (value.get("by") == "outcome" and propose == "pooled")
                 and guard in GUARDS and own in OWNS
                 and similar in ("features", "scores")
                 and propose in ("chosen", "pooled") and not (similar == "scores" and "propose" in value)
@@ -125,14 +136,18 @@ class WarmStart:
                                 "or as the widths they grew to), 'guard' ('off', 'agreement' or 'sampler', or "
                                 "true or false: pooled points past the first 'after' trials held back until those "
                                 "trials agree with the pool, or past its first point until that point scores above "
-                                "the sampler's, with 'propose: pooled' only).")
+                                "the sampler's, with 'propose: pooled' only), 'by' ('distance' or 'outcome': each "
+                                "past task's nearest search proposes, or the one whose run ended best, not with "
+                                "'propose: pooled') and 'follow' (true or false: the base's first point taken unless "
+                                "another scores more than z standard errors above it), both with 'similar: "
+                                "features' only.")
         return cls(within=value.get("within", cls.within), source=value["from"], k=value.get("k", cls.k),
                    max_distance=float(value.get("max_distance", cls.max_distance)),
                    surrogate=value.get("surrogate", cls.surrogate), prior=value.get("prior", cls.prior),
                    similar=similar, after=value.get("after", cls.after),
                    consensus=value.get("consensus", cls.consensus), propose=propose,
                    own=own, transfer=value.get("transfer", cls.transfer),
-                   guard=guard)
+                   guard=guard, by=value.get("by", cls.by), follow=value.get("follow", cls.follow))
 
     def first_check(self) -> int | None:
         """How many trials must be scored before this warm start checks them (`similar: scores`, a guard), None when
@@ -177,6 +192,7 @@ class KnowledgeLink:
         self.own = warm.own
         self.transfer = warm.transfer
         self.guard = warm.guard
+        self.by = warm.by
         self.seed = seed
         self.run = uuid.uuid4().hex[:12]  # not from torch's generator: recording never moves the run's numbers
         self.recorded: dict[int, str] = {}  # task index -> key of its entry in `record_to`
@@ -214,7 +230,8 @@ class KnowledgeLink:
         within = [pair for pair in ranked if pair[1] <= self.max_distance]
         reasons = {"base": redact(self.source), "k": self.k, "max_distance": self.max_distance, "consulted": [],
                    "searches": len(ranked), "nearest": round(ranked[0][1], 4) if ranked else None,
-                   "similar": self.similar, "propose": self.propose, "task_key": task_key, "transfer": self.transfer}
+                   "similar": self.similar, "propose": self.propose, "task_key": task_key, "transfer": self.transfer,
+                   "by": self.by}
         # with `own` on, this very task's earlier runs, when the base holds them, are consulted pooled, alone or ahead
         # of the other tasks'; only those that grew a net of about this size, whose relative actions mean what they
         # mean here, or (with `transfer: target`) that recorded the sizes their actions grew, carried as target sizes
@@ -223,7 +240,7 @@ class KnowledgeLink:
             pair for pair in within if pair[0].task_key != task_key]
         # by features, the k nearest past tasks' searches propose their points (and make the prior); by scores, the
         # past tasks that rank the first trials alike do, once those are trained
-        chosen = one_per_task(others)[:self.k] if self.similar == "features" else []
+        chosen = one_per_task(others, self.by)[:self.k] if self.similar == "features" else []
         pools_others = self.propose == "pooled" and bool(others)
         tasks = (past_tasks(within, space, baseline, self.seed, sizes)  # every past task: consensus, by scores
                  if self.similar == "scores" or self.consensus else [])

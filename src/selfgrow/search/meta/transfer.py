@@ -13,7 +13,8 @@ unrelated tasks proposes nothing (leave-one-stream-out benches in BENCHMARKS.md:
 CIFAR-10's ResNet tasks about 2 from the MLP tasks and 1.8-2.0 from ResNet searches of MNIST and Fashion-MNIST,
 mostly by their inputs: channels, image size, mean pixel, probe). Only searches of the same grower are
 consulted, never those of the run itself (its own earlier tasks are the within-run warm start's), and of several
-searches of one past task (runs of the same stream) only the nearest (`one_per_task`), so `k` counts past tasks.
+searches of one past task (runs of the same stream) only the nearest (`one_per_task`; with the warm start's `by:
+outcome`, the one whose run ended best), so `k` counts past tasks.
 
 A past point is transferred as relative actions: a parameter the new space has under the same
 name keeps its value (a widening factor, a number of inserted layers, φ, δ are relative to the
@@ -54,17 +55,28 @@ def nearest(entries: list[Entry], features: dict[str, float], grower: str,
     return sorted(((e, distance(e.features)) for e in pool), key=lambda pair: (pair[1], pair[0].key))
 
 
-def one_per_task(ranked: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
-    """The first (nearest) of `ranked`'s searches of each past task (`Entry.task_key`; an entry without one, recorded
-    before keys were, is a task of its own): a base that holds several runs of a stream holds several searches of
-    each of its tasks, and the warm start's `k` counts tasks, not repeats of one."""
-    seen, out = set(), []
+def one_per_task(ranked: list[tuple[Entry, float]], by: str = "distance") -> list[tuple[Entry, float]]:
+    """One of `ranked`'s searches per past task (`Entry.task_key`; an entry without one, recorded before keys were,
+    is a task of its own), the tasks in the order of their nearest search: a base that holds several runs of a stream
+    holds several searches of each of its tasks, and the warm start's `k` counts tasks, not repeats of one. `by`:
+    "distance" keeps each task's nearest search, "outcome" the search whose run ended best (`run_outcome`; the
+    nearest among equals)."""
+    tasks: dict[str, list[tuple[Entry, float]]] = {}
     for entry, distance in ranked:
-        task = entry.task_key or entry.key
-        if task not in seen:
-            seen.add(task)
-            out.append((entry, distance))
-    return out
+        tasks.setdefault(entry.task_key or entry.key, []).append((entry, distance))
+    if by == "outcome":
+        return [max(searches, key=lambda pair: run_outcome(pair[0])) for searches in tasks.values()]
+    return [searches[0] for searches in tasks.values()]
+
+
+def run_outcome(entry: Entry) -> tuple[int, float]:
+    """How far the search's run got and how it ended there: (`latest_task`, `latest`, the mean validation accuracy
+    over the seen tasks after it), (-1, -inf) before any outcome; a run that went further ranks above, so a killed
+    run's early score never outranks finished runs."""
+    latest = entry.outcome.get("latest")
+    if latest is None or not math.isfinite(latest):
+        return -1, -math.inf
+    return int(entry.outcome.get("latest_task", -1)), float(latest)
 
 
 SAME_NET_RATIO = 1.5  # measured: BENCHMARKS.md, "Earlier runs of the same stream from another net"
