@@ -31,7 +31,8 @@ def test_by_outcome_keeps_each_tasks_search_whose_run_ended_best():
     assert one_per_task(ranked) == [(near, 0.1), (other, 0.2)]  # the nearest of each task, tasks by nearest
     assert one_per_task(ranked, "outcome") == [(far, 0.3), (other, 0.2)]  # the best end; the nearer of two equals
     # a run killed early ranks below every run that went further, whatever its score; no outcome ranks last
-    killed, unknown = ended(search("killed", wider, "task-a"), 0.99, task=1), ended(search("new", wider, "task-a"), None)
+    killed = ended(search("killed", wider, "task-a"), 0.99, task=1)
+    unknown = ended(search("new", wider, "task-a"), None)
     assert run_outcome(killed) < run_outcome(near) and run_outcome(unknown) == (-1, -math.inf)
     assert one_per_task([(unknown, 0.0), (killed, 0.1), (near, 0.2)], "outcome") == [(near, 0.2)]
 
@@ -59,7 +60,8 @@ def test_consult_by_outcome_proposes_the_points_of_the_run_that_ended_best(tmp_p
 
 def test_by_and_follow_are_parsed_and_refused_in_one_sentence():
     parsed = WarmStart.parse({"from": "x", "by": "outcome", "follow": True})
-    assert (parsed.by, parsed.follow) == ("outcome", True) and (WarmStart().by, WarmStart().follow) == ("distance", False)
+    assert (parsed.by, parsed.follow) == ("outcome", True)
+    assert (WarmStart().by, WarmStart().follow) == ("distance", False)
     for bad in ({"by": "score"}, {"follow": "yes"}, {"by": "outcome", "propose": "pooled"},
                 {"follow": True, "similar": "scores"}, {"by": "outcome", "similar": "scores"}):
         with pytest.raises(SelfgrowError, match="'by' \\('distance' or 'outcome'") as error:

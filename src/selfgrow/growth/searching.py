@@ -355,7 +355,8 @@ class SearchGrower(Grower):
         # (BENCHMARKS.md, "No growth before the past searches' points"); the point `follow` would take comes first, so
         # that however many points are enqueued it is trained
         enqueue = [*followed, *self._fitting_points(space, consultation.proposed, learner, context),
-                   *reasons["warm_start"], baseline, *self._fitting_points(space, consultation.consensus, learner, context),
+                   *reasons["warm_start"], baseline,
+                   *self._fitting_points(space, consultation.consensus, learner, context),
                    *self._fitting_points(space, consultation.nearest, learner, context), *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
         screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None

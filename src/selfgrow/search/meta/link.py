@@ -4,18 +4,18 @@ Before a search it measures the task's meta-features (when it records or consult
 on, proposes the points its own earlier runs of this very task predict best, all their searches pooled, when the base
 holds any from a net of about the current one's size (`own: alone`; with `own: first`, followed by the other tasks'
 points); otherwise (by default) the transferred best points of the `k` most similar past tasks (each by its nearest
-search, `selfgrow.search.meta.transfer`, with `by: outcome` by the search whose run ended best, or, with `propose: pooled`, the points predicted best over all their
-searches, with a `guard` those past the search's first `after` trials, or past the first point, held back until the
-first trials' scores agree with the pool, or until its first point leads the sampler's): by meta-features before the
-search, or, with `similar: scores`, by how they rank the search's first `after` trials, whose points are then enqueued
-(`selfgrow.search.meta.agreement`); with `consensus: n`, the `n` points predicted best on average over every past task
-within `max_distance`; with `surrogate: n`, the `n` best points of a surrogate fitted on every past search within
-`max_distance` (`selfgrow.search.meta.surrogate`), which also screens the sampler's points, and, with `prior: true`,
-every complete candidate of those `k` searches with its score relative to its search's mean, the cost-gp sampler's
-prior (`selfgrow.search.cost_gp`); after the search it records the entry (`selfgrow.search.meta.base`); after the
-task's training it writes the outcome, the mean validation accuracy over the seen tasks, into this task's entry
-(`after_task`) and into the run's earlier entries (`latest`). Its run id and the keys it wrote are state, so a resumed
-run keeps writing the same entries.
+search, `selfgrow.search.meta.transfer`, with `by: outcome` by the search whose run ended best, or, with `propose:
+pooled`, the points predicted best over all their searches, with a `guard` those past the search's first `after`
+trials, or past the first point, held back until the first trials' scores agree with the pool, or until its first
+point leads the sampler's): by meta-features before the search, or, with `similar: scores`, by how they rank the
+search's first `after` trials, whose points are then enqueued (`selfgrow.search.meta.agreement`); with `consensus: n`,
+the `n` points predicted best on average over every past task within `max_distance`; with `surrogate: n`, the `n` best
+points of a surrogate fitted on every past search within `max_distance` (`selfgrow.search.meta.surrogate`), which also
+screens the sampler's points, and, with `prior: true`, every complete candidate of those `k` searches with its score
+relative to its search's mean, the cost-gp sampler's prior (`selfgrow.search.cost_gp`); after the search it records
+the entry (`selfgrow.search.meta.base`); after the task's training it writes the outcome, the mean validation accuracy
+over the seen tasks, into this task's entry (`after_task`) and into the run's earlier entries (`latest`). Its run id
+and the keys it wrote are state, so a resumed run keeps writing the same entries.
 """
 
 from __future__ import annotations
