@@ -119,6 +119,10 @@ def test_a_run_following_the_base_trains_its_first_point_to_the_end_and_takes_it
         assert (chosen["params"] == follow["point"]) if follow["followed"] else True
         if follow["followed"]:
             assert "the knowledge base's point" in plan["reasons"]["decision"]
+        # the row names its rule with the prior in it
+        assert plan["reasons"]["rule"] == ("the knowledge base's first point unless a candidate scores more than 1 "
+                                           "standard errors above it (follow), else the cheapest candidate within 1 "
+                                           "standard errors of the best score (parsimony)")
 
 
 def test_the_report_says_which_search_proposed_and_whether_the_search_followed_it():

@@ -698,7 +698,11 @@ class SearchGrower(Grower):
             "knee": "knee of the Pareto front",
             "capacity": f"costliest candidate within {self.z:g} standard errors{slack} of the best score (capacity)",
         }[self.rule]
-        return rule + (f" within {', '.join(budget)}" if budget else "")
+        text = rule + (f" within {', '.join(budget)}" if budget else "")
+        if self.follow:  # the rule acts only when a candidate is distinguishably better than the base's point
+            text = (f"the knowledge base's first point unless a candidate scores more than {self.z:g} standard errors"
+                    f"{slack} above it (follow), else the {text}")
+        return text
 
     def memory_bytes(self, learner: Any) -> int:
         """Bytes of the validation memory the search keeps of the tasks seen (see `selfgrow.growth.validation_memory`)."""
