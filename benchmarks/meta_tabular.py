@@ -32,8 +32,8 @@ try the 6 points predicted best over every past task within the distance (`conse
 *consensus, then warm* adds warm's points after them; *oracle warm* enqueues, as warm does, the chosen and best
 points of the k past tasks whose tables rank the held-out task's points most alike (a perfect choice of past
 tasks, at any distance); *rerun* consults, with `own: alone` (the grower's default until 2026-12-07; every kind
-here consults so unless it says otherwise), a base that also holds 3 earlier runs of the held-out stream itself, each a cold search of the task's second table (a stream run again with other seeds:
-its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
+here consults so unless it says otherwise), a base that also holds 3 earlier runs of the held-out stream itself,
+each a cold search of the task's second table (a stream run again with other seeds: its own past, not its scores): the task's own earlier runs are consulted alone, every one of their searches pooled
 into a model whose 2k best points are enqueued (`own`); the second table shares the stream's samples and the net
 trained on the earlier tasks with the first, so *rerun, whole run* does the same with earlier runs that each search
 the table of the stream run again with another run seed (other samples, the earlier tasks trained anew, other

@@ -165,7 +165,7 @@ def _follow_text(follow: dict | None) -> str:
     """The sentence on whether the search took the base's first point (`follow`; "" without)."""
     if not follow:
         return ""
-    point = html.escape(json.dumps(follow["point"], sort_keys=True))
+    point = html.escape(_points_text([follow["point"]]))
     if follow["followed"]:
         return (f" The search took the first proposed point, {point} (trial {follow['trial']}): no candidate scored "
                 "distinguishably above it (follow).")

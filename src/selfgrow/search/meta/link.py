@@ -108,7 +108,7 @@ class WarmStart:
                 and set(value) <= {"from", "prior", "similar", "propose", "own", "transfer", "guard", "by", "follow",
                                    *numbers}
                 and value.get("transfer", cls.transfer) in ("relative", "target")
-                and isinstance(value.get("prior", False), bool) and isinstance(value.get("follow", False), bool)
+                and all(isinstance(value.get(key, False), bool) for key in ("prior", "follow"))
                 and value.get("by", cls.by) in ("distance", "outcome")
                 and not ((value.get("by") == "outcome" or value.get("follow")) and similar == "scores")
                 and not (value.get("by") == "outcome" and propose == "pooled")
