@@ -22,16 +22,19 @@ from selfgrow.factories import apply_method, build_learner, build_stream, seed_e
 
 def probe_learner(bench_file: Path, method: str, output: Path, grower: Any,
                   net_options: dict[str, Any] | None = None,
-                  stream_options: dict[str, Any] | None = None, seed: int | None = None) -> tuple[Any, Any]:
+                  stream_options: dict[str, Any] | None = None, seed: int | None = None,
+                  trainer_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(learner, stream) of `method` in `bench_file` (seed of its base, or `seed`: the run's, which also draws the
-    stream's samples), with `grower` as the grower, `net_options` over its net's options and `stream_options` over
-    its stream's."""
+    stream's samples), with `grower` as the grower, `net_options` over its net's options, `stream_options` over
+    its stream's and `trainer_options` over its trainer's."""
     spec = yaml.safe_load(bench_file.read_text())
     plain = merge(spec["base"], spec["methods"][method])
     if net_options:
         plain["net"] = {**plain["net"], "options": {**plain["net"].get("options", {}), **net_options}}
     if stream_options:
         plain["stream"] = {**plain["stream"], **stream_options}
+    if trainer_options:
+        plain["trainer"] = {**plain["trainer"], **trainer_options}
     plain.update(name="probe", output=str(output))
     if seed is not None:
         plain["seed"] = seed

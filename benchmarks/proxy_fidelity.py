@@ -39,6 +39,13 @@ weights, new units as the growth operators make them, batch statistics in BatchN
 initialisation). Deviation: the paper scores untrained nets of a NAS cell space; here the candidates are growths of
 the learner's net, trained or not. Their regret columns take the score's highest pick for every rule (no standard error).
 
+How far full training itself tells the candidates apart is printed per task beside the table (`reliability`):
+the candidates' mean test accuracies, their spread against the spread of one candidate's seeds, and ICC(1,1), the
+share of one full training's variance that lies between candidates (the noise ceiling reads the same thing as one
+Kendall tau per pair of seeds). `--train-per-class N` and `--epochs E` probe a less reduced setting than the bench's
+(N training images per class instead of 1,000; E epochs of full training, and of the learner's own training between
+tasks, instead of 6), into a folder of its own: do candidates become distinguishable with more data and training?
+
 Every finished candidate is appended to `<output>/candidates.jsonl`, so a killed run resumes where it
 stopped, and a proxy added to `PROXIES` later is measured for the candidates already there (their
 ground truth kept); the summary is printed and written to `<output>/summary.json`.
@@ -239,7 +246,7 @@ class Probe(Grower):
                                                               epochs, True, schedule, LRS.get(name))
             for k in range(len(record["full"]), self.args.seeds):
                 record["full"].append(train_candidate(learner, task, ops, 1.0, base + 1000 * (k + 1),
-                                                      [FULL_EPOCHS], True, self.args.full_schedule)[-1])
+                                                      [self.args.epochs], True, self.args.full_schedule)[-1])
             record["seconds"] += time.perf_counter() - started
             self.done[key] = record
             with self.log.open("a") as f:
@@ -324,9 +331,11 @@ def extrapolation_weights(trained: list[float], target: float) -> list[float]:
     return [1 / len(x) + (xi - mean) * (math.log(target) - mean) / spread for xi in x]
 
 
-def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]],
+                         full_epochs: int = FULL_EPOCHS) -> dict[str, list[dict[str, Any]]]:
     """The `EXTRAPOLATED` proxies whose run was measured: the run's scores after each epoch count (in full-data
-    epochs: epochs x its data fraction) extrapolated to `FULL_EPOCHS` on a line in log epochs, and its test accuracy
+    epochs: epochs x its data fraction) extrapolated to the full training's `full_epochs` on a line in log epochs, and
+    its test accuracy
     the same way; the standard error treats the scores' validation errors as independent (they share the validation
     split, so it understates the error by up to a factor of about 2: what the parsimony and capacity picks read)."""
     out = {}
@@ -334,7 +343,7 @@ def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str,
         if source not in measured:
             continue
         entries = measured[source]
-        weights = extrapolation_weights([e["epochs"] * PROXIES[source][0] for e in entries], FULL_EPOCHS)
+        weights = extrapolation_weights([e["epochs"] * PROXIES[source][0] for e in entries], full_epochs)
         entry = {"epochs": entries[-1]["epochs"], "score": sum(w * e["score"] for w, e in zip(weights, entries)),
                  "se": math.sqrt(sum((w * e["se"]) ** 2 for w, e in zip(weights, entries)))}
         if all("test" in e for e in entries):
@@ -343,7 +352,7 @@ def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]]) -> dict[str,
     return out
 
 
-def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
+def summarise(records: list[dict[str, Any]], task: int, full_epochs: int = FULL_EPOCHS) -> list[list[Any]]:
     """Rows (task, proxy, tau, ceiling, regret of best pick, of parsimony's pick and of capacity's, spread)."""
     cands = [r for r in records if r["task"] == task]
     truth = [statistics.fmean(f["test"] for f in r["full"]) for r in cands]
@@ -353,7 +362,7 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
                                for a, b in pairs) if pairs else float("nan")
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
-    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"]),
+    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"], full_epochs),
                                **best_lr_proxies(r["proxies"])}} for r in cands]
     measured = [name for name in [*PROXIES, *MEANS, *EXTRAPOLATED, *BEST_LR]
                 if all(name in r["proxies"] for r in cands)]
@@ -379,6 +388,25 @@ def summarise(records: list[dict[str, Any]], task: int) -> list[list[Any]]:
     return rows
 
 
+def reliability(records: list[dict[str, Any]], task: int) -> list[Any]:
+    """How far full training itself tells the candidates of `task` apart: (task, candidates, seeds, lowest and
+    highest mean test accuracy, std of the candidates' means, mean std of a candidate's seeds, ICC(1,1)). ICC(1,1)
+    (Shrout and Fleiss 1979, one-way random effects) is the share of one full training's variance that lies between
+    candidates: (MSB - MSW) / (MSB + (k - 1) MSW) over k seeds each; 0 when the candidates differ no more than
+    seeds do, 1 when seeds agree exactly. Better estimated than the noise ceiling (one Kendall tau per seed pair)."""
+    cands = [r for r in records if r["task"] == task]
+    runs = [[f["test"] for f in r["full"]] for r in cands]
+    k = min(len(r) for r in runs)
+    means = [statistics.fmean(r[:k]) for r in runs]
+    if k < 2 or len(runs) < 2:
+        return [task, len(runs), k, min(means), max(means), float("nan"), float("nan"), float("nan")]
+    between = statistics.stdev(means)
+    within = statistics.fmean(statistics.variance(r[:k]) for r in runs)  # MSW
+    msb = k * between**2
+    icc = (msb - within) / (msb + (k - 1) * within) if msb + (k - 1) * within > 0 else float("nan")
+    return [task, len(runs), k, min(means), max(means), between, math.sqrt(within), icc]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grower", choices=sorted(SPACES), default="searched")
@@ -394,10 +422,17 @@ def main() -> None:
     parser.add_argument("--proxies", nargs="*", choices=list(PROXIES), default=list(PROXIES),
                         help="the proxies measured (default: all)")
     parser.add_argument("--part", type=part_of, default=(0, 1), help="K/N: probe every N-th point from the K-th")
+    parser.add_argument("--train-per-class", type=int, default=None,
+                        help="training images per class (default: the bench's 1,000), for a less reduced setting")
+    parser.add_argument("--epochs", type=int, default=FULL_EPOCHS,
+                        help="epochs of full training (the ground truth) and of the learner's own training between "
+                             f"tasks (default: the bench's {FULL_EPOCHS})")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    output = args.output / (args.grower + (f"-{args.full_schedule}" if args.full_schedule else ""))
+    setting = (f"-{args.train_per_class}pc" if args.train_per_class else "") + (
+        f"-{args.epochs}ep" if args.epochs != FULL_EPOCHS else "")
+    output = args.output / (args.grower + (f"-{args.full_schedule}" if args.full_schedule else "") + setting)
     output.mkdir(parents=True, exist_ok=True)
     log = output / ("candidates.jsonl" if args.part[1] == 1 else f"candidates-{args.part[0]}.jsonl")
     done = {}
@@ -407,18 +442,26 @@ def main() -> None:
             done[f"{record['task']}/{json.dumps(record['ops'], sort_keys=True)}"] = record
     grower, options = SPACES[args.grower]
     probe = Probe(build_grower(grower, **options, mode="split"), args, done, log)
-    learner, stream = probe_learner(BENCH, "fixed-small-pyramid", output, probe)
+    learner, stream = probe_learner(
+        BENCH, "fixed-small-pyramid", output, probe,
+        stream_options={"max_train_per_class": args.train_per_class} if args.train_per_class else None,
+        trainer_options={"epochs": args.epochs} if args.epochs != FULL_EPOCHS else None)
     for task in stream.tasks[: args.tasks - 1]:
         learner.learn(task)
         total = sum(float(p.detach().double().sum()) for p in learner.net.parameters())
         print(f"after task {task.index}: the learner's net sums to {total!r} (equal in every part)", flush=True)
     probe.plan(with_heads(learner, stream.tasks[args.tasks - 1]), stream.tasks[args.tasks - 1])
     records = list(done.values())
-    rows = [row for t in range(args.tasks) for row in summarise(records, t)]
+    rows = [row for t in range(args.tasks) for row in summarise(records, t, args.epochs)]
     headers = ["task", "proxy", "candidates", "Kendall tau", "noise ceiling", "regret (best)", "regret (parsimony)",
                "regret (capacity)", "seed spread"]
     print(format_table(rows, headers))
-    (output / "summary.json").write_text(json.dumps({"headers": headers, "rows": rows}, indent=1))
+    truth = [reliability(records, t) for t in range(args.tasks)]
+    truth_headers = ["task", "candidates", "seeds", "lowest truth", "highest truth", "std of candidate means",
+                     "seed std", "ICC(1,1)"]
+    print(format_table(truth, truth_headers))
+    (output / "summary.json").write_text(json.dumps({"headers": headers, "rows": rows, "truth_headers": truth_headers,
+                                                     "truth": truth}, indent=1))
 
 
 if __name__ == "__main__":
