@@ -335,9 +335,9 @@ def extrapolated_proxies(measured: dict[str, list[dict[str, Any]]],
                          full_epochs: int = FULL_EPOCHS) -> dict[str, list[dict[str, Any]]]:
     """The `EXTRAPOLATED` proxies whose run was measured: the run's scores after each epoch count (in full-data
     epochs: epochs x its data fraction) extrapolated to the full training's `full_epochs` on a line in log epochs, and
-    its test accuracy
-    the same way; the standard error treats the scores' validation errors as independent (they share the validation
-    split, so it understates the error by up to a factor of about 2: what the parsimony and capacity picks read)."""
+    its test accuracy the same way; the standard error treats the scores' validation errors as independent (they share
+    the validation split, so it understates the error by up to a factor of about 2: what the parsimony and capacity
+    picks read)."""
     out = {}
     for name, source in EXTRAPOLATED.items():
         if source not in measured:
@@ -362,8 +362,9 @@ def summarise(records: list[dict[str, Any]], task: int, full_epochs: int = FULL_
                                for a, b in pairs) if pairs else float("nan")
     spread = statistics.fmean(statistics.stdev(f["test"] for f in r["full"]) for r in cands) if seeds > 1 else float("nan")
     rows = []
-    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]), **extrapolated_proxies(r["proxies"], full_epochs),
-                               **best_lr_proxies(r["proxies"])}} for r in cands]
+    cands = [{**r, "proxies": {**r["proxies"], **mean_proxies(r["proxies"]),
+                               **extrapolated_proxies(r["proxies"], full_epochs), **best_lr_proxies(r["proxies"])}}
+             for r in cands]
     measured = [name for name in [*PROXIES, *MEANS, *EXTRAPOLATED, *BEST_LR]
                 if all(name in r["proxies"] for r in cands)]
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
