@@ -38,6 +38,10 @@ codes c of a batch of the task's training images (here 128, seeded), computed on
 weights, new units as the growth operators make them, batch statistics in BatchNorm as at the paper's
 initialisation). Deviation: the paper scores untrained nets of a NAS cell space; here the candidates are growths of
 the learner's net, trained or not. Their regret columns take the score's highest pick for every rule (no standard error).
+"NASWOT filter, then P" rows score a trained proxy P behind NASWOT as a first filter (a searched grower's
+`zero_cost: naswot`): only the candidates at or above the median NASWOT score of the probed points are trained and
+picked from, the others rank below them, tied (the grower's filter takes the median of the points scored before each
+one, in the order the sampler asks them; here of all of them at once).
 
 How far full training itself tells the candidates apart is printed per task beside the table (`reliability`):
 the candidates' mean test accuracies, their spread against the spread of one candidate's seeds, and ICC(1,1), the
@@ -64,7 +68,6 @@ them from the K-th, so N processes share a probe (each appends to its own `candi
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import itertools
 import json
@@ -81,10 +84,10 @@ from growth_probe import probe_learner, space_points, with_heads
 from selfgrow.growth import build_grower
 from selfgrow.growth.base import Grower, GrowthPlan
 from selfgrow.growth.candidates import CandidateTraining, candidate_seed, repeats_error
+from selfgrow.growth.zero_cost import naswot, naswot_batch
 from selfgrow.report.table import format_table
 from selfgrow.search import select
 from selfgrow.train import accuracy
-from selfgrow.train.batches import to_input
 
 ROOT = Path(__file__).resolve().parent
 BENCH = ROOT / "split_cifar10_growth.yaml"
@@ -132,37 +135,14 @@ MEANS = {
 # curves"; here one family, score linear in the log of the full-data epochs trained, fitted by least squares)
 EXTRAPOLATED = {"25% data, extrapolated": "25% data", "all data, extrapolated": "all data"}
 FULL_EPOCHS = 6
-NASWOT_BATCH = 128
 ZERO_COST = ("inference FLOPs", "NASWOT")  # the "no training" rows' scores, larger ranking higher
-
-
-def naswot(net: torch.nn.Module, x: torch.Tensor) -> float:
-    """NASWOT's score of `net` on batch `x`: log|K| with K[i, j] the number of ReLUs on which inputs i and j agree
-    (active or not), over every ReLU the forward pass applies (`torch.relu`, as the library's nets call it)."""
-    codes = []
-    relu = torch.relu
-
-    def recording(h: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        codes.append((h > 0).flatten(1).to(torch.float64))
-        return relu(h, *args, **kwargs)
-
-    copied = copy.deepcopy(net).train()
-    torch.relu = recording
-    try:
-        with torch.no_grad():
-            copied(x)
-    finally:
-        torch.relu = relu
-    c = torch.cat(codes, dim=1)
-    return float(torch.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1])
 
 
 def zero_cost(learner: Any, task: Any, ops: list) -> dict[str, float]:
     """The score without training that a record does not already hold (its inference FLOPs are its "flops"): the grown
     net's NASWOT score on a seeded batch of the task's training images."""
     grown = GrowthPlan(ops=ops).apply(learner.net)[0]
-    picked = torch.randperm(len(task.x_train), generator=torch.Generator().manual_seed(task.index))[:NASWOT_BATCH]
-    return {"NASWOT": naswot(grown, to_input(task.x_train[picked], task))}
+    return {"NASWOT": naswot(grown, naswot_batch(task))}
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -369,24 +349,40 @@ def summarise(records: list[dict[str, Any]], task: int, full_epochs: int = FULL_
                 if all(name in r["proxies"] for r in cands)]
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
     on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
+    measured = [{"inference FLOPs": r["flops"], **r.get("zero_cost", {})} for r in cands]
+    naswot = [m["NASWOT"] for m in measured] if all("NASWOT" in m for m in measured) else None
+    passed = [score >= statistics.median(naswot) for score in naswot] if naswot else None
     for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:
         entries = [r["full"][0] if i is None else r["proxies"][name][i] for r in cands]
         scores = [e[split] for e in entries]
         errors = [e["se"] for e in entries]  # the validation-size error: the parsimony pick's test twin is indicative
         label = name if i is None else f"{name}, {entries[0]['epochs']} epochs"
         label += " (test split)" if split == "test" else " (val score)" if i is None else ""
-        best_pick = max(range(len(cands)), key=lambda c: (scores[c], -cands[c]["flops"]))
-        points = [(s, r["flops"]) for s, r in zip(scores, cands)]
-        rule_picks = [select(points, rule, errors=errors) for rule in ("parsimony", "capacity")]
-        rows.append([task, label, len(cands), kendall_tau(scores, truth), ceiling, max(truth) - truth[best_pick],
-                     *(max(truth) - truth[pick] for pick in rule_picks), spread])
-    measured = [{"inference FLOPs": r["flops"], **r.get("zero_cost", {})} for r in cands]
+        rows.append([task, label, len(cands), *_fidelity(scores, errors, cands, truth, ceiling), spread])
+        if passed and i is not None and split == "score":
+            rows.append([task, f"NASWOT filter, then {label}", sum(passed),
+                         *_fidelity(scores, errors, cands, truth, ceiling, passed), spread])
     for name in (n for n in ZERO_COST if all(n in m for m in measured)):
         scores = [m[name] for m in measured]
         regret = max(truth) - truth[max(range(len(cands)), key=lambda c: scores[c])]
         rows.append([task, f"{name} (no training)", len(cands), kendall_tau(scores, truth), ceiling, regret, regret,
                      regret, spread])
     return rows
+
+
+def _fidelity(scores: list[float], errors: list[float], cands: list[dict[str, Any]], truth: list[float],
+              ceiling: float, passed: list[bool] | None = None) -> list[float]:
+    """Kendall tau of `scores` with the truth, the ceiling, and the regrets of the best pick, parsimony's and
+    capacity's. With `passed` (NASWOT's first filter: the candidates at or above the median NASWOT score), only the
+    passed candidates are trained and picked from; the others rank below them, tied (the search never scores them)."""
+    kept = [c for c in range(len(cands)) if passed is None or passed[c]]
+    below = min(scores) - 1.0  # one tied rank under every trained candidate
+    ranked = [scores[c] if passed is None or passed[c] else below for c in range(len(cands))]
+    best_pick = max(kept, key=lambda c: (scores[c], -cands[c]["flops"]))
+    points = [(scores[c], cands[c]["flops"]) for c in kept]
+    rule_picks = [kept[select(points, rule, errors=[errors[c] for c in kept])] for rule in ("parsimony", "capacity")]
+    return [kendall_tau(ranked, truth), ceiling, max(truth) - truth[best_pick],
+            *(max(truth) - truth[pick] for pick in rule_picks)]
 
 
 def reliability(records: list[dict[str, Any]], task: int) -> list[Any]:

@@ -11,7 +11,7 @@ from selfgrow.data import DatasetArrays, data_root, download, load
 from selfgrow.errors import SelfgrowError
 from selfgrow.experiment import run
 from selfgrow.grow_sequences import SequenceSearch, run_sequence, search_grow_sequences
-from selfgrow.growth import GROWERS, Grower, GrowthPlan, PredictionChoice, build_grower, register_grower
+from selfgrow.growth import GROWERS, Grower, GrowthPlan, PredictionChoice, build_grower, naswot, register_grower
 from selfgrow.methods import METHODS, resolve_method
 from selfgrow.nets import GrowableNet, build, preset, register_net
 from selfgrow.nets.ops import Growth
@@ -29,7 +29,7 @@ __all__ = [
     "Batch", "DatasetArrays", "GrowableNet", "Grower", "Growth", "GrowthPlan", "Learner", "PredictionChoice", "Results",
     "Retention", "RunConfig", "SelfgrowError", "SequenceSearch", "Stream", "Task", "TaskRecord", "Trainer",
     "build", "build_grower", "build_retention", "data", "data_root", "download", "load", "load_bench", "load_latest",
-    "load_plugins", "metrics", "nets", "option", "paired_difference", "preset", "register_grower", "register_net",
+    "load_plugins", "metrics", "naswot", "nets", "option", "paired_difference", "preset", "register_grower", "register_net",
     "register_retention", "resolve_device", "resolve_method", "run", "run_bench", "run_sequence", "save_checkpoint",
     "search_grow_sequences", "streams", "write_report",
 ]

@@ -22,6 +22,7 @@ from selfgrow.growth.random_growth import RandomGrower
 from selfgrow.growth.schedule import ScheduleGrower
 from selfgrow.growth.searched import SearchedGrower
 from selfgrow.growth.searching import SearchGrower
+from selfgrow.growth.zero_cost import naswot
 
 __all__ = [
     "GROWERS",
@@ -41,6 +42,7 @@ __all__ = [
     "SearchGrower",
     "SearchedGrower",
     "build_grower",
+    "naswot",
     "operator",
     "operators",
     "register_grower",

@@ -14,6 +14,12 @@ the study's batches of `halving_batch` trials), on a `data_fraction` of the task
 "cosine_steps" anneals every rung to 0 over its optimizer steps and restarts at the next (SGDR,
 Loshchilov & Hutter 2017), so each rung's score is taken in a minimum rather than wherever the
 last constant-lr step left the weights (the proxy-fidelity bench measured that noise; BENCHMARKS.md).
+`zero_cost: naswot` scores every point the sampler proposes by NASWOT on its grown, untrained net before any
+training (`selfgrow.growth.zero_cost`: one forward pass of 128 of the task's images, counted in `search_flops`) and
+screens it, untrained and uncounted against `n_trials`, when it scores below the median of the points scored before it
+in the search (the enqueued points are scored first and never screened); the plan's reasons hold what it did
+("zero_cost"). It needs the search in this process. Off by default: it ranks the candidates as full training does on
+Split-CIFAR-10 at full size, not in the bench's reduced setting (BENCHMARKS.md, "The proxy target at full size").
 
 Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
 and the new one, with its standard error), plasticity and stability are recorded per candidate;
@@ -122,6 +128,7 @@ from selfgrow.growth.candidates import CandidateTraining, RepeatedTraining, cand
 from selfgrow.growth.growth_points import RETENTION_PREFIX, largest_point, smallest_steps
 from selfgrow.growth.stream_budget import TaskBudget, plan_budget, search_samples
 from selfgrow.growth.validation_memory import memory_bytes
+from selfgrow.growth.zero_cost import ZERO_COST_SCORES, NaswotFilter, naswot_batch
 from selfgrow.nets.cost import training_flops_per_sample
 from selfgrow.search.meta.features import task_identity
 from selfgrow.search.meta.link import KnowledgeLink, WarmStart
@@ -199,6 +206,10 @@ class SearchOptions:
         None, note="a mapping from '<strategy>.<attribute>' that decides only predictions to a non-empty list of "
         "its values, chosen after each task's training")
     repeats: int = option(1, at_least=1, note="trainings per candidate, their mean is the score")
+    zero_cost: str | None = option(
+        None, choices=lambda: [*ZERO_COST_SCORES, None],
+        note="a score without training as the search's first filter: a sampled point scoring below the median of "
+        "those scored before it is screened untrained (naswot; null: off)")
     proxy_schedule: str | None = option(
         None, choices=lambda: [*SCHEDULES, None],
         note="the candidates' learning-rate schedule within each rung; null: the trainer's; "
@@ -359,7 +370,9 @@ class SearchGrower(Grower):
                    *self._fitting_points(space, consultation.consensus, learner, context),
                    *self._fitting_points(space, consultation.nearest, learner, context), *largest,
                    *self._fitting_points(space, self.initial_points, learner, context)]
-        screen = consultation.surrogate.hopeless if consultation.surrogate is not None else None
+        zero_cost = self._zero_cost_filter(learner, task, enqueue, context)
+        screen = _first_of([consultation.surrogate.hopeless if consultation.surrogate is not None else None,
+                            zero_cost])
         # under a stream budget no growth is the fallback when the search's cost leaves no candidate room: never pruned
         # the point `follow` would take is never pruned, as the capacity rule's largest: the rule compares finished ones
         protected = largest + followed + ([baseline] if budget is not None else [])
@@ -372,10 +385,13 @@ class SearchGrower(Grower):
                                prior=consultation.prior, later=later)
         records = outcome.records
         if consultation.surrogate is not None:
-            reasons["knowledge"]["surrogate"]["screened"] = sum(r["status"] == "screened" for r in records)
+            reasons["knowledge"]["surrogate"]["screened"] = (sum(r["status"] == "screened" for r in records)
+                                                             - (zero_cost.screened if zero_cost is not None else 0))
+        if zero_cost is not None:
+            reasons["zero_cost"] = zero_cost.describe()
         reasons["pareto_front"] = outcome.front()
         reference = reasons["current"]["flops" if self.objective == "flops" else "n_params"]
-        search_flops = outcome.spent_flops + probe_flops
+        search_flops = outcome.spent_flops + probe_flops + (zero_cost.flops if zero_cost is not None else 0.0)
         among = self._affordable(outcome.finished(), budget, search_flops, reasons, baseline)
         choice = outcome.choose(self.rule, self.tolerance, self.z, float(reference), familywise=self.familywise,
                                 among=among)
@@ -591,6 +607,31 @@ class SearchGrower(Grower):
         settings = {RETENTION_PREFIX + k: setting_value(v) for k, v in present.items()}
         return {**self.no_growth(growth, context), **settings}
 
+    def _zero_cost_filter(self, learner: Any, task: Any, enqueue: list[dict[str, Any]],
+                          context: Any) -> NaswotFilter | None:
+        """The search's first filter under `zero_cost` (None when off), the `enqueue`d points scored first; each
+        point's net grown from the candidate's own random stream, so its score does not depend on the search's
+        order."""
+        if self.zero_cost is None:
+            return None
+        if learner.search_backend is not None:
+            raise SelfgrowError(f"growth zero_cost: {self.zero_cost} screens the sampled points as they are asked, "
+                                "which needs the search in this process; accepted: no search workers, or zero_cost: "
+                                "null.")
+        from selfgrow.nets.cost import inference_flops
+
+        net = learner.net
+        head = task.index if learner.scenario == "task" else None
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+        def grown(params: dict[str, Any]) -> Any:
+            ops = self.ops_for(net, growth_params(params), context)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(candidate_seed(self.seed, task.index, _key(ops)))
+                return GrowthPlan(ops=ops).apply(net)[0]
+
+        return NaswotFilter(grown, naswot_batch(task), lambda grown_net: inference_flops(grown_net, head), enqueue)
+
     def _search(self, learner: Any, task: Any, space: dict[str, Any], enqueue: list[dict[str, Any]],
                 context: Any, screen: Any = None, protected: list[dict[str, Any]] | None = None,
                 prior: list[tuple[dict[str, Any], float]] | None = None, later: Later | None = None) -> SearchOutcome:
@@ -756,6 +797,17 @@ def _cost(net: Any, head: int | None, per_sample: bool = False) -> dict[str, Any
 def _key(ops: list[dict[str, Any]], settings: dict[str, float | str] | None = None) -> str:
     """A candidate's identity: its operator calls (and retention strengths, when searched) as canonical JSON."""
     return json.dumps({"ops": ops, "retention": settings} if settings else ops, sort_keys=True)
+
+
+def _first_of(screens: list[Any]) -> Any:
+    """One screen from several (None entries skipped): the first reason any of them gives, in order (None: none)."""
+    acting = [screen for screen in screens if screen is not None]
+    if not acting:
+        return None
+    if len(acting) == 1:
+        return acting[0]
+    return lambda params, records: next((reason for screen in acting
+                                         if (reason := screen(params, records)) is not None), None)
 
 
 def growth_params(params: dict[str, Any]) -> dict[str, Any]:

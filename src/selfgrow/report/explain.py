@@ -90,6 +90,10 @@ def why_chosen(growth: dict[str, Any]) -> str:
     if surrogate.get("proposed"):
         text += (f"; a surrogate over {surrogate['searches']} past searches proposed {len(surrogate['proposed'])} "
                  f"point(s) and screened {surrogate.get('screened', 0)}")
+    zero_cost = reasons.get("zero_cost")
+    if zero_cost:
+        text += (f"; {zero_cost['score'].upper()} without training scored {zero_cost['scored']} point(s) and screened "
+                 f"{zero_cost['screened']} below the median of those scored before them")
     return text
 
 

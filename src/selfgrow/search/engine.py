@@ -28,8 +28,8 @@ halving batch, so a small batch still lets the sampler evolve over several batch
 Screening: `screen(params, records so far)`, when given, says why a sampled point is not worth
 training (None: it is); such a point is told PRUNED untrained, recorded with status "screened",
 and does not count against `n_trials` (at most `UNTRAINED_FACTOR` x `n_trials` are screened, after
-which every point passes). Enqueued points are never screened. The knowledge base's surrogate
-(`selfgrow.search.meta.surrogate`) is the screen the searched growers use.
+which every point passes). Enqueued points are never screened. The searched growers screen with the knowledge
+base's surrogate (`selfgrow.search.meta.surrogate`) and with a score without training (`selfgrow.growth.zero_cost`).
 
 Optuna's per-trial log lines are turned down to warnings: the records hold every trial.
 
