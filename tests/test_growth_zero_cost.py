@@ -108,12 +108,14 @@ def test_a_searched_grower_screens_points_by_naswot_untrained_and_counts_the_for
         assert plan.search_flops == pytest.approx(trained + filtered["flops"], rel=1e-12)
         assert f"screened {len(screened)} below the median" in why_chosen(plan.explain())
         assert plan.candidates[plan.chosen]["status"] != "screened"
+        assert plan.reasons["objectives"][-1].startswith("first filter: NASWOT without training")
     assert screened_in_all > 0
 
 
 def test_the_filter_is_off_by_default_and_a_bad_score_or_search_workers_are_refused():
     _, records = learn("searched", QUICK, n_tasks=1)
     assert "zero_cost" not in records[0].plan.reasons
+    assert not any("NASWOT" in text for text in records[0].plan.reasons["objectives"])
     with pytest.raises(SelfgrowError, match="zero_cost='synflow' is invalid; accepted: null or one of naswot"):
         build_grower("searched", zero_cost="synflow")
     learner = learner_for("searched", {**QUICK, "zero_cost": "naswot"})

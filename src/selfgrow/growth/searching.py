@@ -156,6 +156,9 @@ OBJECTIVES_TEXT = [
     "stability: earlier tasks' accuracy after minus before the candidate's training, on the validation memory",
 ]
 
+ZERO_COST_TEXT = ("first filter: NASWOT without training, a sampled point scoring below the median of those scored "
+                  "before it screened untrained")
+
 
 @dataclass
 class SearchOptions:
@@ -329,7 +332,8 @@ class SearchGrower(Grower):
         reasons: dict[str, Any] = {
             "task": task.index,
             "rule": self._rule_text(),
-            "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"],
+            "objectives": OBJECTIVES_TEXT + [f"cost: {'inference FLOPs' if self.objective == 'flops' else 'parameters'}"]
+            + ([ZERO_COST_TEXT] if self.zero_cost else []),
             "current": _cost(net, head),
         }
         outgrown = self.outgrown_budget(learner, task, head)
