@@ -19,7 +19,8 @@ training (`selfgrow.growth.zero_cost`: one forward pass of 128 of the task's ima
 screens it, untrained and uncounted against `n_trials`, when it scores below the median of the points scored before it
 in the search (the enqueued points are scored first and never screened); the plan's reasons hold what it did
 ("zero_cost"). It needs the search in this process. Off by default: it ranks the candidates as full training does on
-Split-CIFAR-10 at full size, not in the bench's reduced setting (BENCHMARKS.md, "The proxy target at full size").
+Split-CIFAR-10 at full size, not in the bench's reduced setting (BENCHMARKS.md, "The proxy target at full size"),
+where it changed no choice ("NASWOT as the search's first filter").
 
 Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
 and the new one, with its standard error), plasticity and stability are recorded per candidate;
@@ -626,11 +627,10 @@ class SearchGrower(Grower):
 
         net = learner.net
         head = task.index if learner.scenario == "task" else None
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
         def grown(params: dict[str, Any]) -> Any:
             ops = self.ops_for(net, growth_params(params), context)
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=_rng_devices()):
                 torch.manual_seed(candidate_seed(self.seed, task.index, _key(ops)))
                 return GrowthPlan(ops=ops).apply(net)[0]
 
@@ -656,8 +656,7 @@ class SearchGrower(Grower):
         def keep(trial: Any, record: dict[str, Any], evaluation: Any) -> None:
             kept[record["trial"]] = evaluation if self.adopt_winner else evaluation.state_dict()
 
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=_rng_devices()):
             torch.manual_seed(self.seed * 1_000_003 + task.index)
             outcome = run_search(self.settings, f"{self.study_name}-{self.name}-task{task.index}", space,
                                  propose, evaluate, enqueue, keep if self.keep_winner or self.adopt_winner else None,
@@ -801,6 +800,11 @@ def _cost(net: Any, head: int | None, per_sample: bool = False) -> dict[str, Any
 def _key(ops: list[dict[str, Any]], settings: dict[str, float | str] | None = None) -> str:
     """A candidate's identity: its operator calls (and retention strengths, when searched) as canonical JSON."""
     return json.dumps({"ops": ops, "retention": settings} if settings else ops, sort_keys=True)
+
+
+def _rng_devices() -> list[int]:
+    """The CUDA devices whose random streams a forked block must restore (none without CUDA)."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def _first_of(screens: list[Any]) -> Any:
