@@ -20,7 +20,8 @@ screens it, untrained and uncounted against `n_trials`, when it scores below the
 in the search (the enqueued points are scored first and never screened); the plan's reasons hold what it did
 ("zero_cost"). It needs the search in this process. Off by default: it ranks the candidates as full training does on
 Split-CIFAR-10 at full size, not in the bench's reduced setting (BENCHMARKS.md, "The proxy target at full size"),
-where it changed no choice ("NASWOT as the search's first filter").
+where it changed no choice under a stream budget and did not help without one ("NASWOT as the search's first
+filter").
 
 Objectives (`selfgrow.search.objectives`): the score (mean validation accuracy over the seen tasks
 and the new one, with its standard error), plasticity and stability are recorded per candidate;
