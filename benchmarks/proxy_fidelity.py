@@ -350,8 +350,8 @@ def summarise(records: list[dict[str, Any]], task: int, full_epochs: int = FULL_
     proxies = [(name, i) for name in measured for i in range(len(cands[0]["proxies"][name]))]
     on_test = [(name, i, "test") for name, i in proxies if "test" in cands[0]["proxies"][name][i]]
     measured = [{"inference FLOPs": r["flops"], **r.get("zero_cost", {})} for r in cands]
-    naswot = [m["NASWOT"] for m in measured] if all("NASWOT" in m for m in measured) else None
-    passed = [score >= statistics.median(naswot) for score in naswot] if naswot else None
+    naswot_scores = [m["NASWOT"] for m in measured] if all("NASWOT" in m for m in measured) else None
+    passed = [score >= statistics.median(naswot_scores) for score in naswot_scores] if naswot_scores else None
     for name, i, split in [(name, i, "score") for name, i in proxies] + [("full, one seed", None, "score")] + on_test:
         entries = [r["full"][0] if i is None else r["proxies"][name][i] for r in cands]
         scores = [e[split] for e in entries]

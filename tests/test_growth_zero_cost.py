@@ -99,7 +99,7 @@ def test_a_searched_grower_screens_points_by_naswot_untrained_and_counts_the_for
         assert all(c["reason"].startswith("NASWOT ") and c["spent_flops"] == 0.0 for c in screened)
         for c in screened:
             score, median = (float(word) for word in c["reason"].split()[1:6:4])
-            assert score < median and c["params"] != largest
+            assert score <= median and c["params"] != largest  # below it, as the reason prints both (2 decimals)
         assert sum(c["status"] != "screened" and c.get("counted", True) for c in plan.candidates) == 4
         filtered = plan.reasons["zero_cost"]
         assert filtered["screened"] == len(screened) and filtered["batch"] == 24  # every training sample of the fixture task

@@ -13,6 +13,7 @@ screened, untrained, when its score is below the median of the points scored bef
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 from typing import Any, Callable
@@ -45,8 +46,6 @@ def naswot(net: torch.nn.Module, x: torch.Tensor) -> float:
     """NASWOT's score of `net` on batch `x`: log|K| with K[i, j] the number of ReLU units on which inputs i and j
     agree, over every ReLU of the forward pass (in training mode, as the net trains; -inf when two inputs share a
     code); `net` is left untouched (a copy runs)."""
-    import copy
-
     copied = copy.deepcopy(net).train()
     recorder = _ReluCodes()
     with torch.no_grad(), recorder:
